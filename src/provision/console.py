@@ -1,0 +1,124 @@
+"""The two output streams: emit() writes machine output to stdout once; Reporter writes everything else to stderr."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from provision.plan import Plan
+
+REDACTED = "***"
+
+
+def emit(text: str) -> None:
+    """Write the command's machine output (YAML or JSON) to stdout. Only cli.py calls this."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def to_yaml(doc: Any) -> str:
+    """Render a values document as YAML; multi-line strings (JSON keys) become literal blocks."""
+    from ruamel.yaml import YAML  # lazy: keeps `provision --help` fast
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
+    def literal(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: literal(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [literal(v) for v in node]
+        if isinstance(node, str) and "\n" in node:
+            return LiteralScalarString(node)
+        return node
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.width = 4096  # never fold long tokens or prefixes
+    out = io.StringIO()
+    yaml.dump(literal(doc), out)
+    return out.getvalue()
+
+
+def to_json(doc: Any) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
+class Reporter:
+    """Progress, plans, summaries and warnings, on stderr only, with every known secret redacted.
+
+    `quiet` hides progress (warnings, errors and summaries stay); `verbose` adds debug lines.
+    """
+
+    def __init__(self, *, stream: TextIO | None = None, quiet: bool = False, verbose: bool = False) -> None:
+        self._stream = stream
+        self.quiet = quiet
+        self.verbose = verbose
+        self._secrets: set[str] = set()
+
+    def add_secret(self, secret: str | None) -> None:
+        """Register a value that must never be printed (tokens, passwords)."""
+        if secret:
+            self._secrets.add(secret)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def _write(self, text: str) -> None:
+        # sys.stderr is looked up on each call so test runners that swap it capture our output.
+        stream = self._stream or sys.stderr
+        stream.write(self.redact(text) + "\n")
+        stream.flush()
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self._write(text)
+
+    def debug(self, text: str) -> None:
+        if self.verbose:
+            self._write(f"debug: {text}")
+
+    def warn(self, text: str) -> None:
+        self._write(f"warning: {text}")
+
+    def error(self, text: str) -> None:
+        self._write(f"error: {text}")
+
+    def always(self, text: str) -> None:
+        """Output that -q does not hide (summaries, values to copy)."""
+        self._write(text)
+
+    @contextmanager
+    def step(self, title: str, *, index: int | None = None, total: int | None = None) -> Iterator[None]:
+        """Report a step's start and its outcome with the elapsed time."""
+        label = f"{index}/{total}: {title}" if index is not None and total is not None else title
+        self.info(f"{label} ...")
+        start = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.info(f"{label}: failed after {time.monotonic() - start:.2f} s")
+            raise
+        self.info(f"{label}: done ({time.monotonic() - start:.2f} s)")
+
+    def plan(self, plan: Plan, *, title: str = "plan") -> None:
+        if plan.empty:
+            self.always(f"{title}: nothing to do, everything is already in place")
+        else:
+            self.always(f"{title}: {len(plan.changes)} change(s)")
+            for change in plan.changes:
+                self.always(f"  + {change.describe()}")
+        for item in plan.present:
+            self.info(f"  = {item}")
+        for note in plan.notes:
+            self.always(f"  note: {note}")
+
+    def block(self, heading: str, lines: Iterable[str]) -> None:
+        self.always(heading)
+        for line in lines:
+            self.always(f"  {line}" if line else "")

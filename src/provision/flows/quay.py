@@ -1,0 +1,301 @@
+"""provision quay: validate → read the organization, robot and teams → plan → apply → HubRegistry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from urllib3.util.retry import Retry
+
+from provision import names
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError
+from provision.hubconfig import HubRegistry
+from provision.plan import Change, Plan
+from provision.quay import TOKEN_HINT, Organization, QuayClient, QuayError, Robot, TeamMember
+
+TeamChoice = Literal["owners", "creator"]
+# owners is Quay's built-in admin team; creator may create and push new repositories and nothing else.
+TEAM_ROLES: dict[str, str] = {"owners": "admin", "creator": "creator"}
+MEMBERS_TEAM = "owners"  # engineers administer the organization
+RESUME_HINT = "re-run the same command: steps already done are detected and skipped"
+
+
+@dataclass(frozen=True)
+class QuayRequest:
+    org: str
+    api_url: str = "https://quay.io"
+    robot: str = "image_builder"
+    cluster: str | None = None
+    hub: str | None = None
+    members: tuple[str, ...] = ()
+    team: TeamChoice = "owners"
+    email: str | None = None
+    shared_org: bool = False
+    rotate: bool = False
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def robot_full(self) -> str:
+        return f"{self.org}+{self.robot}"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.api_url).netloc
+
+    @property
+    def image_prefix(self) -> str:
+        repo = "-".join(part for part in (self.cluster, self.hub) if part)
+        return f"{self.host}/{self.org}/{repo}-" if repo else f"{self.host}/{self.org}/"
+
+
+@dataclass(frozen=True)
+class QuayState:
+    """What the read-only calls found. `org is None` means the organization does not exist."""
+
+    username: str
+    org: Organization | None
+    robot: Robot | None
+    members: dict[str, list[TeamMember] | None]  # team -> members incl. pending; None: team missing
+
+
+@dataclass(frozen=True)
+class QuayResult:
+    plan: Plan
+    applied: tuple[str, ...]
+    member_report: tuple[str, ...]
+    registry: HubRegistry  # password is empty on a dry run
+
+
+def validate(req: QuayRequest) -> None:
+    """Check every name and combination before any request. Raises UsageError."""
+    url = urlsplit(req.api_url)
+    if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
+        raise UsageError(f"invalid --api-url {req.api_url!r}: expected https://HOST[:PORT] of a Quay server")
+    names.quay_name("organization name", req.org)
+    names.quay_robot(req.org, req.robot)
+    for member in req.members:
+        names.quay_name("member user name", member)
+    if req.cluster is not None and req.hub is None:
+        raise UsageError("--cluster needs --hub: the image prefix is <org>/<cluster>-<hub>-")
+    if req.cluster is not None:
+        names.hub_name("cluster name", req.cluster)
+    if req.hub is not None:
+        names.hub_name("hub name", req.hub)
+    if req.team not in TEAM_ROLES:
+        raise UsageError(f"invalid --team {req.team!r}: choose owners or creator")
+    if req.shared_org and req.members:
+        raise UsageError("--member cannot be used with --shared-org, which only looks up the existing organization")
+    if req.shared_org and req.rotate:
+        raise UsageError(
+            "--rotate cannot be used with --shared-org: a new token breaks every hub that shares the robot; "
+            "run without --shared-org to rotate it deliberately, then update all those hubs"
+        )
+
+
+def registry_for(req: QuayRequest, token: str) -> HubRegistry:
+    """The hub's registry: quay pushes private repositories, so pods need a pull secret."""
+    server = f"{urlsplit(req.api_url).scheme}://{req.host}"
+    return HubRegistry(
+        kind="quay",
+        server=server,
+        username=req.robot_full,
+        password=token,
+        image_prefix=req.image_prefix,
+        pull_secret_registry=req.host,
+    )
+
+
+def read_state(client: QuayClient, req: QuayRequest, reporter: Reporter) -> QuayState:
+    """Read-only calls: the token's user, the organization, the robot, the teams' members."""
+    with reporter.step("check the token (GET /api/v1/user/)"):
+        user = client.get_user()
+    reporter.info(f"authenticated as {user.username}")
+    org = client.get_org(req.org)
+    if org is None:
+        if req.shared_org:
+            raise QuayError(
+                f"organization {req.org!r} does not exist on {req.host}",
+                hint="--shared-org only reuses an existing organization and robot; run without it to create them",
+            )
+        return QuayState(user.username, None, None, {})
+    if not org.is_admin:
+        raise QuayError(
+            f"{user.username} is not an administrator of the organization {req.org!r}",
+            hint="ask an owner of the organization to add you to its owners team, or choose another --org",
+        )
+    try:
+        robot = client.get_robot(req.org, req.robot)
+    except QuayError as exc:
+        if exc.status == 403:
+            # The org exists and we administer it, so a 403 can only mean a missing scope.
+            raise QuayError(
+                "the token lacks the org:admin scope (Quay answered 403 for a robot of an organization you administer)",
+                status=403,
+                hint=TOKEN_HINT,
+            ) from exc
+        raise
+    if req.shared_org:
+        if robot is None:
+            raise QuayError(
+                f"robot {req.robot_full} does not exist",
+                hint="--shared-org only reuses an existing robot; run without --shared-org to create it",
+            )
+        return QuayState(user.username, org, robot, {})
+    teams = [req.team] + ([MEMBERS_TEAM] if req.members and req.team != MEMBERS_TEAM else [])
+    members = {team: client.list_team_members(req.org, team) if team in org.teams else None for team in teams}
+    return QuayState(user.username, org, robot, members)
+
+
+def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
+    """What must change to reach the requested state; `state is None` when it could not be read (no token)."""
+    if req.shared_org:
+        present = (f"organization {req.org}", f"robot {req.robot_full}") if state else ()
+        notes = () if state else ("without a token nothing is read; a real run only looks up the org and robot",)
+        return Plan(changes=(), present=present, notes=notes)
+
+    changes: list[Change] = []
+    present: list[str] = []
+    notes: list[str] = []
+    org_missing = state is None or state.org is None
+    if state is None:
+        notes.append("no Quay token: nothing was read, so this plan assumes nothing exists yet")
+    if org_missing:
+        changes.append(Change("create_org", "create", f"organization {req.org}", f"on {req.host}"))
+    else:
+        present.append(f"organization {req.org}")
+
+    robot = None if state is None else state.robot
+    if robot is None:
+        changes.append(Change("create_robot", "create", f"robot {req.robot_full}", "no repository permissions"))
+    else:
+        present.append(f"robot {req.robot_full}")
+        if req.rotate:
+            changes.append(
+                Change("rotate", "regenerate", f"token of robot {req.robot_full}", "the old token stops working")
+            )
+
+    teams = dict.fromkeys([req.team] + ([MEMBERS_TEAM] if req.members else []))
+    for team in teams:
+        role = TEAM_ROLES[team]
+        existing_role = None if org_missing or state is None or state.org is None else state.org.teams.get(team)
+        # A new organization comes with its owners team (Quay creates it with the organization).
+        if existing_role is None and not (org_missing and team == "owners"):
+            changes.append(Change("put_team", "create", f"team {team}", f"role {role}", args=(team,)))
+        elif existing_role is not None and existing_role != role:
+            changes.append(
+                Change("put_team", "set role of", f"team {team}", f"{existing_role} -> {role}", args=(team,))
+            )
+        elif existing_role is not None:
+            present.append(f"team {team} (role {role})")
+
+    if _listed(state, req.team, req.robot_full) is None:
+        changes.append(
+            Change("add_member", "add", f"robot {req.robot_full} to team {req.team}", args=(req.team, req.robot_full))
+        )
+    else:
+        present.append(f"robot {req.robot_full} in team {req.team}")
+
+    for member in req.members:
+        entry = _listed(state, MEMBERS_TEAM, member)
+        if entry is None:
+            changes.append(
+                Change("add_member", "add or invite", f"{member} to team {MEMBERS_TEAM}", args=(MEMBERS_TEAM, member))
+            )
+        else:
+            # For a pending invitation another PUT would send a second invitation e-mail.
+            present.append(_member_status(entry, MEMBERS_TEAM))
+    return Plan(changes=tuple(changes), present=tuple(present), notes=tuple(notes))
+
+
+def _listed(state: QuayState | None, team: str, name: str) -> TeamMember | None:
+    found = None if state is None else state.members.get(team)
+    return next((m for m in found or () if m.name == name), None)
+
+
+def _member_status(member: TeamMember, team: str) -> str:
+    if member.invited:
+        return f"{member.name}: already invited to team {team} (pending; not invited again)"
+    return f"{member.name}: already a member of team {team}"
+
+
+def run(
+    req: QuayRequest,
+    *,
+    reporter: Reporter,
+    dry_run: bool = False,
+    retry: Retry | None = None,
+    timeout: tuple[float, float] | None = None,
+) -> QuayResult:
+    """Provision (or, with dry_run, only plan) the organization, robot and teams of one hub.
+
+    Raises UsageError for bad input and QuayError (with what was done and how to resume) for API failures.
+    """
+    validate(req)
+    if req.token is None:
+        if not dry_run:
+            raise UsageError("no Quay token: set QUAY_TOKEN or pass --token-file (scopes org:admin and user:admin)")
+        plan = plan_changes(req, None)
+        reporter.plan(plan, title="dry run")
+        return QuayResult(plan, (), (), registry_for(req, ""))
+
+    reporter.add_secret(req.token)
+    client = QuayClient(req.api_url, req.token, retry=retry, **({"timeout": timeout} if timeout else {}))
+    try:
+        state = read_state(client, req, reporter)
+        if state.robot is not None:
+            reporter.add_secret(state.robot.token)
+        plan = plan_changes(req, state)
+        reporter.plan(plan, title="dry run" if dry_run else "plan")
+        if dry_run:
+            return QuayResult(plan, (), (), registry_for(req, ""))
+        return _apply(client, req, plan, state, reporter)
+    finally:
+        client.close()
+
+
+def _apply(client: QuayClient, req: QuayRequest, plan: Plan, state: QuayState, reporter: Reporter) -> QuayResult:
+    robot = state.robot
+    done: list[str] = []
+    joined: dict[str, str] = {}
+    try:
+        for index, change in enumerate(plan.changes, start=1):
+            with reporter.step(change.describe(), index=index, total=len(plan.changes)):
+                if change.kind == "create_org":
+                    client.create_org(req.org, email=req.email)
+                elif change.kind == "create_robot":
+                    robot = client.create_robot(req.org, req.robot, description=_robot_description(req))
+                    reporter.add_secret(robot.token)
+                elif change.kind == "rotate":
+                    assert robot is not None
+                    robot = client.regenerate_robot_token(req.org, req.robot, old_token=robot.token)
+                    reporter.add_secret(robot.token)
+                elif change.kind == "put_team":
+                    (team,) = change.args
+                    client.put_team(req.org, team, role=TEAM_ROLES[team], description="managed by provision")
+                elif change.kind == "add_member":
+                    team, name = change.args
+                    member = client.add_team_member(req.org, team, name)
+                    joined[name] = f"{name}: {'invited to' if member.invited else 'added to'} team {team}"
+                else:  # pragma: no cover - plan and apply are written together
+                    raise AssertionError(change.kind)
+            done.append(change.describe())
+    except ProvisionError as exc:
+        raise exc.with_context(done=done, hint=RESUME_HINT) from None
+    report = []
+    for name in req.members:
+        found = _listed(state, MEMBERS_TEAM, name)
+        report.append(joined.get(name) or (_member_status(found, MEMBERS_TEAM) if found else f"{name}: unchanged"))
+    if robot is None or not robot.token:
+        raise QuayError(
+            f"Quay did not return the token of robot {req.robot_full}",
+            done=done,
+            hint="only organization administrators can read robot tokens; check that you administer the organization",
+        )
+    return QuayResult(plan, tuple(done), tuple(report), registry_for(req, robot.token))
+
+
+def _robot_description(req: QuayRequest) -> str:
+    target = f"{req.cluster}-{req.hub}" if req.cluster and req.hub else (req.hub or req.org)
+    return f"BinderHub image pushes for {target} (created by provision)"

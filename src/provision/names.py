@@ -1,0 +1,40 @@
+"""Pure validators for names, applied before the first network call; each raises UsageError."""
+
+from __future__ import annotations
+
+import re
+
+from provision.errors import UsageError
+
+# Quay's own rule for namespaces, robot short names, team names and user names (util/validation.py).
+QUAY_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+QUAY_NAME_RULE = "2-255 lower-case letters and digits, with '.', '_' or '-' only between them"
+# Cluster and hub names end up in image names and Helm release names: a DNS label.
+HUB_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+HUB_NAME_RULE = "1-63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+
+
+def _check(kind: str, value: str, pattern: re.Pattern[str], rule: str, *, min_len: int, max_len: int) -> str:
+    # fullmatch: re.match(...$) would accept a trailing newline.
+    if not (min_len <= len(value) <= max_len) or pattern.fullmatch(value) is None:
+        raise UsageError(f"invalid {kind} {value!r}: must be {rule}")
+    return value
+
+
+def quay_name(kind: str, value: str) -> str:
+    """Validate a Quay organization, robot, team or user name; returns it unchanged."""
+    return _check(kind, value, QUAY_NAME, QUAY_NAME_RULE, min_len=2, max_len=255)
+
+
+def quay_robot(org: str, short: str) -> str:
+    """Validate a robot short name and the full `org+short` length; returns the full name."""
+    quay_name("robot name", short)
+    full = f"{org}+{short}"
+    if len(full) > 255:
+        raise UsageError(f"robot name {full!r} is {len(full)} characters long; Quay stores at most 255")
+    return full
+
+
+def hub_name(kind: str, value: str) -> str:
+    """Validate a cluster or hub name (a DNS label); returns it unchanged."""
+    return _check(kind, value, HUB_NAME, HUB_NAME_RULE, min_len=1, max_len=63)

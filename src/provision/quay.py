@@ -1,0 +1,402 @@
+"""Quay API v1 client: organizations, robots, teams and team members (facts: ../shared/facts/quay-api.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+from provision import __version__
+from provision.errors import ProvisionError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# 429 comes from nginx before the app; 5xx may or may not have reached it.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT = (5.0, 30.0)
+TOKEN_HINT = "create an OAuth token with the scopes org:admin and user:admin and pass it in QUAY_TOKEN or --token-file"
+
+
+def default_retry() -> Retry:
+    """The retry policy: 5 retries, exponential backoff (0.5 s doubling, capped at 30 s) with jitter."""
+    return Retry(
+        total=5,
+        backoff_factor=0.5,
+        backoff_jitter=0.5,
+        backoff_max=30.0,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+class QuayError(ProvisionError):
+    """A Quay API call failed; carries the HTTP status, Quay's error_type, and the method and path."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.error_type = error_type
+        self.method = method
+        self.path = path
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    organizations: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> User:
+        orgs = tuple(o["name"] for o in data.get("organizations") or () if isinstance(o, dict) and "name" in o)
+        return cls(username=data["username"], organizations=orgs)
+
+
+@dataclass(frozen=True)
+class Organization:
+    name: str
+    is_admin: bool
+    teams: dict[str, str] = field(default_factory=dict)  # team name -> role; empty unless the caller is a member
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Organization:
+        teams = {name: str(team.get("role", "")) for name, team in (data.get("teams") or {}).items()}
+        return cls(name=data["name"], is_admin=bool(data.get("is_admin")), teams=teams)
+
+
+@dataclass(frozen=True)
+class Robot:
+    name: str  # full name, org+short
+    token: str = field(repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Robot:
+        return cls(name=data["name"], token=data.get("token") or "")
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    name: str  # user name, org+robot, or an e-mail address for e-mail invites
+    is_robot: bool
+    invited: bool  # a pending invitation, not yet a member
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TeamMember:
+        return cls(
+            name=data.get("name") or data.get("email") or "",
+            is_robot=bool(data.get("is_robot")),
+            invited=bool(data.get("invited")),
+        )
+
+
+def error_message(response: requests.Response) -> tuple[str, str | None]:
+    """Quay's error text and error_type from any of its body shapes (problem+json, message, error, v2, HTML)."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = re.sub(r"<[^>]+>", " ", response.text or "")
+        text = " ".join(text.split())[:120]
+        reason = response.reason or f"HTTP {response.status_code}"
+        return (f"{reason} (non-JSON answer: {text!r})" if text else reason), None
+    if isinstance(body, str):
+        return body, None
+    if isinstance(body, dict):
+        for key in ("message", "error_message", "detail", "error"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key], body.get("error_type")
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict) and errors[0].get("message"):
+            return str(errors[0]["message"]), None
+    return response.reason or f"HTTP {response.status_code}", None
+
+
+class QuayClient:
+    """One authenticated session to a Quay server's /api/v1.
+
+    Retry policy (a urllib3 Retry, default `default_retry()`): connection errors, timeouts, 429 and 5xx are
+    retried with capped exponential backoff and jitter, honouring Retry-After. Reads and the idempotent team PUT
+    are simply re-sent. Writes whose repetition is not harmless (creating an organization or a robot, adding a
+    member: a second PUT re-sends an invitation, regenerating a token) are re-sent only after reading the state
+    again shows that the first attempt did not land.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: Retry | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._base = f"{self.api_url}/api/v1"
+        self._timeout = timeout
+        self._retry = retry if retry is not None else default_retry()
+        self._session = requests.Session()
+        self._session.headers.update(
+            {
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"provision/{__version__}",
+                "Accept": "application/json",
+            }
+        )
+        self.request_count = 0
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- transport -------------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        recover: Callable[[], T | None] | None = None,
+    ) -> requests.Response | T:
+        """Send one call with the retry policy; `recover` re-reads the state before a write is re-sent.
+
+        Returns the response, or what `recover` found when an earlier attempt turned out to have landed.
+        """
+        url = self._base + path
+        retry = self._retry
+        while True:
+            response: requests.Response | None = None
+            error: Exception | None = None
+            self.request_count += 1
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=None if body is None else json.dumps(body),
+                    headers={"Content-Type": "application/json"} if body is not None else None,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                error = exc
+            else:
+                log.debug("%s %s -> %s", method, path, response.status_code)
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+            raw = response.raw if response is not None else None
+            try:
+                retry = retry.increment(method, url, response=raw, error=error)
+            except MaxRetryError:
+                if response is not None:
+                    return response  # _check turns the last answer into a QuayError
+                raise QuayError(
+                    f"cannot reach Quay at {self.api_url} ({type(error).__name__}) after "
+                    f"{len(retry.history) + 1} attempts",
+                    method=method,
+                    path=path,
+                ) from error
+            log.debug("%s %s failed (%s); retrying", method, path, error or response.status_code)
+            retry.sleep(raw)
+            if recover is not None:
+                found = recover()
+                if found is not None:
+                    log.debug("%s %s had landed; not re-sent", method, path)
+                    return found
+
+    def _check(self, response: requests.Response, method: str, path: str) -> Any:
+        """Return the decoded body of a 2xx answer; raise QuayError for anything else."""
+        if 200 <= response.status_code < 300:
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                return response.text
+        message, error_type = error_message(response)
+        hint = None
+        if response.status_code == 403 and "CSRF" in message:
+            # Quay falls back to anonymous auth when it cannot validate a token: writes then fail the CSRF check.
+            message, hint = "Quay did not accept the token (invalid or expired)", TOKEN_HINT
+        raise QuayError(
+            f"Quay {method} {path} failed with HTTP {response.status_code}: {message}",
+            status=response.status_code,
+            error_type=error_type,
+            method=method,
+            path=path,
+            hint=hint,
+        )
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._request(method, path, **kwargs)
+        assert isinstance(response, requests.Response)
+        return self._check(response, method, path)
+
+    # --- reads -----------------------------------------------------------------------------------------------
+
+    def get_user(self) -> User:
+        """The token's user. Raises QuayError when the token is invalid, expired or has no user scope."""
+        try:
+            return User.from_dict(self._call("GET", "/user/"))
+        except QuayError as exc:
+            if exc.status == 401:
+                raise QuayError(
+                    "Quay did not accept the token: it is invalid, expired, or lacks the user:admin scope",
+                    status=401,
+                    error_type=exc.error_type,
+                    method="GET",
+                    path="/user/",
+                    hint=TOKEN_HINT,
+                ) from exc
+            raise
+
+    def get_org(self, org: str) -> Organization | None:
+        """The organization, or None when no organization has that name (it may still be a user's)."""
+        path = f"/organization/{_seg(org)}"
+        response = self._request("GET", path)
+        assert isinstance(response, requests.Response)
+        if response.status_code == 404:
+            return None
+        return Organization.from_dict(self._check(response, "GET", path))
+
+    def get_robot(self, org: str, short: str) -> Robot | None:
+        """The robot with its token, or None when it does not exist (Quay answers 400, not 404)."""
+        path = f"/organization/{_seg(org)}/robots/{_seg(short)}"
+        response = self._request("GET", path)
+        assert isinstance(response, requests.Response)
+        if response.status_code in (400, 404) and "could not find robot" in error_message(response)[0].lower():
+            return None
+        return Robot.from_dict(self._check(response, "GET", path))
+
+    def list_team_members(self, org: str, team: str) -> list[TeamMember] | None:
+        """Members of a team including pending invitations, or None when the team does not exist."""
+        path = f"/organization/{_seg(org)}/team/{_seg(team)}/members"
+        response = self._request("GET", path, params={"includePending": "true"})
+        assert isinstance(response, requests.Response)
+        if response.status_code == 404:
+            return None
+        data = self._check(response, "GET", path)
+        return [TeamMember.from_dict(m) for m in data.get("members", []) if isinstance(m, dict)]
+
+    # --- writes ----------------------------------------------------------------------------------------------
+
+    def create_org(self, org: str, *, email: str | None) -> None:
+        """Create an organization. Raises QuayError with a way out for each refusal quay.io is known for."""
+        path = "/organization/"  # the trailing slash is required: without it Quay answers 308
+        body: dict[str, str] = {"name": org}
+        if email:
+            body["email"] = email
+        result = self._request("POST", path, body=body, recover=lambda: self.get_org(org))
+        if not isinstance(result, requests.Response):
+            return
+        try:
+            self._check(result, "POST", path)
+        except QuayError as exc:
+            raise _org_refusal(exc, org) from exc
+
+    def create_robot(self, org: str, short: str, *, description: str) -> Robot:
+        """Create a robot account (no repository permissions) and return it with its token."""
+        path = f"/organization/{_seg(org)}/robots/{_seg(short)}"
+        result = self._request(
+            "PUT", path, body={"description": description}, recover=lambda: self.get_robot(org, short)
+        )
+        if isinstance(result, Robot):
+            return result
+        assert isinstance(result, requests.Response)
+        try:
+            return Robot.from_dict(self._check(result, "PUT", path))
+        except QuayError as exc:
+            if "existing robot" in str(exc).lower():
+                # Created meanwhile (another run): reuse it, never regenerate implicitly.
+                robot = self.get_robot(org, short)
+                if robot is not None:
+                    return robot
+            if "disabled" in str(exc).lower():
+                exc.hint = "this Quay server does not allow robot accounts; ask its administrators to allow them"
+            raise
+
+    def regenerate_robot_token(self, org: str, short: str, *, old_token: str) -> Robot:
+        """Give the robot a new token; the old one stops working."""
+        path = f"/organization/{_seg(org)}/robots/{_seg(short)}/regenerate"
+
+        def rotated() -> Robot | None:
+            robot = self.get_robot(org, short)
+            return robot if robot is not None and robot.token != old_token else None
+
+        result = self._request("POST", path, recover=rotated)
+        if isinstance(result, Robot):
+            return result
+        assert isinstance(result, requests.Response)
+        return Robot.from_dict(self._check(result, "POST", path))
+
+    def put_team(self, org: str, team: str, *, role: str, description: str = "") -> None:
+        """Create the team, or set its role (an idempotent PUT)."""
+        path = f"/organization/{_seg(org)}/team/{_seg(team)}"
+        self._call("PUT", path, body={"role": role, "description": description})
+
+    def add_team_member(self, org: str, team: str, name: str) -> TeamMember:
+        """Add a user or robot to a team. Users outside the organization are invited (`invited` is True).
+
+        Callers check the member list first: repeating this for a pending user sends another invitation.
+        """
+        path = f"/organization/{_seg(org)}/team/{_seg(team)}/members/{_seg(name)}"
+
+        def landed() -> TeamMember | None:
+            return next((m for m in self.list_team_members(org, team) or () if m.name == name), None)
+
+        result = self._request("PUT", path, recover=landed)
+        if isinstance(result, TeamMember):
+            return result
+        assert isinstance(result, requests.Response)
+        try:
+            return TeamMember.from_dict(self._check(result, "PUT", path))
+        except QuayError as exc:
+            if "already a member" in str(exc):
+                return TeamMember(name=name, is_robot="+" in name, invited=False)
+            if "unknown user" in str(exc).lower():
+                exc.hint = f"check the spelling of {name!r}: it must be an existing Quay user name"
+            raise
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="+")
+
+
+def _org_refusal(exc: QuayError, org: str) -> QuayError:
+    """Turn quay.io's known refusals to create an organization into a precise message and a way out."""
+    text = str(exc)
+    lower = text.lower()
+    if "are you a bot" in lower:
+        exc.message = f"Quay refused to create organization {org!r} through the API (reCAPTCHA: 'Are you a bot?')"
+        exc.hint = "create the organization in the Quay web UI, then re-run this command: it continues from there"
+    elif "email address is required" in lower:
+        exc.hint = "pass --email with an address for the organization"
+    elif "email has already been used" in lower:
+        exc.message = f"Quay refused the e-mail address for organization {org!r}: it is already used by an account"
+        exc.hint = "pass --email with an address no Quay user uses (quay.io refuses your own account's address)"
+    elif "already exists" in lower:
+        exc.message = f"the name {org!r} is taken by a user account or by an organization you cannot see"
+        exc.hint = "choose another --org"
+    elif "not available" in lower:
+        exc.message = f"the name {org!r} is reserved by a recently deleted organization"
+        exc.hint = "choose another --org, or wait until Quay has purged the deleted organization"
+    elif exc.status == 403 and exc.error_type == "insufficient_scope":
+        exc.message = f"Quay refused to create organization {org!r}: the token lacks the user:admin scope"
+        exc.hint = TOKEN_HINT + " (or create the organization in the web UI and re-run)"
+    return exc

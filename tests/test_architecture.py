@@ -1,0 +1,88 @@
+"""The import graph of src/provision follows the layers of ../shared/STYLE.md, and start-up stays light."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "provision"
+SYSTEM = {"quay", "terraform", "tfvars", "sops", "registry", "dockerhub", "gcp"}
+PURE = {"hubconfig", "plan", "names", "clusterrepo"}
+# module (or layer) -> provision modules it may import; "provision" (the root, __version__ only) is always allowed
+ALLOWED: dict[str, set[str]] = {
+    "cli": {"flows", "console", "errors", "names", "hubconfig", "plan"},
+    "flows": SYSTEM | PURE | {"console", "errors"},
+    "console": {"plan", "errors"},
+    "errors": set(),
+    "__main__": {"cli"},
+    "__init__": set(),
+    **{name: {"errors"} for name in SYSTEM},
+    **{name: {"errors"} for name in PURE},
+}
+HEAVY = ("requests", "urllib3", "ruamel", "hcl2", "google", "jsonschema")
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    return rel.parts[0] if rel.parts[0] == "flows" else rel.name
+
+
+def _provision_imports(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for mod in mods:
+            parts = mod.split(".")
+            if parts[0] == "provision" and len(parts) > 1 and (SRC / parts[1]).with_suffix(".py").exists():
+                found.add(parts[1])
+            elif parts[0] == "provision" and len(parts) > 1 and (SRC / parts[1]).is_dir():
+                found.add(parts[1])
+    return found
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_only_go_down(path: Path) -> None:
+    layer = _layer(path)
+    assert layer in ALLOWED, f"{path.name}: new module, add its layer to this test"
+    imported = _provision_imports(ast.parse(path.read_text())) - {layer}
+    assert imported <= ALLOWED[layer], f"{path.relative_to(SRC)} imports {imported - ALLOWED[layer]}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_every_module_has_docstring_and_future_annotations(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    if path.name == "__init__.py" and path.parent.name == "flows":
+        return
+    assert ast.get_docstring(tree), f"{path.name} lacks its one-line role"
+    if path.name != "__init__.py":
+        assert "from __future__ import annotations" in path.read_text()
+
+
+def test_no_print_or_exit_outside_cli_and_console() -> None:
+    for path in MODULES:
+        if path.name in ("cli.py", "console.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "print", f"print() in {path.name}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert (node.value.id, node.attr) not in {("sys", "exit"), ("typer", "Exit")}, path.name
+
+
+def test_cli_start_up_imports_nothing_heavy() -> None:
+    """`provision --help` and shell completion import the CLI only: no HTTP, YAML or cloud libraries."""
+    code = "import sys, provision.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+
+from provision import names
+from provision.errors import UsageError
+
+
+@pytest.mark.parametrize("value", ["ab", "my-org", "org.name", "a_b", "2i2c", "x" * 255])
+def test_quay_names_accepted(value: str) -> None:
+    assert names.quay_name("organization name", value) == value
+
+
+@pytest.mark.parametrize(
+    "value", ["a", "Org", "-org", "org-", "a..b", "a+b", "a b", "org\n", "", "x" * 256, "ö-org"]
+)
+def test_quay_names_rejected_with_value_and_rule(value: str) -> None:
+    with pytest.raises(UsageError) as err:
+        names.quay_name("organization name", value)
+    assert repr(value) in str(err.value)
+    assert "lower-case" in str(err.value)
+
+
+def test_robot_full_name_length() -> None:
+    assert names.quay_robot("org", "image_builder") == "org+image_builder"
+    with pytest.raises(UsageError, match="at most 255"):
+        names.quay_robot("o" * 200, "r" * 60)
+
+
+@pytest.mark.parametrize("value", ["staging", "nasa-veda", "a", "hub1"])
+def test_hub_names_accepted(value: str) -> None:
+    assert names.hub_name("hub name", value) == value
+
+
+@pytest.mark.parametrize("value", ["Staging", "-hub", "hub-", "hub_1", "h" * 64, "hub\n"])
+def test_hub_names_rejected(value: str) -> None:
+    with pytest.raises(UsageError, match="hub name"):
+        names.hub_name("hub name", value)
