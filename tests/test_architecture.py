@@ -84,5 +84,7 @@ def test_no_print_or_exit_outside_cli_and_console() -> None:
 def test_cli_start_up_imports_nothing_heavy() -> None:
     """`provision --help` and shell completion import the CLI only: no HTTP, YAML or cloud libraries."""
     code = "import sys, provision.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    )
     assert not loaded & set(HEAVY), loaded & set(HEAVY)

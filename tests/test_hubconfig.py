@@ -23,7 +23,10 @@ def test_public_values_hold_no_password() -> None:
     assert bhs["enabled"] is True
     assert bhs["config"]["BinderHub"] == {"use_registry": True, "image_prefix": "quay.io/org/cluster-hub-"}
     assert bhs["config"]["DockerRegistry"] == {"url": "https://quay.io", "username": "org+image_builder"}
-    assert bhs["buildPodsRegistryCredentials"] == {"server": "https://quay.io", "username": "org+image_builder"}
+    assert bhs["buildPodsRegistryCredentials"] == {
+        "server": "https://quay.io",
+        "username": "org+image_builder",
+    }
 
 
 def test_secret_values_carry_the_three_passwords() -> None:

@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,12 +32,12 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     yaml = "yaml"
     json = "json"
 
 
-class QuayTeam(str, Enum):
+class QuayTeam(StrEnum):
     owners = "owners"
     creator = "creator"
 
@@ -149,7 +149,9 @@ def quay(
     org: Annotated[str, typer.Option("--org", help="Quay organization that holds the hub's images.")],
     robot: Annotated[str, typer.Option("--robot", help="Robot account short name.")] = "image_builder",
     cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, for the image prefix.")] = None,
-    hub: Annotated[str | None, typer.Option("--hub", help="Hub name: image prefix <host>/<org>/<cluster>-<hub>-.")] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="Hub name: image prefix <host>/<org>/<cluster>-<hub>-.")
+    ] = None,
     member: Annotated[
         list[str] | None, typer.Option("--member", help="Quay user to add to the owners team (repeatable).")
     ] = None,
@@ -158,11 +160,16 @@ def quay(
         typer.Option("--team", help="Team for the robot: owners (admin) or creator (may only create and push repos)."),
     ] = QuayTeam.owners,
     email: Annotated[str | None, typer.Option("--email", help="Organization e-mail (quay.io requires one).")] = None,
-    api_url: Annotated[str, typer.Option("--api-url", help="Quay server (any self-hosted Quay works).")] = "https://quay.io",
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="Quay server (any self-hosted Quay works).")
+    ] = "https://quay.io",
     shared_org: Annotated[
-        bool, typer.Option("--shared-org", help="Only look up an existing organization and robot (no changes).")
+        bool,
+        typer.Option("--shared-org", help="Only look up an existing organization and robot (no changes)."),
     ] = False,
-    rotate: Annotated[bool, typer.Option("--rotate", help="Regenerate the robot token (the old one stops working).")] = False,
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Regenerate the robot token (the old one stops working).")
+    ] = False,
     token_file: TokenFile = None,
     dry_run: DryRun = False,
     show_secrets: ShowSecrets = False,

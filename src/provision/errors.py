@@ -25,10 +25,12 @@ class ProvisionError(Exception):
         self.hint = hint
 
     def with_context(self, *, done: Iterable[str] = (), hint: str | None = None) -> ProvisionError:
-        """Add what a flow had already done (and a resume hint, if none is set yet); returns self."""
+        """Add what a flow had already done, and how to resume after the specific hint; returns self."""
         self.done = tuple(done) + self.done
         if self.hint is None:
             self.hint = hint
+        elif hint and "re-run" not in self.hint:
+            self.hint = f"{self.hint.rstrip('.')}; then {hint}"
         return self
 
     def __str__(self) -> str:

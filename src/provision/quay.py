@@ -50,9 +50,10 @@ class QuayError(ProvisionError):
         error_type: str | None = None,
         method: str | None = None,
         path: str | None = None,
+        done: tuple[str, ...] = (),
         hint: str | None = None,
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, done=done, hint=hint)
         self.status = status
         self.error_type = error_type
         self.method = method
@@ -75,11 +76,17 @@ class Organization:
     name: str
     is_admin: bool
     teams: dict[str, str] = field(default_factory=dict)  # team name -> role; empty unless the caller is a member
+    is_member: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Organization:
         teams = {name: str(team.get("role", "")) for name, team in (data.get("teams") or {}).items()}
-        return cls(name=data["name"], is_admin=bool(data.get("is_admin")), teams=teams)
+        return cls(
+            name=data["name"],
+            is_admin=bool(data.get("is_admin")),
+            teams=teams,
+            is_member=bool(data.get("is_member")),
+        )
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,7 @@ class QuayClient:
                     method=method,
                     path=path,
                 ) from error
-            log.debug("%s %s failed (%s); retrying", method, path, error or response.status_code)
+            log.debug("%s %s failed (%s); retrying", method, path, error or raw and raw.status)
             retry.sleep(raw)
             if recover is not None:
                 found = recover()

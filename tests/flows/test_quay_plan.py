@@ -16,7 +16,13 @@ def kinds(plan: object) -> list[tuple[str, str]]:
     return [(c.kind, " ".join(c.args)) for c in plan.changes]  # type: ignore[attr-defined]
 
 
-def state(*, org: bool = True, robot: bool = True, members: list[TeamMember] | None = None, teams: dict[str, str] | None = None) -> QuayState:
+def state(
+    *,
+    org: bool = True,
+    robot: bool = True,
+    members: list[TeamMember] | None = None,
+    teams: dict[str, str] | None = None,
+) -> QuayState:
     return QuayState(
         username="me",
         org=Organization("myorg", True, teams if teams is not None else {"owners": "admin"}) if org else None,
@@ -37,7 +43,13 @@ def test_from_empty() -> None:
 
 def test_without_token_plans_everything_and_says_so() -> None:
     plan = plan_changes(REQ, None)
-    assert [k for k, _ in kinds(plan)] == ["create_org", "create_robot", "add_member", "add_member", "add_member"]
+    assert [k for k, _ in kinds(plan)] == [
+        "create_org",
+        "create_robot",
+        "add_member",
+        "add_member",
+        "add_member",
+    ]
     assert any("no Quay token" in n for n in plan.notes)
 
 
@@ -72,7 +84,11 @@ def test_org_only() -> None:
 def test_creator_team_created_with_role_creator_when_missing() -> None:
     req = QuayRequest(org="myorg", team="creator")
     plan = plan_changes(req, QuayState("me", Organization("myorg", True, {"owners": "admin"}), None, {"creator": None}))
-    assert kinds(plan) == [("create_robot", ""), ("put_team", "creator"), ("add_member", "creator myorg+image_builder")]
+    assert kinds(plan) == [
+        ("create_robot", ""),
+        ("put_team", "creator"),
+        ("add_member", "creator myorg+image_builder"),
+    ]
     assert plan.changes[1].detail == "role creator"
 
 
@@ -132,10 +148,18 @@ def test_validation(changes: dict[str, object], message: str) -> None:
         (QuayRequest(org="o", cluster="c", hub="h"), "quay.io/o/c-h-", "https://quay.io"),
         (QuayRequest(org="o", hub="h"), "quay.io/o/h-", "https://quay.io"),
         (QuayRequest(org="o"), "quay.io/o/", "https://quay.io"),
-        (QuayRequest(org="o", api_url="http://127.0.0.1:8080/", hub="h"), "127.0.0.1:8080/o/h-", "http://127.0.0.1:8080"),
+        (
+            QuayRequest(org="o", api_url="http://127.0.0.1:8080/", hub="h"),
+            "127.0.0.1:8080/o/h-",
+            "http://127.0.0.1:8080",
+        ),
     ],
 )
 def test_registry_shape(req: QuayRequest, prefix: str, server: str) -> None:
     registry = registry_for(req, "tok")
-    assert (registry.image_prefix, registry.server, registry.username) == (prefix, server, f"{req.org}+image_builder")
+    assert (registry.image_prefix, registry.server, registry.username) == (
+        prefix,
+        server,
+        f"{req.org}+image_builder",
+    )
     assert registry.pull_secret_registry == req.host

@@ -120,6 +120,13 @@ def read_state(client: QuayClient, req: QuayRequest, reporter: Reporter) -> Quay
                 hint="--shared-org only reuses an existing organization and robot; run without it to create them",
             )
         return QuayState(user.username, None, None, {})
+    if not org.is_admin and req.org in user.organizations and not org.is_member:
+        # Quay caps the caller's roles by the token's scopes, but GET /user/ lists memberships uncapped.
+        raise QuayError(
+            f"the token lacks the org:admin scope: {user.username} belongs to {req.org!r} but the token may not "
+            "act as a member",
+            hint=TOKEN_HINT,
+        )
     if not org.is_admin:
         raise QuayError(
             f"{user.username} is not an administrator of the organization {req.org!r}",
@@ -151,9 +158,9 @@ def read_state(client: QuayClient, req: QuayRequest, reporter: Reporter) -> Quay
 def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
     """What must change to reach the requested state; `state is None` when it could not be read (no token)."""
     if req.shared_org:
-        present = (f"organization {req.org}", f"robot {req.robot_full}") if state else ()
-        notes = () if state else ("without a token nothing is read; a real run only looks up the org and robot",)
-        return Plan(changes=(), present=present, notes=notes)
+        if state is None:
+            return Plan(notes=("without a token nothing is read; a real run only looks up the org and robot",))
+        return Plan(present=(f"organization {req.org}", f"robot {req.robot_full}"))
 
     changes: list[Change] = []
     present: list[str] = []
@@ -192,7 +199,12 @@ def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
 
     if _listed(state, req.team, req.robot_full) is None:
         changes.append(
-            Change("add_member", "add", f"robot {req.robot_full} to team {req.team}", args=(req.team, req.robot_full))
+            Change(
+                "add_member",
+                "add",
+                f"robot {req.robot_full} to team {req.team}",
+                args=(req.team, req.robot_full),
+            )
         )
     else:
         present.append(f"robot {req.robot_full} in team {req.team}")
@@ -201,7 +213,12 @@ def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
         entry = _listed(state, MEMBERS_TEAM, member)
         if entry is None:
             changes.append(
-                Change("add_member", "add or invite", f"{member} to team {MEMBERS_TEAM}", args=(MEMBERS_TEAM, member))
+                Change(
+                    "add_member",
+                    "add or invite",
+                    f"{member} to team {MEMBERS_TEAM}",
+                    args=(MEMBERS_TEAM, member),
+                )
             )
         else:
             # For a pending invitation another PUT would send a second invitation e-mail.
@@ -290,7 +307,7 @@ def _apply(client: QuayClient, req: QuayRequest, plan: Plan, state: QuayState, r
     if robot is None or not robot.token:
         raise QuayError(
             f"Quay did not return the token of robot {req.robot_full}",
-            done=done,
+            done=tuple(done),
             hint="only organization administrators can read robot tokens; check that you administer the organization",
         )
     return QuayResult(plan, tuple(done), tuple(report), registry_for(req, robot.token))

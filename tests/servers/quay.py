@@ -1,0 +1,855 @@
+"""A stateful Quay API v1 stand-in for tests: ``FakeQuay`` serves real HTTP on 127.0.0.1.
+
+It reproduces the part of Quay that ``provision`` uses (token preflight, organizations, robot accounts,
+teams and team members) with the status codes and error bodies of ``shared/facts/quay-api.md``, odd ones
+included: a missing robot is a 400 ``{"message": ...}`` and not a 404; an unknown token makes every write
+fail the CSRF check (403) while GETs run anonymously; ``POST /organization`` without the slash is a 308;
+re-inviting a pending user adds a second invite; a deleted org name stays reserved. Faults (an HTTP status,
+nginx's HTML 429, a connection reset before or after the request is handled, a delay) can be injected per
+method and path.
+
+Tests point the real client at ``FakeQuay.url`` instead of mocking ``requests``, so sessions, retries,
+timeouts and error parsing run through the same seam as in production. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import string
+import struct
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+# util/validation.py and data/model/team.py apply it with re.match, so a trailing "\n" passes as in Quay.
+_NAME_RE = re.compile(r"^([a-z0-9]+(?:[._-][a-z0-9]+)*)$")
+_EMAIL_RE = re.compile(r"[^@]+@[^@]+\.[^@]+")
+_ROLES = ("member", "creator", "admin")  # team roles, weakest first
+_NOT_FOUND_TEXT = (
+    "The requested URL was not found on the server. "
+    "If you entered the URL manually please check your spelling and try again."
+)
+_NGINX_429 = (
+    "<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n"
+    "<center><h1>429 Too Many Requests</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+_ROBOT = "/api/v1/organization/{orgname}/robots/{robot_shortname}"
+_TEAM = "/api/v1/organization/{orgname}/team/{teamname}"
+# (method, path template as in the discovery document, handler FakeQuay._route_<name>)
+_ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/api/v1/user/", "get_user"),
+    ("POST", "/api/v1/organization/", "create_org"),
+    ("GET", "/api/v1/organization/{orgname}", "get_org"),
+    ("DELETE", "/api/v1/organization/{orgname}", "delete_org"),
+    ("GET", "/api/v1/organization/{orgname}/members/{membername}", "get_org_member"),
+    ("PUT", _ROBOT, "create_robot"),
+    ("GET", _ROBOT, "get_robot"),
+    ("DELETE", _ROBOT, "delete_robot"),
+    ("POST", _ROBOT + "/regenerate", "regenerate_robot"),
+    ("PUT", _TEAM, "put_team"),
+    ("GET", _TEAM + "/members", "list_team_members"),
+    ("PUT", _TEAM + "/members/{membername}", "put_team_member"),
+)
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, name, ...
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts)))
+
+
+_COMPILED = [(method, _compile(template), name) for method, template, name in _ROUTE_TABLE]
+
+
+# --- faults -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answer with this status and JSON body (default: a shape-A problem body); the request is not handled."""
+
+    code: int
+    body: object = None
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True)
+class Html429:
+    """nginx ``limit_req``: status 429 with an HTML page; the request is not handled."""
+
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True)
+class ResetBefore:
+    """Read the request, do not handle it, reset the TCP connection."""
+
+
+@dataclass(frozen=True)
+class ResetAfter:
+    """Handle the request (state changes), then reset the connection instead of answering."""
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Sleep, then handle the request normally."""
+
+    seconds: float
+
+
+Fault = Status | Html429 | ResetBefore | ResetAfter | Delay
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str  # percent-decoded, without the query
+    query: str
+    status: int | None  # None when the connection was reset
+    fault: str | None  # class name of the injected fault, if any
+
+
+@dataclass
+class _Rule:
+    method: str
+    pattern: re.Pattern[str]
+    fault: Fault
+    times: int
+    after: int
+
+
+# --- state ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Token:
+    user: str
+    scopes: frozenset[str]
+
+
+@dataclass
+class _Robot:
+    token: str
+    created: str  # RFC 2822, as Quay's format_date
+    description: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Team:
+    role: str
+    description: str = ""
+    members: list[str] = field(default_factory=list)  # accepted: users and robots "org+short"
+    invites: list[str] = field(default_factory=list)  # one entry per TeamMemberInvite row (duplicates kept)
+
+
+@dataclass
+class _Org:
+    email: str | None
+    robots: dict[str, _Robot] = field(default_factory=dict)
+    teams: dict[str, _Team] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Call:
+    user: str | None  # None: anonymous (no token or an unknown one)
+    scopes: frozenset[str]
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class _Reply(Exception):
+    """Raised inside a route handler to answer at once (an error response)."""
+
+    def __init__(self, response: _Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _json(status: int, obj: object, *headers: tuple[str, str]) -> _Response:
+    return _Response(status, json.dumps(obj).encode(), (("Content-Type", "application/json"), *headers))
+
+
+def _message(text: str) -> _Reply:
+    """Shape B: an uncaught DataModelException, turned into a 400 by Quay's app-wide handler."""
+    return _Reply(_json(400, {"message": text}))
+
+
+def _new_token() -> str:
+    return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(64))
+
+
+def _name_problem(name: str, *, length_text: str = "Namespace") -> str | None:
+    if not _NAME_RE.match(name):
+        return "Namespace must match expression " + _NAME_RE.pattern
+    if not 2 <= len(name) <= 255:
+        return f"{length_text} must be between 2 and 255 characters in length"
+    return None
+
+
+def _member_view(name: str, *, invited: bool) -> dict[str, Any]:
+    return {"name": name, "kind": "user", "is_robot": "+" in name, "avatar": {}, "invited": invited}
+
+
+def _truthy(value: str) -> bool:  # util/parsing.py truthy_bool
+    return value not in {"false", "False", "0", "FALSE", "", "null"}
+
+
+# --- the server -------------------------------------------------------------------------------------------
+
+
+class FakeQuay:
+    """Quay API v1 (orgs, robots, teams) with in-memory state under one lock, plus fault injection.
+
+    Faults: each request walks the rules in order; every matching rule with ``after > 0`` counts the request
+    down and lets it pass; the first matching rule with ``after == 0`` applies its fault and, after ``times``
+    uses, is dropped.
+    """
+
+    ROUTES: ClassVar[list[tuple[str, str]]] = [(method, template) for method, template, _ in _ROUTE_TABLE]
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        mailing: bool = True,
+        recaptcha: bool = False,
+        require_email: bool = False,
+        robots_disabled: bool = False,
+    ) -> None:
+        self.latency = latency
+        self.mailing = mailing
+        self.recaptcha = recaptcha
+        self.require_email = require_email
+        self.robots_disabled = robots_disabled
+        self.requests: list[LoggedRequest] = []
+        self._lock = threading.RLock()
+        self._users: dict[str, str] = {}  # user name -> email
+        self._tokens: dict[str, _Token] = {}
+        self._orgs: dict[str, _Org] = {}
+        self._reserved: set[str] = set()
+        self._used_emails: set[str] = set()
+        self._rules: list[_Rule] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self._connections: set[socket.socket] = set()
+
+    # --- lifecycle
+
+    def start(self) -> FakeQuay:
+        if self._server is not None:
+            raise RuntimeError("FakeQuay is already running")
+        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._port = self._server.server_address[1]
+        # A short poll interval keeps stop() fast; tests start one server each.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="FakeQuay", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:  # wake handler threads idling on keep-alive connections
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeQuay:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeQuay has not been started")
+        return f"127.0.0.1:{self._port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    # --- seeding state
+
+    def add_user(self, name: str, *, email: str | None = None) -> None:
+        with self._lock:
+            self._users[name] = email or f"{name}@example.com"
+
+    def add_token(self, token: str, *, user: str, scopes: set[str] | frozenset[str]) -> None:
+        with self._lock:
+            if user not in self._users:
+                raise ValueError(f"unknown user {user!r}; call add_user first")
+            self._tokens[token] = _Token(user, frozenset(scopes))
+
+    def add_org(self, name: str, *, admin: str, email: str | None = None) -> None:
+        with self._lock:
+            if admin not in self._users:
+                raise ValueError(f"unknown user {admin!r}; call add_user first")
+            self._orgs[name] = _Org(email, teams={"owners": _Team("admin", members=[admin])})
+
+    def add_robot(self, org: str, short: str, *, token: str | None = None) -> str:
+        with self._lock:
+            robot = _Robot(token or _new_token(), formatdate())
+            self._seeded_org(org).robots[short] = robot
+            return robot.token
+
+    def add_team(self, org: str, team: str, *, role: str) -> None:
+        with self._lock:
+            teams = self._seeded_org(org).teams
+            if team in teams:
+                teams[team].role = role
+            else:
+                teams[team] = _Team(role)
+
+    def add_team_member(self, org: str, team: str, name: str, *, pending: bool = False) -> None:
+        with self._lock:
+            found = self._seeded_org(org).teams[team]
+            if pending:
+                found.invites.append(name)
+            elif name not in found.members:
+                found.members.append(name)
+
+    def reserve_name(self, name: str) -> None:
+        with self._lock:
+            self._reserved.add(name)
+
+    def mark_email_used(self, email: str) -> None:
+        with self._lock:
+            self._used_emails.add(email)
+
+    def _seeded_org(self, name: str) -> _Org:
+        if name not in self._orgs:
+            raise ValueError(f"unknown organization {name!r}; call add_org first")
+        return self._orgs[name]
+
+    # --- reading state
+
+    def org_exists(self, name: str) -> bool:
+        with self._lock:
+            return name in self._orgs
+
+    def robot_token(self, org: str, short: str) -> str | None:
+        with self._lock:
+            robot = self._orgs[org].robots.get(short) if org in self._orgs else None
+            return robot.token if robot else None
+
+    def team_role(self, org: str, team: str) -> str | None:
+        found = self._find_team(org, team)
+        return found.role if found else None
+
+    def team_members(self, org: str, team: str) -> list[str]:
+        found = self._find_team(org, team)
+        return list(found.members) if found else []
+
+    def pending_invites(self, org: str, team: str) -> list[str]:
+        found = self._find_team(org, team)
+        return list(found.invites) if found else []
+
+    def _find_team(self, org: str, team: str) -> _Team | None:
+        with self._lock:
+            return self._orgs[org].teams.get(team) if org in self._orgs else None
+
+    # --- faults and request log
+
+    def inject(self, method: str, path_regex: str, fault: Fault, *, times: int = 1, after: int = 0) -> None:
+        if times < 1 or after < 0:
+            raise ValueError("times must be >= 1 and after >= 0")
+        with self._lock:
+            self._rules.append(_Rule(method.upper(), re.compile(path_regex), fault, times, after))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def writes(self) -> list[LoggedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method not in ("GET", "HEAD")]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            chosen: Fault | None = None
+            for rule in self._rules:
+                if rule.method not in ("*", method) or not rule.pattern.fullmatch(path):
+                    continue
+                if rule.after > 0:
+                    rule.after -= 1
+                elif chosen is None:
+                    chosen = rule.fault
+                    rule.times -= 1
+            self._rules = [rule for rule in self._rules if rule.times > 0]
+            return chosen
+
+    def _log(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    def _track(self, conn: socket.socket, *, alive: bool) -> None:
+        with self._lock:
+            (self._connections.add if alive else self._connections.discard)(conn)
+
+    def _fault_response(self, fault: Status | Html429) -> _Response:
+        retry = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
+        if isinstance(fault, Html429):
+            return _Response(429, _NGINX_429.encode(), (("Content-Type", "text/html"), *retry))
+        if fault.body is not None:
+            return _json(fault.code, fault.body, *retry)
+        try:
+            phrase = HTTPStatus(fault.code).phrase
+        except ValueError:
+            phrase = "Injected fault"
+        response = self._problem(fault.code, phrase.lower().replace(" ", "_"), phrase).response
+        return _Response(response.status, response.body, response.headers + retry)
+
+    # --- request handling (called by _Handler)
+
+    def _resolve(self, method: str, raw_path: str, query: str) -> tuple[str, dict[str, str]] | _Response:
+        """Route a request to (handler name, decoded path parameters), or answer like werkzeug."""
+        for route_method, pattern, name in _COMPILED:
+            if route_method == method and (match := pattern.fullmatch(raw_path)):
+                return name, {key: unquote(value) for key, value in match.groupdict().items()}
+        if any(pattern.fullmatch(raw_path + "/") for _, pattern, _ in _COMPILED):
+            # strict_slashes redirect; requests follows a 308 keeping the method and the body.
+            location = f"{self.url}{raw_path}/" + (f"?{query}" if query else "")
+            return _Response(308, b"", (("Location", location),))
+        return _json(404, {"message": _NOT_FOUND_TEXT})  # also a method this fake does not serve
+
+    def _handle(self, method: str, raw_path: str, query: str, authorization: str, body: bytes) -> _Response:
+        route = self._resolve(method, raw_path, query)
+        if isinstance(route, _Response):
+            return route
+        name, params = route
+        scheme, _, credential = authorization.partition(" ")
+        with self._lock:
+            token = self._tokens.get(credential.strip()) if scheme.lower() == "bearer" else None
+            if token is None and method not in ("GET", "HEAD"):
+                # auth/decorators.py: an unverifiable token falls back to cookie auth: the CSRF check fails.
+                return _json(403, {"error": "CSRF token was invalid or missing."})
+            try:
+                data = json.loads(body) if body.strip() else None
+            except ValueError:
+                return self._problem(400, "invalid_request", "Invalid JSON body").response
+            call = _Call(
+                user=token.user if token else None,
+                scopes=token.scopes if token else frozenset(),
+                params=params,
+                query={key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()},
+                body=data,
+            )
+            try:
+                response: _Response = getattr(self, f"_route_{name}")(call)
+            except _Reply as reply:
+                return reply.response
+            return response
+
+    def _problem(self, status: int, error_type: str, text: str, **extra: Any) -> _Reply:
+        """Shape A: Quay's ApiException body (endpoints/exception.py)."""
+        body = {
+            "detail": text,
+            "error_message": text,
+            "error_type": error_type,
+            "title": error_type,
+            "type": f"{self.url}/api/v1/error/{error_type}",
+            "status": status,
+            **extra,
+        }
+        return _Reply(_json(status, body))
+
+    def _invalid(self, text: str) -> _Reply:
+        return self._problem(400, "invalid_request", text)
+
+    def _not_found(self) -> _Reply:
+        return self._problem(404, "not_found", "Not Found")
+
+    def _unauthorized(self, call: _Call) -> _Reply:
+        if call.user is None:
+            return self._problem(401, "invalid_token", "Requires authentication")
+        return self._problem(403, "insufficient_scope", "Unauthorized")
+
+    def _role_in(self, user: str, org: str) -> str | None:
+        roles = [team.role for team in self._orgs[org].teams.values() if user in team.members]
+        return max(roles, key=_ROLES.index) if roles else None
+
+    def _effective_role(self, call: _Call, org: str) -> str | None:
+        """The caller's team role in org, capped by the token's scopes (SCOPE_MAX_TEAM_ROLES in Quay)."""
+        role = self._role_in(call.user, org) if call.user and org in self._orgs else None
+        if role is None or "org:admin" in call.scopes:
+            return role
+        if "repo:create" in call.scopes:
+            return "member" if role == "member" else "creator"
+        return None
+
+    def _require_admin(self, call: _Call, org: str) -> _Org:
+        # A missing org fails the permission check too: 403, not 404 (the ambiguity of facts §7).
+        if self._effective_role(call, org) != "admin":
+            raise self._unauthorized(call)
+        return self._orgs[org]
+
+    def _account_exists(self, name: str) -> bool:
+        """model.user.get_user: a user or a robot, never an org."""
+        namespace, plus, short = name.partition("+")
+        if plus:
+            return namespace in self._orgs and short in self._orgs[namespace].robots
+        return name in self._users
+
+    def _robot(self, org: _Org, short: str) -> _Robot:
+        if short not in org.robots:
+            raise _message("Could not find robot with specified username")
+        return org.robots[short]
+
+    @staticmethod
+    def _robot_view(org: str, short: str, robot: _Robot, *, metadata: bool) -> dict[str, Any]:
+        view = {
+            "name": f"{org}+{short}",
+            "created": robot.created,
+            "last_accessed": None,
+            "description": robot.description,
+            "token": robot.token,
+        }
+        return {**view, "unstructured_metadata": robot.metadata} if metadata else view
+
+    def _object(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise self._invalid("Missing JSON body")
+        return body
+
+    # --- routes: one method per entry of _ROUTE_TABLE
+
+    def _route_get_user(self, call: _Call) -> _Response:
+        if call.user is None or not call.scopes & {"user:read", "user:admin"}:
+            raise self._problem(401, "invalid_token", "Requires authentication", session_required=False)
+        user_admin = "user:admin" in call.scopes  # email and is_org_admin need UserAdminPermission
+        organizations = []
+        for name in self._orgs:
+            if self._role_in(call.user, name) is None:
+                continue
+            role = self._effective_role(call, name)
+            org_view: dict[str, Any] = {
+                "name": name,
+                "avatar": {},
+                "can_create_repo": role in ("creator", "admin"),
+            }
+            if user_admin:
+                org_view.update(is_org_admin=role == "admin", preferred_namespace=False)
+            organizations.append(org_view)
+        view: dict[str, Any] = {"anonymous": False, "username": call.user, "avatar": {}}
+        if user_admin:
+            view.update(email=self._users[call.user], can_create_repo=True, is_me=True, verified=True)
+        view["organizations"] = organizations
+        return _json(200, view)
+
+    def _route_create_org(self, call: _Call) -> _Response:
+        # Check order of endpoints/api/organization.py NewOrg.post, then data/model/organization.py.
+        if call.user is None or "user:admin" not in call.scopes:
+            raise self._unauthorized(call)
+        body = self._object(call.body)
+        name, email = body.get("name"), body.get("email")
+        if not isinstance(name, str):
+            raise self._invalid(
+                "'name' is a required property" if name is None else f"{name!r} is not of type 'string'"
+            )
+        if name in self._users or name in self._orgs:
+            raise self._invalid("A user or organization with this name already exists")
+        if self.require_email and not email:
+            raise self._invalid("Email address is required")
+        if self.recaptcha:
+            return _json(400, {"message": "Are you a bot? If not, please revalidate the captcha."})
+        problem = _name_problem(name)
+        if problem:
+            raise self._invalid(f"Invalid namespace {name}: {problem}")
+        if name in self._reserved:
+            raise self._invalid("Username is not available")
+        if email:
+            if not isinstance(email, str) or len(email) > 254 or not _EMAIL_RE.fullmatch(email):
+                raise self._invalid("Invalid email address")
+            if email in self._used_emails or email in self._users.values():
+                raise self._invalid(f"Email has already been used: {email}")
+        self._orgs[name] = _Org(email, teams={"owners": _Team("admin", members=[call.user])})
+        return _json(201, "Created")
+
+    def _route_get_org(self, call: _Call) -> _Response:
+        name = call.params["orgname"]
+        org = self._orgs.get(name)
+        if org is None:
+            raise self._not_found()
+        role = self._effective_role(call, name)
+        is_admin = role == "admin"
+        view: dict[str, Any] = {
+            "name": name,
+            "email": (org.email or "") if is_admin else "",
+            "avatar": {},
+            "is_admin": is_admin,
+            "is_member": role is not None,
+        }
+        if role is not None:
+            view["teams"] = {
+                team_name: {
+                    "name": team_name,
+                    "description": team.description,
+                    "role": team.role,
+                    "avatar": {},
+                    "can_view": is_admin or call.user in team.members,
+                    "repo_count": 0,
+                    "member_count": len(team.members),
+                    "is_synced": False,
+                }
+                for team_name, team in org.teams.items()
+            }
+            view["ordered_teams"] = list(org.teams)
+        if is_admin:
+            view.update(invoice_email=False, invoice_email_address=None, tag_expiration_s=1209600)
+            view["is_free_account"] = True
+        return _json(200, view)
+
+    def _route_delete_org(self, call: _Call) -> _Response:
+        name = call.params["orgname"]
+        self._require_admin(call, name)
+        del self._orgs[name]
+        self._reserved.add(name)  # HEAD keeps the name until the namespace GC worker purges it
+        return _Response(204)
+
+    def _route_get_org_member(self, call: _Call) -> _Response:
+        org_name, member = call.params["orgname"], call.params["membername"]
+        org = self._require_admin(call, org_name)
+        if not self._account_exists(member):
+            raise self._not_found()
+        teams = [team_name for team_name, team in org.teams.items() if member in team.members]
+        if not teams and not member.startswith(f"{org_name}+"):
+            raise self._not_found()  # robots of the org are members even without a team
+        view = {
+            "name": member,
+            "kind": "robot" if "+" in member else "user",
+            "avatar": {},
+            "teams": [{"name": team_name, "avatar": {}} for team_name in teams],
+            "repositories": [],
+        }
+        return _json(200, view)
+
+    def _route_create_robot(self, call: _Call) -> _Response:
+        org_name, short = call.params["orgname"], call.params["robot_shortname"]
+        org = self._require_admin(call, org_name)
+        if self.robots_disabled:
+            raise self._invalid("Robot accounts have been disabled. Please contact your administrator.")
+        problem = _name_problem(short)
+        if problem:
+            raise self._invalid(f"The name for the robot '{short}' is invalid: {problem}")
+        if short in org.robots:
+            raise self._invalid(f"Existing robot with name: {org_name}+{short}")
+        body = call.body if isinstance(call.body, dict) else {}
+        robot = _Robot(
+            _new_token(),
+            formatdate(),
+            description=body.get("description") or "",
+            metadata=body.get("unstructured_metadata") or {},
+        )
+        org.robots[short] = robot
+        return _json(201, self._robot_view(org_name, short, robot, metadata=True))
+
+    def _route_get_robot(self, call: _Call) -> _Response:
+        org_name, short = call.params["orgname"], call.params["robot_shortname"]
+        robot = self._robot(self._require_admin(call, org_name), short)
+        return _json(200, self._robot_view(org_name, short, robot, metadata=True))
+
+    def _route_delete_robot(self, call: _Call) -> _Response:
+        org_name, short = call.params["orgname"], call.params["robot_shortname"]
+        org = self._require_admin(call, org_name)
+        self._robot(org, short)
+        del org.robots[short]
+        for team in org.teams.values():  # memberships go with the robot
+            team.members = [m for m in team.members if m != f"{org_name}+{short}"]
+        return _Response(204)
+
+    def _route_regenerate_robot(self, call: _Call) -> _Response:
+        org_name, short = call.params["orgname"], call.params["robot_shortname"]
+        robot = self._robot(self._require_admin(call, org_name), short)
+        robot.token = _new_token()
+        return _json(200, self._robot_view(org_name, short, robot, metadata=False))
+
+    def _route_put_team(self, call: _Call) -> _Response:
+        org_name, team_name = call.params["orgname"], call.params["teamname"]
+        org = self._require_admin(call, org_name)
+        body = self._object(call.body)
+        if "role" not in body:
+            raise self._invalid("'role' is a required property")
+        if body["role"] not in _ROLES:
+            raise self._invalid(f"{body['role']!r} is not one of {list(_ROLES)!r}")
+        team = org.teams.get(team_name)
+        new_team = team is None
+        if team is None:
+            problem = _name_problem(team_name, length_text="Team")
+            if problem:
+                raise _message(f"Invalid team name {team_name}: {problem}")
+            team = org.teams[team_name] = _Team(body["role"], body.get("description", ""))
+        else:
+            if "description" in body:
+                team.description = body["description"]
+            if team.role == "admin" and body["role"] != "admin":
+                admin_teams = {n for n, t in org.teams.items() if t.role == "admin" and call.user in t.members}
+                if admin_teams <= {team_name}:
+                    raise _message(
+                        f"Cannot remove admin from team '{team_name}' because calling user "
+                        f"would no longer have admin on org '{org_name}'"
+                    )
+            team.role = body["role"]
+        view = {
+            "name": team_name,
+            "description": team.description,
+            "can_view": True,
+            "role": team.role,
+            "avatar": {},
+            "new_team": new_team,
+        }
+        return _json(200, view)
+
+    def _route_list_team_members(self, call: _Call) -> _Response:
+        org_name, team_name = call.params["orgname"], call.params["teamname"]
+        role = self._effective_role(call, org_name)
+        team = self._orgs[org_name].teams.get(team_name) if role is not None else None
+        is_admin = role == "admin"
+        if not is_admin and (team is None or call.user not in team.members):  # ViewTeamPermission
+            raise self._unauthorized(call)
+        if team is None:
+            raise self._not_found()
+        members = [_member_view(name, invited=False) for name in team.members]
+        if is_admin and _truthy(call.query.get("includePending", "false")):
+            members += [_member_view(name, invited=True) for name in team.invites]
+        return _json(200, {"name": team_name, "members": members, "can_edit": is_admin})
+
+    def _route_put_team_member(self, call: _Call) -> _Response:
+        params = call.params
+        org_name, team_name, member = params["orgname"], params["teamname"], params["membername"]
+        org = self._require_admin(call, org_name)
+        team = org.teams.get(team_name)
+        if team is None:
+            raise self._not_found()
+        if not self._account_exists(member):
+            raise self._invalid("Unknown user")
+        # data/model/team.py add_or_invite_to_team; invites need FEATURE_MAILING (and REQUIRE_TEAM_INVITE).
+        invite = False
+        if self.mailing and "+" in member:
+            if not member.startswith(f"{org_name}+"):
+                raise _message("Cannot add the specified robot to this team, as it is not a member of the organization")
+        elif self.mailing:
+            invite = not any(member in t.members for t in org.teams.values())
+        if invite:
+            team.invites.append(member)  # no uniqueness constraint: a repeated PUT invites again
+        elif member in team.members:
+            raise _message(f"User {member} is already a member of team {team_name}")
+        else:
+            team.members.append(member)
+        return _json(200, _member_view(member, invited=invite))
+
+
+# --- HTTP plumbing ----------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], fake: FakeQuay) -> None:
+        self.fake = fake
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up is not an error here
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so every response carries Content-Length
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are two writes; without NODELAY, Nagle + delayed ACK add 40 ms per response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.fake._track(self.connection, alive=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._track(self.connection, alive=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: FakeQuay.requests is the log."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length > 0 else b""  # always drain the body first
+        split = urlsplit(self.path)
+        path, method = unquote(split.path), self.command
+        if fake.latency:
+            time.sleep(fake.latency)
+        fault = fake._take_fault(method, path)
+        fault_name = type(fault).__name__ if fault else None
+        if isinstance(fault, Delay):
+            time.sleep(fault.seconds)
+        if isinstance(fault, ResetBefore):
+            fake._log(LoggedRequest(method, path, split.query, None, fault_name))
+            return self._reset()
+        if isinstance(fault, Status | Html429):
+            response = fake._fault_response(fault)
+        else:
+            try:
+                response = fake._handle(
+                    method, split.path, split.query, self.headers.get("Authorization", ""), raw_body
+                )
+            except Exception:  # a bug in FakeQuay: show it in the test output and answer 500
+                traceback.print_exc()
+                response = _json(500, {"message": "FakeQuay crashed; see the traceback on stderr"})
+        if isinstance(fault, ResetAfter):
+            fake._log(LoggedRequest(method, path, split.query, None, fault_name))
+            return self._reset()
+        # Log before answering, so a test that has its response also finds the entry.
+        fake._log(LoggedRequest(method, path, split.query, response.status, fault_name))
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    def _reset(self) -> None:
+        """Close with SO_LINGER 0: the kernel sends RST, the client sees 'connection reset'."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()  # the fd really closes when finish() closes rfile
