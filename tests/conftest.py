@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,3 +18,12 @@ def quay_server() -> Iterator[object]:
 
     with FakeQuay() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tofu() -> str:
+    """The real OpenTofu binary installed by scripts/install-opentofu (TOFU_BIN overrides). Never skipped."""
+    path = Path(os.environ.get("TOFU_BIN") or REPO / ".tools" / "bin" / "tofu")
+    if not path.is_file():
+        pytest.fail(f"OpenTofu not found at {path}: run scripts/install-opentofu (scripts/test does)")
+    return str(path)

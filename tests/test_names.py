@@ -34,3 +34,14 @@ def test_hub_names_accepted(value: str) -> None:
 def test_hub_names_rejected(value: str) -> None:
     with pytest.raises(UsageError, match="hub name"):
         names.hub_name("hub name", value)
+
+
+@pytest.mark.parametrize("value", ["leap", "imagebuilding", "a" * 18, "hub-2"])
+def test_ar_repo_accepted(value: str) -> None:
+    assert names.ar_repo(value) == value
+
+
+@pytest.mark.parametrize("value", ["a" * 19, "2hub", "Hub", "hub_1", "hub.1", ""])
+def test_ar_repo_rejected(value: str) -> None:
+    with pytest.raises(UsageError, match="repository name"):
+        names.ar_repo(value)

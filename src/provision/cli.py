@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from provision import __version__
-from provision.console import Reporter, emit, to_json, to_yaml
+from provision.console import Reporter, ask, emit, to_json, to_yaml
 from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 
 app = typer.Typer(
@@ -215,6 +215,92 @@ def quay(
             "changes": [c.describe() for c in result.plan.changes],
             "present": list(result.plan.present),
             "members": list(result.member_report),
+        }
+        _finish(
+            reporter,
+            fmt=fmt,
+            dry_run=dry_run,
+            public=public_values(result.registry),
+            secret=None if dry_run else secret_values(result.registry),
+            summary=summary,
+        )
+
+
+@app.command()
+def gcp(
+    cluster: Annotated[str, typer.Option("--cluster", help="Cluster name: the tfvars file and workspace default.")],
+    hub: Annotated[str, typer.Option("--hub", help="Hub name; also the repository name unless --repo is given.")],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="container_repos entry (<=18 chars), default the hub name.")
+    ] = None,
+    terraform_dir: Annotated[
+        Path, typer.Option("--terraform-dir", help="The terraform root module.", file_okay=False)
+    ] = Path("terraform/gcp"),
+    var_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--var-file",
+            help="tfvars file to edit (default: <terraform-dir>/projects/<cluster>.tfvars).",
+            dir_okay=False,
+        ),
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", help="Terraform workspace (default: the cluster).")
+    ] = None,
+    backend_config: Annotated[
+        list[str] | None, typer.Option("--backend-config", help="Passed to terraform init (repeatable).")
+    ] = None,
+    terraform_bin: Annotated[
+        str | None, typer.Option("--terraform-bin", help="tofu or terraform binary (default: tofu, then terraform).")
+    ] = None,
+    create_workspace: Annotated[
+        bool, typer.Option("--create-workspace", help="Create the workspace when it does not exist.")
+    ] = False,
+    allow_unrelated_changes: Annotated[
+        bool, typer.Option("--allow-unrelated-changes", help="Apply even if the plan changes other resources.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.")] = False,
+    dry_run: DryRun = False,
+    show_secrets: ShowSecrets = False,
+    fmt: Format = OutputFormat.yaml,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Add an Artifact Registry repository for a hub through terraform; print its values.
+
+    Edits container_repos in the cluster's tfvars, plans, asks, applies, then reads the service-account key from
+    the sensitive output registry_sa_keys (username _json_key).
+    """
+    reporter = _reporter(quiet=quiet, verbose=verbose)
+    with _handled(reporter, debug=debug):
+        from provision.flows import gcp as flow
+        from provision.hubconfig import public_values, secret_values
+
+        request = flow.GcpRequest(
+            cluster=cluster,
+            hub=hub,
+            repo=repo,
+            terraform_dir=terraform_dir,
+            var_file=var_file,
+            workspace=workspace,
+            backend_configs=tuple(backend_config or ()),
+            terraform_bin=terraform_bin,
+            create_workspace=create_workspace,
+            allow_unrelated_changes=allow_unrelated_changes,
+            yes=yes,
+        )
+        flow.validate(request)
+        _guard_terminal(show_secrets=show_secrets, dry_run=dry_run)
+        result = flow.run(request, reporter=reporter, confirm=ask, dry_run=dry_run)
+        if not dry_run:
+            applied = f"applied {len(result.plan.changes)} change(s)" if result.applied else "nothing applied"
+            edited = "container_repos edited" if result.tfvars_changed else "container_repos unchanged"
+            reporter.always(f"summary: {edited}; {applied}; {result.processes} terraform processes")
+        summary = {
+            "tfvars_changed": result.tfvars_changed,
+            "applied": result.applied,
+            "terraform_changes": [c.describe() for c in result.plan.changes],
         }
         _finish(
             reporter,

@@ -21,6 +21,19 @@ def emit(text: str) -> None:
     sys.stdout.flush()
 
 
+def ask(question: str) -> bool:
+    """Ask a yes/no question on stderr and read the answer from stdin; no answer (EOF) means no.
+
+    Not click.confirm: it writes a space to stdout, which would corrupt the YAML piped into sops.
+    """
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer.endswith("\n"):
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
 def to_yaml(doc: Any) -> str:
     """Render a values document as YAML; multi-line strings (JSON keys) become literal blocks."""
     from ruamel.yaml import YAML  # lazy: keeps `provision --help` fast

@@ -38,3 +38,13 @@ def quay_robot(org: str, short: str) -> str:
 def hub_name(kind: str, value: str) -> str:
     """Validate a cluster or hub name (a DNS label); returns it unchanged."""
     return _check(kind, value, HUB_NAME, HUB_NAME_RULE, min_len=1, max_len=63)
+
+
+# The 2i2c module names the service account `<name>-registry-sa`: GCP allows 30 characters, so 18 for the name.
+AR_REPO = re.compile(r"[a-z][a-z0-9-]*")
+AR_REPO_RULE = "1-18 characters: a lower-case letter, then lower-case letters, digits and '-'"
+
+
+def ar_repo(value: str) -> str:
+    """Validate a container_repos entry (Artifact Registry repository `<name>-registry`); returns it unchanged."""
+    return _check("repository name", value, AR_REPO, AR_REPO_RULE, min_len=1, max_len=18)

@@ -1,0 +1,243 @@
+"""Read a .tfvars file and add a name to a list attribute, keeping every other byte; TfvarsError.
+
+python-hcl2 is used to parse only: its writer drops comments. The edit itself is positional: a small scanner
+finds the attribute's list while skipping strings and `#`, `//` and `/* */` comments, the new item is inserted,
+and the result is parsed again and compared with the original before anyone writes it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.errors import ProvisionError
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
+
+
+class TfvarsError(ProvisionError):
+    """A tfvars file cannot be read, parsed or edited safely; carries the file and line."""
+
+    def __init__(self, message: str, *, path: Path | str, line: int | None = None, hint: str | None = None) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.path = Path(path)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "string", "ident", "punct", "newline", "comment", "other"
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TfvarsEdit:
+    """The file before and after adding a name; `changed` is False when the name was already listed."""
+
+    path: Path
+    original: str
+    updated: str
+    values: dict[str, Any] = field(default_factory=dict)  # the original file, parsed
+
+    @property
+    def changed(self) -> bool:
+        return self.original != self.updated
+
+    def diff(self) -> str:
+        lines = difflib.unified_diff(
+            self.original.splitlines(keepends=True),
+            self.updated.splitlines(keepends=True),
+            fromfile=str(self.path),
+            tofile=str(self.path),
+        )
+        return "".join(lines)
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split HCL text into the tokens the editor needs; comments, strings and heredocs are single tokens."""
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            tokens.append(Token("newline", i, i + 1, c))
+            i += 1
+        elif c in " \t\r":
+            i += 1
+        elif c == "#" or text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            tokens.append(Token("comment", i, end, text[i:end]))
+            i = end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end == -1 else end + 2
+            tokens.append(Token("comment", i, end, text[i:end]))
+            i = end
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            tokens.append(Token("string", i, min(j + 1, n), text[i : j + 1]))
+            i = j + 1
+        elif (m := HEREDOC.match(text, i)) is not None:
+            close = re.compile(rf"^\s*{re.escape(m.group(1))}\s*$", re.M).search(text, m.end())
+            end = n if close is None else close.end()
+            tokens.append(Token("string", i, end, text[i:end]))
+            i = end
+        elif (m := IDENT.match(text, i)) is not None:
+            tokens.append(Token("ident", i, m.end(), m.group()))
+            i = m.end()
+        elif c in "[]{}()=,":
+            tokens.append(Token("punct", i, i + 1, c))
+            i += 1
+        else:
+            tokens.append(Token("other", i, i + 1, c))
+            i += 1
+    return tokens
+
+
+def parse(text: str, *, path: Path | str) -> dict[str, Any]:
+    """Parse tfvars text to plain Python values. Raises TfvarsError with the line of a syntax error."""
+    import hcl2  # lazy: ~100 ms
+    from lark.exceptions import LarkError, UnexpectedInput
+
+    try:
+        options = hcl2.SerializationOptions(with_comments=False, strip_string_quotes=True)
+        data = hcl2.loads(text, serialization_options=options)
+    except UnexpectedInput as exc:
+        raise TfvarsError(f"not valid HCL ({str(exc).splitlines()[0]})", path=path, line=exc.line) from None
+    except LarkError as exc:
+        raise TfvarsError(f"not valid HCL ({exc})", path=path) from None
+    return dict(data)
+
+
+def read(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its parsed values. Raises TfvarsError."""
+    try:
+        # Bytes, not read_text(): universal newlines would turn CRLF into LF and change every line.
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise TfvarsError(f"cannot read the file ({exc.strerror})", path=path) from None
+    except UnicodeDecodeError:
+        raise TfvarsError("not UTF-8 text", path=path) from None
+    return text, parse(text, path=path)
+
+
+def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
+    """Return `text` with `"name"` appended to the top-level list `attribute` (created at the end if absent)."""
+    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+    depth, found = 0, []
+    for index, token in enumerate(tokens):
+        if token.kind == "punct" and token.text in "[{(":
+            depth += 1
+        elif token.kind == "punct" and token.text in "]})":
+            depth -= 1
+        elif depth == 0 and token.kind == "ident" and token.text == attribute:
+            if index + 1 < len(tokens) and tokens[index + 1].text == "=":
+                found.append(index)
+    if len(found) > 1:
+        line = text.count("\n", 0, tokens[found[1]].start) + 1
+        raise TfvarsError(f"{attribute} is set more than once", path=path, line=line)
+    item = f'"{name}"'
+    nl = "\r\n" if "\r\n" in text else "\n"
+    if not found:
+        lead = "" if not text or text.endswith(nl * 2) else (nl if text.endswith(nl) else nl * 2)
+        return f"{text}{lead}{attribute} = [{nl}  {item},{nl}]{nl}"
+
+    open_index = found[0] + 2
+    if open_index >= len(tokens) or tokens[open_index].text != "[":
+        line = text.count("\n", 0, tokens[found[0]].start) + 1
+        raise TfvarsError(f"{attribute} is not a literal list", path=path, line=line)
+    depth, close_index, last_elem, trailing_comma = 0, None, None, False
+    for index in range(open_index, len(tokens)):
+        token = tokens[index]
+        if token.kind == "punct" and token.text in "[{(":
+            depth += 1
+        elif token.kind == "punct" and token.text in "]})":
+            depth -= 1
+            if depth == 0:
+                close_index = index
+                break
+        if depth == 1 and token.kind not in ("newline",) and index > open_index:
+            if token.text == ",":
+                trailing_comma = True
+            else:
+                last_elem, trailing_comma = token, False
+    if close_index is None:
+        raise TfvarsError(f"the list of {attribute} is not closed", path=path)
+
+    close = tokens[close_index]
+    opening = tokens[open_index]
+    multiline = "\n" in text[opening.start : close.start]
+    edits: list[tuple[int, str]] = []
+    if last_elem is None:
+        if multiline:
+            line_start = text.rfind("\n", 0, close.start) + 1
+            indent = _indent(text, opening.start) + "  "
+            edits.append((line_start, f"{indent}{item},{nl}"))
+        else:
+            edits.append((close.start, item))
+    elif multiline and not text[text.rfind("\n", 0, close.start) + 1 : close.start].strip():
+        # `]` on a line of its own: the new item gets a line of its own before it.
+        if not trailing_comma:
+            edits.append((last_elem.end, ","))
+        line_start = text.rfind("\n", 0, close.start) + 1
+        edits.append((line_start, f"{_indent(text, last_elem.start)}{item},{nl}"))
+    else:
+        edits.append((last_elem.end, f", {item}"))
+    for position, insert in sorted(edits, reverse=True):
+        text = text[:position] + insert + text[position:]
+    return text
+
+
+def _indent(text: str, position: int) -> str:
+    line_start = text.rfind("\n", 0, position) + 1
+    line = text[line_start:position]
+    return line[: len(line) - len(line.lstrip())]
+
+
+def plan_add(path: Path, name: str, *, attribute: str = "container_repos") -> TfvarsEdit:
+    """Compute (without writing) the edit that adds `name` to `attribute`, verified by parsing the result.
+
+    Returns an edit with `changed` False when the name is already listed. Raises TfvarsError.
+    """
+    original, values = read(path)
+    current = values.get(attribute, [])
+    if not isinstance(current, list):
+        raise TfvarsError(f"{attribute} is not a list", path=path)
+    if name in current:
+        return TfvarsEdit(path, original, original, values)
+    updated = add_to_list(original, name, attribute=attribute, path=path)
+    after = parse(updated, path=path)
+    expected = {**values, attribute: [*current, name]}
+    if after != expected:
+        raise TfvarsError(
+            f"adding {name!r} to {attribute} would change other values; the file was left as it is",
+            path=path,
+            hint=f"add {name!r} to {attribute} by hand, then re-run",
+        )
+    return TfvarsEdit(path, original, updated, values)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace the file's content in one step (a same-directory temporary file, then rename), keeping its mode."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,236 @@
+"""provision gcp end to end with the real OpenTofu binary on the fixture module (built-ins, local backend)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from provision.cli import app
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError
+from provision.flows.gcp import GcpRequest, GcpResult, run
+from provision.terraform import TerraformError
+from provision.tfvars import TfvarsError
+from tests.conftest import REPO
+from tests.helpers import helm_merge, validate_hub_values
+
+FIXTURE = REPO / "tests" / "fixtures" / "terraform" / "registry"
+# Shaped like 2i2c-org/infrastructure terraform/gcp/projects/leap.tfvars: comments, other settings, a list.
+TFVARS = """\
+# Cluster c1 (2i2c layout)
+prefix     = "c1"
+project_id = "c1-project"
+region     = "us-central1"
+
+# Hubs that build images with BinderHub
+container_repos = [
+  "existing", // the first one
+]
+
+enable_network_policy = true # not a variable of the module: terraform warns, never fails
+"""
+
+
+class Env:
+    def __init__(self, root: Path, tofu: str) -> None:
+        self.root, self.tofu = root, tofu
+        self.module = root / "terraform" / "gcp"
+        self.tfvars = self.module / "projects" / "c1.tfvars"
+
+    def tf(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([self.tofu, f"-chdir={self.module}", *args], capture_output=True, text=True, check=True)
+
+    def request(self, **kwargs: Any) -> GcpRequest:
+        fields: dict[str, Any] = {
+            "cluster": "c1",
+            "hub": "hub1",
+            "terraform_dir": self.module,
+            "terraform_bin": self.tofu,
+            "yes": True,
+        }
+        return GcpRequest(**{**fields, **kwargs})
+
+    def run(
+        self, *, confirm: Callable[[str], bool] = lambda _q: True, dry_run: bool = False, **kwargs: Any
+    ) -> tuple[GcpResult, str]:
+        stream = io.StringIO()
+        result = run(self.request(**kwargs), reporter=Reporter(stream=stream), confirm=confirm, dry_run=dry_run)
+        return result, stream.getvalue()
+
+    def fails(self, **kwargs: Any) -> tuple[ProvisionError, bytes]:
+        before = self.tfvars.read_bytes()
+        with pytest.raises(ProvisionError) as err:
+            self.run(**kwargs)
+        return err.value, before
+
+    def state_keys(self) -> dict[str, str]:
+        out = self.tf("output", "-no-color", "-json", "registry_sa_keys").stdout
+        return json.loads(out)
+
+
+@pytest.fixture
+def env(tmp_path: Path, tofu: str) -> Env:
+    e = Env(tmp_path, tofu)
+    shutil.copytree(FIXTURE, e.module)
+    e.tfvars.parent.mkdir()
+    e.tfvars.write_text(TFVARS)
+    e.tf("init", "-input=false", "-no-color")
+    e.tf("workspace", "new", "-no-color", "c1")
+    # The cluster is in sync with its tfvars before provision runs (the `existing` hub and the rest are applied).
+    e.tf("apply", "-input=false", "-no-color", "-auto-approve", "-var-file=projects/c1.tfvars")
+    return e
+
+
+def test_first_run_then_rerun(env: Env) -> None:
+    result, stderr = env.run()
+    assert result.applied and result.tfvars_changed
+    assert env.tfvars.read_text() == TFVARS.replace(
+        '  "existing", // the first one\n', '  "existing", // the first one\n  "hub1",\n'
+    )
+    key = json.loads(result.registry.password)
+    assert key["client_email"] == "hub1-registry-sa@c1-project.iam.gserviceaccount.com"
+    assert result.registry.username == "_json_key"
+    assert result.registry.server == "https://us-central1-docker.pkg.dev"
+    assert result.registry.image_prefix == "us-central1-docker.pkg.dev/c1-project/hub1-registry/"
+    assert result.registry.pull_secret_registry is None
+    assert result.processes <= 5
+    assert "terraform apply: done (" in stderr  # progress with elapsed time
+    assert 'terraform_data.registry_sa_key["hub1"]: Creation complete' in stderr
+    assert "PRIVATE KEY" not in stderr
+
+    before = env.tfvars.read_bytes()
+    again, stderr = env.run(confirm=lambda _q: pytest.fail("nothing to confirm on a re-run"))
+    assert not again.applied and not again.tfvars_changed
+    assert again.processes <= 4
+    assert "apply skipped" in stderr
+    assert again.registry.password == result.registry.password
+    assert env.tfvars.read_bytes() == before
+
+
+def test_declined_confirmation_restores_tfvars(env: Env) -> None:
+    error, before = env.fails(yes=False, confirm=lambda _q: False)
+    assert "declined" in str(error) and "restored" in str(error)
+    assert env.tfvars.read_bytes() == before
+    assert "hub1" not in env.state_keys()
+
+
+def test_failed_apply_restores_tfvars_and_rerun_after_fix(env: Env) -> None:
+    error, before = env.fails(hub="fails-on-apply")
+    assert isinstance(error, TerraformError)
+    assert "simulated apply failure" in str(error) or "local-exec" in str(error)
+    assert "restored" in str(error) and "re-run" in str(error)
+    assert env.tfvars.read_bytes() == before
+
+
+def test_bad_tfvars_syntax_names_file_and_line(env: Env) -> None:
+    env.tfvars.write_text(TFVARS.replace('  "existing",', '  "existing"\n  oops ='))
+    error, before = env.fails()
+    assert isinstance(error, TfvarsError)
+    assert f"{env.tfvars}:9" in str(error)
+    assert env.tfvars.read_bytes() == before
+
+
+def test_bad_tfvars_value_gives_terraform_diagnostic_with_file_and_line(env: Env) -> None:
+    env.tfvars.write_text(TFVARS + 'unrelated_marker = ["not", "a", "string"]\n')
+    error, before = env.fails()
+    assert isinstance(error, TerraformError)
+    assert "Invalid value for input variable" in str(error) and "c1.tfvars:13)" in str(error)
+    assert env.tfvars.read_bytes() == before
+
+
+def test_missing_binary_touches_nothing(env: Env) -> None:
+    error, before = env.fails(terraform_bin=str(env.root / "no-such-tofu"))
+    assert "no terraform binary found" in str(error) and "--terraform-bin" in str(error)
+    assert env.tfvars.read_bytes() == before
+
+
+def test_unknown_workspace_is_refused_unless_asked(env: Env) -> None:
+    error, before = env.fails(workspace="c2")
+    assert "workspace 'c2' does not exist" in str(error) and "--create-workspace" in str(error)
+    assert env.tfvars.read_bytes() == before
+    # A new workspace has an empty state: its plan recreates the whole cluster, which the guard refuses too.
+    error, _ = env.fails(workspace="c2", create_workspace=True)
+    assert "terraform_data.unrelated" in str(error)
+    result, _ = env.run(workspace="c2", create_workspace=True, allow_unrelated_changes=True)
+    assert result.applied
+
+
+def test_plan_touching_an_unrelated_resource_is_refused(env: Env) -> None:
+    env.run()  # applies with unrelated_marker v1
+    env.tfvars.write_text(env.tfvars.read_text() + 'unrelated_marker = "v2"\n')
+    error, before = env.fails(hub="hub2")
+    assert "terraform_data.unrelated" in str(error) and "--allow-unrelated-changes" in str(error)
+    assert env.tfvars.read_bytes() == before
+    assert "hub2" not in env.state_keys()
+    result, _ = env.run(hub="hub2", allow_unrelated_changes=True)
+    assert result.applied and "hub2" in env.state_keys()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hub": "Hub1"}, "invalid hub name"),
+        ({"repo": "a-name-that-is-too-long"}, "invalid repository name"),
+        ({"repo": "9lives"}, "invalid repository name"),
+        ({"cluster": "nope"}, "does not exist"),
+    ],
+)
+def test_validation_before_terraform(env: Env, kwargs: dict[str, str], message: str) -> None:
+    error, before = env.fails(**kwargs)
+    assert isinstance(error, UsageError) and message in str(error)
+    assert env.tfvars.read_bytes() == before
+
+
+def test_dry_run_shows_diff_and_commands_and_runs_nothing(env: Env) -> None:
+    shutil.rmtree(env.module / ".terraform")
+    before = env.tfvars.read_bytes()
+    result, stderr = env.run(dry_run=True)
+    assert result.processes == 0 and not (env.module / ".terraform").exists()
+    assert env.tfvars.read_bytes() == before
+    assert '+  "hub1",' in stderr
+    assert "tofu plan -input=false -no-color -json -detailed-exitcode" in stderr
+    assert "tofu apply -input=false -no-color -json '<tmp>/tfplan'" in stderr
+
+
+def test_cli_end_to_end(env: Env) -> None:
+    args = [
+        "gcp",
+        "--cluster",
+        "c1",
+        "--hub",
+        "hub1",
+        "--terraform-dir",
+        str(env.module),
+        "--terraform-bin",
+        env.tofu,
+        "--yes",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    secret = yaml.safe_load(result.stdout)
+    key = secret["binderhub-service"]["buildPodsRegistryCredentials"]["password"]
+    assert json.loads(key)["type"] == "service_account"
+    assert key == env.state_keys()["hub1"]
+    public = yaml.safe_load(result.stderr.split("public values (for <hub>.values.yaml):\n")[1].split("dry run")[0])
+    validate_hub_values(helm_merge(public, secret))
+    assert "jupyterhub" not in secret
+    assert "PRIVATE KEY" not in result.stderr
+
+    # Without --yes and with stdin closed (CI, pipes) there is nobody to answer: that is a "no".
+    declined = CliRunner().invoke(app, [*args[:-1], "--hub", "hub2"], input="")
+    assert declined.exit_code == 1 and "declined" in declined.stderr
+    assert "Apply these 3 change(s) to workspace c1? [y/N]" in declined.stderr
+    # Answering yes on stdin applies, and stdout still carries nothing but the YAML.
+    confirmed = CliRunner().invoke(app, [*args[:-1], "--hub", "hub2"], input="y\n")
+    assert confirmed.exit_code == 0, confirmed.stderr
+    assert confirmed.stdout.startswith("binderhub-service:\n")
+    assert declined.stdout == ""
