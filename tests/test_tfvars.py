@@ -147,8 +147,20 @@ def test_only_the_new_item_is_added(
         joined = ", ".join(f'"{i}"' for i in items) + ("," if trailing and items else "")
         text = f"{before}container_repos = [{joined}]{comment}\nafter = true\n"
     values = tfvars.parse(text, path="t")
+    assert tfvars.simple_values(text) in (None, values)  # the fast path never disagrees with python-hcl2
     updated = tfvars.add_to_list(text, new, attribute="container_repos")
     assert tfvars.parse(updated, path="t") == {**values, "container_repos": [*values["container_repos"], new]}
     # Every original byte is still there, in order: the edit only inserts.
     it = iter(updated)
     assert all(ch in it for ch in text)
+
+
+@pytest.mark.parametrize(("before", "after"), LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_fast_path_agrees_with_hcl2(before: str, after: str) -> None:
+    for text in (before, after):
+        fast = tfvars.simple_values(text)
+        assert fast is None or fast == tfvars.parse(text, path="t")
+    assert tfvars.simple_values('a = "x"\na = "y"\n') is None
+    assert tfvars.simple_values('a = "${var.x}"\n') is None
+    assert tfvars.simple_values(HEAD + 'container_repos = ["a", "b"]\n') == {
+        "project_id": "leap-pangeo", "region": "us-central1", "container_repos": ["a", "b"]}
