@@ -19,6 +19,7 @@ import typer
 from provision import __version__
 from provision.console import Reporter, ask, emit, to_json, to_yaml
 from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
+from provision.hubconfig import HubRegistry, public_values, secret_values
 
 app = typer.Typer(
     name="provision",
@@ -127,11 +128,11 @@ def _finish(
     *,
     fmt: OutputFormat,
     dry_run: bool,
-    public: dict[str, Any],
-    secret: dict[str, Any] | None,
+    registry: HubRegistry,
     summary: dict[str, Any],
 ) -> None:
-    """Print the public values to stderr and the machine output to stdout, once."""
+    """Print the public values to stderr and the machine output (the secret values) to stdout, once."""
+    public = public_values(registry)
     reporter.always("")
     reporter.always("public values (for <hub>.values.yaml):")
     reporter.always(to_yaml(public).rstrip())
@@ -140,6 +141,7 @@ def _finish(
         if fmt is OutputFormat.json:
             emit(to_json({"dry_run": True, **summary, "public_values": public}))
         return
+    secret = secret_values(registry)
     if fmt is OutputFormat.json:
         emit(to_json({**summary, "public_values": public, "secret_values": secret}))
     else:
@@ -187,7 +189,6 @@ def quay(
     reporter = _reporter(quiet=quiet, verbose=verbose)
     with _handled(reporter, debug=debug):
         from provision.flows import quay as flow
-        from provision.hubconfig import public_values, secret_values
 
         request = flow.QuayRequest(
             org=org,
@@ -220,8 +221,7 @@ def quay(
             reporter,
             fmt=fmt,
             dry_run=dry_run,
-            public=public_values(result.registry),
-            secret=None if dry_run else secret_values(result.registry),
+            registry=result.registry,
             summary=summary,
         )
 
@@ -275,7 +275,6 @@ def gcp(
     reporter = _reporter(quiet=quiet, verbose=verbose)
     with _handled(reporter, debug=debug):
         from provision.flows import gcp as flow
-        from provision.hubconfig import public_values, secret_values
 
         request = flow.GcpRequest(
             cluster=cluster,
@@ -306,8 +305,7 @@ def gcp(
             reporter,
             fmt=fmt,
             dry_run=dry_run,
-            public=public_values(result.registry),
-            secret=None if dry_run else secret_values(result.registry),
+            registry=result.registry,
             summary=summary,
         )
 
