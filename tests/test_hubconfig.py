@@ -39,7 +39,7 @@ def test_secret_values_carry_the_three_passwords() -> None:
         "username": "org+image_builder",
         "password": "ROBOTTOKEN",
     }
-    assert secret_key_paths(QUAY)[0] == "binderhub-service.config.DockerRegistry.password"
+    assert secret_key_paths(secret)[0] == "binderhub-service.config.DockerRegistry.password"
 
 
 def test_no_pull_secret_when_not_needed() -> None:

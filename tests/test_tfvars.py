@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provision import tfvars
+from provision.files import write_atomic
 from provision.tfvars import TfvarsError
 
 HEAD = (
@@ -75,7 +76,7 @@ def test_layouts(tmp_path: Path, before: str, after: str) -> None:
     edit = tfvars.plan_add(path, "hub2")
     assert edit.updated == after
     assert path.read_bytes() == before.encode()  # planning writes nothing
-    tfvars.write_atomic(path, edit.updated)
+    write_atomic(path, edit.updated)
     assert path.read_bytes() == after.encode()
     again = tfvars.plan_add(path, "hub2")
     assert not again.changed  # idempotent
@@ -110,15 +111,6 @@ def test_refuses_what_it_cannot_edit(tmp_path: Path, text: str, message: str) ->
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(TfvarsError, match="cannot read"):
         tfvars.plan_add(tmp_path / "nope.tfvars", "hub2")
-
-
-def test_write_atomic_keeps_mode(tmp_path: Path) -> None:
-    path = tmp_path / "c.tfvars"
-    path.write_text("a = 1\n")
-    path.chmod(0o600)
-    tfvars.write_atomic(path, "a = 2\n")
-    assert path.read_text() == "a = 2\n" and path.stat().st_mode & 0o777 == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["c.tfvars"]
 
 
 names = st.from_regex(r"[a-z][a-z0-9-]{0,17}", fullmatch=True)

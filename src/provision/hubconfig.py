@@ -6,10 +6,19 @@ itself. Pure: no I/O. Keys follow ../shared/facts/hub-config.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from provision.errors import UsageError
+
 RegistryKind = Literal["quay", "artifact-registry", "dockerhub"]
+Chart = Literal["basehub", "daskhub", "z2jh"]
+CHARTS: tuple[Chart, ...] = ("basehub", "daskhub", "z2jh")
+# The z2jh chart's pull secret, with its default empty fullnameOverride; dask pods reference it by name.
+PULL_SECRET_NAME = "image-pull-secret"
+IMAGE_RULE = re.compile(r"^.+:.+$")  # the same rule fancy-profiles applies to the "other image" field
+SLUG_RULE = re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -34,9 +43,91 @@ class HubRegistry:
         return self.api_url or self.server
 
 
-def public_values(registry: HubRegistry) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ImageChoice:
+    """A predefined image in the fancy-profiles image picker."""
+
+    slug: str
+    image: str
+    display_name: str | None = None
+    description: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> ImageChoice:
+        """`SLUG=IMAGE:TAG[;DISPLAY NAME[;DESCRIPTION]]` (the --image option). Raises UsageError."""
+        slug, sep, rest = spec.partition("=")
+        if not sep:
+            raise UsageError(f"invalid --image {spec!r}: expected SLUG=IMAGE:TAG[;DISPLAY NAME[;DESCRIPTION]]")
+        parts = rest.split(";", 2)
+        return cls.checked(slug.strip(), parts[0].strip(), *[p.strip() or None for p in parts[1:]])
+
+    @classmethod
+    def checked(
+        cls, slug: str, image: str, display_name: str | None = None, description: str | None = None
+    ) -> ImageChoice:
+        if SLUG_RULE.fullmatch(slug) is None:
+            raise UsageError(f"invalid image slug {slug!r}: lower-case letters, digits, '-' and '_'")
+        if IMAGE_RULE.fullmatch(image) is None or any(c.isspace() for c in image):
+            raise UsageError(f"invalid image {image!r} for {slug!r}: expected IMAGE:TAG")
+        return cls(slug, image, display_name, description)
+
+
+def images_from_yaml(text: str, *, source: str) -> tuple[ImageChoice, ...]:
+    """Image choices from a small YAML file: a list (or `images:` list) of {slug, image, display_name?,
+    description?}. Raises UsageError naming the file and the entry."""
+    from ruamel.yaml import YAML  # lazy: keeps start-up fast
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise UsageError(f"{source}: not valid YAML ({exc})") from None
+    entries = data.get("images") if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"{source}: expected a list of images (or an `images:` list)")
+    choices = []
+    for index, entry in enumerate(entries, start=1):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("slug"), str)
+            or not isinstance(entry.get("image"), str)
+        ):
+            raise UsageError(f"{source}: image {index} needs `slug` and `image` strings")
+        unknown = set(entry) - {"slug", "image", "display_name", "description"}
+        if unknown:
+            raise UsageError(f"{source}: image {index} has unknown keys {sorted(unknown)}")
+        choices.append(
+            ImageChoice.checked(entry["slug"], entry["image"], entry.get("display_name"), entry.get("description"))
+        )
+    slugs = [c.slug for c in choices]
+    if len(set(slugs)) != len(slugs):
+        raise UsageError(f"{source}: image slugs must be unique")
+    return tuple(choices)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The fancy-profiles profile that offers "build your own image" plus predefined images."""
+
+    images: tuple[ImageChoice, ...] = ()
+    slug: str = "build-your-own-image"
+    display_name: str = "Build your own image"
+    description: str = "Choose an image, or build one from a GitHub repository"
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """How the values are shaped: the hub's chart, whether it runs dask-gateway, and its profile (if any)."""
+
+    chart: Chart = "basehub"
+    dask_gateway: bool = False
+    profile: Profile | None = None
+
+
+def public_values(registry: HubRegistry, options: HubOptions | None = None) -> dict[str, Any]:
     """The plain values for `<hub>.values.yaml`: everything except passwords."""
-    return {
+    options = options or HubOptions()
+    doc: dict[str, Any] = {
         "binderhub-service": {
             "enabled": True,
             "config": {
@@ -48,10 +139,17 @@ def public_values(registry: HubRegistry) -> dict[str, Any]:
             "buildPodsRegistryCredentials": {"server": registry.server, "username": registry.username},
         }
     }
+    if options.dask_gateway and registry.pull_secret_registry is not None:
+        # Dask schedulers and workers do not get the z2jh pull secret by themselves.
+        doc["dask-gateway"] = {"gateway": {"backend": {"imagePullSecrets": [{"name": PULL_SECRET_NAME}]}}}
+    if options.profile is not None:
+        doc["jupyterhub"] = profile_values(options.profile)["jupyterhub"]
+    return _wrap(doc, options.chart)
 
 
-def secret_values(registry: HubRegistry) -> dict[str, Any]:
+def secret_values(registry: HubRegistry, options: HubOptions | None = None) -> dict[str, Any]:
     """The values for `enc-<hub>.secret.values.yaml`: the passwords, plus the whole pull secret when needed."""
+    options = options or HubOptions()
     doc: dict[str, Any] = {
         "binderhub-service": {
             "config": {"DockerRegistry": {"password": registry.password}},
@@ -67,19 +165,62 @@ def secret_values(registry: HubRegistry) -> dict[str, Any]:
                 "password": registry.password,
             }
         }
-    return doc
+    return _wrap(doc, options.chart)
 
 
-def secret_key_paths(registry: HubRegistry) -> list[str]:
-    """Dotted paths of the secret values (for messages that must name keys, never values)."""
-    return [".".join(path) for path, _ in _leaves(secret_values(registry), ())]
+def profile_values(profile: Profile, *, chart: Chart = "basehub") -> dict[str, Any]:
+    """The `jupyterhub.singleuser.profileList` entry that turns on image building in fancy-profiles."""
+    choices: dict[str, Any] = {}
+    for index, image in enumerate(profile.images):
+        choice: dict[str, Any] = {"display_name": image.display_name or image.image}
+        if image.description:
+            choice["description"] = image.description
+        if index == 0:
+            choice["default"] = True
+        choice["kubespawner_override"] = {"image": image.image}
+        choices[image.slug] = choice
+    option: dict[str, Any] = {
+        "display_name": "Image",
+        # fancy-profiles shows "build" only when the option key is `image` and both flags below are true.
+        "dynamic_image_building": {"enabled": True},
+        "unlisted_choice": {
+            "enabled": True,
+            "display_name": "Image",
+            "display_name_in_choices": "Build your own image",
+            "description_in_choices": "Build a new image from a GitHub repository, or use an existing image",
+            "validation_regex": IMAGE_RULE.pattern,
+            "validation_message": "Must be an image of the form <image>:<tag>",
+            "kubespawner_override": {"image": "{value}"},
+        },
+    }
+    if choices:
+        option["choices"] = choices
+    entry = {
+        "display_name": profile.display_name,
+        "slug": profile.slug,
+        "description": profile.description,
+        "default": True,
+        "profile_options": {"image": option},
+    }
+    return _wrap({"jupyterhub": {"singleuser": {"profileList": [entry]}}}, chart)
 
 
-def _leaves(doc: dict[str, Any], prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+def _wrap(doc: dict[str, Any], chart: Chart) -> dict[str, Any]:
+    # The legacy daskhub chart wraps basehub: every basehub key sits under `basehub:` or is silently ignored.
+    return {"basehub": doc} if chart == "daskhub" else doc
+
+
+def secret_key_paths(doc: dict[str, Any]) -> list[str]:
+    """Dotted paths of a document's leaves (for messages that must name keys, never values)."""
+    return [".".join(path) for path, _ in leaves(doc)]
+
+
+def leaves(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every (path, value) of a nested mapping, lists counted as leaves."""
     out: list[tuple[tuple[str, ...], Any]] = []
     for key, value in doc.items():
         if isinstance(value, dict):
-            out.extend(_leaves(value, (*prefix, key)))
+            out.extend(leaves(value, (*prefix, key)))
         else:
             out.append(((*prefix, key), value))
     return out

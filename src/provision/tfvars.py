@@ -7,14 +7,13 @@ and the result is parsed again and compared with the original before anyone writ
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError
+from provision.files import unified_diff
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
@@ -52,15 +51,7 @@ class TfvarsEdit:
         return self.original != self.updated
 
     def diff(self) -> str:
-        import difflib  # only dry runs show a diff
-
-        lines = difflib.unified_diff(
-            self.original.splitlines(keepends=True),
-            self.updated.splitlines(keepends=True),
-            fromfile=str(self.path),
-            tofile=str(self.path),
-        )
-        return "".join(lines)
+        return unified_diff(self.path, self.original, self.updated)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -273,17 +264,3 @@ def plan_add(path: Path, name: str, *, attribute: str = "container_repos") -> Tf
             hint=f"add {name!r} to {attribute} by hand, then re-run",
         )
     return TfvarsEdit(path, original, updated, values)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace the file's content in one step (a same-directory temporary file, then rename), keeping its mode."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

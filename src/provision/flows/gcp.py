@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision import names, terraform, tfvars
+from provision import files, names, terraform, tfvars
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
@@ -118,7 +118,7 @@ def run(
     )
     with _tfvars_restored_on_failure(edit, reporter), _private_dir() as tmp:
         if edit.changed:
-            tfvars.write_atomic(edit.path, edit.updated)
+            files.write_atomic(edit.path, edit.updated)
             reporter.info(f"added {req.name!r} to {ATTRIBUTE} in {edit.path}")
         else:
             reporter.info(f"{req.name!r} is already in {ATTRIBUTE} of {edit.path}")
@@ -249,7 +249,7 @@ def _tfvars_restored_on_failure(edit: tfvars.TfvarsEdit, reporter: Reporter) -> 
         yield
     except BaseException as exc:
         if edit.changed and edit.path.read_bytes() != edit.original.encode("utf-8"):
-            tfvars.write_atomic(edit.path, edit.original)
+            files.write_atomic(edit.path, edit.original)
             reporter.info(f"restored {edit.path} to its previous content")
             if isinstance(exc, ProvisionError):
                 exc.message = f"{exc.message.rstrip('.')}; {edit.path} was restored to its previous content"

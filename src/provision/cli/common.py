@@ -1,0 +1,228 @@
+"""What every command shares: option types, the error-to-exit-code mapping, tokens, and the final output."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
+
+if TYPE_CHECKING:
+    # Imported inside the functions: `provision --help` and shell completion never need them.
+    from provision.console import Reporter
+    from provision.flows.hubfiles import FilesRequest, Published
+    from provision.hubconfig import HubOptions, Profile
+
+
+class OutputFormat(StrEnum):
+    yaml = "yaml"
+    json = "json"
+
+
+class ChartChoice(StrEnum):
+    basehub = "basehub"
+    daskhub = "daskhub"
+    z2jh = "z2jh"
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Hide progress (summaries and errors stay).")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show each API call (never secrets).")]
+Debug = Annotated[bool, typer.Option("--debug", help="Add the traceback to error messages.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change and change nothing.")]
+ShowSecrets = Annotated[
+    bool, typer.Option("--show-secrets", help="Allow printing the secret values when stdout is a terminal.")
+]
+Format = Annotated[OutputFormat, typer.Option("--format", help="stdout format: the secret values as YAML, or JSON.")]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option("--token-file", help="Read the API token from this file instead of the environment.", dir_okay=False),
+]
+# Hub configuration options, shared by every registry command.
+ValuesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--values-file",
+        help="Merge the public values into this <hub>.values.yaml (comments kept).",
+        dir_okay=False,
+        rich_help_panel="Hub files",
+    ),
+]
+SecretFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--secret-file",
+        help="Merge the secrets into this sops file enc-<hub>.secret.values.yaml "
+        "(sops from SOPS_BIN or PATH) instead of printing them.",
+        dir_okay=False,
+        rich_help_panel="Hub files",
+    ),
+]
+ClusterConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--cluster-config",
+        help="List the written files in the hub's helm_chart_values_files here.",
+        dir_okay=False,
+        rich_help_panel="Hub files",
+    ),
+]
+ChartOption = Annotated[
+    ChartChoice | None,
+    typer.Option(
+        "--chart",
+        help="basehub (2i2c), daskhub (values under basehub:) or z2jh (plain Zero to "
+        "JupyterHub); default: the hub's helm_chart in --cluster-config, else basehub.",
+        rich_help_panel="Hub files",
+    ),
+]
+DaskGateway = Annotated[
+    bool,
+    typer.Option(
+        "--dask-gateway", help="The hub runs dask-gateway: give dask pods the pull secret.", rich_help_panel="Hub files"
+    ),
+]
+Images = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--image",
+        help="Image choice SLUG=IMAGE:TAG[;DISPLAY NAME[;DESCRIPTION]] for the "
+        "fancy-profiles picker (repeatable; adds the image-building profile).",
+        rich_help_panel="Hub files",
+    ),
+]
+ImagesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--images-file",
+        help="YAML list of {slug, image, display_name, description} image choices.",
+        exists=True,
+        dir_okay=False,
+        rich_help_panel="Hub files",
+    ),
+]
+ProfileFlag = Annotated[
+    bool,
+    typer.Option(
+        "--profile",
+        help="Add the fancy-profiles image-building profile (also with no --image).",
+        rich_help_panel="Hub files",
+    ),
+]
+
+
+@contextmanager
+def handled(reporter: Reporter, *, debug: bool) -> Iterator[None]:
+    """The one place that maps errors to exit codes: 1 operational, 2 usage, 130 interrupted."""
+    try:
+        yield
+    except ProvisionError as exc:
+        reporter.error(str(exc))
+        if debug:
+            import traceback
+
+            reporter.always("".join(traceback.format_exception(exc)))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        reporter.error("interrupted; re-run the same command to finish: steps already done are skipped")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
+    from provision.console import Reporter
+
+    reporter = Reporter(quiet=quiet, verbose=verbose)
+    if verbose:
+        import logging  # ~15 ms: only when asked for
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+        logger = logging.getLogger("provision")
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.DEBUG)
+    return reporter
+
+
+def read_token(env_var: str, token_file: Path | None) -> str | None:
+    """The API token, from --token-file or the environment; never from an argument value."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file {str(token_file)!r}: {exc.strerror}") from None
+        if not token:
+            raise UsageError(f"--token-file {str(token_file)!r} is empty")
+        return token
+    return os.environ.get(env_var, "").strip() or None
+
+
+def guard_terminal(*, show_secrets: bool, dry_run: bool, secret_file: Path | None = None) -> None:
+    """Refuse, before any change, to print secrets on a terminal."""
+    if not dry_run and secret_file is None and not show_secrets and sys.stdout.isatty():
+        raise UsageError(
+            "stdout is a terminal and would show the registry password; pipe it into sops, e.g. "
+            "`... | sops encrypt --filename-override enc-HUB.secret.values.yaml --output enc-HUB.secret.values.yaml`, "
+            "or pass --secret-file, or --show-secrets"
+        )
+
+
+def profile_from(images: list[str] | None, images_file: Path | None, flag: bool) -> Profile | None:
+    """The image-building profile asked for by --image, --images-file or --profile (None when none is)."""
+    from provision.hubconfig import ImageChoice, Profile, images_from_yaml
+
+    choices: list[ImageChoice] = [ImageChoice.parse(spec) for spec in images or ()]
+    if images_file is not None:
+        choices += images_from_yaml(images_file.read_text(encoding="utf-8"), source=str(images_file))
+    if len({c.slug for c in choices}) != len(choices):
+        raise UsageError("image slugs must be unique")
+    if not choices and not flag:
+        return None
+    return Profile(images=tuple(choices))
+
+
+def files_request(
+    *, values_file: Path | None, secret_file: Path | None, cluster_config: Path | None, hub: str | None
+) -> FilesRequest:
+    from provision.flows.hubfiles import FilesRequest
+
+    return FilesRequest(values_file, secret_file, cluster_config, hub, sops_bin=os.environ.get("SOPS_BIN") or None)
+
+
+def hub_options(
+    files: FilesRequest, *, chart: ChartChoice | None, dask_gateway: bool, profile: Profile | None
+) -> HubOptions:
+    from provision.flows.hubfiles import chart_for
+    from provision.hubconfig import HubOptions
+
+    return HubOptions(
+        chart=chart_for(files, chart.value if chart else None), dask_gateway=dask_gateway, profile=profile
+    )
+
+
+def finish(
+    reporter: Reporter, published: Published, *, fmt: OutputFormat, dry_run: bool, summary: dict[str, Any]
+) -> None:
+    """Write the machine output to stdout, once: the secret values, unless they went into --secret-file."""
+    from provision.console import emit, to_json, to_yaml
+
+    if dry_run:
+        reporter.always("dry run: nothing was changed")
+        if fmt is OutputFormat.json:
+            emit(to_json({"dry_run": True, **summary, "public_values": published.public}))
+        return
+    if published.written:
+        reporter.always("written: " + ", ".join(published.written))
+    if published.secret_in_file:
+        if fmt is OutputFormat.json:
+            emit(to_json({**summary, "public_values": published.public, "written": list(published.written)}))
+        return
+    if fmt is OutputFormat.json:
+        emit(to_json({**summary, "public_values": published.public, "secret_values": published.secret}))
+    else:
+        emit(to_yaml(published.secret))

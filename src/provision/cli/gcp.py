@@ -1,0 +1,128 @@
+"""provision gcp: an Artifact Registry repository for a hub, through terraform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provision.cli.common import (
+    ChartOption,
+    ClusterConfig,
+    DaskGateway,
+    Debug,
+    DryRun,
+    Format,
+    Images,
+    ImagesFile,
+    OutputFormat,
+    ProfileFlag,
+    Quiet,
+    SecretFile,
+    ShowSecrets,
+    ValuesFile,
+    Verbose,
+    files_request,
+    finish,
+    guard_terminal,
+    handled,
+    hub_options,
+    make_reporter,
+    profile_from,
+)
+
+
+def gcp(
+    cluster: Annotated[str, typer.Option("--cluster", help="Cluster name: the tfvars file and workspace default.")],
+    hub: Annotated[str, typer.Option("--hub", help="Hub name; also the repository name unless --repo is given.")],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="container_repos entry (<=18 chars), default the hub name.")
+    ] = None,
+    terraform_dir: Annotated[
+        Path, typer.Option("--terraform-dir", help="The terraform root module.", file_okay=False)
+    ] = Path("terraform/gcp"),
+    var_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--var-file",
+            help="tfvars file to edit (default: <terraform-dir>/projects/<cluster>.tfvars).",
+            dir_okay=False,
+        ),
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", help="Terraform workspace (default: the cluster).")
+    ] = None,
+    backend_config: Annotated[
+        list[str] | None, typer.Option("--backend-config", help="Passed to terraform init (repeatable).")
+    ] = None,
+    terraform_bin: Annotated[
+        str | None, typer.Option("--terraform-bin", help="tofu or terraform binary (default: tofu, then terraform).")
+    ] = None,
+    create_workspace: Annotated[
+        bool, typer.Option("--create-workspace", help="Create the workspace when it does not exist.")
+    ] = False,
+    allow_unrelated_changes: Annotated[
+        bool, typer.Option("--allow-unrelated-changes", help="Apply even if the plan changes other resources.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.")] = False,
+    values_file: ValuesFile = None,
+    secret_file: SecretFile = None,
+    cluster_config: ClusterConfig = None,
+    chart: ChartOption = None,
+    dask_gateway: DaskGateway = False,
+    image: Images = None,
+    images_file: ImagesFile = None,
+    profile: ProfileFlag = False,
+    dry_run: DryRun = False,
+    show_secrets: ShowSecrets = False,
+    fmt: Format = OutputFormat.yaml,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Add an Artifact Registry repository for a hub through terraform; print its values.
+
+    Edits container_repos in the cluster's tfvars, plans, asks, applies, then reads the service-account key from
+    the sensitive output registry_sa_keys (username _json_key).
+    """
+    reporter = make_reporter(quiet=quiet, verbose=verbose)
+    with handled(reporter, debug=debug):
+        from provision.console import ask
+        from provision.flows import gcp as flow
+        from provision.flows import hubfiles
+
+        request = flow.GcpRequest(
+            cluster=cluster,
+            hub=hub,
+            repo=repo,
+            terraform_dir=terraform_dir,
+            var_file=var_file,
+            workspace=workspace,
+            backend_configs=tuple(backend_config or ()),
+            terraform_bin=terraform_bin,
+            create_workspace=create_workspace,
+            allow_unrelated_changes=allow_unrelated_changes,
+            yes=yes,
+        )
+        flow.validate(request)
+        files = files_request(values_file=values_file, secret_file=secret_file, cluster_config=cluster_config, hub=hub)
+        sops_binary = hubfiles.validate(files)
+        options = hub_options(
+            files, chart=chart, dask_gateway=dask_gateway, profile=profile_from(image, images_file, profile)
+        )
+        guard_terminal(show_secrets=show_secrets, dry_run=dry_run, secret_file=secret_file)
+        result = flow.run(request, reporter=reporter, confirm=ask, dry_run=dry_run)
+        if not dry_run:
+            applied = f"applied {len(result.plan.changes)} change(s)" if result.applied else "nothing applied"
+            edited = "container_repos edited" if result.tfvars_changed else "container_repos unchanged"
+            reporter.always(f"summary: {edited}; {applied}; {result.processes} terraform processes")
+        summary = {
+            "tfvars_changed": result.tfvars_changed,
+            "applied": result.applied,
+            "terraform_changes": [c.describe() for c in result.plan.changes],
+        }
+        published = hubfiles.publish(
+            result.registry, options, files, sops_binary=sops_binary, reporter=reporter, dry_run=dry_run
+        )
+        finish(reporter, published, fmt=fmt, dry_run=dry_run, summary=summary)

@@ -1,0 +1,55 @@
+"""provision profile: the fancy-profiles image-building profile, for a hub whose registry already exists."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from provision.cli.common import (
+    ChartOption,
+    ClusterConfig,
+    Debug,
+    DryRun,
+    Images,
+    ImagesFile,
+    Quiet,
+    ValuesFile,
+    Verbose,
+    files_request,
+    handled,
+    hub_options,
+    make_reporter,
+    profile_from,
+)
+
+
+def profile(
+    hub: Annotated[str | None, typer.Option("--hub", help="Hub name (needed with --cluster-config).")] = None,
+    image: Images = None,
+    images_file: ImagesFile = None,
+    values_file: ValuesFile = None,
+    cluster_config: ClusterConfig = None,
+    chart: ChartOption = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Add the image-building profile (build your own image, plus --image choices) to a hub's values.
+
+    Without --values-file the profile's values are printed on stdout (they hold no secret).
+    """
+    reporter = make_reporter(quiet=quiet, verbose=verbose)
+    with handled(reporter, debug=debug):
+        from provision.console import emit, to_yaml
+        from provision.flows import hubfiles
+
+        files = files_request(values_file=values_file, secret_file=None, cluster_config=cluster_config, hub=hub)
+        hubfiles.validate(files)
+        options = hub_options(files, chart=chart, dask_gateway=False, profile=profile_from(image, images_file, True))
+        published = hubfiles.publish_profile(options, files, reporter=reporter, dry_run=dry_run)
+        if dry_run:
+            reporter.always("dry run: nothing was changed")
+        elif values_file is None:
+            emit(to_yaml(published.public))

@@ -1,0 +1,128 @@
+"""provision quay: Quay organization, robot and team for a hub."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from provision.cli.common import (
+    ChartOption,
+    ClusterConfig,
+    DaskGateway,
+    Debug,
+    DryRun,
+    Format,
+    Images,
+    ImagesFile,
+    OutputFormat,
+    ProfileFlag,
+    Quiet,
+    SecretFile,
+    ShowSecrets,
+    TokenFile,
+    ValuesFile,
+    Verbose,
+    files_request,
+    finish,
+    guard_terminal,
+    handled,
+    hub_options,
+    make_reporter,
+    profile_from,
+    read_token,
+)
+
+
+class QuayTeam(StrEnum):
+    owners = "owners"
+    creator = "creator"
+
+
+def quay(
+    org: Annotated[str, typer.Option("--org", help="Quay organization that holds the hub's images.")],
+    robot: Annotated[str, typer.Option("--robot", help="Robot account short name.")] = "image_builder",
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, for the image prefix.")] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="Hub name: image prefix <host>/<org>/<cluster>-<hub>-.")
+    ] = None,
+    member: Annotated[
+        list[str] | None, typer.Option("--member", help="Quay user to add to the owners team (repeatable).")
+    ] = None,
+    team: Annotated[
+        QuayTeam,
+        typer.Option("--team", help="Team for the robot: owners (admin) or creator (may only create and push repos)."),
+    ] = QuayTeam.owners,
+    email: Annotated[str | None, typer.Option("--email", help="Organization e-mail (quay.io requires one).")] = None,
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="Quay server (any self-hosted Quay works).")
+    ] = "https://quay.io",
+    shared_org: Annotated[
+        bool,
+        typer.Option("--shared-org", help="Only look up an existing organization and robot (no changes)."),
+    ] = False,
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Regenerate the robot token (the old one stops working).")
+    ] = False,
+    token_file: TokenFile = None,
+    values_file: ValuesFile = None,
+    secret_file: SecretFile = None,
+    cluster_config: ClusterConfig = None,
+    chart: ChartOption = None,
+    dask_gateway: DaskGateway = False,
+    image: Images = None,
+    images_file: ImagesFile = None,
+    profile: ProfileFlag = False,
+    dry_run: DryRun = False,
+    show_secrets: ShowSecrets = False,
+    fmt: Format = OutputFormat.yaml,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+) -> None:
+    """Create (or reuse) a Quay organization, robot and team for a hub; print its values.
+
+    The API token comes from QUAY_TOKEN or --token-file and needs the scopes org:admin and user:admin.
+    """
+    reporter = make_reporter(quiet=quiet, verbose=verbose)
+    with handled(reporter, debug=debug):
+        from provision.flows import hubfiles
+        from provision.flows import quay as flow
+
+        request = flow.QuayRequest(
+            org=org,
+            api_url=api_url,
+            robot=robot,
+            cluster=cluster,
+            hub=hub,
+            members=tuple(member or ()),
+            team=team.value,
+            email=email,
+            shared_org=shared_org,
+            rotate=rotate,
+            token=read_token("QUAY_TOKEN", token_file),
+        )
+        flow.validate(request)
+        files = files_request(values_file=values_file, secret_file=secret_file, cluster_config=cluster_config, hub=hub)
+        sops_binary = hubfiles.validate(files)
+        options = hub_options(
+            files, chart=chart, dask_gateway=dask_gateway, profile=profile_from(image, images_file, profile)
+        )
+        guard_terminal(show_secrets=show_secrets, dry_run=dry_run, secret_file=secret_file)
+        result = flow.run(request, reporter=reporter, dry_run=dry_run)
+        if not dry_run:
+            reporter.always(
+                "summary: " + ("; ".join(result.applied) if result.applied else "nothing to do, no change made")
+            )
+            for line in result.member_report:
+                reporter.always(f"  {line}")
+        summary = {
+            "changes": [c.describe() for c in result.plan.changes],
+            "present": list(result.plan.present),
+            "members": list(result.member_report),
+        }
+        published = hubfiles.publish(
+            result.registry, options, files, sops_binary=sops_binary, reporter=reporter, dry_run=dry_run
+        )
+        finish(reporter, published, fmt=fmt, dry_run=dry_run, summary=summary)

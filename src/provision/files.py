@@ -1,0 +1,70 @@
+"""File edits shared by every editor: a before/after pair with its diff, and an atomic, mode-keeping write."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FileEdit:
+    """A file's content before (None: the file does not exist yet) and after an edit."""
+
+    path: Path
+    original: str | None
+    updated: str
+
+    @property
+    def changed(self) -> bool:
+        return self.original != self.updated
+
+    def diff(self) -> str:
+        return unified_diff(self.path, self.original, self.updated)
+
+    def apply(self) -> None:
+        if self.changed:
+            write_atomic(self.path, self.updated)
+
+    def restore(self) -> None:
+        """Put the file back as it was (removing it if it was new)."""
+        if self.original is None:
+            self.path.unlink(missing_ok=True)
+        elif read_text(self.path) != self.original:
+            write_atomic(self.path, self.original)
+
+
+def read_text(path: Path) -> str | None:
+    """The file's exact text (bytes decoded, newlines untouched), or None when it does not exist."""
+    try:
+        # Not read_text(): universal newlines would turn CRLF into LF and change every line.
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def unified_diff(path: Path, before: str | None, after: str) -> str:
+    import difflib  # only dry runs and summaries show diffs
+
+    lines = difflib.unified_diff(
+        (before or "").splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile="/dev/null" if before is None else str(path),
+        tofile=str(path),
+    )
+    return "".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace the file's content in one step (a same-directory temporary file, then rename), keeping its mode."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,228 @@
+"""Write a hub's values: merge the public values into `<hub>.values.yaml`, the secrets into the sops-encrypted
+`enc-<hub>.secret.values.yaml` (plaintext only in memory), and list both in the hub's entry of `cluster.yaml`.
+
+Every edit is computed first (plan), then written; a failure while writing puts back what was already written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision import clusterrepo, sops
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError
+from provision.files import FileEdit, read_text
+from provision.hubconfig import (
+    CHARTS,
+    Chart,
+    HubOptions,
+    HubRegistry,
+    profile_values,
+    public_values,
+    secret_key_paths,
+    secret_values,
+)
+
+CHART_OF_HELM_CHART: dict[str, Chart] = {"basehub": "basehub", "daskhub": "daskhub"}
+
+
+@dataclass(frozen=True)
+class FilesRequest:
+    values_file: Path | None = None
+    secret_file: Path | None = None
+    cluster_config: Path | None = None
+    hub: str | None = None
+    sops_bin: str | None = None
+
+    @property
+    def writes_anything(self) -> bool:
+        return any((self.values_file, self.secret_file, self.cluster_config))
+
+
+@dataclass(frozen=True)
+class FilesPlan:
+    edits: tuple[FileEdit, ...] = ()
+    replaced: tuple[str, ...] = ()  # "file: dotted.path" of values that change (never the values)
+    secret_paths: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+def validate(req: FilesRequest) -> str | None:
+    """Check paths and the sops binary before any side effect. Returns the sops binary (None if not needed)."""
+    if req.cluster_config is not None:
+        if req.hub is None:
+            raise UsageError("--cluster-config needs --hub: the hub whose helm_chart_values_files to update")
+        if not req.cluster_config.is_file():
+            raise UsageError(f"--cluster-config {str(req.cluster_config)!r} does not exist")
+        if req.values_file is None and req.secret_file is None:
+            raise UsageError("--cluster-config registers the files written by --values-file or --secret-file")
+    for option, path in (("--values-file", req.values_file), ("--secret-file", req.secret_file)):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"{option} {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+    if req.secret_file is not None and not req.secret_file.name.startswith("enc-"):
+        raise UsageError(
+            f"--secret-file {req.secret_file.name!r} should be named enc-<hub>.secret.values.yaml: the 2i2c "
+            "layout git-ignores other *secret* files and the deployer decrypts only files named like this"
+        )
+    return sops.find_binary(req.sops_bin) if req.secret_file is not None else None
+
+
+def chart_for(req: FilesRequest, explicit: str | None) -> Chart:
+    """The chart: --chart, else the hub's helm_chart in cluster.yaml, else basehub."""
+    if explicit is not None:
+        for chart in CHARTS:
+            if explicit == chart:
+                return chart
+        raise UsageError(f"invalid --chart {explicit!r}: choose basehub, daskhub or z2jh")
+    if req.cluster_config is not None and req.hub is not None:
+        helm_chart = clusterrepo.hub_chart(req.cluster_config, req.hub)
+        if helm_chart in CHART_OF_HELM_CHART:
+            return CHART_OF_HELM_CHART[helm_chart]
+    return "basehub"
+
+
+def plan_files(
+    req: FilesRequest,
+    *,
+    public: dict[str, Any],
+    secret: dict[str, Any] | None,
+    sops_binary: str | None,
+    encrypt: bool = True,
+) -> FilesPlan:
+    """Compute every edit without writing anything. `encrypt=False` (dry runs) skips the final encryption."""
+    edits: list[FileEdit] = []
+    replaced: list[str] = []
+    notes: list[str] = []
+    if req.values_file is not None:
+        edit, report = clusterrepo.plan_values_edit(req.values_file, public)
+        edits.append(edit)
+        replaced += [f"{req.values_file.name}: {p}" for p in report.replaced]
+    secret_paths: list[str] = []
+    if req.secret_file is not None and secret is not None:
+        assert sops_binary is not None
+        secret_edit, secret_replaced = _plan_secret(req.secret_file, secret, sops.Sops(sops_binary), encrypt=encrypt)
+        secret_paths = secret_key_paths(secret)
+        replaced += [f"{req.secret_file.name}: {p}" for p in secret_replaced]
+        if secret_edit is not None:
+            edits.append(secret_edit)
+        elif not encrypt:
+            notes.append(f"{req.secret_file}: would set {', '.join(secret_paths)} (encrypted with sops)")
+    if req.cluster_config is not None and req.hub is not None:
+        listed = [p for p in (req.values_file, req.secret_file) if p is not None]
+        edits.append(clusterrepo.plan_registration(req.cluster_config, req.hub, listed))
+    return FilesPlan(tuple(edits), tuple(replaced), tuple(secret_paths), tuple(notes))
+
+
+def _plan_secret(
+    path: Path, secret: dict[str, Any], client: sops.Sops, *, encrypt: bool
+) -> tuple[FileEdit | None, list[str]]:
+    """Decrypt (in memory), deep-merge, encrypt through stdin. Returns the ciphertext edit and replaced paths."""
+    original = read_text(path)
+    if not encrypt:
+        return None, []  # dry run: no decryption, no keys needed; the plan names the paths it would set
+    if original is None:
+        doc, style = clusterrepo.load("", path=path)
+    else:
+        # Nested secrets (OAuth client secrets ...) stay: the merge is deep, unlike the deployer's top-level update.
+        doc, style = clusterrepo.load(client.decrypt(path), path=path)
+    report = clusterrepo.deep_merge(doc, secret)
+    if not report.changed:
+        return FileEdit(path, original, original or ""), []
+    ciphertext = client.encrypt(clusterrepo.dump(doc, style), filename=path)
+    return FileEdit(path, original, ciphertext), report.replaced
+
+
+def show_plan(plan: FilesPlan, reporter: Reporter, *, dry_run: bool) -> None:
+    """Diffs of the plain files; for the encrypted file only key paths (its diff would be ciphertext)."""
+    for edit in plan.edits:
+        if not edit.changed:
+            reporter.info(f"{edit.path}: already up to date")
+        elif edit.path.name.startswith("enc-"):
+            verb = "would encrypt" if dry_run else "encrypting"
+            reporter.always(f"{edit.path}: {verb} {', '.join(plan.secret_paths)}")
+        else:
+            reporter.always(edit.diff().rstrip())
+    for note in plan.notes:
+        reporter.always(note)
+    if plan.replaced:
+        reporter.warn("values replaced (by key path): " + "; ".join(plan.replaced))
+
+
+def apply_files(plan: FilesPlan, reporter: Reporter) -> tuple[str, ...]:
+    """Write every changed file; if one write fails, put back those already written. Returns what was written."""
+    written: list[FileEdit] = []
+    try:
+        for edit in plan.edits:
+            if edit.changed:
+                edit.apply()
+                written.append(edit)
+                reporter.info(f"wrote {edit.path}")
+    except OSError as exc:
+        for edit in reversed(written):
+            edit.restore()
+        raise ProvisionError(
+            f"cannot write {exc.filename}: {exc.strerror}; the files written before were put back",
+            hint="fix the cause and re-run the same command",
+        ) from None
+    return tuple(str(e.path) for e in written)
+
+
+@dataclass(frozen=True)
+class Published:
+    public: dict[str, Any]
+    secret: dict[str, Any] = field(repr=False)
+    written: tuple[str, ...] = ()
+    secret_in_file: bool = False
+
+
+def publish(
+    registry: HubRegistry,
+    options: HubOptions,
+    req: FilesRequest,
+    *,
+    sops_binary: str | None,
+    reporter: Reporter,
+    dry_run: bool,
+) -> Published:
+    """Render the hub's values and write the files asked for (all of them, or none). Returns what to print."""
+    public = public_values(registry, options)
+    return _publish(public, secret_values(registry, options), req, sops_binary, reporter, dry_run=dry_run)
+
+
+def publish_profile(options: HubOptions, req: FilesRequest, *, reporter: Reporter, dry_run: bool) -> Published:
+    """Only the image-building profile, for a hub whose registry already exists (no secrets)."""
+    assert options.profile is not None
+    public = profile_values(options.profile, chart=options.chart)
+    return _publish(public, {}, req, None, reporter, dry_run=dry_run)
+
+
+def _publish(
+    public: dict[str, Any],
+    secret: dict[str, Any],
+    req: FilesRequest,
+    sops_binary: str | None,
+    reporter: Reporter,
+    *,
+    dry_run: bool,
+) -> Published:
+    if req.values_file is None:
+        from provision.console import to_yaml
+
+        reporter.always("")
+        reporter.always("public values (for <hub>.values.yaml):")
+        reporter.always(to_yaml(public).rstrip())
+    written: tuple[str, ...] = ()
+    if req.writes_anything:
+        plan = plan_files(
+            req,
+            public=public,
+            secret=secret if req.secret_file else None,
+            sops_binary=sops_binary,
+            encrypt=not dry_run,
+        )
+        show_plan(plan, reporter, dry_run=dry_run)
+        if not dry_run:
+            written = apply_files(plan, reporter)
+    return Published(public, secret, written, secret_in_file=req.secret_file is not None)
