@@ -36,6 +36,7 @@ class MergeReport:
 
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    anchored: list[str] = field(default_factory=list)  # replaced values that were YAML anchors (aliases keep the old)
 
     @property
     def changed(self) -> bool:
@@ -126,11 +127,15 @@ def deep_merge(target: MutableMapping[str, Any], new: Mapping[str, Any], prefix:
             sub = deep_merge(target[key], value, path)
             report.added += sub.added
             report.replaced += sub.replaced
+            report.anchored += sub.anchored
         elif _keyed_list(value) and _keyed_list(target[key]):
             sub = _merge_keyed_list(target[key], value, path)
             report.added += sub.added
             report.replaced += sub.replaced
         elif _plain(target[key]) != _plain(value):
+            anchor = getattr(target[key], "anchor", None)
+            if anchor is not None and getattr(anchor, "value", None):
+                report.anchored.append(path)
             target[key] = value
             report.replaced.append(path)
     return report

@@ -99,6 +99,10 @@ def plan_files(
         edit, report = clusterrepo.plan_values_edit(req.values_file, public)
         edits.append(edit)
         replaced += [f"{req.values_file.name}: {p}" for p in report.replaced]
+        notes += [
+            f"{req.values_file.name}: {p} was a YAML anchor; its aliases keep the old value (check the diff)"
+            for p in report.anchored
+        ]
     secret_paths: list[str] = []
     if req.secret_file is not None and secret is not None:
         assert sops_binary is not None
