@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,3 +29,14 @@ def tofu() -> str:
     if not path.is_file():
         pytest.fail(f"OpenTofu not found at {path}: run scripts/install-opentofu (scripts/test does)")
     return str(path)
+
+
+@pytest.fixture
+def sops_bin(tmp_path: Path) -> str:
+    """An executable `<tmp>/bin/sops` that runs the sops stand-in (tests/servers/sops_standin.py)."""
+    standin = REPO / "tests" / "servers" / "sops_standin.py"
+    launcher = tmp_path / "bin" / "sops"
+    launcher.parent.mkdir()
+    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(standin))} "$@"\n')
+    launcher.chmod(0o755)
+    return str(launcher)

@@ -39,11 +39,16 @@ def _merge_into(base: dict[str, Any], new: dict[str, Any]) -> None:
             base[key] = value
 
 
-# The charts' own defaults for the keys we write (binderhub-service values.yaml: three empty strings; z2jh
-# values.yaml: imagePullSecret with create false and null fields). Helm validates defaults + user values merged.
+# The charts' own defaults for the keys we write. binderhub-service values.yaml: three empty strings and a
+# ClusterIP service on port 80; z2jh values.yaml: imagePullSecret with create false and null fields, hub.baseUrl /.
+# Helm validates defaults + user values merged.
 CHART_DEFAULTS: dict[str, dict[str, Any]] = {
-    "binderhub-service": {"buildPodsRegistryCredentials": {"server": "", "username": "", "password": ""}},
+    "binderhub-service": {
+        "buildPodsRegistryCredentials": {"server": "", "username": "", "password": ""},
+        "service": {"type": "ClusterIP", "port": 80},
+    },
     "jupyterhub": {
+        "hub": {"baseUrl": "/"},
         "imagePullSecret": {
             "create": False,
             "automaticReferenceInjection": True,
@@ -51,7 +56,7 @@ CHART_DEFAULTS: dict[str, dict[str, Any]] = {
             "username": None,
             "password": None,
             "email": None,
-        }
+        },
     },
 }
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provision.clusterrepo import ClusterRepoError, deep_merge, hub_chart, plan_registration, plan_values_edit
-from provision.hubconfig import HubRegistry, Profile, public_values, profile_values
+from provision.hubconfig import HubRegistry, Profile, profile_values, public_values
 
 # Shaped like config/clusters/<cluster>/<hub>.values.yaml in 2i2c-org/infrastructure.
 VALUES = """\
@@ -83,7 +83,9 @@ hubs:
     helm_chart: basehub
 """
 
-REGISTRY = HubRegistry("quay", "https://quay.io", "org+image_builder", "quay.io/org/c1-staging-", "tok", None, "quay.io")
+REGISTRY = HubRegistry(
+    "quay", "https://quay.io", "org+image_builder", "quay.io/org/c1-staging-", "tok", pull_secret_registry="quay.io"
+)
 
 
 def test_values_merge_keeps_comments_order_and_unrelated_keys(tmp_path: Path) -> None:

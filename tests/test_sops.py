@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shlex
 import stat
 import subprocess
 import sys
@@ -50,16 +49,6 @@ DOC: dict[str, Any] = {
     "note_unencrypted": "stays readable",
 }
 PLAINTEXT = yaml.safe_dump(DOC, sort_keys=False)
-
-
-@pytest.fixture
-def sops_bin(tmp_path: Path) -> str:
-    """An executable `<tmp>/bin/sops` that runs the stand-in with this interpreter."""
-    launcher = tmp_path / "bin" / "sops"
-    launcher.parent.mkdir()
-    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(STANDIN))} "$@"\n')
-    launcher.chmod(0o755)
-    return str(launcher)
 
 
 @pytest.fixture

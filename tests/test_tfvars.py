@@ -155,4 +155,7 @@ def test_fast_path_agrees_with_hcl2(before: str, after: str) -> None:
     assert tfvars.simple_values('a = "x"\na = "y"\n') is None
     assert tfvars.simple_values('a = "${var.x}"\n') is None
     assert tfvars.simple_values(HEAD + 'container_repos = ["a", "b"]\n') == {
-        "project_id": "leap-pangeo", "region": "us-central1", "container_repos": ["a", "b"]}
+        "project_id": "leap-pangeo",
+        "region": "us-central1",
+        "container_repos": ["a", "b"],
+    }

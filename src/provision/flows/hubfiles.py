@@ -16,6 +16,7 @@ from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, read_text
 from provision.hubconfig import (
     CHARTS,
+    Z2JH_NOTES,
     Chart,
     HubOptions,
     HubRegistry,
@@ -112,7 +113,7 @@ def plan_files(
         if secret_edit is not None:
             edits.append(secret_edit)
         elif not encrypt:
-            notes.append(f"{req.secret_file}: would set {', '.join(secret_paths)} (encrypted with sops)")
+            notes.append(f"{req.secret_file}: would encrypt {', '.join(secret_paths)} (sops, not run in a dry run)")
     if req.cluster_config is not None and req.hub is not None:
         listed = [p for p in (req.values_file, req.secret_file) if p is not None]
         edits.append(clusterrepo.plan_registration(req.cluster_config, req.hub, listed))
@@ -192,14 +193,15 @@ def publish(
 ) -> Published:
     """Render the hub's values and write the files asked for (all of them, or none). Returns what to print."""
     public = public_values(registry, options)
-    return _publish(public, secret_values(registry, options), req, sops_binary, reporter, dry_run=dry_run)
+    secret = secret_values(registry, options)
+    return _publish(public, secret, req, sops_binary, reporter, chart=options.chart, dry_run=dry_run)
 
 
 def publish_profile(options: HubOptions, req: FilesRequest, *, reporter: Reporter, dry_run: bool) -> Published:
     """Only the image-building profile, for a hub whose registry already exists (no secrets)."""
     assert options.profile is not None
     public = profile_values(options.profile, chart=options.chart)
-    return _publish(public, {}, req, None, reporter, dry_run=dry_run)
+    return _publish(public, {}, req, None, reporter, chart=options.chart, dry_run=dry_run)
 
 
 def _publish(
@@ -209,8 +211,12 @@ def _publish(
     sops_binary: str | None,
     reporter: Reporter,
     *,
+    chart: Chart,
     dry_run: bool,
 ) -> Published:
+    if chart == "z2jh":
+        for note in Z2JH_NOTES:
+            reporter.warn(note)
     if req.values_file is None:
         from provision.console import to_yaml
 
