@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
     from provision.console import Reporter
     from provision.flows.hubfiles import FilesRequest, Published
-    from provision.hubconfig import HubOptions, Profile
+    from provision.hubconfig import HubOptions, HubRegistry, Profile
 
 
 class OutputFormat(StrEnum):
@@ -226,3 +227,56 @@ def finish(
         emit(to_json({**summary, "public_values": published.public, "secret_values": published.secret}))
     else:
         emit(to_yaml(published.secret))
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """What a registry command will do with the values: the files to write, the values' shape, the sops binary."""
+
+    files: FilesRequest
+    options: HubOptions
+    sops_binary: str | None
+
+
+def prepare_hub_files(
+    *,
+    hub: str | None,
+    values_file: Path | None,
+    secret_file: Path | None,
+    cluster_config: Path | None,
+    chart: ChartChoice | None,
+    dask_gateway: bool,
+    image: list[str] | None,
+    images_file: Path | None,
+    profile: bool,
+    show_secrets: bool,
+    dry_run: bool,
+) -> HubFiles:
+    """Check the hub-file options, the sops binary and the terminal before the registry command changes anything."""
+    from provision.flows import hubfiles
+
+    files = files_request(values_file=values_file, secret_file=secret_file, cluster_config=cluster_config, hub=hub)
+    sops_binary = hubfiles.validate(files)
+    options = hub_options(
+        files, chart=chart, dask_gateway=dask_gateway, profile=profile_from(image, images_file, profile)
+    )
+    guard_terminal(show_secrets=show_secrets, dry_run=dry_run, secret_file=secret_file)
+    return HubFiles(files, options, sops_binary)
+
+
+def publish(
+    reporter: Reporter,
+    prepared: HubFiles,
+    registry: HubRegistry,
+    *,
+    fmt: OutputFormat,
+    dry_run: bool,
+    summary: dict[str, Any],
+) -> None:
+    """Render and write the hub's values, then print the machine output."""
+    from provision.flows import hubfiles
+
+    published = hubfiles.publish(
+        registry, prepared.options, prepared.files, sops_binary=prepared.sops_binary, reporter=reporter, dry_run=dry_run
+    )
+    finish(reporter, published, fmt=fmt, dry_run=dry_run, summary=summary)

@@ -23,13 +23,10 @@ from provision.cli.common import (
     ShowSecrets,
     ValuesFile,
     Verbose,
-    files_request,
-    finish,
-    guard_terminal,
     handled,
-    hub_options,
     make_reporter,
-    profile_from,
+    prepare_hub_files,
+    publish,
 )
 
 
@@ -90,7 +87,6 @@ def gcp(
     with handled(reporter, debug=debug):
         from provision.console import ask
         from provision.flows import gcp as flow
-        from provision.flows import hubfiles
 
         request = flow.GcpRequest(
             cluster=cluster,
@@ -106,12 +102,19 @@ def gcp(
             yes=yes,
         )
         flow.validate(request)
-        files = files_request(values_file=values_file, secret_file=secret_file, cluster_config=cluster_config, hub=hub)
-        sops_binary = hubfiles.validate(files)
-        options = hub_options(
-            files, chart=chart, dask_gateway=dask_gateway, profile=profile_from(image, images_file, profile)
+        prepared = prepare_hub_files(
+            hub=hub,
+            values_file=values_file,
+            secret_file=secret_file,
+            cluster_config=cluster_config,
+            chart=chart,
+            dask_gateway=dask_gateway,
+            image=image,
+            images_file=images_file,
+            profile=profile,
+            show_secrets=show_secrets,
+            dry_run=dry_run,
         )
-        guard_terminal(show_secrets=show_secrets, dry_run=dry_run, secret_file=secret_file)
         result = flow.run(request, reporter=reporter, confirm=ask, dry_run=dry_run)
         if not dry_run:
             applied = f"applied {len(result.plan.changes)} change(s)" if result.applied else "nothing applied"
@@ -122,7 +125,4 @@ def gcp(
             "applied": result.applied,
             "terraform_changes": [c.describe() for c in result.plan.changes],
         }
-        published = hubfiles.publish(
-            result.registry, options, files, sops_binary=sops_binary, reporter=reporter, dry_run=dry_run
-        )
-        finish(reporter, published, fmt=fmt, dry_run=dry_run, summary=summary)
+        publish(reporter, prepared, result.registry, fmt=fmt, dry_run=dry_run, summary=summary)

@@ -24,13 +24,10 @@ from provision.cli.common import (
     TokenFile,
     ValuesFile,
     Verbose,
-    files_request,
-    finish,
-    guard_terminal,
     handled,
-    hub_options,
     make_reporter,
-    profile_from,
+    prepare_hub_files,
+    publish,
     read_token,
 )
 
@@ -87,7 +84,6 @@ def quay(
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug):
-        from provision.flows import hubfiles
         from provision.flows import quay as flow
 
         request = flow.QuayRequest(
@@ -104,12 +100,19 @@ def quay(
             token=read_token("QUAY_TOKEN", token_file),
         )
         flow.validate(request)
-        files = files_request(values_file=values_file, secret_file=secret_file, cluster_config=cluster_config, hub=hub)
-        sops_binary = hubfiles.validate(files)
-        options = hub_options(
-            files, chart=chart, dask_gateway=dask_gateway, profile=profile_from(image, images_file, profile)
+        prepared = prepare_hub_files(
+            hub=hub,
+            values_file=values_file,
+            secret_file=secret_file,
+            cluster_config=cluster_config,
+            chart=chart,
+            dask_gateway=dask_gateway,
+            image=image,
+            images_file=images_file,
+            profile=profile,
+            show_secrets=show_secrets,
+            dry_run=dry_run,
         )
-        guard_terminal(show_secrets=show_secrets, dry_run=dry_run, secret_file=secret_file)
         result = flow.run(request, reporter=reporter, dry_run=dry_run)
         if not dry_run:
             reporter.always(
@@ -122,7 +125,4 @@ def quay(
             "present": list(result.plan.present),
             "members": list(result.member_report),
         }
-        published = hubfiles.publish(
-            result.registry, options, files, sops_binary=sops_binary, reporter=reporter, dry_run=dry_run
-        )
-        finish(reporter, published, fmt=fmt, dry_run=dry_run, summary=summary)
+        publish(reporter, prepared, result.registry, fmt=fmt, dry_run=dry_run, summary=summary)
