@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from provision.errors import UsageError
 
-RegistryKind = Literal["quay", "artifact-registry", "dockerhub"]
+RegistryKind = Literal["quay", "artifact-registry", "dockerhub", "registry"]  # registry: any other v2 registry
 Chart = Literal["basehub", "daskhub", "z2jh"]
 CHARTS: tuple[Chart, ...] = ("basehub", "daskhub", "z2jh")
 # The z2jh chart's pull secret, with its default empty fullnameOverride; dask pods reference it by name.

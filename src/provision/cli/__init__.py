@@ -15,6 +15,7 @@ from provision import __version__
 from provision.cli.gcp import gcp
 from provision.cli.profile import profile
 from provision.cli.quay import quay
+from provision.cli.verify import verify
 
 app = typer.Typer(
     name="provision",
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command()(quay)
 app.command()(gcp)
 app.command()(profile)
+app.command()(verify)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,236 @@
+"""provision verify: prove a hub's registry credentials work and fit its values, creating and changing nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from provision import clusterrepo, gcp, registry, sops
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError
+from provision.hubconfig import HubRegistry, RegistryKind
+
+Status = Literal["pass", "fail", "could-not-check"]
+DOCKER_HUB_HOSTS = {"index.docker.io", "registry-1.docker.io", "docker.io", "registry.hub.docker.com"}
+PROBE = "provision-verify-probe"  # a repository name that is only ever asked about, never written
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
+class PullSecret:
+    registry: str
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    registry: HubRegistry
+    pull_secret: PullSecret | None = None
+    registry_url: str | None = None  # talk to this v2 endpoint instead (a mirror, a port-forward, tests)
+    ar_endpoint: str | None = None  # Artifact Registry API endpoint (default Google's)
+
+
+def host_of(server: str) -> str:
+    """`https://quay.io` → `quay.io`; `quay.io` → `quay.io`; Docker Hub's aliases → `docker.io`."""
+    host = urlsplit(server).netloc if "://" in server else server.split("/")[0]
+    return "docker.io" if host in DOCKER_HUB_HOSTS else host
+
+
+def kind_of(server: str, username: str) -> RegistryKind:
+    host = host_of(server)
+    if host.endswith("-docker.pkg.dev"):
+        return "artifact-registry"
+    if host == "docker.io":
+        return "dockerhub"
+    if host == "quay.io" or host.startswith("quay.") or "+" in username:
+        return "quay"  # Quay robots are `org+name`
+    return "registry"
+
+
+def _get(doc: Mapping[str, Any], *path: str) -> Any:
+    node: Any = doc
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[HubRegistry, PullSecret | None]:
+    """The registry and pull secret a hub's values describe (`basehub:`-wrapped or not). Raises UsageError."""
+    public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
+    secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
+    creds = {**(_get(public, "binderhub-service", "buildPodsRegistryCredentials") or {}),
+             **(_get(secret, "binderhub-service", "buildPodsRegistryCredentials") or {})}  # fmt: skip
+    url = _get(public, "binderhub-service", "config", "DockerRegistry", "url")
+    prefix = _get(public, "binderhub-service", "config", "BinderHub", "image_prefix")
+    missing = [k for k in ("server", "username", "password") if not isinstance(creds.get(k), str) or not creds[k]]
+    if missing or not isinstance(prefix, str):
+        what = [f"buildPodsRegistryCredentials.{k}" for k in missing] + (
+            [] if isinstance(prefix, str) else ["image_prefix"]
+        )
+        raise UsageError(
+            f"the values lack binderhub-service {', '.join(what)}",
+            hint="pass the hub's values file and its secrets (provision doctor explains what is missing)",
+        )
+    server, username = creds["server"], creds["username"]
+    hub_registry = HubRegistry(
+        kind=kind_of(server, username),
+        server=server,
+        username=username,
+        image_prefix=prefix,
+        password=creds["password"],
+        api_url=url if isinstance(url, str) and url != server else None,
+    )
+    pull = _get(secret, "jupyterhub", "imagePullSecret") or _get(public, "jupyterhub", "imagePullSecret")
+    pull_secret = None
+    if isinstance(pull, Mapping) and pull.get("create"):
+        pull_secret = PullSecret(
+            str(pull.get("registry") or ""), str(pull.get("username") or ""), str(pull.get("password") or "")
+        )
+    return hub_registry, pull_secret
+
+
+def request_from_files(
+    values_file: Path,
+    *,
+    secret_file: Path | None = None,
+    secret_text: str | None = None,
+    sops_bin: str | None = None,
+    registry_url: str | None = None,
+    ar_endpoint: str | None = None,
+) -> VerifyRequest:
+    """Read a hub's public values and its secrets (decrypted with sops into memory, or given as text)."""
+    from provision.files import read_text
+
+    text = read_text(values_file)
+    if text is None:
+        raise UsageError(f"--values-file {str(values_file)!r} does not exist")
+    public, _ = clusterrepo.load(text, path=values_file)
+    secret: Mapping[str, Any] = {}
+    if secret_file is not None:
+        secret, _ = clusterrepo.load(sops.Sops(sops.find_binary(sops_bin)).decrypt(secret_file), path=secret_file)
+    elif secret_text is not None:
+        secret, _ = clusterrepo.load(secret_text, path=Path("<stdin>"))
+    hub_registry, pull_secret = from_values(public, secret)
+    return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint)
+
+
+def _probe_repository(image_prefix: str, *, kind: str) -> str:
+    """The repository name BinderHub would use for a new image under the prefix (host removed)."""
+    path = image_prefix if kind == "dockerhub" else image_prefix.partition("/")[2]
+    return f"{path}{PROBE}" if path.endswith(("-", "/")) or not path else f"{path}-{PROBE}"
+
+
+def check_config(req: VerifyRequest) -> list[Check]:
+    """Consistency of the values themselves (no network)."""
+    reg = req.registry
+    kind = reg.kind
+    checks: list[Check] = []
+    prefix_host = reg.image_prefix.split("/")[0]
+    if kind == "dockerhub":
+        ok = "." not in prefix_host and ":" not in prefix_host and prefix_host != "localhost"
+        detail = "Docker Hub prefixes carry no host: <namespace>/<name>-"
+    elif kind == "artifact-registry":
+        parts = reg.image_prefix.rstrip("/").split("/")
+        ok = prefix_host == host_of(reg.server) and len(parts) == 3 and reg.image_prefix.endswith("/")
+        detail = f"expected {host_of(reg.server)}/<project>/<repository>/"
+    else:
+        ok = prefix_host == host_of(reg.server)
+        detail = f"the prefix's host must be the registry's ({host_of(reg.server)})"
+    checks.append(Check("image_prefix matches the registry", "pass" if ok else "fail",
+                        reg.image_prefix if ok else f"{reg.image_prefix}: {detail}"))  # fmt: skip
+    if req.pull_secret is not None:
+        same = host_of(req.pull_secret.registry) == host_of(reg.server)
+        checks.append(Check(
+            "pull secret is for the push registry", "pass" if same else "fail",
+            f"imagePullSecret.registry {req.pull_secret.registry!r} vs {reg.server!r}",
+        ))  # fmt: skip
+    elif kind in ("quay", "dockerhub"):
+        checks.append(Check(
+            "pull secret present", "fail" if kind == "quay" else "could-not-check",
+            "quay makes pushed repositories private: user pods need jupyterhub.imagePullSecret"
+            if kind == "quay" else "Docker Hub repositories may be private: then pods need an imagePullSecret",
+        ))  # fmt: skip
+    return checks
+
+
+def _credential_checks(client: registry.RegistryClient, label: str) -> list[Check]:
+    try:
+        challenge = client.challenge()
+    except ProvisionError as exc:
+        return [Check("registry answers the v2 API", "fail", str(exc))]
+    checks = [Check("registry answers the v2 API", "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
+    result = client.check_credentials()
+    status: Status = "pass" if result.accepted else "fail" if result.accepted is False else "could-not-check"
+    checks.append(Check(f"{label} credentials accepted", status, result.detail))
+    return checks
+
+
+def _permission_check(req: VerifyRequest, client: registry.RegistryClient) -> Check:
+    reg = req.registry
+    kind = reg.kind
+    name = "may push and pull under image_prefix"
+    if kind == "artifact-registry":
+        try:
+            repo = gcp.RepositoryRef.from_image_prefix(reg.image_prefix)
+            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint)
+        except ProvisionError as exc:
+            return Check(name, "could-not-check", str(exc))
+        missing = {gcp.UPLOAD, gcp.DOWNLOAD} - held
+        if missing:
+            return Check(name, "fail", f"missing on {repo.name}: {', '.join(sorted(missing))}")
+        return Check(name, "pass", f"testIamPermissions on {repo.name}")
+    probe = _probe_repository(reg.image_prefix, kind=kind)
+    if kind == "quay":
+        # Never ask Quay for push on a name that does not exist: it would create that repository.
+        granted = client.granted_actions(probe, ["pull"])
+        if granted and "pull" in granted:
+            return Check(name, "pass", f"org-wide pull on {probe}: the robot is in an admin team (owners)")
+        return Check(name, "could-not-check",
+                     "no org-wide pull: a creator-team robot (may create and push its own repositories) or no access; "
+                     "Quay creates a repository when asked for push, so push is not probed")  # fmt: skip
+    granted = client.granted_actions(probe, ["pull", "push"])
+    if granted is None:
+        return Check(name, "could-not-check", "Basic auth (or an opaque token) tells nothing without pushing")
+    if {"pull", "push"} <= granted:
+        return Check(name, "pass", f"token for {probe} grants {', '.join(sorted(granted))}")
+    return Check(name, "fail", f"token for {probe} grants only {', '.join(sorted(granted)) or 'nothing'}")
+
+
+def run(req: VerifyRequest, *, reporter: Reporter) -> list[Check]:
+    """Every check, in order; network failures become failed checks, never exceptions."""
+    reporter.add_secret(req.registry.password)
+    if req.pull_secret is not None:
+        reporter.add_secret(req.pull_secret.password)
+    checks = check_config(req)
+    reg = req.registry
+    url = req.registry_url or reg.registry_url
+    if reg.kind == "dockerhub" and not req.registry_url:
+        url = "https://registry-1.docker.io"
+    with reporter.step(f"ask {url}/v2/"):
+        client = registry.RegistryClient(url, username=reg.username, password=reg.password)
+        try:
+            checks += _credential_checks(client, "push")
+            if checks[-1].status != "fail" and checks[-2].status == "pass":
+                checks.append(_permission_check(req, client))
+        finally:
+            client.close()
+    pull = req.pull_secret
+    if pull is not None and (pull.username, pull.password) != (reg.username, reg.password):
+        client = registry.RegistryClient(url, username=pull.username, password=pull.password)
+        try:
+            checks += [c for c in _credential_checks(client, "pull secret") if "credentials" in c.name]
+        finally:
+            client.close()
+    return checks

@@ -1,0 +1,185 @@
+"""Docker registry v2 checks without side effects: does the API answer, are the credentials accepted, and what
+may they do on a repository (from the `access` claim of a token, never by pushing); RegistryError."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from provision import __version__
+from provision.errors import ProvisionError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (5.0, 30.0)
+# auth-param = token "=" ( token / quoted-string ), comma separated (RFC 7235)
+_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)')
+
+
+class RegistryError(ProvisionError):
+    """The registry could not be asked (connection, unexpected answer); carries the URL and HTTP status."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # lower-case: "basic" or "bearer"
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_www_authenticate(header: str | None) -> Challenge | None:
+    """The first challenge of a WWW-Authenticate header, or None. Pure."""
+    if not header or not header.strip():
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    params: dict[str, str] = {}
+    position = 0
+    while position < len(rest):
+        match = _PARAM.match(rest, position)
+        if match is None or match.end() == position:
+            break
+        quoted, bare = match.group(2), match.group(3)
+        params[match.group(1).lower()] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        position = match.end()
+    return Challenge(scheme.lower(), params)
+
+
+def jwt_access(token: str) -> list[dict[str, Any]] | None:
+    """The `access` claim of a registry JWT (read, not verified: only the registry needs to trust it), or None
+    when the token is opaque."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    access = payload.get("access") if isinstance(payload, dict) else None
+    return access if isinstance(access, list) else None
+
+
+@dataclass(frozen=True)
+class CredentialResult:
+    accepted: bool | None  # None: the registry needs no credentials
+    scheme: str | None
+    detail: str
+
+
+class RegistryClient:
+    """Read-only conversations with one registry's /v2/ API, authenticated as one user."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str | None,
+        password: str | None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._auth = (username, password) if username is not None and password is not None else None
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = f"provision/{__version__}"
+        self._challenge: Challenge | None = None
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _get(self, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.get(url, timeout=self._timeout, allow_redirects=True, **kwargs)
+        except requests.RequestException as exc:
+            raise RegistryError(f"cannot reach {url} ({type(exc).__name__})", url=url) from None
+        log.debug("GET %s -> %s", url.split("?")[0], response.status_code)
+        return response
+
+    def challenge(self) -> Challenge | None:
+        """Ask /v2/ anonymously. Returns the auth challenge (None: open registry). Raises RegistryError when the
+        answer is not a registry v2 API."""
+        url = f"{self.url}/v2/"
+        response = self._get(url)
+        if response.status_code == 200:
+            return None
+        if response.status_code == 401:
+            challenge = parse_www_authenticate(response.headers.get("WWW-Authenticate"))
+            if challenge is not None:
+                self._challenge = challenge
+                return challenge
+        raise RegistryError(
+            f"{url} does not answer like a registry v2 API (HTTP {response.status_code})",
+            url=url,
+            status=response.status_code,
+            hint="check the registry URL (DockerRegistry.url / buildPodsRegistryCredentials.server)",
+        )
+
+    def _token(self, scopes: Sequence[str]) -> tuple[int, str | None]:
+        """Ask the challenge's token service for a token (basic auth); returns (status, token or None)."""
+        assert self._challenge is not None and self._challenge.scheme == "bearer"
+        realm = self._challenge.params.get("realm")
+        if not realm:
+            raise RegistryError("the registry's Bearer challenge has no realm", url=self.url)
+        params: list[tuple[str, str]] = []
+        if "service" in self._challenge.params:
+            params.append(("service", self._challenge.params["service"]))
+        params += [("scope", scope) for scope in scopes]
+        response = self._get(realm, params=params, auth=self._auth)
+        if response.status_code != 200:
+            return response.status_code, None
+        try:
+            body = response.json()
+        except ValueError:
+            raise RegistryError(f"the token service {realm} did not answer JSON", url=realm) from None
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        return 200, token if isinstance(token, str) else None
+
+    def check_credentials(self) -> CredentialResult:
+        """Whether the registry accepts the credentials, following its challenge (Basic, or a Bearer token)."""
+        challenge = self._challenge or self.challenge()
+        if challenge is None:
+            return CredentialResult(None, None, "the registry answers without credentials")
+        if self._auth is None:
+            return CredentialResult(False, challenge.scheme, "the registry wants credentials and none were given")
+        if challenge.scheme == "basic":
+            status = self._get(f"{self.url}/v2/", auth=self._auth).status_code
+            return CredentialResult(status == 200, "basic", f"GET /v2/ with basic auth: HTTP {status}")
+        if challenge.scheme == "bearer":
+            status, token = self._token(())
+            if status != 200 or token is None:
+                return CredentialResult(False, "bearer", f"token service refused the credentials: HTTP {status}")
+            answer = self._get(f"{self.url}/v2/", headers={"Authorization": f"Bearer {token}"}).status_code
+            return CredentialResult(answer == 200, "bearer", f"token accepted by /v2/: HTTP {answer}")
+        return CredentialResult(None, challenge.scheme, f"unknown auth scheme {challenge.scheme!r}")
+
+    def granted_actions(self, repository: str, actions: Sequence[str]) -> frozenset[str] | None:
+        """The actions a token for `repository:<actions>` grants, read from its `access` claim.
+
+        Asking is not doing: no repository is created or changed. None when that cannot be learned without a
+        side effect (Basic auth, an opaque token). Callers must not ask Quay for `push` on a repository that does
+        not exist: Quay creates it.
+        """
+        challenge = self._challenge or self.challenge()
+        if challenge is None or challenge.scheme != "bearer" or self._auth is None:
+            return None
+        status, token = self._token([f"repository:{repository}:{','.join(actions)}"])
+        if status != 200 or token is None:
+            return frozenset()
+        access = jwt_access(token)
+        if access is None:
+            return None
+        granted: set[str] = set()
+        for entry in access:
+            if isinstance(entry, dict) and entry.get("type") == "repository" and entry.get("name") == repository:
+                granted |= {str(a) for a in entry.get("actions") or ()}
+        return frozenset(granted)

@@ -1,0 +1,201 @@
+"""provision verify against real registries: Debian's docker-registry (distribution 2.8) on 127.0.0.1, with
+htpasswd auth and with token auth from a test token issuer."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from provision.cli import app
+from provision.console import Reporter
+from provision.flows.verify import Check, PullSecret, VerifyRequest, run
+from provision.hubconfig import HubOptions, HubRegistry, public_values, secret_values
+from tests.servers.registry import DistributionRegistry, TokenIssuer, docker_config_auth, push_and_pull
+
+USERS = {"builder": "build-pw", "reader": "read-pw"}
+
+
+@pytest.fixture(scope="module")
+def basic_registry() -> Iterator[DistributionRegistry]:
+    with DistributionRegistry(htpasswd=USERS) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def token_registry() -> Iterator[tuple[DistributionRegistry, TokenIssuer]]:
+    grants = {"builder": [("hubs/*", {"pull", "push"})], "reader": [("hubs/*", {"pull"})]}
+    with TokenIssuer(USERS, grants) as issuer, DistributionRegistry(token=issuer) as registry:
+        yield registry, issuer
+
+
+def hub(registry: DistributionRegistry, user: str = "builder", password: str | None = None) -> HubRegistry:
+    return HubRegistry(
+        kind="registry",
+        server=registry.url,
+        username=user,
+        image_prefix=f"{registry.host}/hubs/c1-staging-",
+        password=password if password is not None else USERS[user],
+        pull_secret_registry=registry.host,
+    )
+
+
+def verify(reg: HubRegistry, pull: PullSecret | None = None) -> tuple[dict[str, Check], str]:
+    stream = io.StringIO()
+    checks = run(VerifyRequest(reg, pull), reporter=Reporter(stream=stream))
+    return {c.name: c for c in checks}, stream.getvalue()
+
+
+def test_basic_auth_good_credentials(basic_registry: DistributionRegistry) -> None:
+    checks, _ = verify(hub(basic_registry))
+    assert checks["registry answers the v2 API"].status == "pass"
+    assert checks["push credentials accepted"].status == "pass"
+    # Basic auth says nothing about permissions without pushing: reported, not guessed.
+    assert checks["may push and pull under image_prefix"].status == "could-not-check"
+
+
+def test_basic_auth_bad_credentials(basic_registry: DistributionRegistry) -> None:
+    checks, stderr = verify(hub(basic_registry, password="WRONG-PW"))
+    assert checks["push credentials accepted"].status == "fail"
+    assert "may push and pull under image_prefix" not in checks
+    assert "WRONG-PW" not in stderr
+
+
+def test_token_auth_writer(token_registry: tuple[DistributionRegistry, TokenIssuer]) -> None:
+    registry, issuer = token_registry
+    before = len(issuer.requests)
+    checks, _ = verify(hub(registry))
+    assert checks["push credentials accepted"].status == "pass"
+    permission = checks["may push and pull under image_prefix"]
+    assert permission.status == "pass" and "hubs/c1-staging-provision-verify-probe" in permission.detail
+    scopes = [r.query for r in issuer.requests[before:]]
+    assert any("scope=repository%3Ahubs%2Fc1-staging-provision-verify-probe%3Apull%2Cpush" in q for q in scopes)
+
+
+def test_token_auth_read_only(token_registry: tuple[DistributionRegistry, TokenIssuer]) -> None:
+    registry, _ = token_registry
+    checks, _ = verify(hub(registry, "reader"))
+    assert checks["push credentials accepted"].status == "pass"
+    assert checks["may push and pull under image_prefix"].status == "fail"
+    assert "grants only pull" in checks["may push and pull under image_prefix"].detail
+
+
+def test_token_auth_bad_credentials(token_registry: tuple[DistributionRegistry, TokenIssuer]) -> None:
+    registry, _ = token_registry
+    checks, _ = verify(hub(registry, password="nope"))
+    assert checks["push credentials accepted"].status == "fail"
+
+
+def test_separate_pull_secret_credentials_are_checked(basic_registry: DistributionRegistry) -> None:
+    checks, _ = verify(hub(basic_registry), PullSecret(basic_registry.host, "reader", "wrong"))
+    assert checks["pull secret credentials accepted"].status == "fail"
+    checks, _ = verify(hub(basic_registry), PullSecret(basic_registry.host, "reader", "read-pw"))
+    assert checks["pull secret credentials accepted"].status == "pass"
+
+
+def test_verify_never_writes(token_registry: tuple[DistributionRegistry, TokenIssuer]) -> None:
+    """After verify, the probe repository still does not exist (asked about, never written)."""
+    import requests
+
+    registry, issuer = token_registry
+    verify(hub(registry))
+    probe = "hubs/c1-staging-provision-verify-probe"
+    token = issuer.issue("builder", [f"repository:{probe}:pull"])
+    answer = requests.get(
+        f"{registry.url}/v2/{probe}/tags/list", headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
+    assert answer.status_code == 404 and answer.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+@pytest.mark.parametrize("auth", ["basic", "token"])
+def test_build_pod_docker_config_from_our_values_pushes_and_pulls(
+    auth: str, basic_registry: DistributionRegistry, token_registry: tuple[DistributionRegistry, TokenIssuer]
+) -> None:
+    """The chart renders {"auths": {server: {"auth": base64(user:password)}}} from our values: push with it."""
+    registry = basic_registry if auth == "basic" else token_registry[0]
+    reg = hub(registry)
+    merged = {**public_values(reg, HubOptions()), "secret": secret_values(reg, HubOptions())}
+    creds = {
+        **merged["binderhub-service"]["buildPodsRegistryCredentials"],
+        **merged["secret"]["binderhub-service"]["buildPodsRegistryCredentials"],
+    }
+    config = docker_config_auth(creds["server"], creds["username"], creds["password"])
+    digest = push_and_pull(registry.url, f"hubs/c1-staging-{auth}-probe", config)
+    assert digest.startswith("sha256:")
+    bad = docker_config_auth(creds["server"], creds["username"], "wrong")
+    with pytest.raises(AssertionError):
+        push_and_pull(registry.url, f"hubs/c1-staging-{auth}-denied", bad)
+
+
+def test_cli_verify_from_values_and_stdin_secrets(basic_registry: DistributionRegistry, tmp_path: Path) -> None:
+    reg = hub(basic_registry)
+    values = tmp_path / "staging.values.yaml"
+    values.write_text(yaml.safe_dump(public_values(reg)))
+    secrets = yaml.safe_dump(secret_values(reg))
+    result = CliRunner().invoke(
+        app, ["verify", "--values-file", str(values), "--secret-stdin", "--format", "json"], input=secrets
+    )
+    assert result.exit_code == 0, result.stderr
+    statuses = {c["check"]: c["status"] for c in json.loads(result.stdout)}
+    assert statuses["push credentials accepted"] == "pass"
+    assert "build-pw" not in result.stderr + result.stdout
+    assert "could-not-check" in result.stderr  # the table
+
+
+def test_cli_verify_fails_with_exit_1(basic_registry: DistributionRegistry, tmp_path: Path) -> None:
+    password = tmp_path / "pw"
+    password.write_text("wrong\n")
+    args = ["verify", "--server", basic_registry.url, "--username", "builder", "--password-file", str(password),
+            "--image-prefix", f"{basic_registry.host}/hubs/x-"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "fail" in result.stderr and result.stdout == ""
+
+
+def test_cli_verify_unreachable_registry_is_a_failed_check(tmp_path: Path) -> None:
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    args = ["verify", "--server", "http://127.0.0.1:9", "--username", "u", "--password-file", str(password),
+            "--image-prefix", "127.0.0.1:9/hubs/x-"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("granted", "expected"), [({"upload", "download"}, "pass"), ({"download"}, "fail")])
+def test_artifact_registry_key_through_google_auth_and_test_iam_permissions(granted: set[str], expected: str) -> None:
+    """The real google-auth and google-cloud-artifact-registry libraries, pointed at local endpoints."""
+    from provision import gcp
+    from tests.servers.artifact_registry import FakeGoogle, make_service_account_key
+
+    email = "hub1-registry-sa@proj.iam.gserviceaccount.com"
+    with FakeGoogle() as google:
+        key = make_service_account_key(google, email=email, project="proj")
+        name = google.add_repository("proj", "us-central1", "hub1-registry")
+        perms = {"upload": gcp.UPLOAD, "download": gcp.DOWNLOAD}
+        google.grant(email, name, [perms[g] for g in granted])
+        users = {"_json_key": key}
+        with (
+            TokenIssuer(users, {"_json_key": [("proj/*", {"pull", "push"})]}) as issuer,
+            DistributionRegistry(token=issuer) as registry,
+        ):
+            reg = HubRegistry(
+                kind="artifact-registry",
+                server="https://us-central1-docker.pkg.dev",
+                username="_json_key",
+                image_prefix="us-central1-docker.pkg.dev/proj/hub1-registry/",
+                password=key,
+            )
+            stream = io.StringIO()
+            request = VerifyRequest(reg, None, registry_url=registry.url, ar_endpoint=google.url)
+            checks = {c.name: c for c in run(request, reporter=Reporter(stream=stream))}
+    assert checks["image_prefix matches the registry"].status == "pass"
+    assert checks["push credentials accepted"].status == "pass"
+    permission = checks["may push and pull under image_prefix"]
+    assert permission.status == expected, permission.detail
+    assert "PRIVATE KEY" not in stream.getvalue()

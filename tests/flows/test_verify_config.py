@@ -1,0 +1,71 @@
+"""verify's offline part: reading a hub's values and judging their consistency."""
+
+from __future__ import annotations
+
+import pytest
+
+from provision.errors import UsageError
+from provision.flows.verify import PullSecret, VerifyRequest, check_config, from_values, host_of, kind_of
+from provision.hubconfig import HubOptions, HubRegistry, public_values, secret_values
+
+QUAY = HubRegistry("quay", "https://quay.io", "org+image_builder", "quay.io/org/c1-hub-", "pw", None, "quay.io")
+AR = HubRegistry("artifact-registry", "https://us-central1-docker.pkg.dev", "_json_key",
+                 "us-central1-docker.pkg.dev/proj/hub-registry/", "{}")  # fmt: skip
+
+
+@pytest.mark.parametrize("chart", ["basehub", "daskhub"])
+def test_values_round_trip_through_the_model(chart: str) -> None:
+    options = HubOptions(chart=chart)  # type: ignore[arg-type]
+    registry, pull = from_values(public_values(QUAY, options), secret_values(QUAY, options))
+    assert (registry.server, registry.username, registry.password, registry.image_prefix) == (
+        "https://quay.io", "org+image_builder", "pw", "quay.io/org/c1-hub-")  # fmt: skip
+    assert registry.kind == "quay"
+    assert pull == PullSecret("quay.io", "org+image_builder", "pw")
+
+
+def test_missing_values_are_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="buildPodsRegistryCredentials.password"):
+        from_values(public_values(QUAY), {})
+
+
+@pytest.mark.parametrize(
+    ("server", "username", "kind"),
+    [
+        ("https://quay.io", "o+r", "quay"),
+        ("https://quay.example.org", "o+r", "quay"),
+        ("https://us-central1-docker.pkg.dev", "_json_key", "artifact-registry"),
+        ("https://index.docker.io/v1/", "me", "dockerhub"),
+        ("http://127.0.0.1:5000", "user", "registry"),
+    ],
+)
+def test_kind_of(server: str, username: str, kind: str) -> None:
+    assert kind_of(server, username) == kind
+
+
+def test_host_of() -> None:
+    assert host_of("https://quay.io") == host_of("quay.io") == "quay.io"
+    assert host_of("https://index.docker.io/v1/") == host_of("https://registry-1.docker.io") == "docker.io"
+
+
+def statuses(req: VerifyRequest) -> dict[str, str]:
+    return {c.name: c.status for c in check_config(req)}
+
+
+def test_consistent_values_pass() -> None:
+    assert set(statuses(VerifyRequest(QUAY, PullSecret("quay.io", "o", "p"))).values()) == {"pass"}
+    assert set(statuses(VerifyRequest(AR)).values()) == {"pass"}
+
+
+@pytest.mark.parametrize(
+    ("registry", "pull", "failing"),
+    [
+        (HubRegistry("quay", "https://quay.io", "o+r", "ghcr.io/o/x-", "p"), PullSecret("quay.io", "o", "p"),
+         "image_prefix matches the registry"),
+        (HubRegistry("artifact-registry", "https://us-central1-docker.pkg.dev", "_json_key",
+                     "us-central1-docker.pkg.dev/proj/", "{}"), None, "image_prefix matches the registry"),
+        (QUAY, PullSecret("ghcr.io", "o", "p"), "pull secret is for the push registry"),
+        (QUAY, None, "pull secret present"),
+    ],
+)  # fmt: skip
+def test_inconsistencies_fail(registry: HubRegistry, pull: PullSecret | None, failing: str) -> None:
+    assert statuses(VerifyRequest(registry, pull))[failing] == "fail"
