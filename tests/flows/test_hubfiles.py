@@ -3,6 +3,7 @@ subprocess boundary, and a cluster folder shaped like 2i2c-org/infrastructure.""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import tempfile
@@ -104,6 +105,7 @@ def repo(tmp_path: Path, sops_bin: str) -> Iterator[Repo]:
         (r.root / ".sops.yaml").write_text("creation_rules:\n  - path_regex: .*secret.*\n    age: age1test\n")
         r.cluster.write_text(CLUSTER)
         r.values.write_text(VALUES)
+        (r.cluster_dir / "common.values.yaml").write_text("nfs:\n  enabled: false\n")
         plaintext = yaml.safe_dump(SECRETS, sort_keys=False)
         encrypted = subprocess.run(
             [sops_bin, "encrypt", "--filename-override", str(r.secret)],
@@ -264,3 +266,16 @@ def test_secret_file_allows_a_terminal(repo: Repo) -> None:
     assert repo.quay.robot_token("hubs", "image_builder") not in output
     code, output = _run_on_terminal(base, env)
     assert code == 2 and "--secret-file" in output
+
+
+@pytest.mark.parametrize("chart_args", [[], ["--dask-gateway"]])
+def test_what_we_write_passes_doctor(repo: Repo, chart_args: list[str]) -> None:
+    """provision doctor finds no error in the files provision writes (the two commands agree)."""
+    from provision.console import Reporter
+    from provision.flows import doctor
+
+    result = repo.invoke(*repo.files_args(), "--profile", *chart_args)
+    assert result.exit_code == 0, result.stderr
+    report = doctor.run(repo.cluster_dir, reporter=Reporter(stream=io.StringIO()))
+    staging = [f for f in report.findings if f.hub == "staging"]
+    assert [f for f in staging if f.severity != "info"] == [], staging

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from provision import __version__
+from provision.cli.doctor import doctor
 from provision.cli.gcp import gcp
 from provision.cli.profile import profile
 from provision.cli.quay import quay
@@ -29,6 +30,7 @@ app.command()(quay)
 app.command()(gcp)
 app.command()(profile)
 app.command()(verify)
+app.command()(doctor)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,440 @@
+"""provision doctor on fixture trees shaped like 2i2c-org/infrastructure config/clusters: every finding, the clean
+hubs, and the command line (streams, exit codes, no secret in any output)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from provision.cli.doctor import doctor
+from provision.errors import UsageError
+from provision.flows.doctor import DoctorResult, Finding, run
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "doctor"
+CLUSTERS = FIXTURES / "config" / "clusters"
+PREFIX = "binderhub-service.config.BinderHub.image_prefix"
+
+# Everything doctor must find in the fixture tree, and nothing else: severity, code, cluster, hub, file (relative to
+# the cluster folder), key ("-": the whole file). Each broken hub is named after what is wrong with it.
+EXPECTED_TABLE = f"""
+# quay.io, settings shared through common.values.yaml + enc-common.secret.values.yaml
+error   use-registry-not-true          quay-broken use-registry-off  use-registry-off.values.yaml
+        binderhub-service.config.BinderHub.use_registry
+error   image-prefix-mismatch          quay-broken bad-prefix        bad-prefix.values.yaml         {PREFIX}
+error   robot-org-mismatch             quay-broken wrong-org         wrong-org.values.yaml          {PREFIX}
+error   missing-image-prefix           quay-broken no-prefix         no-prefix.values.yaml          {PREFIX}
+warning missing-dask-pull-secret       quay-broken dask-no-pull      dask-no-pull.values.yaml
+        dask-gateway.gateway.backend.imagePullSecrets
+info    shared-image-prefix            quay-broken shared-a          shared-a.values.yaml           {PREFIX}
+info    shared-image-prefix            quay-broken shared-b          shared-b.values.yaml           {PREFIX}
+error   build-without-unlisted-choice  quay-broken fancy-no-unlisted fancy-no-unlisted.values.yaml
+        jupyterhub.singleuser.profileList[slug=build].profile_options.image.unlisted_choice.enabled
+warning build-option-not-image         quay-broken fancy-not-image   fancy-not-image.values.yaml
+        jupyterhub.singleuser.profileList[slug=build].profile_options.img
+warning pull-secret-registry-mismatch  quay-broken pull-host         pull-host.values.yaml
+        jupyterhub.imagePullSecret.registry
+warning registry-url-mismatch          quay-broken url-mismatch      url-mismatch.values.yaml
+        binderhub-service.config.DockerRegistry.url
+error   plaintext-secret               quay-broken plaintext         plaintext.values.yaml
+        binderhub-service.buildPodsRegistryCredentials.password
+error   plaintext-secret               quay-broken plaintext         plaintext.values.yaml
+        jupyterhub.hub.config.GitHubOAuthenticator.client_secret
+error   incomplete-build-credentials   quay-broken creds-not-string  enc-creds-not-string.secret.values.yaml
+        binderhub-service.buildPodsRegistryCredentials.password
+# quay.io, each hub with its own two files
+error   missing-docker-registry        quay-broken no-registry       no-registry.values.yaml
+        binderhub-service.config.DockerRegistry
+error   incomplete-docker-registry     quay-broken no-password       enc-no-password.secret.values.yaml
+        binderhub-service.config.DockerRegistry.password
+error   incomplete-build-credentials   quay-broken creds-incomplete  creds-incomplete.values.yaml
+        binderhub-service.buildPodsRegistryCredentials.username
+error   missing-image-pull-secret      quay-broken no-pull           enc-no-pull.secret.values.yaml
+        jupyterhub.imagePullSecret
+error   incomplete-image-pull-secret   quay-broken pull-partial      pull-partial.values.yaml
+        jupyterhub.imagePullSecret.username
+error   unencrypted-secret-file        quay-broken unencrypted       enc-unencrypted.secret.values.yaml  -
+error   plaintext-secret               quay-broken unencrypted       enc-unencrypted.secret.values.yaml
+        jupyterhub.imagePullSecret.password
+error   plaintext-secret               quay-broken unencrypted       enc-unencrypted.secret.values.yaml
+        binderhub-service.config.DockerRegistry.password
+error   plaintext-secret               quay-broken unencrypted       enc-unencrypted.secret.values.yaml
+        binderhub-service.buildPodsRegistryCredentials.password
+# Docker Hub, the daskhub wrapper, fancy-profiles without BinderHub, listing problems
+error   image-prefix-mismatch          other-broken dockerhub-host   dockerhub-host.values.yaml     {PREFIX}
+error   not-under-basehub              other-broken dask-wrong       dask-wrong.values.yaml         binderhub-service
+error   not-under-basehub              other-broken dask-wrong       enc-dask-wrong.secret.values.yaml  jupyterhub
+warning build-without-binderhub        other-broken fancy-no-binder  fancy-no-binder.values.yaml
+        binderhub-service.enabled
+info    image-prefix-without-binderhub other-broken prefix-only      prefix-only.values.yaml        {PREFIX}
+warning unlisted-values-file           other-broken forgot           forgot.values.yaml             -
+warning unlisted-values-file           other-broken -                orphan.values.yaml             -
+error   invalid-yaml                   other-broken broken-yaml      broken-yaml.values.yaml        -
+# Artifact Registry, gcr.io, jsonnet, a missing file
+error   image-prefix-mismatch          gcp-broken ar-bad-prefix      ar-bad-prefix.values.yaml      {PREFIX}
+warning missing-image-pull-secret      gcp-broken ar-cross-project   enc-ar-cross-project.secret.values.yaml
+        jupyterhub.imagePullSecret
+error   registry-shut-down             gcp-broken gcr                gcr.values.yaml
+        binderhub-service.buildPodsRegistryCredentials.server
+info    jsonnet-not-evaluated          gcp-broken with-jsonnet       with-jsonnet.jsonnet           -
+error   missing-values-file            gcp-broken missing-file       cluster.yaml
+        hubs[name=missing-file].helm_chart_values_files
+# config/clusters/templates holds Jinja, not YAML
+info    template-skipped               gcp        -                  ../templates/gcp/cluster.yaml  -
+"""
+
+
+def _expected(table: str) -> set[tuple[str, ...]]:
+    rows = set()
+    for record in re.split(r"\n(?=\S)", table.strip()):
+        if record.startswith("#"):
+            continue
+        severity, code, cluster, hub, file, key = record.split()
+        path = os.path.normpath(f"config/clusters/{cluster}/{file}")  # the template's "cluster" is its folder name
+        rows.add((severity, code, cluster, hub, path, "" if key == "-" else key))
+    return rows
+
+
+EXPECTED = _expected(EXPECTED_TABLE)
+CLEAN = {("clean-quay", "staging"), ("clean-quay", "prod"), ("clean-quay", "dask"), ("clean-ar", "prod")}
+
+
+def _row(f: Finding) -> tuple[str, ...]:
+    return (f.severity, f.code, f.cluster, f.hub, f.file, f.key)
+
+
+@pytest.fixture(scope="module")
+def tree() -> DoctorResult:
+    return run(FIXTURES)
+
+
+def _secret_values() -> set[str]:
+    """Every value under a credential-named key in the fixtures (plaintext or ENC), plus the sops data keys."""
+    found: set[str] = set()
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, str(k))
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and (
+            re.search(r"password|secret|token|enc$|mac", key, re.I) or node.startswith("ENC[")
+        ):
+            found.add(node)
+
+    for path in FIXTURES.rglob("*.y*ml"):
+        text = path.read_text()
+        found.update(re.findall(r"\S*PLAINTEXT\S*", text))
+        try:
+            walk(yaml.safe_load(text))
+        except yaml.YAMLError:
+            pass  # broken-yaml and the template: their values are caught by the PLAINTEXT marker
+    return {v for v in found if len(v) > 6 and not v.startswith("<")}
+
+
+SECRETS = _secret_values()
+
+
+def test_fixture_secrets_are_collected() -> None:
+    assert any("PLAINTEXT" in s for s in SECRETS) and any(s.startswith("ENC[") for s in SECRETS)
+    assert {"dup-pass-PLAINTEXT-6", "dup-pass-PLAINTEXT-7", "client-secret-PLAINTEXT-2"} <= SECRETS
+
+
+# -- the flow ---------------------------------------------------------------------------------------------------
+
+
+def test_every_finding_in_the_tree_and_nothing_else(tree: DoctorResult) -> None:
+    assert {_row(f) for f in tree.findings} == EXPECTED
+    assert len(tree.findings) == len(EXPECTED)  # no duplicates
+
+
+@pytest.mark.parametrize("row", sorted(EXPECTED), ids=lambda r: f"{r[3]}:{r[1]}")
+def test_each_finding(tree: DoctorResult, row: tuple[str, ...]) -> None:
+    matches = [f for f in tree.findings if _row(f) == row]
+    assert len(matches) == 1
+    message = matches[0].message
+    assert message and "\n" not in message
+    assert not any(secret in message for secret in SECRETS)
+
+
+def test_clean_hubs_have_no_findings(tree: DoctorResult) -> None:
+    examined = {(h.cluster, h.hub) for h in tree.hubs}
+    assert CLEAN <= examined
+    assert not [f for f in tree.findings if (f.cluster, f.hub) in CLEAN]
+    assert not [f for f in tree.findings if f.cluster in ("clean-quay", "clean-ar")]  # nor file-level ones
+
+
+@pytest.mark.parametrize("cluster", ["clean-quay", "clean-ar"])
+def test_clean_cluster_alone(cluster: str) -> None:
+    result = run(CLUSTERS / cluster)
+    assert result.findings == ()
+    assert not result.has_errors
+    hubs = {"clean-quay": "3 hubs", "clean-ar": "1 hub"}[cluster]
+    assert result.summary() == f"0 errors, 0 warnings, 0 info in {hubs}"
+    assert all(h.cluster_file == "cluster.yaml" for h in result.hubs)
+
+
+def test_paths_are_relative_to_the_path_given() -> None:
+    result = run(CLUSTERS / "quay-broken")
+    no_registry = next(f for f in result.findings if f.hub == "no-registry")
+    assert no_registry.file == "no-registry.values.yaml"
+    assert {h.hub for h in result.hubs} >= {"no-registry", "plaintext", "shared-a"}
+
+
+def test_a_cluster_yaml_can_be_given_directly() -> None:
+    result = run(CLUSTERS / "clean-quay" / "cluster.yaml")
+    assert [h.hub for h in result.hubs] == ["staging", "prod", "dask"]
+    assert result.findings == ()
+
+
+def test_hubs_in_cluster_yaml_order_and_findings_grouped(tree: DoctorResult) -> None:
+    quay = [h.hub for h in tree.hubs if h.cluster == "quay-broken"]
+    assert quay[:3] == ["use-registry-off", "bad-prefix", "wrong-org"]
+    charts = {(h.cluster, h.hub): h.chart for h in tree.hubs}
+    assert charts[("clean-quay", "dask")] == "daskhub" and charts[("clean-quay", "prod")] == "basehub"
+    unencrypted = [f.severity for f in tree.findings if f.hub == "unencrypted"]
+    assert unencrypted == ["error"] * 4
+
+
+def test_shared_prefix_names_the_other_hub(tree: DoctorResult) -> None:
+    a = next(f for f in tree.findings if f.hub == "shared-a" and f.code == "shared-image-prefix")
+    assert "quay-broken/shared-b" in a.message and "quay.io/brokenorg/shared-" in a.message
+
+
+def test_no_password_is_found_through_the_placeholder_not_reported_as_plaintext(tree: DoctorResult) -> None:
+    # no-password.values.yaml holds `<set-in-encrypted-values>`: a placeholder, not a leaked secret
+    finding = next(f for f in tree.findings if f.hub == "no-password")
+    assert "placeholder" in finding.message
+    assert not [f for f in tree.findings if f.code == "plaintext-secret" and "no-password" in f.file]
+
+
+def test_no_cluster_yaml_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no cluster.yaml"):
+        run(tmp_path)
+    (tmp_path / "x.values.yaml").write_text("a: 1\n")
+    with pytest.raises(UsageError, match="not a cluster.yaml"):
+        run(tmp_path / "x.values.yaml")
+
+
+def _cluster(tmp_path: Path, files: dict[str, str]) -> Path:
+    folder = tmp_path / "clusters" / "c1"
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+CLUSTER_TWO_HUBS = """\
+    name: c1
+    provider: gcp
+    gcp:
+      project: p1
+    hubs:
+      - name: a
+        helm_chart: basehub
+        helm_chart_values_files: [common.values.yaml, a.values.yaml]
+      - name: b
+        helm_chart: basehub
+        helm_chart_values_files: [common.values.yaml, b.values.yaml]
+    """
+
+
+def test_a_shared_file_is_reported_once_for_all_its_hubs(tmp_path: Path) -> None:
+    folder = _cluster(
+        tmp_path,
+        {
+            "cluster.yaml": CLUSTER_TWO_HUBS,
+            "common.values.yaml": "jupyterhub:\n  hub:\n    config:\n      DummyAuthenticator:\n"
+            "        password: shared-PLAINTEXT\n",
+            "a.values.yaml": "{}\n",
+            "b.values.yaml": "{}\n",
+        },
+    )
+    result = run(folder)
+    key = "jupyterhub.hub.config.DummyAuthenticator.password"
+    assert [_row(f) for f in result.findings] == [("error", "plaintext-secret", "c1", "-", "common.values.yaml", key)]
+    assert "used by hubs a, b" in result.findings[0].message and "shared-PLAINTEXT" not in result.findings[0].message
+
+
+def test_values_merge_in_listed_order_with_anchors_and_lists_replaced(tmp_path: Path) -> None:
+    """Later files win, maps merge key by key, lists are replaced, `<<:` merge keys and aliases resolve."""
+    ar = "us-central1-docker.pkg.dev"
+    folder = _cluster(
+        tmp_path,
+        {
+            "cluster.yaml": CLUSTER_TWO_HUBS,
+            "common.values.yaml": f"""\
+                registry: &registry
+                  url: https://{ar}
+                  username: _json_key
+                binderhub-service:
+                  enabled: true
+                  config:
+                    BinderHub:
+                      image_prefix: {ar}/p1/common-registry/
+                      use_registry: false
+                    DockerRegistry:
+                      <<: *registry
+                      password: ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:str]
+                  buildPodsRegistryCredentials:
+                    server: https://{ar}
+                    username: _json_key
+                    password: ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:str]
+                jupyterhub:
+                  singleuser:
+                    profileList:
+                      - slug: broken
+                        profile_options:
+                          image:
+                            dynamic_image_building: {{enabled: true}}
+                """,
+            # a: overrides use_registry and the prefix, replaces the profile list with a correct one
+            "a.values.yaml": f"""\
+                binderhub-service:
+                  config:
+                    BinderHub:
+                      use_registry: true
+                      image_prefix: {ar}/p1/a-registry/
+                jupyterhub:
+                  singleuser:
+                    profileList:
+                      - slug: fine
+                        profile_options:
+                          image:
+                            dynamic_image_building: {{enabled: true}}
+                            unlisted_choice: {{enabled: true}}
+                """,
+            "b.values.yaml": "{}\n",
+        },
+    )
+    result = run(folder)
+    by_hub = {hub: sorted(f.code for f in result.findings if f.hub == hub) for hub in ("a", "b")}
+    assert by_hub == {"a": [], "b": ["build-without-unlisted-choice", "use-registry-not-true"]}
+    # the key b inherits is attributed to the shared file that sets it
+    assert {f.file for f in result.findings} == {"common.values.yaml"}
+
+
+def test_daskhub_reads_keys_under_basehub_and_needs_dask_pull_secret(tmp_path: Path) -> None:
+    folder = _cluster(
+        tmp_path,
+        {
+            "cluster.yaml": """\
+                name: c1
+                provider: aws
+                hubs:
+                  - name: d
+                    helm_chart: daskhub
+                    helm_chart_values_files: [d.values.yaml]
+                """,
+            "d.values.yaml": """\
+                basehub:
+                  jupyterhub:
+                    imagePullSecret:
+                      create: true
+                      registry: quay.io
+                      username: &robot o+r
+                      password: &enc ENC[AES256_GCM,data:A,iv:B,tag:C,type:str]
+                  binderhub-service:
+                    enabled: true
+                    config:
+                      BinderHub: {image_prefix: quay.io/o/c1-d-}
+                      DockerRegistry: {url: quay.io, username: *robot, password: *enc}
+                    buildPodsRegistryCredentials: {server: quay.io, username: *robot, password: *enc}
+                """,
+        },
+    )
+    # The daskhub chart runs dask-gateway by default: its pods need the pull secret too.
+    key = "basehub.dask-gateway.gateway.backend.imagePullSecrets"
+    assert [_row(f) for f in run(folder).findings] == [
+        ("warning", "missing-dask-pull-secret", "c1", "d", "d.values.yaml", key)
+    ]
+
+
+# -- the command line -------------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()  # the command is registered in provision.cli by hand; a one-command app runs it directly
+    app.command()(doctor)
+    return app
+
+
+def _no_secret_in(*outputs: str) -> None:
+    for output in outputs:
+        leaked = sorted(s for s in SECRETS if s in output)
+        assert not leaked, leaked[:3]
+        assert "PLAINTEXT" not in output and "ENC[" not in output
+
+
+def test_cli_clean_cluster_exits_0_with_a_table_on_stderr() -> None:
+    result = runner.invoke(_app(), [str(CLUSTERS / "clean-quay")])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "clean-quay/staging (basehub): no findings" in result.stderr
+    assert "clean-quay/dask (daskhub): no findings" in result.stderr
+    assert result.stderr.rstrip().endswith("0 errors, 0 warnings, 0 info in 3 hubs")
+
+
+def test_cli_clean_cluster_json() -> None:
+    result = runner.invoke(_app(), [str(CLUSTERS / "clean-ar"), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["findings"] == [] and doc["summary"] == {"errors": 0, "warnings": 0, "info": 0, "hubs": 1}
+    assert doc["hubs"] == [{"cluster": "clean-ar", "hub": "prod", "chart": "basehub", "cluster_file": "cluster.yaml"}]
+
+
+def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(tree: DoctorResult) -> None:
+    result = runner.invoke(_app(), [str(FIXTURES)])
+    assert result.exit_code == 1
+    assert result.stdout == ""  # stdout carries machine output only
+    lines = result.stderr.splitlines()
+    assert "quay-broken/no-registry (basehub): 1 error" in lines
+    assert "other-broken (files no single hub uses): 1 warning" in lines
+    assert any(line.split()[:2] == ["error", "missing-docker-registry"] for line in lines)
+    assert lines[-1] == tree.summary()
+    assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 34 hubs", lines[-1])
+    _no_secret_in(result.stdout, result.stderr)
+
+    json_run = runner.invoke(_app(), [str(FIXTURES), "--format", "json"])
+    assert json_run.exit_code == 1
+    doc = json.loads(json_run.stdout)
+    assert {tuple(f[k] for k in ("severity", "code", "cluster", "hub", "file", "key")) for f in doc["findings"]} == (
+        EXPECTED
+    )
+    assert doc["summary"]["errors"] == tree.count("error") > 0
+    assert json_run.stderr.strip() == tree.summary()
+    _no_secret_in(json_run.stdout, json_run.stderr)
+
+
+def test_cli_warnings_only_exit_0(tmp_path: Path) -> None:
+    folder = _cluster(
+        tmp_path,
+        {
+            "cluster.yaml": "name: c1\nprovider: aws\nhubs:\n  - name: a\n    helm_chart: basehub\n"
+            "    helm_chart_values_files: [a.values.yaml]\n",
+            "a.values.yaml": "{}\n",
+            "stray.values.yaml": "{}\n",
+        },
+    )
+    result = runner.invoke(_app(), [str(folder), "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert [f["code"] for f in json.loads(result.stdout)["findings"]] == ["unlisted-values-file"]
+
+
+def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(_app(), [str(tmp_path)])
+    assert result.exit_code == 2 and "no cluster.yaml" in result.stderr and result.stdout == ""
+    missing = runner.invoke(_app(), [str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and missing.stdout == ""
