@@ -164,7 +164,7 @@ def test_operational_error_exit_1_one_paragraph_no_traceback(quay: FakeQuay) -> 
 def test_verbose_logs_calls_but_not_tokens(quay: FakeQuay) -> None:
     result = invoke("quay", "--org", "hubs", "--api-url", quay.url, "-v")
     assert result.exit_code == 0
-    assert "GET /user/ -> 200" in result.stderr
+    assert "GET " in result.stderr and "/api/v1/user/ -> 200" in result.stderr
     assert TOKEN not in result.stderr and quay.robot_token("hubs", "image_builder") not in result.stderr
 
 

@@ -11,32 +11,17 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
-from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-from provision import __version__
+from provision import __version__, httpretry
 from provision.errors import ProvisionError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# 429 comes from nginx before the app; 5xx may or may not have reached it.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = (5.0, 30.0)
 TOKEN_HINT = "create an OAuth token with the scopes org:admin and user:admin and pass it in QUAY_TOKEN or --token-file"
-
-
-def default_retry() -> Retry:
-    """The retry policy: 5 retries, exponential backoff (0.5 s doubling, capped at 30 s) with jitter."""
-    return Retry(
-        total=5,
-        backoff_factor=0.5,
-        backoff_jitter=0.5,
-        backoff_max=30.0,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
 
 
 class QuayError(ProvisionError):
@@ -156,7 +141,7 @@ class QuayClient:
         self.api_url = api_url.rstrip("/")
         self._base = f"{self.api_url}/api/v1"
         self._timeout = timeout
-        self._retry = retry if retry is not None else default_retry()
+        self._retry = retry if retry is not None else httpretry.default_retry()
         self._session = requests.Session()
         self._session.headers.update(
             {
@@ -185,47 +170,21 @@ class QuayClient:
 
         Returns the response, or what `recover` found when an earlier attempt turned out to have landed.
         """
-        url = self._base + path
-        retry = self._retry
-        while True:
-            response: requests.Response | None = None
-            error: Exception | None = None
-            self.request_count += 1
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=None if body is None else json.dumps(body),
-                    headers={"Content-Type": "application/json"} if body is not None else None,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                error = exc
-            else:
-                log.debug("%s %s -> %s", method, path, response.status_code)
-                if response.status_code not in RETRY_STATUSES:
-                    return response
-            raw = response.raw if response is not None else None
-            try:
-                retry = retry.increment(method, url, response=raw, error=error)
-            except MaxRetryError:
-                if response is not None:
-                    return response  # _check turns the last answer into a QuayError
-                raise QuayError(
-                    f"cannot reach Quay at {self.api_url} ({type(error).__name__}) after "
-                    f"{len(retry.history) + 1} attempts",
-                    method=method,
-                    path=path,
-                ) from error
-            log.debug("%s %s failed (%s); retrying", method, path, error or raw and raw.status)
-            retry.sleep(raw)
-            if recover is not None:
-                found = recover()
-                if found is not None:
-                    log.debug("%s %s had landed; not re-sent", method, path)
-                    return found
+        self.request_count += 1
+        try:
+            return httpretry.send(
+                self._session,
+                method,
+                self._base + path,
+                retry=self._retry,
+                timeout=self._timeout,
+                recover=recover,
+                params=params,
+                data=None if body is None else json.dumps(body),
+                headers={"Content-Type": "application/json"} if body is not None else None,
+            )
+        except httpretry.Unreachable as exc:
+            raise QuayError(f"cannot reach Quay at {self.api_url} ({exc})", method=method, path=path) from exc.error
 
     def _check(self, response: requests.Response, method: str, path: str) -> Any:
         """Return the decoded body of a 2xx answer; raise QuayError for anything else."""
