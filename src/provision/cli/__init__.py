@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from provision import __version__
+from provision.cli.dockerhub import dockerhub
 from provision.cli.doctor import doctor
 from provision.cli.gcp import gcp
 from provision.cli.profile import profile
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.command()(quay)
 app.command()(gcp)
+app.command()(dockerhub)
 app.command()(profile)
 app.command()(verify)
 app.command()(doctor)
