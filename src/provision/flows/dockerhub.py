@@ -70,7 +70,7 @@ def validate(req: DockerHubRequest) -> None:
         names.hub_name("cluster name", req.cluster)
     if not (1 <= len(req.token_label) <= 100):
         raise UsageError(f"invalid --token-label: 1-100 characters, got {len(req.token_label)}")
-    if req.org and req.username is not None and req.username != req.namespace:
+    if req.org and req.username == req.namespace:
         raise UsageError(
             "an organization access token is managed as an organization owner: set DOCKERHUB_USERNAME to your "
             f"Docker ID (an owner of {req.namespace!r}); the token's own login name will be {req.namespace!r}"
