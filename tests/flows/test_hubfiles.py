@@ -191,7 +191,7 @@ def test_no_plaintext_written_anywhere(repo: Repo) -> None:
 
 def test_daskhub_detected_from_cluster_yaml(repo: Repo) -> None:
     values = repo.cluster_dir / "dask.values.yaml"
-    args = ["--values-file", str(values), "--cluster-config", str(repo.cluster), "--dask-gateway"]
+    args = ["--values-file", str(values), "--cluster-config", str(repo.cluster)]  # dask-gateway implied by daskhub
     result = CliRunner().invoke(
         app,
         ["quay", "--org", "hubs", "--cluster", "c1", "--hub", "dask", "--api-url", repo.quay.url, *args],

@@ -201,9 +201,9 @@ def hub_options(
     from provision.flows.hubfiles import chart_for
     from provision.hubconfig import HubOptions
 
-    return HubOptions(
-        chart=chart_for(files, chart.value if chart else None), dask_gateway=dask_gateway, profile=profile
-    )
+    resolved = chart_for(files, chart.value if chart else None)
+    # The daskhub chart runs dask-gateway by default: its pods need the pull secret without being asked.
+    return HubOptions(chart=resolved, dask_gateway=dask_gateway or resolved == "daskhub", profile=profile)
 
 
 def finish(
