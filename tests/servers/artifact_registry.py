@@ -25,17 +25,17 @@ import binascii
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.servers.base import LoopbackHandler, LoopbackServer
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -92,52 +92,17 @@ def _google_error(code: int, status: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status}}
 
 
-class FakeGoogle:
+class FakeGoogle(LoopbackServer):
     """Token endpoint + Artifact Registry testIamPermissions, state under one lock, real HTTP/1.1 on 127.0.0.1."""
 
     def __init__(self) -> None:
+        super().__init__(_Handler)
         self.requests: list[LoggedRequest] = []
         self.grants: dict[tuple[str, str], set[str]] = {}
         self.issued_tokens: dict[str, str] = {}  # access token -> service account email
         self._keys: dict[str, _Key] = {}  # private_key_id -> key
         self._repositories: set[str] = set()
         self._errors: list[_Error] = []  # answered, in order, by the next testIamPermissions calls
-        self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle
-
-    def start(self) -> FakeGoogle:
-        if self._server is not None:
-            raise RuntimeError("FakeGoogle is already running")
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="FakeGoogle", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeGoogle:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeGoogle has not been started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def token_uri(self) -> str:
@@ -257,26 +222,12 @@ class FakeGoogle:
         return 200, ({"permissions": held} if held else {}), caller
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeGoogle) -> None:
-        super().__init__(address, handler)
-        self.fake = fake
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: the fake keeps its own request log
-
+class _Handler(LoopbackHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
         split = urlsplit(self.path)
         path = unquote(split.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.read_body()
         caller: str | None = None
         logged_body: Any = None
         if path == "/token":
@@ -293,27 +244,18 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status = 404
             payload = _google_error(404, "NOT_FOUND", f"The requested URL {quote(path)} was not found on this server.")
-        with fake._lock:
-            fake.requests.append(
-                LoggedRequest("POST", path, split.query, status, caller, self.headers.get("Content-Type"), logged_body)
-            )
+        fake._log(
+            LoggedRequest("POST", path, split.query, status, caller, self.headers.get("Content-Type"), logged_body)
+        )
         self._send(status, payload)
 
     def do_GET(self) -> None:
         split = urlsplit(self.path)
-        with self.server.fake._lock:
-            self.server.fake.requests.append(
-                LoggedRequest("GET", unquote(split.path), split.query, 404, None, None, None)
-            )
+        self.server.fake._log(LoggedRequest("GET", unquote(split.path), split.query, 404, None, None, None))
         self._send(404, _google_error(404, "NOT_FOUND", "not found"))
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload, content_type="application/json; charset=UTF-8")
 
 
 def make_service_account_key(

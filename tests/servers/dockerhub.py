@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
-import socket
 import string
-import struct
-import sys
-import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote
+
+from tests.servers.base import Delay as Delay
+from tests.servers.base import FakeApi, FakeApiHandler, Reply, Response, json_response, route_pattern
+from tests.servers.base import LoggedRequest as LoggedRequest
+from tests.servers.base import ResetAfter as ResetAfter
+from tests.servers.base import ResetBefore as ResetBefore
+from tests.servers.base import Status as Status
 
 PAT_SCOPES = ("repo:admin", "repo:write", "repo:read", "repo:public_read")  # createAccessTokenRequest
 RESOURCE_TYPES = ("TYPE_REPO", "TYPE_ORG")  # orgAccessTokenResource.type
@@ -71,24 +70,15 @@ _ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
 _PUBLIC = frozenset({"auth_token", "users_login"})  # "security: []": no bearer needed
 
 
-def _compile(template: str) -> re.Pattern[str]:
-    parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, name, ...
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts)))
-
-
-_COMPILED = [(method, _compile(template), name) for method, template, name in _ROUTE_TABLE]
+_COMPILED = [(method, route_pattern(template), name) for method, template, name in _ROUTE_TABLE]
 
 
 # --- faults -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Status:
-    """Answer with this status and JSON body (default: ``{"message": <reason phrase>}``); the request is not handled."""
-
-    code: int
-    body: object = None
-    retry_after: str | None = None
+# Status, ResetBefore, ResetAfter, Delay and LoggedRequest are shared by the fakes: they live in tests.servers.base
+# and are re-exported here ("import X as X"), so tests import them from this module. A Status without a body
+# answers with ``{"message": <reason phrase>}``.
 
 
 @dataclass(frozen=True)
@@ -98,42 +88,7 @@ class RateLimited:
     retry_after: str = "1"
 
 
-@dataclass(frozen=True)
-class ResetBefore:
-    """Read the request, do not handle it, reset the TCP connection."""
-
-
-@dataclass(frozen=True)
-class ResetAfter:
-    """Handle the request (state changes), then reset the connection instead of answering."""
-
-
-@dataclass(frozen=True)
-class Delay:
-    """Sleep, then handle the request normally."""
-
-    seconds: float
-
-
 Fault = Status | RateLimited | ResetBefore | ResetAfter | Delay
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    method: str
-    path: str  # percent-decoded, without the query
-    query: str
-    status: int | None  # None when the connection was reset
-    fault: str | None  # class name of the injected fault, if any
-
-
-@dataclass
-class _Rule:
-    method: str
-    pattern: re.Pattern[str]
-    fault: Fault
-    times: int
-    after: int
 
 
 # --- state ------------------------------------------------------------------------------------------------
@@ -197,37 +152,18 @@ class _Call:
     user_agent: str
 
 
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class _Reply(Exception):
-    """Raised inside a route handler to answer at once (an error response)."""
-
-    def __init__(self, response: _Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _json(status: int, obj: object, *headers: tuple[str, str]) -> _Response:
-    return _Response(status, json.dumps(obj).encode(), (("Content-Type", "application/json"), *headers))
-
-
-def _error(status: int, text: str) -> _Reply:
+def _error(status: int, text: str) -> Reply:
     """The ``{"message": ...}`` body of the reference's 400/403/404 responses."""
-    return _Reply(_json(status, {"message": text}))
+    return Reply(json_response(status, {"message": text}))
 
 
-def _bad_request(text: str) -> _Reply:
+def _bad_request(text: str) -> Reply:
     return _error(400, text)
 
 
-def _detail(status: int, text: str) -> _Reply:
+def _detail(status: int, text: str) -> Reply:
     """The DRF-style ``{"detail": ...}`` body of authentication failures (PostUsersLoginErrorResponse)."""
-    return _Reply(_json(status, {"detail": text, "message": text}))
+    return Reply(json_response(status, {"detail": text, "message": text}))
 
 
 def _now() -> datetime:
@@ -305,13 +241,8 @@ def _validate_resources(value: object, *, required: bool) -> list[dict[str, Any]
 # --- the server -------------------------------------------------------------------------------------------
 
 
-class FakeDockerHub:
-    """Docker Hub API (login, PATs, OATs) with in-memory state under one lock, plus fault injection.
-
-    Faults: each request walks the rules in order; every matching rule with ``after > 0`` counts the request
-    down and lets it pass; the first matching rule with ``after == 0`` applies its fault and, after ``times``
-    uses, is dropped.
-    """
+class FakeDockerHub(FakeApi):
+    """Docker Hub API (login, PATs, OATs) with in-memory state under one lock, plus fault injection."""
 
     ROUTES: ClassVar[list[tuple[str, str]]] = [(method, template) for method, template, _ in _ROUTE_TABLE]
     # Docker Hub does not forbid two PATs with the same label. The 409 this switch enables is NOT documented: it
@@ -319,63 +250,10 @@ class FakeDockerHub:
     unique_labels: bool = False
 
     def __init__(self, *, latency: float = 0.0) -> None:
-        self.latency = latency
-        self.requests: list[LoggedRequest] = []
-        self._lock = threading.RLock()
+        super().__init__(_Handler, latency=latency)
         self._users: dict[str, _User] = {}
         self._orgs: dict[str, _Org] = {}
         self._bearers: dict[str, _Bearer] = {}  # access_token -> who and how
-        self._rules: list[_Rule] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
-        self._connections: set[socket.socket] = set()
-
-    # --- lifecycle
-
-    def start(self) -> FakeDockerHub:
-        if self._server is not None:
-            raise RuntimeError("FakeDockerHub is already running")
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._port = self._server.server_address[1]
-        # A short poll interval keeps stop() fast; tests start one server each.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="FakeDockerHub", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._lock:  # wake handler threads idling on keep-alive connections
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeDockerHub:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeDockerHub has not been started")
-        return f"127.0.0.1:{self._port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     # --- seeding state
 
@@ -489,84 +367,39 @@ class FakeDockerHub:
             found = self._bearers.get(access_token)
             return (found.subject, found.via) if found else None
 
-    # --- faults and request log
-
-    def inject(self, method: str, path_regex: str, fault: Fault, *, times: int = 1, after: int = 0) -> None:
-        if times < 1 or after < 0:
-            raise ValueError("times must be >= 1 and after >= 0")
-        with self._lock:
-            self._rules.append(_Rule(method.upper(), re.compile(path_regex), fault, times, after))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
-    def writes(self) -> list[LoggedRequest]:
-        with self._lock:
-            return [r for r in self.requests if r.method not in ("GET", "HEAD")]
-
-    def clear_log(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            chosen: Fault | None = None
-            for rule in self._rules:
-                if rule.method not in ("*", method) or not rule.pattern.fullmatch(path):
-                    continue
-                if rule.after > 0:
-                    rule.after -= 1
-                elif chosen is None:
-                    chosen = rule.fault
-                    rule.times -= 1
-            self._rules = [rule for rule in self._rules if rule.times > 0]
-            return chosen
-
-    def _log(self, entry: LoggedRequest) -> None:
-        with self._lock:
-            self.requests.append(entry)
-
-    def _track(self, conn: socket.socket, *, alive: bool) -> None:
-        with self._lock:
-            (self._connections.add if alive else self._connections.discard)(conn)
+    # --- faults
 
     @staticmethod
-    def _fault_response(fault: Status | RateLimited) -> _Response:
-        if isinstance(fault, RateLimited):
-            # The reference: 429 with Retry-After in seconds (docker/docs#22916 fixed the old "X-Retry-After"), and
-            # X-RateLimit-Limit / -Remaining / -Reset (a unix time). The limit value and the body are guesses.
-            try:
-                wait = float(fault.retry_after)
-            except ValueError:
-                wait = 0.0
-            headers = (
-                ("Retry-After", fault.retry_after),
-                ("X-RateLimit-Limit", "180"),
-                ("X-RateLimit-Remaining", "0"),
-                ("X-RateLimit-Reset", str(int(time.time() + wait))),
-            )
-            return _json(429, {"message": "rate limit exceeded"}, *headers)
-        retry = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
-        if fault.body is not None:
-            return _json(fault.code, fault.body, *retry)
+    def _error_response(status: int, phrase: str) -> Response:
+        return json_response(status, {"message": phrase.lower()})
+
+    @staticmethod
+    def _own_fault_response(fault: RateLimited) -> Response:
+        # The reference: 429 with Retry-After in seconds (docker/docs#22916 fixed the old "X-Retry-After"), and
+        # X-RateLimit-Limit / -Remaining / -Reset (a unix time). The limit value and the body are guesses.
         try:
-            phrase = HTTPStatus(fault.code).phrase
+            wait = float(fault.retry_after)
         except ValueError:
-            phrase = "Injected fault"
-        return _json(fault.code, {"message": phrase.lower()}, *retry)
+            wait = 0.0
+        headers = (
+            ("Retry-After", fault.retry_after),
+            ("X-RateLimit-Limit", "180"),
+            ("X-RateLimit-Remaining", "0"),
+            ("X-RateLimit-Reset", str(int(time.time() + wait))),
+        )
+        return json_response(429, {"message": "rate limit exceeded"}, *headers)
 
     # --- request handling (called by _Handler)
 
     def _handle(
         self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes, client_ip: str
-    ) -> _Response:
+    ) -> Response:
         route = next(
             ((name, match) for m, pattern, name in _COMPILED if m == method and (match := pattern.fullmatch(raw_path))),
             None,
         )
         if route is None:
-            return _json(404, {"message": "not found"})  # also a method this fake does not serve
+            return json_response(404, {"message": "not found"})  # also a method this fake does not serve
         name, match = route
         params = {key: unquote(value) for key, value in match.groupdict().items()}
         scheme, _, credential = headers.get("Authorization", "").partition(" ")
@@ -587,11 +420,7 @@ class FakeDockerHub:
                 client_ip=client_ip,
                 user_agent=headers.get("User-Agent", ""),
             )
-            try:
-                response: _Response = getattr(self, f"_route_{name}")(call)
-            except _Reply as reply:
-                return reply.response
-            return response
+            return self._call_route(name, call)
 
     def _authenticate(self, identifier: object, secret: object, *, allow_oat: bool, touch: bool) -> _Bearer | None:
         """identifier = a user with its password or an active PAT, or an org with an active OAT."""
@@ -647,7 +476,7 @@ class FakeDockerHub:
         """PAT routes: a bearer from the user's password or one of its PATs, never from an OAT."""
         assert call.bearer is not None
         if call.bearer.via == "oat":
-            raise _Reply(_json(403, {"detail": OAT_BEARER_REFUSED}))
+            raise Reply(json_response(403, {"detail": OAT_BEARER_REFUSED}))
         return self._users[call.bearer.subject]
 
     def _pat(self, user: _User, call: _Call) -> _Pat:
@@ -691,7 +520,7 @@ class FakeDockerHub:
         """OAT routes: an owner authenticated with a password or a PAT, on a Team or Business org."""
         assert call.bearer is not None
         if call.bearer.via == "oat":
-            raise _Reply(_json(403, {"detail": OAT_BEARER_REFUSED}))
+            raise Reply(json_response(403, {"detail": OAT_BEARER_REFUSED}))
         org = self._orgs.get(name)
         if org is None:
             raise _error(404, "organization not found")
@@ -737,23 +566,23 @@ class FakeDockerHub:
 
     # --- routes: one method per entry of _ROUTE_TABLE
 
-    def _route_auth_token(self, call: _Call) -> _Response:
+    def _route_auth_token(self, call: _Call) -> Response:
         # The reference lists only 200 and 401, so a malformed body is a 401 too.
         body = call.body if isinstance(call.body, dict) else {}
         bearer = self._authenticate(body.get("identifier"), body.get("secret"), allow_oat=True, touch=True)
         if bearer is None:
             raise _detail(401, BAD_CREDENTIALS)
-        return _json(200, {"access_token": self._issue(bearer)})
+        return json_response(200, {"access_token": self._issue(bearer)})
 
-    def _route_users_login(self, call: _Call) -> _Response:
+    def _route_users_login(self, call: _Call) -> Response:
         # Deprecated; "the password or personal access token (PAT)": no OATs here.
         body = call.body if isinstance(call.body, dict) else {}
         bearer = self._authenticate(body.get("username"), body.get("password"), allow_oat=False, touch=True)
         if bearer is None:
-            raise _Reply(_json(401, {"detail": BAD_CREDENTIALS}))
-        return _json(200, {"token": self._issue(bearer)})
+            raise Reply(json_response(401, {"detail": BAD_CREDENTIALS}))
+        return json_response(200, {"token": self._issue(bearer)})
 
-    def _route_list_pats(self, call: _Call) -> _Response:
+    def _route_list_pats(self, call: _Call) -> Response:
         user = self._token_owner(call)
         pats = list(user.pats.values())
         chunk, next_url, previous = self._page(call, pats)
@@ -764,9 +593,9 @@ class FakeDockerHub:
             "previous": previous,
             "results": [self._pat_view(p, redact=True) for p in chunk],
         }
-        return _json(200, body)
+        return json_response(200, body)
 
-    def _route_create_pat(self, call: _Call) -> _Response:
+    def _route_create_pat(self, call: _Call) -> Response:
         user = self._token_owner(call)
         body = self._object(call.body)
         if "token_label" not in body:
@@ -794,13 +623,13 @@ class FakeDockerHub:
             creator_ua=call.user_agent,
         )
         user.pats[pat.uuid] = pat
-        return _json(201, self._pat_view(pat, redact=False))
+        return json_response(201, self._pat_view(pat, redact=False))
 
-    def _route_get_pat(self, call: _Call) -> _Response:
+    def _route_get_pat(self, call: _Call) -> Response:
         user = self._token_owner(call)
-        return _json(200, self._pat_view(self._pat(user, call), redact=True))
+        return json_response(200, self._pat_view(self._pat(user, call), redact=True))
 
-    def _route_patch_pat(self, call: _Call) -> _Response:
+    def _route_patch_pat(self, call: _Call) -> Response:
         user = self._token_owner(call)
         pat = self._pat(user, call)
         body = self._object(call.body)
@@ -812,14 +641,14 @@ class FakeDockerHub:
             pat.label = label
         if "is_active" in body:
             pat.is_active = body["is_active"]
-        return _json(200, self._pat_view(pat, redact=True))
+        return json_response(200, self._pat_view(pat, redact=True))
 
-    def _route_delete_pat(self, call: _Call) -> _Response:
+    def _route_delete_pat(self, call: _Call) -> Response:
         user = self._token_owner(call)
         del user.pats[self._pat(user, call).uuid]
-        return _Response(204)
+        return Response(204)
 
-    def _route_list_oats(self, call: _Call) -> _Response:
+    def _route_list_oats(self, call: _Call) -> Response:
         org = self._owned_org(call, call.params["name"])
         oats = list(org.oats.values())
         chunk, next_url, previous = self._page(call, oats)
@@ -829,9 +658,9 @@ class FakeDockerHub:
             "previous": previous,
             "results": [self._oat_view(o, detail=False) for o in chunk],
         }
-        return _json(200, body)
+        return json_response(200, body)
 
-    def _route_create_oat(self, call: _Call) -> _Response:
+    def _route_create_oat(self, call: _Call) -> Response:
         org = self._owned_org(call, call.params["name"])
         body = self._object(call.body)
         if "label" not in body:
@@ -860,13 +689,13 @@ class FakeDockerHub:
             expires_at=expires_at,
         )
         org.oats[oat.id] = oat
-        return _json(201, {**self._oat_view(oat, detail=True), "token": oat.secret})
+        return json_response(201, {**self._oat_view(oat, detail=True), "token": oat.secret})
 
-    def _route_get_oat(self, call: _Call) -> _Response:
+    def _route_get_oat(self, call: _Call) -> Response:
         org = self._owned_org(call, call.params["org_name"])
-        return _json(200, self._oat_view(self._oat(org, call), detail=True))
+        return json_response(200, self._oat_view(self._oat(org, call), detail=True))
 
-    def _route_patch_oat(self, call: _Call) -> _Response:
+    def _route_patch_oat(self, call: _Call) -> Response:
         # updateOrgAccessTokenRequest: label, description, resources, is_active, all optional.
         org = self._owned_org(call, call.params["org_name"])
         oat = self._oat(org, call)
@@ -887,92 +716,23 @@ class FakeDockerHub:
             oat.resources = resources
         if "is_active" in body:
             oat.is_active = body["is_active"]
-        return _json(200, self._oat_view(oat, detail=True))
+        return json_response(200, self._oat_view(oat, detail=True))
 
-    def _route_delete_oat(self, call: _Call) -> _Response:
+    def _route_delete_oat(self, call: _Call) -> Response:
         org = self._owned_org(call, call.params["org_name"])
         del org.oats[self._oat(org, call).id]
-        return _Response(204)
+        return Response(204)
 
 
 # --- HTTP plumbing ----------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler], fake: FakeDockerHub) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up is not an error here
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so every response carries Content-Length
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body are two writes; without NODELAY, Nagle + delayed ACK add 40 ms per response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.fake._track(self.connection, alive=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: FakeDockerHub.requests is the log."""
-
+class _Handler(FakeApiHandler):
     def do_GET(self) -> None:
-        self._serve()
+        self.serve()
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
 
-    def _serve(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length) if length > 0 else b""  # always drain the body first
-        split = urlsplit(self.path)
-        path, method = unquote(split.path), self.command
-        if fake.latency:
-            time.sleep(fake.latency)
-        fault = fake._take_fault(method, path)
-        fault_name = type(fault).__name__ if fault else None
-        if isinstance(fault, Delay):
-            time.sleep(fault.seconds)
-        if isinstance(fault, ResetBefore):
-            fake._log(LoggedRequest(method, path, split.query, None, fault_name))
-            return self._reset()
-        if isinstance(fault, Status | RateLimited):
-            response = fake._fault_response(fault)
-        else:
-            try:
-                headers = {name: self.headers.get(name, "") for name in ("Authorization", "User-Agent")}
-                response = fake._handle(method, split.path, split.query, headers, raw_body, self.client_address[0])
-            except Exception:  # a bug in FakeDockerHub: show it in the test output and answer 500
-                traceback.print_exc()
-                response = _json(500, {"message": "FakeDockerHub crashed; see the traceback on stderr"})
-        if isinstance(fault, ResetAfter):
-            fake._log(LoggedRequest(method, path, split.query, None, fault_name))
-            return self._reset()
-        # Log before answering, so a test that has its response also finds the entry.
-        fake._log(LoggedRequest(method, path, split.query, response.status, fault_name))
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if method != "HEAD":
-            self.wfile.write(response.body)
-
-    def _reset(self) -> None:
-        """Close with SO_LINGER 0: the kernel sends RST, the client sees 'connection reset'."""
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-        self.connection.close()  # the fd really closes when finish() closes rfile
+    def call_fake(self, method: str, split: SplitResult, body: bytes) -> Response:
+        headers = {name: self.headers.get(name, "") for name in ("Authorization", "User-Agent")}
+        return self.server.fake._handle(method, split.path, split.query, headers, body, self.client_address[0])

@@ -17,19 +17,18 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import socket
 import string
-import struct
-import sys
-import threading
-import time
-import traceback
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote
+
+from tests.servers.base import Delay as Delay
+from tests.servers.base import FakeApi, FakeApiHandler, Reply, Response, json_response, route_pattern
+from tests.servers.base import LoggedRequest as LoggedRequest
+from tests.servers.base import ResetAfter as ResetAfter
+from tests.servers.base import ResetBefore as ResetBefore
+from tests.servers.base import Status as Status
 
 # util/validation.py and data/model/team.py apply it with re.match, so a trailing "\n" passes as in Quay.
 _NAME_RE = re.compile(r"^([a-z0-9]+(?:[._-][a-z0-9]+)*)$")
@@ -62,24 +61,15 @@ _ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _compile(template: str) -> re.Pattern[str]:
-    parts = re.split(r"\{(\w+)\}", template)  # literal, name, literal, name, ...
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts)))
-
-
-_COMPILED = [(method, _compile(template), name) for method, template, name in _ROUTE_TABLE]
+_COMPILED = [(method, route_pattern(template), name) for method, template, name in _ROUTE_TABLE]
 
 
 # --- faults -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Status:
-    """Answer with this status and JSON body (default: a shape-A problem body); the request is not handled."""
-
-    code: int
-    body: object = None
-    retry_after: str | None = None
+# Status, ResetBefore, ResetAfter, Delay and LoggedRequest are shared by the fakes: they live in tests.servers.base
+# and are re-exported here ("import X as X"), so tests import them from this module. A Status without a body
+# answers with a shape-A problem body.
 
 
 @dataclass(frozen=True)
@@ -89,42 +79,7 @@ class Html429:
     retry_after: str | None = None
 
 
-@dataclass(frozen=True)
-class ResetBefore:
-    """Read the request, do not handle it, reset the TCP connection."""
-
-
-@dataclass(frozen=True)
-class ResetAfter:
-    """Handle the request (state changes), then reset the connection instead of answering."""
-
-
-@dataclass(frozen=True)
-class Delay:
-    """Sleep, then handle the request normally."""
-
-    seconds: float
-
-
 Fault = Status | Html429 | ResetBefore | ResetAfter | Delay
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    method: str
-    path: str  # percent-decoded, without the query
-    query: str
-    status: int | None  # None when the connection was reset
-    fault: str | None  # class name of the injected fault, if any
-
-
-@dataclass
-class _Rule:
-    method: str
-    pattern: re.Pattern[str]
-    fault: Fault
-    times: int
-    after: int
 
 
 # --- state ------------------------------------------------------------------------------------------------
@@ -168,28 +123,9 @@ class _Call:
     body: Any
 
 
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class _Reply(Exception):
-    """Raised inside a route handler to answer at once (an error response)."""
-
-    def __init__(self, response: _Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def _json(status: int, obj: object, *headers: tuple[str, str]) -> _Response:
-    return _Response(status, json.dumps(obj).encode(), (("Content-Type", "application/json"), *headers))
-
-
-def _message(text: str) -> _Reply:
+def _message(text: str) -> Reply:
     """Shape B: an uncaught DataModelException, turned into a 400 by Quay's app-wide handler."""
-    return _Reply(_json(400, {"message": text}))
+    return Reply(json_response(400, {"message": text}))
 
 
 def _new_token() -> str:
@@ -215,13 +151,8 @@ def _truthy(value: str) -> bool:  # util/parsing.py truthy_bool
 # --- the server -------------------------------------------------------------------------------------------
 
 
-class FakeQuay:
-    """Quay API v1 (orgs, robots, teams) with in-memory state under one lock, plus fault injection.
-
-    Faults: each request walks the rules in order; every matching rule with ``after > 0`` counts the request
-    down and lets it pass; the first matching rule with ``after == 0`` applies its fault and, after ``times``
-    uses, is dropped.
-    """
+class FakeQuay(FakeApi):
+    """Quay API v1 (orgs, robots, teams) with in-memory state under one lock, plus fault injection."""
 
     ROUTES: ClassVar[list[tuple[str, str]]] = [(method, template) for method, template, _ in _ROUTE_TABLE]
 
@@ -234,69 +165,16 @@ class FakeQuay:
         require_email: bool = False,
         robots_disabled: bool = False,
     ) -> None:
-        self.latency = latency
+        super().__init__(_Handler, latency=latency)
         self.mailing = mailing
         self.recaptcha = recaptcha
         self.require_email = require_email
         self.robots_disabled = robots_disabled
-        self.requests: list[LoggedRequest] = []
-        self._lock = threading.RLock()
         self._users: dict[str, str] = {}  # user name -> email
         self._tokens: dict[str, _Token] = {}
         self._orgs: dict[str, _Org] = {}
         self._reserved: set[str] = set()
         self._used_emails: set[str] = set()
-        self._rules: list[_Rule] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port: int | None = None
-        self._connections: set[socket.socket] = set()
-
-    # --- lifecycle
-
-    def start(self) -> FakeQuay:
-        if self._server is not None:
-            raise RuntimeError("FakeQuay is already running")
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._port = self._server.server_address[1]
-        # A short poll interval keeps stop() fast; tests start one server each.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="FakeQuay", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._lock:  # wake handler threads idling on keep-alive connections
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeQuay:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeQuay has not been started")
-        return f"127.0.0.1:{self._port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     # --- seeding state
 
@@ -378,64 +256,19 @@ class FakeQuay:
         with self._lock:
             return self._orgs[org].teams.get(team) if org in self._orgs else None
 
-    # --- faults and request log
+    # --- faults
 
-    def inject(self, method: str, path_regex: str, fault: Fault, *, times: int = 1, after: int = 0) -> None:
-        if times < 1 or after < 0:
-            raise ValueError("times must be >= 1 and after >= 0")
-        with self._lock:
-            self._rules.append(_Rule(method.upper(), re.compile(path_regex), fault, times, after))
+    def _error_response(self, status: int, phrase: str) -> Response:
+        return self._problem(status, phrase.lower().replace(" ", "_"), phrase).response
 
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
-    def writes(self) -> list[LoggedRequest]:
-        with self._lock:
-            return [r for r in self.requests if r.method not in ("GET", "HEAD")]
-
-    def clear_log(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            chosen: Fault | None = None
-            for rule in self._rules:
-                if rule.method not in ("*", method) or not rule.pattern.fullmatch(path):
-                    continue
-                if rule.after > 0:
-                    rule.after -= 1
-                elif chosen is None:
-                    chosen = rule.fault
-                    rule.times -= 1
-            self._rules = [rule for rule in self._rules if rule.times > 0]
-            return chosen
-
-    def _log(self, entry: LoggedRequest) -> None:
-        with self._lock:
-            self.requests.append(entry)
-
-    def _track(self, conn: socket.socket, *, alive: bool) -> None:
-        with self._lock:
-            (self._connections.add if alive else self._connections.discard)(conn)
-
-    def _fault_response(self, fault: Status | Html429) -> _Response:
+    @staticmethod
+    def _own_fault_response(fault: Html429) -> Response:
         retry = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
-        if isinstance(fault, Html429):
-            return _Response(429, _NGINX_429.encode(), (("Content-Type", "text/html"), *retry))
-        if fault.body is not None:
-            return _json(fault.code, fault.body, *retry)
-        try:
-            phrase = HTTPStatus(fault.code).phrase
-        except ValueError:
-            phrase = "Injected fault"
-        response = self._problem(fault.code, phrase.lower().replace(" ", "_"), phrase).response
-        return _Response(response.status, response.body, response.headers + retry)
+        return Response(429, _NGINX_429.encode(), (("Content-Type", "text/html"), *retry))
 
     # --- request handling (called by _Handler)
 
-    def _resolve(self, method: str, raw_path: str, query: str) -> tuple[str, dict[str, str]] | _Response:
+    def _resolve(self, method: str, raw_path: str, query: str) -> tuple[str, dict[str, str]] | Response:
         """Route a request to (handler name, decoded path parameters), or answer like werkzeug."""
         for route_method, pattern, name in _COMPILED:
             if route_method == method and (match := pattern.fullmatch(raw_path)):
@@ -443,12 +276,12 @@ class FakeQuay:
         if any(pattern.fullmatch(raw_path + "/") for _, pattern, _ in _COMPILED):
             # strict_slashes redirect; requests follows a 308 keeping the method and the body.
             location = f"{self.url}{raw_path}/" + (f"?{query}" if query else "")
-            return _Response(308, b"", (("Location", location),))
-        return _json(404, {"message": _NOT_FOUND_TEXT})  # also a method this fake does not serve
+            return Response(308, b"", (("Location", location),))
+        return json_response(404, {"message": _NOT_FOUND_TEXT})  # also a method this fake does not serve
 
-    def _handle(self, method: str, raw_path: str, query: str, authorization: str, body: bytes) -> _Response:
+    def _handle(self, method: str, raw_path: str, query: str, authorization: str, body: bytes) -> Response:
         route = self._resolve(method, raw_path, query)
-        if isinstance(route, _Response):
+        if isinstance(route, Response):
             return route
         name, params = route
         scheme, _, credential = authorization.partition(" ")
@@ -456,7 +289,7 @@ class FakeQuay:
             token = self._tokens.get(credential.strip()) if scheme.lower() == "bearer" else None
             if token is None and method not in ("GET", "HEAD"):
                 # auth/decorators.py: an unverifiable token falls back to cookie auth: the CSRF check fails.
-                return _json(403, {"error": "CSRF token was invalid or missing."})
+                return json_response(403, {"error": "CSRF token was invalid or missing."})
             try:
                 data = json.loads(body) if body.strip() else None
             except ValueError:
@@ -468,13 +301,9 @@ class FakeQuay:
                 query={key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()},
                 body=data,
             )
-            try:
-                response: _Response = getattr(self, f"_route_{name}")(call)
-            except _Reply as reply:
-                return reply.response
-            return response
+            return self._call_route(name, call)
 
-    def _problem(self, status: int, error_type: str, text: str, **extra: Any) -> _Reply:
+    def _problem(self, status: int, error_type: str, text: str, **extra: Any) -> Reply:
         """Shape A: Quay's ApiException body (endpoints/exception.py)."""
         body = {
             "detail": text,
@@ -485,15 +314,15 @@ class FakeQuay:
             "status": status,
             **extra,
         }
-        return _Reply(_json(status, body))
+        return Reply(json_response(status, body))
 
-    def _invalid(self, text: str) -> _Reply:
+    def _invalid(self, text: str) -> Reply:
         return self._problem(400, "invalid_request", text)
 
-    def _not_found(self) -> _Reply:
+    def _not_found(self) -> Reply:
         return self._problem(404, "not_found", "Not Found")
 
-    def _unauthorized(self, call: _Call) -> _Reply:
+    def _unauthorized(self, call: _Call) -> Reply:
         if call.user is None:
             return self._problem(401, "invalid_token", "Requires authentication")
         return self._problem(403, "insufficient_scope", "Unauthorized")
@@ -547,7 +376,7 @@ class FakeQuay:
 
     # --- routes: one method per entry of _ROUTE_TABLE
 
-    def _route_get_user(self, call: _Call) -> _Response:
+    def _route_get_user(self, call: _Call) -> Response:
         if call.user is None or not call.scopes & {"user:read", "user:admin"}:
             raise self._problem(401, "invalid_token", "Requires authentication", session_required=False)
         user_admin = "user:admin" in call.scopes  # email and is_org_admin need UserAdminPermission
@@ -568,9 +397,9 @@ class FakeQuay:
         if user_admin:
             view.update(email=self._users[call.user], can_create_repo=True, is_me=True, verified=True)
         view["organizations"] = organizations
-        return _json(200, view)
+        return json_response(200, view)
 
-    def _route_create_org(self, call: _Call) -> _Response:
+    def _route_create_org(self, call: _Call) -> Response:
         # Check order of endpoints/api/organization.py NewOrg.post, then data/model/organization.py.
         if call.user is None or "user:admin" not in call.scopes:
             raise self._unauthorized(call)
@@ -585,7 +414,7 @@ class FakeQuay:
         if self.require_email and not email:
             raise self._invalid("Email address is required")
         if self.recaptcha:
-            return _json(400, {"message": "Are you a bot? If not, please revalidate the captcha."})
+            return json_response(400, {"message": "Are you a bot? If not, please revalidate the captcha."})
         problem = _name_problem(name)
         if problem:
             raise self._invalid(f"Invalid namespace {name}: {problem}")
@@ -597,9 +426,9 @@ class FakeQuay:
             if email in self._used_emails or email in self._users.values():
                 raise self._invalid(f"Email has already been used: {email}")
         self._orgs[name] = _Org(email, teams={"owners": _Team("admin", members=[call.user])})
-        return _json(201, "Created")
+        return json_response(201, "Created")
 
-    def _route_get_org(self, call: _Call) -> _Response:
+    def _route_get_org(self, call: _Call) -> Response:
         name = call.params["orgname"]
         org = self._orgs.get(name)
         if org is None:
@@ -631,16 +460,16 @@ class FakeQuay:
         if is_admin:
             view.update(invoice_email=False, invoice_email_address=None, tag_expiration_s=1209600)
             view["is_free_account"] = True
-        return _json(200, view)
+        return json_response(200, view)
 
-    def _route_delete_org(self, call: _Call) -> _Response:
+    def _route_delete_org(self, call: _Call) -> Response:
         name = call.params["orgname"]
         self._require_admin(call, name)
         del self._orgs[name]
         self._reserved.add(name)  # HEAD keeps the name until the namespace GC worker purges it
-        return _Response(204)
+        return Response(204)
 
-    def _route_get_org_member(self, call: _Call) -> _Response:
+    def _route_get_org_member(self, call: _Call) -> Response:
         org_name, member = call.params["orgname"], call.params["membername"]
         org = self._require_admin(call, org_name)
         if not self._account_exists(member):
@@ -655,9 +484,9 @@ class FakeQuay:
             "teams": [{"name": team_name, "avatar": {}} for team_name in teams],
             "repositories": [],
         }
-        return _json(200, view)
+        return json_response(200, view)
 
-    def _route_create_robot(self, call: _Call) -> _Response:
+    def _route_create_robot(self, call: _Call) -> Response:
         org_name, short = call.params["orgname"], call.params["robot_shortname"]
         org = self._require_admin(call, org_name)
         if self.robots_disabled:
@@ -675,29 +504,29 @@ class FakeQuay:
             metadata=body.get("unstructured_metadata") or {},
         )
         org.robots[short] = robot
-        return _json(201, self._robot_view(org_name, short, robot, metadata=True))
+        return json_response(201, self._robot_view(org_name, short, robot, metadata=True))
 
-    def _route_get_robot(self, call: _Call) -> _Response:
+    def _route_get_robot(self, call: _Call) -> Response:
         org_name, short = call.params["orgname"], call.params["robot_shortname"]
         robot = self._robot(self._require_admin(call, org_name), short)
-        return _json(200, self._robot_view(org_name, short, robot, metadata=True))
+        return json_response(200, self._robot_view(org_name, short, robot, metadata=True))
 
-    def _route_delete_robot(self, call: _Call) -> _Response:
+    def _route_delete_robot(self, call: _Call) -> Response:
         org_name, short = call.params["orgname"], call.params["robot_shortname"]
         org = self._require_admin(call, org_name)
         self._robot(org, short)
         del org.robots[short]
         for team in org.teams.values():  # memberships go with the robot
             team.members = [m for m in team.members if m != f"{org_name}+{short}"]
-        return _Response(204)
+        return Response(204)
 
-    def _route_regenerate_robot(self, call: _Call) -> _Response:
+    def _route_regenerate_robot(self, call: _Call) -> Response:
         org_name, short = call.params["orgname"], call.params["robot_shortname"]
         robot = self._robot(self._require_admin(call, org_name), short)
         robot.token = _new_token()
-        return _json(200, self._robot_view(org_name, short, robot, metadata=False))
+        return json_response(200, self._robot_view(org_name, short, robot, metadata=False))
 
-    def _route_put_team(self, call: _Call) -> _Response:
+    def _route_put_team(self, call: _Call) -> Response:
         org_name, team_name = call.params["orgname"], call.params["teamname"]
         org = self._require_admin(call, org_name)
         body = self._object(call.body)
@@ -731,9 +560,9 @@ class FakeQuay:
             "avatar": {},
             "new_team": new_team,
         }
-        return _json(200, view)
+        return json_response(200, view)
 
-    def _route_list_team_members(self, call: _Call) -> _Response:
+    def _route_list_team_members(self, call: _Call) -> Response:
         org_name, team_name = call.params["orgname"], call.params["teamname"]
         role = self._effective_role(call, org_name)
         team = self._orgs[org_name].teams.get(team_name) if role is not None else None
@@ -745,9 +574,9 @@ class FakeQuay:
         members = [_member_view(name, invited=False) for name in team.members]
         if is_admin and _truthy(call.query.get("includePending", "false")):
             members += [_member_view(name, invited=True) for name in team.invites]
-        return _json(200, {"name": team_name, "members": members, "can_edit": is_admin})
+        return json_response(200, {"name": team_name, "members": members, "can_edit": is_admin})
 
-    def _route_put_team_member(self, call: _Call) -> _Response:
+    def _route_put_team_member(self, call: _Call) -> Response:
         params = call.params
         org_name, team_name, member = params["orgname"], params["teamname"], params["membername"]
         org = self._require_admin(call, org_name)
@@ -769,87 +598,18 @@ class FakeQuay:
             raise _message(f"User {member} is already a member of team {team_name}")
         else:
             team.members.append(member)
-        return _json(200, _member_view(member, invited=invite))
+        return json_response(200, _member_view(member, invited=invite))
 
 
 # --- HTTP plumbing ----------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler], fake: FakeQuay) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up is not an error here
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so every response carries Content-Length
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body are two writes; without NODELAY, Nagle + delayed ACK add 40 ms per response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.fake._track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.fake._track(self.connection, alive=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: FakeQuay.requests is the log."""
-
+class _Handler(FakeApiHandler):
     def do_GET(self) -> None:
-        self._serve()
+        self.serve()
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
-    def _serve(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("Content-Length") or 0)
-        raw_body = self.rfile.read(length) if length > 0 else b""  # always drain the body first
-        split = urlsplit(self.path)
-        path, method = unquote(split.path), self.command
-        if fake.latency:
-            time.sleep(fake.latency)
-        fault = fake._take_fault(method, path)
-        fault_name = type(fault).__name__ if fault else None
-        if isinstance(fault, Delay):
-            time.sleep(fault.seconds)
-        if isinstance(fault, ResetBefore):
-            fake._log(LoggedRequest(method, path, split.query, None, fault_name))
-            return self._reset()
-        if isinstance(fault, Status | Html429):
-            response = fake._fault_response(fault)
-        else:
-            try:
-                response = fake._handle(
-                    method, split.path, split.query, self.headers.get("Authorization", ""), raw_body
-                )
-            except Exception:  # a bug in FakeQuay: show it in the test output and answer 500
-                traceback.print_exc()
-                response = _json(500, {"message": "FakeQuay crashed; see the traceback on stderr"})
-        if isinstance(fault, ResetAfter):
-            fake._log(LoggedRequest(method, path, split.query, None, fault_name))
-            return self._reset()
-        # Log before answering, so a test that has its response also finds the entry.
-        fake._log(LoggedRequest(method, path, split.query, response.status, fault_name))
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    def _reset(self) -> None:
-        """Close with SO_LINGER 0: the kernel sends RST, the client sees 'connection reset'."""
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-        self.connection.close()  # the fd really closes when finish() closes rfile
+    def call_fake(self, method: str, split: SplitResult, body: bytes) -> Response:
+        authorization = self.headers.get("Authorization", "")
+        return self.server.fake._handle(method, split.path, split.query, authorization, body)

@@ -34,13 +34,10 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -52,6 +49,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.servers.base import LocalService, LoopbackHandler, LoopbackServer
 
 DEFAULT_BINARY = "/usr/bin/docker-registry"
 INSTALL_HINT = "run scripts/install-docker-registry (scripts/test does)"
@@ -67,7 +66,7 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 # --- the registry -----------------------------------------------------------------------------------------
 
 
-class DistributionRegistry:
+class DistributionRegistry(LocalService):
     """``docker-registry serve`` on a free 127.0.0.1 port with filesystem storage in a temporary directory.
 
     ``htpasswd`` (user -> password) turns on basic auth, ``token`` turns on bearer tokens from that (started)
@@ -121,22 +120,6 @@ class DistributionRegistry:
         directory, self._dir = self._dir, None
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
-
-    def __enter__(self) -> DistributionRegistry:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        if self._port is None:
-            raise RuntimeError("DistributionRegistry has not been started")
-        return f"127.0.0.1:{self._port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def output(self) -> str:
         """What the registry wrote to stdout and stderr so far (errors only: ``log.level: error``)."""
@@ -240,7 +223,7 @@ class _Answer(NamedTuple):
     challenge: str | None = None
 
 
-class TokenIssuer:
+class TokenIssuer(LoopbackServer):
     """The Docker registry token protocol: ``GET /token?service=S&scope=repository:NAME:ACTIONS`` with Basic auth.
 
     ``grants`` maps a user to ``(repository glob, actions)`` pairs (``fnmatch``, so ``*`` also matches ``/``).
@@ -257,66 +240,19 @@ class TokenIssuer:
         name: str = "test-issuer",
         service: str = "test-registry",
     ) -> None:
+        super().__init__(_IssuerHandler)
         self.users = users
         self.grants = grants
         self.name = name
         self.service = service
         self.requests: list[TokenRequest] = []
-        self._lock = threading.Lock()
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._certificate = _self_signed(self._key, name)
-        self._server: _IssuerServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
 
     @property
     def certificate_pem(self) -> bytes:
         """The self-signed certificate of the signing key: the registry's ``rootcertbundle``."""
         return self._certificate.public_bytes(serialization.Encoding.PEM)
-
-    # --- lifecycle
-
-    def start(self) -> TokenIssuer:
-        if self._server is not None:
-            raise RuntimeError("TokenIssuer is already running")
-        self._server = _IssuerServer(("127.0.0.1", 0), _IssuerHandler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="TokenIssuer", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._lock:  # wake handler threads idling on keep-alive connections
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> TokenIssuer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        if self._server is None:
-            raise RuntimeError("TokenIssuer has not been started")
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     # --- policy and tokens
 
@@ -387,17 +323,6 @@ class TokenIssuer:
             return None
         return user
 
-    def _log(self, entry: TokenRequest) -> None:
-        with self._lock:
-            self.requests.append(entry)
-
-    def _track(self, conn: socket.socket, *, alive: bool) -> None:
-        with self._lock:
-            if alive:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
 
 def _self_signed(key: rsa.RSAPrivateKey, name: str) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -427,54 +352,16 @@ def _errors(code: str, message: str) -> dict[str, Any]:
     return {"errors": [{"code": code, "message": message}]}
 
 
-class _IssuerServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[_IssuerHandler], issuer: TokenIssuer) -> None:
-        self.issuer = issuer
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up is not an error here
-            super().handle_error(request, client_address)
-
-
-class _IssuerHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so every response carries Content-Length
-    server: _IssuerServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body are two writes; without NODELAY, Nagle + delayed ACK add 40 ms per response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.issuer._track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.issuer._track(self.connection, alive=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: TokenIssuer.requests is the log."""
-
+class _IssuerHandler(LoopbackHandler):
     def do_GET(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 0:
-            self.rfile.read(length)  # drain a body so the next request on this connection parses
-        issuer = self.server.issuer
+        self.read_body()  # unused, but drained so the next request on this connection parses
+        issuer = self.server.fake
         split = urlsplit(self.path)
         answer = issuer._handle(split.path, split.query, self.headers.get("Authorization", ""))
         # Log before answering, so a test that has its response also finds the entry.
         issuer._log(TokenRequest(split.path, split.query, answer.user, answer.status))
-        payload = json.dumps(answer.body).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
-        if answer.challenge:
-            self.send_header("WWW-Authenticate", answer.challenge)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        challenge = (("WWW-Authenticate", answer.challenge),) if answer.challenge else ()
+        self.send_json(answer.status, answer.body, challenge)
 
 
 # --- docker client config and a minimal v2 client ---------------------------------------------------------
