@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -238,30 +240,81 @@ class HubFiles:
     sops_binary: str | None
 
 
-def prepare_hub_files(
-    *,
-    hub: str | None,
-    values_file: Path | None,
-    secret_file: Path | None,
-    cluster_config: Path | None,
-    chart: ChartChoice | None,
-    dask_gateway: bool,
-    image: list[str] | None,
-    images_file: Path | None,
-    profile: bool,
-    show_secrets: bool,
-    dry_run: bool,
-) -> HubFiles:
-    """Check the hub-file options, the sops binary and the terminal before the registry command changes anything."""
-    from provision.flows import hubfiles
+@dataclass(frozen=True)
+class RegistryOptions:
+    """The options every registry command shares (hub files, output, verbosity), handed over as one object."""
 
-    files = files_request(values_file=values_file, secret_file=secret_file, cluster_config=cluster_config, hub=hub)
-    sops_binary = hubfiles.validate(files)
-    options = hub_options(
-        files, chart=chart, dask_gateway=dask_gateway, profile=profile_from(image, images_file, profile)
-    )
-    guard_terminal(show_secrets=show_secrets, dry_run=dry_run, secret_file=secret_file)
-    return HubFiles(files, options, sops_binary)
+    values_file: Path | None
+    secret_file: Path | None
+    cluster_config: Path | None
+    chart: ChartChoice | None
+    dask_gateway: bool
+    image: list[str] | None
+    images_file: Path | None
+    profile: bool
+    dry_run: bool
+    show_secrets: bool
+    fmt: OutputFormat
+    quiet: bool
+    verbose: bool
+    debug: bool
+
+    def reporter(self) -> Reporter:
+        return make_reporter(quiet=self.quiet, verbose=self.verbose)
+
+    def prepare_hub_files(self, *, hub: str | None) -> HubFiles:
+        """Check the hub-file options, the sops binary and the terminal before the command changes anything."""
+        from provision.flows import hubfiles
+
+        files = files_request(
+            values_file=self.values_file, secret_file=self.secret_file, cluster_config=self.cluster_config, hub=hub
+        )
+        sops_binary = hubfiles.validate(files)
+        profile = profile_from(self.image, self.images_file, self.profile)
+        options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
+        guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)
+        return HubFiles(files, options, sops_binary)
+
+
+# (option name, typer annotation, default), in --help order after each command's own options.
+REGISTRY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("values_file", ValuesFile, None),
+    ("secret_file", SecretFile, None),
+    ("cluster_config", ClusterConfig, None),
+    ("chart", ChartOption, None),
+    ("dask_gateway", DaskGateway, False),
+    ("image", Images, None),
+    ("images_file", ImagesFile, None),
+    ("profile", ProfileFlag, False),
+    ("dry_run", DryRun, False),
+    ("show_secrets", ShowSecrets, False),
+    ("fmt", Format, OutputFormat.yaml),
+    ("quiet", Quiet, False),
+    ("verbose", Verbose, False),
+    ("debug", Debug, False),
+)
+
+
+def registry_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a registry command the shared options, as its keyword argument `options: RegistryOptions`.
+
+    typer reads a command's parameters from its signature, so the shared ones are added to the signature here
+    once instead of being declared, and forwarded one by one, in every registry command.
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, annotation, default in REGISTRY_OPTIONS
+    ]
+
+    @functools.wraps(command)
+    def with_options(**kwargs: Any) -> None:
+        options = RegistryOptions(**{name: kwargs.pop(name) for name, _, _ in REGISTRY_OPTIONS})
+        command(**kwargs, options=options)
+
+    with_options.__signature__ = inspect.Signature([*own, *shared], return_annotation=None)  # type: ignore[attr-defined]
+    with_options.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+    return with_options
 
 
 def publish(

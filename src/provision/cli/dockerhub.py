@@ -8,30 +8,16 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
-    ChartOption,
-    ClusterConfig,
-    DaskGateway,
-    Debug,
-    DryRun,
-    Format,
-    Images,
-    ImagesFile,
-    OutputFormat,
-    ProfileFlag,
-    Quiet,
-    SecretFile,
-    ShowSecrets,
+    RegistryOptions,
     TokenFile,
-    ValuesFile,
-    Verbose,
     handled,
-    make_reporter,
-    prepare_hub_files,
     publish,
     read_token,
+    registry_command,
 )
 
 
+@registry_command
 def dockerhub(
     namespace: Annotated[str, typer.Option("--namespace", help="Docker ID or organization that holds the images.")],
     hub: Annotated[str, typer.Option("--hub", help="Hub name: image prefix <namespace>/<cluster>-<hub>-.")],
@@ -50,27 +36,15 @@ def dockerhub(
     ] = False,
     api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
     token_file: TokenFile = None,
-    values_file: ValuesFile = None,
-    secret_file: SecretFile = None,
-    cluster_config: ClusterConfig = None,
-    chart: ChartOption = None,
-    dask_gateway: DaskGateway = False,
-    image: Images = None,
-    images_file: ImagesFile = None,
-    profile: ProfileFlag = False,
-    dry_run: DryRun = False,
-    show_secrets: ShowSecrets = False,
-    fmt: Format = OutputFormat.yaml,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    debug: Debug = False,
+    *,
+    options: RegistryOptions,
 ) -> None:
     """Create (or rotate) the Docker Hub access token a hub pushes with; print its values.
 
     The API login comes from DOCKERHUB_USERNAME and DOCKERHUB_TOKEN (or --token-file), never from an argument.
     """
-    reporter = make_reporter(quiet=quiet, verbose=verbose)
-    with handled(reporter, debug=debug):
+    reporter = options.reporter()
+    with handled(reporter, debug=options.debug):
         from provision.flows import dockerhub as flow
 
         request = flow.DockerHubRequest(
@@ -86,21 +60,9 @@ def dockerhub(
             api_url=api_url,
         )
         flow.validate(request)
-        prepared = prepare_hub_files(
-            hub=hub,
-            values_file=values_file,
-            secret_file=secret_file,
-            cluster_config=cluster_config,
-            chart=chart,
-            dask_gateway=dask_gateway,
-            image=image,
-            images_file=images_file,
-            profile=profile,
-            show_secrets=show_secrets,
-            dry_run=dry_run,
-        )
-        result = flow.run(request, reporter=reporter, dry_run=dry_run)
-        if not dry_run:
+        prepared = options.prepare_hub_files(hub=hub)
+        result = flow.run(request, reporter=reporter, dry_run=options.dry_run)
+        if not options.dry_run:
             reporter.always("summary: " + "; ".join(result.applied))
         summary = {"changes": [c.describe() for c in result.plan.changes]}
-        publish(reporter, prepared, result.registry, fmt=fmt, dry_run=dry_run, summary=summary)
+        publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)

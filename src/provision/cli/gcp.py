@@ -8,28 +8,14 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
-    ChartOption,
-    ClusterConfig,
-    DaskGateway,
-    Debug,
-    DryRun,
-    Format,
-    Images,
-    ImagesFile,
-    OutputFormat,
-    ProfileFlag,
-    Quiet,
-    SecretFile,
-    ShowSecrets,
-    ValuesFile,
-    Verbose,
+    RegistryOptions,
     handled,
-    make_reporter,
-    prepare_hub_files,
     publish,
+    registry_command,
 )
 
 
+@registry_command
 def gcp(
     cluster: Annotated[str, typer.Option("--cluster", help="Cluster name: the tfvars file and workspace default.")],
     hub: Annotated[str, typer.Option("--hub", help="Hub name; also the repository name unless --repo is given.")],
@@ -63,28 +49,16 @@ def gcp(
         bool, typer.Option("--allow-unrelated-changes", help="Apply even if the plan changes other resources.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.")] = False,
-    values_file: ValuesFile = None,
-    secret_file: SecretFile = None,
-    cluster_config: ClusterConfig = None,
-    chart: ChartOption = None,
-    dask_gateway: DaskGateway = False,
-    image: Images = None,
-    images_file: ImagesFile = None,
-    profile: ProfileFlag = False,
-    dry_run: DryRun = False,
-    show_secrets: ShowSecrets = False,
-    fmt: Format = OutputFormat.yaml,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    debug: Debug = False,
+    *,
+    options: RegistryOptions,
 ) -> None:
     """Add an Artifact Registry repository for a hub through terraform; print its values.
 
     Edits container_repos in the cluster's tfvars, plans, asks, applies, then reads the service-account key from
     the sensitive output registry_sa_keys (username _json_key).
     """
-    reporter = make_reporter(quiet=quiet, verbose=verbose)
-    with handled(reporter, debug=debug):
+    reporter = options.reporter()
+    with handled(reporter, debug=options.debug):
         from provision.console import ask
         from provision.flows import gcp as flow
 
@@ -102,21 +76,9 @@ def gcp(
             yes=yes,
         )
         flow.validate(request)
-        prepared = prepare_hub_files(
-            hub=hub,
-            values_file=values_file,
-            secret_file=secret_file,
-            cluster_config=cluster_config,
-            chart=chart,
-            dask_gateway=dask_gateway,
-            image=image,
-            images_file=images_file,
-            profile=profile,
-            show_secrets=show_secrets,
-            dry_run=dry_run,
-        )
-        result = flow.run(request, reporter=reporter, confirm=ask, dry_run=dry_run)
-        if not dry_run:
+        prepared = options.prepare_hub_files(hub=hub)
+        result = flow.run(request, reporter=reporter, confirm=ask, dry_run=options.dry_run)
+        if not options.dry_run:
             applied = f"applied {len(result.plan.changes)} change(s)" if result.applied else "nothing applied"
             edited = "container_repos edited" if result.tfvars_changed else "container_repos unchanged"
             reporter.always(f"summary: {edited}; {applied}; {result.processes} terraform processes")
@@ -125,4 +87,4 @@ def gcp(
             "applied": result.applied,
             "terraform_changes": [c.describe() for c in result.plan.changes],
         }
-        publish(reporter, prepared, result.registry, fmt=fmt, dry_run=dry_run, summary=summary)
+        publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)

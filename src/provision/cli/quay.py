@@ -8,27 +8,12 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
-    ChartOption,
-    ClusterConfig,
-    DaskGateway,
-    Debug,
-    DryRun,
-    Format,
-    Images,
-    ImagesFile,
-    OutputFormat,
-    ProfileFlag,
-    Quiet,
-    SecretFile,
-    ShowSecrets,
+    RegistryOptions,
     TokenFile,
-    ValuesFile,
-    Verbose,
     handled,
-    make_reporter,
-    prepare_hub_files,
     publish,
     read_token,
+    registry_command,
 )
 
 
@@ -37,6 +22,7 @@ class QuayTeam(StrEnum):
     creator = "creator"
 
 
+@registry_command
 def quay(
     org: Annotated[str, typer.Option("--org", help="Quay organization that holds the hub's images.")],
     robot: Annotated[str, typer.Option("--robot", help="Robot account short name.")] = "image_builder",
@@ -63,27 +49,15 @@ def quay(
         bool, typer.Option("--rotate", help="Regenerate the robot token (the old one stops working).")
     ] = False,
     token_file: TokenFile = None,
-    values_file: ValuesFile = None,
-    secret_file: SecretFile = None,
-    cluster_config: ClusterConfig = None,
-    chart: ChartOption = None,
-    dask_gateway: DaskGateway = False,
-    image: Images = None,
-    images_file: ImagesFile = None,
-    profile: ProfileFlag = False,
-    dry_run: DryRun = False,
-    show_secrets: ShowSecrets = False,
-    fmt: Format = OutputFormat.yaml,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    debug: Debug = False,
+    *,
+    options: RegistryOptions,
 ) -> None:
     """Create (or reuse) a Quay organization, robot and team for a hub; print its values.
 
     The API token comes from QUAY_TOKEN or --token-file and needs the scopes org:admin and user:admin.
     """
-    reporter = make_reporter(quiet=quiet, verbose=verbose)
-    with handled(reporter, debug=debug):
+    reporter = options.reporter()
+    with handled(reporter, debug=options.debug):
         from provision.flows import quay as flow
 
         request = flow.QuayRequest(
@@ -100,21 +74,9 @@ def quay(
             token=read_token("QUAY_TOKEN", token_file),
         )
         flow.validate(request)
-        prepared = prepare_hub_files(
-            hub=hub,
-            values_file=values_file,
-            secret_file=secret_file,
-            cluster_config=cluster_config,
-            chart=chart,
-            dask_gateway=dask_gateway,
-            image=image,
-            images_file=images_file,
-            profile=profile,
-            show_secrets=show_secrets,
-            dry_run=dry_run,
-        )
-        result = flow.run(request, reporter=reporter, dry_run=dry_run)
-        if not dry_run:
+        prepared = options.prepare_hub_files(hub=hub)
+        result = flow.run(request, reporter=reporter, dry_run=options.dry_run)
+        if not options.dry_run:
             reporter.always(
                 "summary: " + ("; ".join(result.applied) if result.applied else "nothing to do, no change made")
             )
@@ -125,4 +87,4 @@ def quay(
             "present": list(result.plan.present),
             "members": list(result.member_report),
         }
-        publish(reporter, prepared, result.registry, fmt=fmt, dry_run=dry_run, summary=summary)
+        publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
