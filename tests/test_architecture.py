@@ -15,7 +15,7 @@ PURE = {"hubconfig", "plan", "names", "clusterrepo", "files"}
 LEAVES = {"files", "httpretry"}  # shared mechanisms with no provision imports beyond errors
 # module (or layer) -> provision modules it may import; "provision" (the root, __version__ only) is always allowed
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"cli", "flows", "console", "errors", "names", "hubconfig", "plan"},
+    "cli": {"cli", "flows", "console", "errors", "names", "hubconfig", "plan", "files"},
     "flows": SYSTEM | PURE | {"console", "errors"},
     "console": {"plan", "errors"},
     "errors": set(),

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from provision.errors import REDACTED as REDACTED
+from provision.errors import add_secret, redact
 from provision.plan import Plan
-
-REDACTED = "***"
 
 
 def emit(text: str) -> None:
@@ -73,14 +73,14 @@ class Reporter:
         self._secrets: set[str] = set()
 
     def add_secret(self, secret: str | None) -> None:
-        """Register a value that must never be printed (tokens, passwords)."""
+        """Register a value that must never be printed (tokens, passwords), for this reporter and the whole run."""
         if secret:
             self._secrets.add(secret)
+            add_secret(secret)
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return text
+        """The text without any secret this reporter or the run knows."""
+        return redact(text, self._secrets)
 
     def _write(self, text: str) -> None:
         # sys.stderr is looked up on each call so test runners that swap it capture our output.
@@ -130,6 +130,28 @@ class Reporter:
             self.info(f"  = {item}")
         for note in plan.notes:
             self.always(f"  note: {note}")
+
+    def log_handler(self) -> Any:
+        """A logging handler that shows the `provision` loggers' records through this reporter (so redacted):
+        DEBUG as debug lines (-v), INFO as progress (retries), WARNING and above as warnings."""
+        import logging
+
+        reporter = self
+
+        class _ToReporter(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                try:
+                    text = record.getMessage()
+                except Exception:  # a malformed log call must not break the command
+                    text = str(record.msg)
+                if record.levelno >= logging.WARNING:
+                    reporter.warn(text)
+                elif record.levelno >= logging.INFO:
+                    reporter.info(text)
+                else:
+                    reporter.debug(f"{record.name}: {text}")
+
+        return _ToReporter()
 
     def block(self, heading: str, lines: Iterable[str]) -> None:
         self.always(heading)

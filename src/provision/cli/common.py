@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.exceptions import Abort, TyperException
 
-from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
+from provision.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ProvisionError, UsageError
 
 if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
@@ -122,47 +123,103 @@ ProfileFlag = Annotated[
 
 @contextmanager
 def handled(reporter: Reporter, *, debug: bool) -> Iterator[None]:
-    """The one place that maps errors to exit codes: 1 operational, 2 usage, 130 interrupted."""
-    try:
-        yield
-    except ProvisionError as exc:
-        reporter.error(str(exc))
-        if debug:
-            import traceback
+    """The one place that maps errors to exit codes: 1 operational, 2 usage, 130 interrupted.
 
-            reporter.always("".join(traceback.format_exception(exc)))
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        reporter.error("interrupted; re-run the same command to finish: steps already done are skipped")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    Every message goes through the reporter, so it is redacted of every secret the run has met. Anticipated
+    failures (ProvisionError) are one paragraph; anything else is a bug, reported as one paragraph too (its type and
+    redacted text) with the advice to re-run with --debug, which adds the traceback (redacted as well).
+    """
+    from provision.errors import secrets_scope
+
+    with secrets_scope():
+        try:
+            yield
+        except ProvisionError as exc:
+            reporter.error(str(exc))
+            if debug:
+                reporter.always(_traceback(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            reporter.error("interrupted; re-run the same command to finish: steps already done are skipped")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, Abort, TyperException):
+            raise  # typer's own ways out (exit codes, usage errors) keep their meaning
+        except Exception as exc:
+            text = " ".join(str(exc).split()) or "no details"
+            reporter.error(
+                f"unexpected {type(exc).__name__}: {text}. This is a bug in provision, not in your input. "
+                + ("The traceback follows." if debug else "Re-run with --debug to see the traceback, and report it.")
+            )
+            if debug:
+                reporter.always(_traceback(exc))
+            raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _traceback(exc: BaseException) -> str:
+    """The chained traceback as plain text, without locals (they would hold tokens); the reporter redacts it."""
+    import traceback
+
+    return "".join(traceback.format_exception(exc)).rstrip()
 
 
 def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
+    """The run's reporter; the `provision` loggers write through it (retries at normal verbosity, calls with -v)."""
+    import logging
+
     from provision.console import Reporter
 
     reporter = Reporter(quiet=quiet, verbose=verbose)
-    if verbose:
-        import logging  # ~15 ms: only when asked for
-
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
-        logger = logging.getLogger("provision")
-        logger.handlers[:] = [handler]
-        logger.setLevel(logging.DEBUG)
+    logger = logging.getLogger("provision")
+    logger.handlers[:] = [reporter.log_handler()]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False  # the reporter shows them; the root logger would print them unredacted
     return reporter
 
 
 def read_token(env_var: str, token_file: Path | None) -> str | None:
-    """The API token, from --token-file or the environment; never from an argument value."""
+    """The API token, from --token-file or the environment; never from an argument value.
+
+    Surrounding whitespace (a trailing newline) is dropped. A token that no HTTP header can carry (inner
+    whitespace, a second line, control or non-ASCII characters) is a usage error naming where it came from,
+    never the token. Raises UsageError.
+    """
+    from provision.errors import add_secret
+    from provision.files import read_input
+
+    source = f"--token-file {str(token_file)!r}" if token_file is not None else env_var
     if token_file is not None:
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read --token-file {str(token_file)!r}: {exc.strerror}") from None
-        if not token:
+            raw = read_input(token_file, label="--token-file", max_bytes=64 * 1024)
+        except FileNotFoundError:
+            raise UsageError(f"cannot read --token-file {str(token_file)!r}: No such file or directory") from None
+    else:
+        raw = os.environ.get(env_var, "")
+    add_secret(raw)
+    token = raw.strip()
+    if not token:
+        if token_file is not None:
             raise UsageError(f"--token-file {str(token_file)!r} is empty")
-        return token
-    return os.environ.get(env_var, "").strip() or None
+        return None
+    problem = token_problem(token)
+    if problem:
+        raise UsageError(
+            f"the token in {source} {problem}: a token is one line of printable ASCII characters. "
+            "Check that it was copied whole and alone (no second line, no spaces)"
+        )
+    return token
+
+
+def token_problem(token: str) -> str | None:
+    """Why the token cannot go into an HTTP header (None when it can); never quotes the token."""
+    if any(c in "\r\n" for c in token):
+        return "has more than one line"
+    if any(c.isspace() for c in token):
+        return "contains whitespace"
+    if not token.isascii():
+        return "contains a non-ASCII character"
+    if not token.isprintable():
+        return "contains a control character"
+    return None
 
 
 def guard_terminal(*, show_secrets: bool, dry_run: bool, secret_file: Path | None = None) -> None:
@@ -179,9 +236,15 @@ def profile_from(images: list[str] | None, images_file: Path | None, flag: bool)
     """The image-building profile asked for by --image, --images-file or --profile (None when none is)."""
     from provision.hubconfig import ImageChoice, Profile, images_from_yaml
 
+    from provision.files import read_input
+
     choices: list[ImageChoice] = [ImageChoice.parse(spec) for spec in images or ()]
     if images_file is not None:
-        choices += images_from_yaml(images_file.read_text(encoding="utf-8"), source=str(images_file))
+        try:
+            text = read_input(images_file, label="--images-file")
+        except FileNotFoundError:
+            raise UsageError(f"--images-file {str(images_file)!r} does not exist") from None
+        choices += images_from_yaml(text, source=f"--images-file {str(images_file)!r}")
     if len({c.slug for c in choices}) != len(choices):
         raise UsageError("image slugs must be unique")
     if not choices and not flag:
@@ -264,12 +327,13 @@ class RegistryOptions:
 
     def prepare_hub_files(self, *, hub: str | None) -> HubFiles:
         """Check the hub-file options, the sops binary and the terminal before the command changes anything."""
-        from provision.flows import hubfiles
+        from provision.flows import hubfiles, preflight
 
         files = files_request(
             values_file=self.values_file, secret_file=self.secret_file, cluster_config=self.cluster_config, hub=hub
         )
         sops_binary = hubfiles.validate(files)
+        preflight.check_hub_files(files)
         profile = profile_from(self.image, self.images_file, self.profile)
         options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
         guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)

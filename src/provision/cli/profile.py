@@ -43,10 +43,11 @@ def profile(
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug):
         from provision.console import emit, to_yaml
-        from provision.flows import hubfiles
+        from provision.flows import hubfiles, preflight
 
         files = files_request(values_file=values_file, secret_file=None, cluster_config=cluster_config, hub=hub)
         hubfiles.validate(files)
+        preflight.check_hub_files(files)
         options = hub_options(files, chart=chart, dask_gateway=False, profile=profile_from(image, images_file, True))
         published = hubfiles.publish_profile(options, files, reporter=reporter, dry_run=dry_run)
         if dry_run:
