@@ -48,6 +48,15 @@ TokenFile = Annotated[
     Path | None,
     typer.Option("--token-file", help="Read the API token from this file instead of the environment.", dir_okay=False),
 ]
+DeadlineSeconds = Annotated[
+    float,
+    typer.Option(
+        "--deadline",
+        min=1,
+        help="Give up on the registry's API after this many seconds in all (retries and waits included).",
+    ),
+]
+DEFAULT_DEADLINE = 120.0  # the same as httpretry.DEFAULT_DEADLINE, which the CLI does not import (start-up)
 # Hub configuration options, shared by every registry command.
 ValuesFile = Annotated[
     Path | None,

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
+    DEFAULT_DEADLINE,
+    DeadlineSeconds,
     RegistryOptions,
     TokenFile,
     handled,
@@ -36,6 +38,7 @@ def dockerhub(
     ] = False,
     api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
     token_file: TokenFile = None,
+    deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
     options: RegistryOptions,
 ) -> None:
@@ -60,9 +63,14 @@ def dockerhub(
             api_url=api_url,
         )
         flow.validate(request)
+        # Every local input is checked before the token exists: its secret can be shown only once.
         prepared = options.prepare_hub_files(hub=hub)
-        result = flow.run(request, reporter=reporter, dry_run=options.dry_run)
-        if not options.dry_run:
-            reporter.always("summary: " + "; ".join(result.applied))
-        summary = {"changes": [c.describe() for c in result.plan.changes]}
-        publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+
+        def deliver(result: flow.DockerHubResult) -> None:
+            # Called by the flow right after the token is created: if this fails, the flow deletes the token.
+            if not options.dry_run:
+                reporter.always("summary: " + "; ".join(result.applied))
+            summary = {"changes": [c.describe() for c in result.plan.changes]}
+            publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+
+        flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline)

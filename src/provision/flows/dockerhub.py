@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from typing import Any
 
 from urllib3.util.retry import Retry
 
-from provision import names
+from provision import httpretry, names
 from provision.console import Reporter
 from provision.dockerhub import AccessToken, DockerHubClient, DockerHubError
 from provision.errors import ProvisionError, UsageError
@@ -61,6 +63,9 @@ class DockerHubResult:
 
 def validate(req: DockerHubRequest) -> None:
     """Names and credentials' presence, before any request. Raises UsageError."""
+    url = urlsplit(req.api_url)
+    if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
+        raise UsageError(f"invalid --api-url {req.api_url!r}: expected https://HOST[:PORT] of the Docker Hub API")
     if not (2 <= len(req.namespace) <= 255) or NAMESPACE.fullmatch(req.namespace) is None:
         raise UsageError(
             f"invalid --namespace {req.namespace!r}: lower-case letters and digits ('.', '_', '-' between)"
@@ -103,19 +108,36 @@ def plan_changes(req: DockerHubRequest, existing: list[AccessToken] | None) -> P
     return Plan(changes=(Change("rotate", "replace", subject, "the old token stops working"),))
 
 
+Deliver = Callable[[DockerHubResult], None]
+
+
 def run(
-    req: DockerHubRequest, *, reporter: Reporter, dry_run: bool = False, retry: Retry | None = None
+    req: DockerHubRequest,
+    *,
+    reporter: Reporter,
+    dry_run: bool = False,
+    retry: Retry | None = None,
+    deliver: Deliver | None = None,
+    deadline: float = httpretry.DEFAULT_DEADLINE,
 ) -> DockerHubResult:
-    """Create or rotate this hub's Docker Hub token. Raises UsageError and DockerHubError."""
+    """Create or rotate this hub's Docker Hub token, and hand it to `deliver` (which writes the hub's files or
+    prints the values) before anything else. Raises UsageError and DockerHubError.
+
+    A token whose secret does not reach its destination is worth nothing and cannot be read again: when `deliver`
+    fails, or anything fails or is interrupted (Ctrl-C) after the token was created, the new token is deleted
+    before the error goes on, and the message says so (or says exactly which token to delete when that fails).
+    """
     validate(req)
     if req.username is None or req.secret is None:
         if not dry_run:
             raise UsageError("no Docker Hub credentials: set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN (or --token-file)")
         plan = plan_changes(req, None)
         reporter.plan(plan, title="dry run")
-        return DockerHubResult(plan, (), registry_for(req, password=""))
+        return _delivered(DockerHubResult(plan, (), registry_for(req, password="")), deliver)
     reporter.add_secret(req.secret)
-    client = DockerHubClient(req.api_url, identifier=req.username, secret=req.secret, retry=retry)
+    client = DockerHubClient(
+        req.api_url, identifier=req.username, secret=req.secret, retry=retry, deadline=httpretry.Deadline(deadline)
+    )
     org = req.namespace if req.org else None
     try:
         with reporter.step(f"log in to Docker Hub as {req.username}"):
@@ -127,14 +149,33 @@ def run(
         plan = plan_changes(req, existing)
         reporter.plan(plan, title="dry run" if dry_run else "plan")
         if dry_run:
-            return DockerHubResult(plan, (), registry_for(req, password=""))
+            return _delivered(DockerHubResult(plan, (), registry_for(req, password="")), deliver)
         if plan.empty:
-            raise ProvisionError(
-                f"a token labelled {req.token_label!r} already exists, and Docker Hub shows a token's secret only "
-                "when it is created",
-                hint="keep the password already in the hub's encrypted secrets, or pass --rotate to replace the "
-                "token (then update the hub's secrets)",
-            )
+            raise _already_there(req, existing)
+        return _create_and_deliver(client, req, plan, existing, reporter, deliver)
+    finally:
+        client.close()
+
+
+def _delivered(result: DockerHubResult, deliver: Deliver | None) -> DockerHubResult:
+    if deliver is not None:
+        deliver(result)
+    return result
+
+
+def _create_and_deliver(
+    client: DockerHubClient,
+    req: DockerHubRequest,
+    plan: Plan,
+    existing: list[AccessToken],
+    reporter: Reporter,
+    deliver: Deliver | None,
+) -> DockerHubResult:
+    """Create the token, deliver it, then (rotation) delete the old one; undo the creation if anything fails."""
+    org = req.namespace if req.org else None
+    known = {t.id for t in existing}
+    token: AccessToken | None = None
+    try:
         with reporter.step(plan.changes[0].describe()):
             try:
                 token = client.create_token(
@@ -152,11 +193,78 @@ def run(
                 )
             assert token.secret is not None
             reporter.add_secret(token.secret)
-            for old in existing:
-                client.delete_token(old, org=org)
-        return DockerHubResult(plan, (plan.changes[0].describe(),), registry_for(req, password=token.secret))
-    finally:
-        client.close()
+        result = DockerHubResult(plan, (plan.changes[0].describe(),), registry_for(req, password=token.secret))
+        _delivered(result, deliver)
+    except BaseException as exc:
+        _undo_creation(client, req, token, known, reporter, exc)
+        raise
+    # The new secret is stored: only now may the old token go (a failure here leaves both valid, never neither).
+    for old in existing:
+        try:
+            client.delete_token(old, org=org)
+        except DockerHubError as exc:
+            reporter.warn(
+                f"the new token is stored, but deleting the old token {old.label!r} (id {old.id}) failed ({exc}); "
+                "delete it in Docker Hub's access-token settings"
+            )
+    return result
+
+
+def _undo_creation(
+    client: DockerHubClient,
+    req: DockerHubRequest,
+    token: AccessToken | None,
+    known: set[str],
+    reporter: Reporter,
+    cause: BaseException,
+) -> None:
+    """Delete the token this run created (found by label when its answer never came), and say what happened.
+
+    Adds what was done to `cause` when it is a ProvisionError; never raises (the cause is what the user must see).
+    """
+    org = req.namespace if req.org else None
+    label = req.token_label
+    try:
+        if token is not None:
+            created = [token]
+        else:
+            # Interrupted or failed while the creation was on its way: a token with our label that was not there
+            # before is ours, and its secret never reached us.
+            created = [t for t in client.list_tokens(org=org) if t.label == label and t.id not in known]
+        for found in created:
+            client.delete_token(found, org=org)
+    except (DockerHubError, OSError, KeyboardInterrupt) as exc:
+        note = (
+            f"the token labelled {label!r} that this run created could not be deleted ({exc}): its secret was "
+            "never stored anywhere. Delete it in Docker Hub's access-token settings, or re-run with --rotate to "
+            "replace it"
+        )
+    else:
+        if not created:
+            return
+        note = f"the new token labelled {label!r} was deleted again, because its secret could not be stored"
+    if isinstance(cause, ProvisionError):
+        cause.with_context(done=(note,))
+    else:
+        reporter.warn(note)
+
+
+def _already_there(req: DockerHubRequest, existing: list[AccessToken]) -> ProvisionError:
+    """The hub's token exists: say what is known about it, and never claim where its secret is."""
+    token = existing[0]
+    used = f"last used {token.last_used}" if token.last_used else "never used"
+    created = f"created {token.created_at}, " if token.created_at else ""
+    where = "the hub's encrypted secrets" if req.org else "the hub's secrets"
+    return ProvisionError(
+        f"a token labelled {req.token_label!r} already exists ({created}{used}), and Docker Hub shows a token's "
+        "secret only in the answer that created it, so this run cannot print it",
+        hint=(
+            f"if {where} hold its secret, nothing needs doing (`provision verify` checks it works); if no run stored "
+            "it (an earlier run stopped before storing it, or it was made by hand"
+            + (", and it was never used" if not token.last_used else "")
+            + "), re-run with --rotate to replace it and store the new secret"
+        ),
+    )
 
 
 def _explained(exc: DockerHubError, req: DockerHubRequest) -> DockerHubError:
