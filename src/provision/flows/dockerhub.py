@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -175,6 +176,7 @@ def _create_and_deliver(
     org = req.namespace if req.org else None
     known = {t.id for t in existing}
     token: AccessToken | None = None
+    gone: list[str] = []
     try:
         with reporter.step(plan.changes[0].describe()):
             try:
@@ -184,9 +186,12 @@ def _create_and_deliver(
             except DockerHubError as exc:
                 if exc.status != 409 or not existing:
                     raise _explained(exc, req) from None
-                # The label is unique here: the old token must go first (a short gap, then the new one).
+                # The label is unique here: the old token must go first (a short gap, then the new one). The hub's
+                # copy of the old secret stops working either way once the rotation is done.
                 for old in existing:
+                    gone.append(f"began deleting the old token labelled {old.label!r} (its secret may no longer work)")
                     client.delete_token(old, org=org)
+                    gone[-1] = f"deleted the old token labelled {old.label!r} (its secret no longer works)"
                 existing = []
                 token = client.create_token(
                     org=org, label=req.token_label, scopes=PAT_SCOPES, resources=req.oat_resources
@@ -196,6 +201,8 @@ def _create_and_deliver(
         result = DockerHubResult(plan, (plan.changes[0].describe(),), registry_for(req, password=token.secret))
         _delivered(result, deliver)
     except BaseException as exc:
+        if isinstance(exc, ProvisionError):
+            exc.with_context(done=gone)
         _undo_creation(client, req, token, known, reporter, exc)
         raise
     # The new secret is stored: only now may the old token go (a failure here leaves both valid, never neither).
@@ -224,13 +231,18 @@ def _undo_creation(
     """
     org = req.namespace if req.org else None
     label = req.token_label
+    # Interrupted, or the connection failed, while the creation was on its way: the server may still be creating
+    # the token, so look a few times. After an HTTP error answer the creation is over: one look is enough.
+    in_flight = isinstance(cause, KeyboardInterrupt) or (isinstance(cause, DockerHubError) and cause.status is None)
     try:
-        if token is not None:
-            created = [token]
-        else:
-            # Interrupted or failed while the creation was on its way: a token with our label that was not there
-            # before is ours, and its secret never reached us.
+        created = [token] if token is not None else []
+        for attempt in range(4 if token is None and in_flight else 1 if token is None else 0):
+            if attempt:
+                time.sleep(0.5)
+            # A token with our label that was not there before is ours, and its secret never reached us.
             created = [t for t in client.list_tokens(org=org) if t.label == label and t.id not in known]
+            if created:
+                break
         for found in created:
             client.delete_token(found, org=org)
     except (DockerHubError, OSError, KeyboardInterrupt) as exc:
@@ -240,9 +252,15 @@ def _undo_creation(
             "replace it"
         )
     else:
-        if not created:
+        if not created and not in_flight:
             return
-        note = f"the new token labelled {label!r} was deleted again, because its secret could not be stored"
+        if not created:
+            note = (
+                f"the token labelled {label!r} was being created when this happened, and Docker Hub does not list "
+                "it: if it appears later, its secret was never stored (delete it, or re-run with --rotate)"
+            )
+        else:
+            note = f"the new token labelled {label!r} was deleted again, because its secret could not be stored"
     if isinstance(cause, ProvisionError):
         cause.with_context(done=(note,))
     else:
