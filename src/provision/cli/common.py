@@ -140,7 +140,7 @@ def handled(reporter: Reporter, *, debug: bool) -> Iterator[None]:
     """
     from provision.errors import secrets_scope
 
-    with secrets_scope():
+    with secrets_scope(), _logs_through(reporter):
         try:
             yield
         except ProvisionError as exc:
@@ -171,18 +171,27 @@ def _traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)).rstrip()
 
 
-def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
-    """The run's reporter; the `provision` loggers write through it (retries at normal verbosity, calls with -v)."""
+@contextmanager
+def _logs_through(reporter: Reporter) -> Iterator[None]:
+    """For the run, the `provision` loggers write through the reporter (redacted): retries at normal verbosity,
+    each API call with -v. The logger is put back afterwards (tests run many commands in one process)."""
     import logging
 
+    logger = logging.getLogger("provision")
+    handlers, level = logger.handlers[:], logger.level
+    logger.handlers[:] = [reporter.log_handler()]
+    logger.setLevel(logging.DEBUG if reporter.verbose else logging.INFO)
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
+def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
     from provision.console import Reporter
 
-    reporter = Reporter(quiet=quiet, verbose=verbose)
-    logger = logging.getLogger("provision")
-    logger.handlers[:] = [reporter.log_handler()]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False  # the reporter shows them; the root logger would print them unredacted
-    return reporter
+    return Reporter(quiet=quiet, verbose=verbose)
 
 
 def read_token(env_var: str, token_file: Path | None) -> str | None:
