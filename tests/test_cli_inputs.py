@@ -83,7 +83,8 @@ def test_bad_values_file_is_refused_before_any_request(
 ) -> None:
     values = tmp_path / "h.values.yaml"
     values.write_bytes(content)
-    stderr = assert_clean_failure(quay_cli(quay, "--values-file", str(values)), 1 if expected == "not valid YAML" else 2)
+    code = 1 if expected == "not valid YAML" else 2  # broken YAML is ClusterRepoError; bad bytes are usage errors
+    stderr = assert_clean_failure(quay_cli(quay, "--values-file", str(values)), code)
     assert expected in stderr and str(values) in stderr
     assert quay.requests == [] and values.read_bytes() == content
 

@@ -127,7 +127,9 @@ class DockerHubClient:
                 else "check --api-url and the network"
             )
             raise DockerHubError(
-                f"cannot reach {self.api_url}: {method} {path.split('?')[0]}: {exc}", method=method, path=path,
+                f"cannot reach {self.api_url}: {method} {path.split('?')[0]}: {exc}",
+                method=method,
+                path=path,
                 hint=hint,
             ) from exc.error
 

@@ -252,9 +252,8 @@ def guard_terminal(*, show_secrets: bool, dry_run: bool, secret_file: Path | Non
 
 def profile_from(images: list[str] | None, images_file: Path | None, flag: bool) -> Profile | None:
     """The image-building profile asked for by --image, --images-file or --profile (None when none is)."""
-    from provision.hubconfig import ImageChoice, Profile, images_from_yaml
-
     from provision.files import read_input
+    from provision.hubconfig import ImageChoice, Profile, images_from_yaml
 
     choices: list[ImageChoice] = [ImageChoice.parse(spec) for spec in images or ()]
     if images_file is not None:

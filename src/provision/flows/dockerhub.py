@@ -6,8 +6,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 from urllib3.util.retry import Retry
 
