@@ -88,6 +88,15 @@ class RegistryClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = url.rstrip("/")
+        for what, value in (("user name", username), ("password", password)):
+            try:
+                (value or "").encode("latin-1")  # what requests' basic auth encodes with
+            except UnicodeEncodeError:
+                raise RegistryError(
+                    f"the registry {what} contains a character HTTP basic auth cannot carry (not Latin-1)",
+                    url=url,
+                    hint="check that the value was copied whole and alone",
+                ) from None
         self._auth = (username, password) if username is not None and password is not None else None
         self._timeout = timeout
         self._session = requests.Session()
