@@ -25,8 +25,7 @@ runner = CliRunner()
 @pytest.fixture
 def quay() -> Iterator[FakeQuay]:
     with FakeQuay() as server:
-        server.add_user("admin", email="admin@example.org")
-        server.add_token(TOKEN, user="admin", scopes={"org:admin", "user:admin"})
+        server.add_admin(TOKEN)
         yield server
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,19 +16,11 @@ from provision.console import Reporter
 from provision.dockerhub import DockerHubError
 from provision.errors import ProvisionError, UsageError
 from provision.flows.dockerhub import DockerHubRequest, DockerHubResult, run
+from tests.flows.conftest import DOCKERHUB_PASSWORD
 from tests.helpers import helm_merge, validate_hub_values
 from tests.servers.dockerhub import FakeDockerHub, RateLimited, ResetAfter, Status
 
-PASSWORD = "owner-password-123"
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeDockerHub]:
-    with FakeDockerHub() as server:
-        server.add_user("alice", password=PASSWORD)
-        server.add_org("myorg", owners=["alice"], plan="team")
-        server.add_org("freeorg", owners=["alice"], plan="personal")
-        yield server
+PASSWORD = DOCKERHUB_PASSWORD
 
 
 class Outcome:

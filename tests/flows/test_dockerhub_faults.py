@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from provision.console import Reporter
 from provision.errors import ProvisionError
 from provision.flows.dockerhub import DockerHubRequest, DockerHubResult, run
 from tests.conftest import REPO
+from tests.flows.conftest import DOCKERHUB_PASSWORD
 from tests.servers.dockerhub import (
     FakeDockerHub,
     Interleave,
@@ -33,17 +33,9 @@ from tests.servers.dockerhub import (
     Status,
 )
 
-PASSWORD = "owner-password-123"
+PASSWORD = DOCKERHUB_PASSWORD
 LABEL = "binderhub-c1-staging"
 TOKENS = "/v2/orgs/myorg/access-tokens"
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeDockerHub]:
-    with FakeDockerHub() as server:
-        server.add_user("alice", password=PASSWORD)
-        server.add_org("myorg", owners=["alice"], plan="team")
-        yield server
 
 
 class Outcome:

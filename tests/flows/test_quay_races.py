@@ -28,9 +28,8 @@ ROBOT_PATH = rf"/api/v1/organization/{ORG}/robots/image_builder"
 @pytest.fixture
 def quay() -> Iterator[FakeQuay]:
     with FakeQuay() as server:
-        server.add_user("admin", email="admin@example.org")
+        server.add_admin(TOKEN)
         server.add_user("alice")
-        server.add_token(TOKEN, user="admin", scopes={"org:admin", "user:admin"})
         yield server
 
 

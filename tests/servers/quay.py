@@ -190,6 +190,11 @@ class FakeQuay(FakeApi):
                 raise ValueError(f"unknown user {user!r}; call add_user first")
             self._tokens[token] = _Token(user, frozenset(scopes))
 
+    def add_admin(self, token: str, *, name: str = "admin") -> None:
+        """A user with a token holding the two scopes provision needs (org:admin and user:admin)."""
+        self.add_user(name, email=f"{name}@example.org")
+        self.add_token(token, user=name, scopes={"org:admin", "user:admin"})
+
     def add_org(self, name: str, *, admin: str, email: str | None = None) -> None:
         with self._lock:
             if admin not in self._users:
