@@ -63,13 +63,14 @@ _run_secrets: ContextVar[set[str] | None] = ContextVar("provision_run_secrets", 
 
 
 def add_secret(value: str | None) -> None:
-    """Register a value that must never be printed. Its lines and words are registered too, so that a
-    multi-line secret (a JSON key, a pasted token) is redacted even when a message shows only part of it."""
+    """Register a value that must never be printed: a token, a password, a decrypted value (not a whole decrypted
+    document: each of its lines would be redacted everywhere). Its lines are registered too, so that a multi-line
+    secret (a JSON key, a token pasted with a second line) is redacted even when a message shows one line of it."""
     if not value:
         return
     scope = _run_secrets.get()
     target = _process_secrets if scope is None else scope
-    for part in (value, value.strip(), *value.splitlines(), *value.split()):
+    for part in (value, value.strip(), *(line.strip() for line in value.splitlines())):
         if len(part) >= MIN_SECRET_LENGTH:
             target.add(part)
 
