@@ -292,7 +292,11 @@ class QuayClient:
         body: dict[str, str] = {"name": org}
         if email:
             body["email"] = email
-        result = self._request("POST", path, body=body, recover=lambda: self.get_org(org))
+        def landed() -> Organization | None:
+            found = self.get_org(org)
+            return found if found is not None and found.is_admin else None  # someone else's is not our landing
+
+        result = self._request("POST", path, body=body, recover=landed)
         if not isinstance(result, requests.Response):
             return
         try:

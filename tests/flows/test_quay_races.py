@@ -151,3 +151,12 @@ def test_email_refused_by_quay_says_what_to_change(quay: FakeQuay) -> None:
     message = str(outcome.error)
     assert "already used by an account" in message and "re-run with an --email" in message
     assert "re-run the same command" not in message
+
+
+def test_lost_race_to_someone_else_says_the_name_is_taken(quay: FakeQuay) -> None:
+    quay.add_user("bob")
+    quay.inject("POST", r"/api/v1/organization/", Interleave(lambda: quay.add_org(ORG, admin="bob")))
+    outcome = provision(quay)
+    assert outcome.error is not None
+    assert "taken" in str(outcome.error) and "another --org" in str(outcome.error)
+    assert quay.robot_token(ORG, "image_builder") is None
