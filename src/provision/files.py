@@ -51,6 +51,16 @@ def read_text(path: Path, *, label: str | None = None) -> str | None:
     directory, unreadable, larger than MAX_INPUT_BYTES, binary or not UTF-8.
     """
     try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError:
+        mode = None  # read_input reports it
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # A named pipe or a device would block the read or never end; these files are edited in place anyway.
+        where = f"{label} {str(path)!r}" if label else str(path)
+        raise UsageError(f"{where} is not a regular file")
+    try:
         return read_input(path, label=label)
     except FileNotFoundError:
         return None
