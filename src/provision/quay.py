@@ -292,6 +292,7 @@ class QuayClient:
         body: dict[str, str] = {"name": org}
         if email:
             body["email"] = email
+
         def landed() -> Organization | None:
             found = self.get_org(org)
             return found if found is not None and found.is_admin else None  # someone else's is not our landing
