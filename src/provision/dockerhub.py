@@ -110,6 +110,11 @@ class DockerHubClient:
     def close(self) -> None:
         self._session.close()
 
+    def allow(self, seconds: float) -> None:
+        """Give the calls from now on a deadline of their own: clean-up after a failure must not be cut short by the
+        deadline that may have caused it."""
+        self._deadline = httpretry.Deadline(seconds)
+
     def _send(
         self, method: str, path: str, *, body: Any = None, recover: Callable[[], T | None] | None = None
     ) -> requests.Response | T:

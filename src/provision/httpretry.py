@@ -122,6 +122,11 @@ def send(
         try:
             response = session.request(method, url, timeout=call_timeout, allow_redirects=False, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            waited = call_timeout[0] if isinstance(exc, requests.ConnectTimeout) else call_timeout[1]
+            limit = timeout[0] if isinstance(exc, requests.ConnectTimeout) else timeout[1]
+            if isinstance(exc, requests.Timeout) and waited < limit:
+                # The wait was cut to what the deadline left: the deadline, not the server's answer time, ended it.
+                raise Unreachable(exc, attempt, deadline=deadline) from exc
             error = exc
         else:
             log.debug("%s -> %s", where, response.status_code)

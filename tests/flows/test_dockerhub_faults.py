@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 from urllib3.util.retry import Retry
 
+from provision.cli import app
 from provision.console import Reporter
 from provision.errors import ProvisionError
 from provision.flows.dockerhub import DockerHubRequest, DockerHubResult, run
@@ -195,4 +197,36 @@ def test_ctrl_c_while_the_creation_is_on_its_way(hub: FakeDockerHub, tmp_path: P
     text = stderr.decode()
     assert "was deleted again" in text and "interrupted" in text and "Traceback" not in text
     assert any(r.method == "POST" and r.path == TOKENS and r.status == 201 for r in hub.requests)
+    assert hub.oats("myorg") == []
+
+
+def test_missing_sops_creation_rule_leaves_no_token(hub: FakeDockerHub, tmp_path: Path, real_sops: str) -> None:
+    """The real sops refuses to encrypt without a creation rule: whether that is found before the token is created
+    or when the secret is written, no token may survive, and the hub's files stay as they were."""
+    values = tmp_path / "staging.values.yaml"
+    values.write_text("# the hub's values\n")
+    secret = tmp_path / "enc-staging.secret.values.yaml"
+    env = {"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": PASSWORD, "SOPS_BIN": real_sops}
+    args = ["dockerhub", "--namespace", "alice", "--hub", "staging", "--api-url", hub.url,
+            "--values-file", str(values), "--secret-file", str(secret)]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (1, 2), result.stderr
+    assert "Traceback" not in result.stderr and PASSWORD not in result.stderr
+    assert hub.pats("alice") == []
+    assert values.read_text() == "# the hub's values\n" and not secret.exists()
+
+
+def test_deadline_during_the_creation_still_cleans_up(hub: FakeDockerHub) -> None:
+    """The creation lands but its answer comes after the deadline: the clean-up gets time of its own."""
+    from tests.servers.dockerhub import Delay
+
+    hub.inject("POST", TOKENS, Delay(2.5))
+    stream = io.StringIO()
+    request = DockerHubRequest(namespace="myorg", hub="staging", cluster="c1", org=True, username="alice",
+                               secret=PASSWORD, api_url=hub.url)  # fmt: skip
+    with pytest.raises(ProvisionError) as info:
+        run(request, reporter=Reporter(stream=stream), deadline=2.0,
+            retry=Retry(total=0, backoff_factor=0, raise_on_status=False))  # fmt: skip
+    assert "deadline" in str(info.value) and "was deleted again" in str(info.value)
     assert hub.oats("myorg") == []

@@ -68,9 +68,9 @@ def dockerhub(
 
         def deliver(result: flow.DockerHubResult) -> None:
             # Called by the flow right after the token is created: if this fails, the flow deletes the token.
-            if not options.dry_run:
-                reporter.always("summary: " + "; ".join(result.applied))
             summary = {"changes": [c.describe() for c in result.plan.changes]}
             publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+            if not options.dry_run:  # only once the secret is stored: a failure above deletes the token again
+                reporter.always("summary: " + "; ".join(result.applied))
 
         flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline)

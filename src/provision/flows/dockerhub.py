@@ -21,6 +21,7 @@ from provision.plan import Change, Plan
 SERVER = "https://index.docker.io/v1/"  # the docker client's auth key for Docker Hub (and z2jh's default)
 API_URL = "https://registry-1.docker.io"  # the v2 API BinderHub asks whether an image exists
 NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+CLEAN_UP_SECONDS = 30.0  # for deleting a token whose secret was not stored, even after the run's deadline
 PAT_SCOPES = ["repo:write"]  # Read & Write: push, pull, and create repositories where the account may
 
 
@@ -234,6 +235,7 @@ def _undo_creation(
     # Interrupted, or the connection failed, while the creation was on its way: the server may still be creating
     # the token, so look a few times. After an HTTP error answer the creation is over: one look is enough.
     in_flight = isinstance(cause, KeyboardInterrupt) or (isinstance(cause, DockerHubError) and cause.status is None)
+    client.allow(CLEAN_UP_SECONDS)
     try:
         created = [token] if token is not None else []
         for attempt in range(4 if token is None and in_flight else 1 if token is None else 0):
