@@ -109,10 +109,10 @@ def encrypt_tree(source: Path, target: Path, recipients: Sequence[str]) -> Path:
 
 
 RECORDER = '''#!{python}
-"""Records each sops call (argv, cwd, stdin length, exit code; never stdin itself), then runs the real sops.
+"""Records each sops call (argv, cwd, stdin length, exit code, the real binary's run time; never stdin itself).
 
 With a scan folder, it also records which files under it hold the needle, before and after the call."""
-import json, os, subprocess, sys
+import json, os, subprocess, sys, time
 from pathlib import Path
 scan, needle = {scan!r}, {needle!r}
 def holders():
@@ -121,11 +121,13 @@ def holders():
     return [str(p) for p in Path(scan).rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
 data = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
 found = holders()
+start = time.perf_counter()
 proc = subprocess.run([{binary!r}, *sys.argv[1:]], input=data, capture_output=True)
+seconds = time.perf_counter() - start
 found += holders()
 with open({log!r}, "a") as log:
     log.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "stdin_bytes": len(data),
-                          "code": proc.returncode, "plaintext_files": found}}) + "\\n")
+                          "code": proc.returncode, "plaintext_files": found, "seconds": seconds}}) + "\\n")
 sys.stdout.buffer.write(proc.stdout)
 sys.stderr.buffer.write(proc.stderr)
 sys.exit(proc.returncode)

