@@ -484,3 +484,36 @@ def test_what_we_write_passes_doctor(repo: Repo, chart_args: list[str]) -> None:
     report = doctor.run(repo.cluster_dir, reporter=Reporter(stream=io.StringIO()))
     staging = [f for f in report.findings if f.hub == "staging"]
     assert [f for f in staging if f.severity != "info"] == [], staging
+
+
+def test_concurrent_runs_take_turns_and_keep_each_others_edits(repo: Repo) -> None:
+    """A run that finds the folder locked by another writer waits, then merges into that writer's version."""
+    import fcntl
+    import sys
+    import time
+
+    provision = str(Path(sys.executable).with_name("provision"))
+    base = ["quay", "--org", "hubs", "--cluster", "c1", "--hub", "staging", "--api-url", repo.quay.url]
+    env = {k: v for k, v in {**os.environ, **repo.env()}.items() if v is not None}
+    folder = os.open(repo.cluster_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # "another run" holds the folder
+        proc = subprocess.Popen([provision, *base, "--secret-file", str(repo.secret)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not repo.quay.robot_token("hubs", "image_builder") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()  # waiting for the lock, the file untouched
+        subprocess.run(
+            [repo.sops, "set", "--value-stdin", str(repo.secret), '["other"]["token"]'],
+            input='"OTHER-RUN-TOKEN"', text=True, check=True, capture_output=True, env=sops_env(repo.alice),
+        )  # the other run's edit, made while it holds the lock
+    finally:
+        os.close(folder)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    secrets = repo.decrypt()
+    assert secrets["other"]["token"] == "OTHER-RUN-TOKEN"
+    token = repo.quay.robot_token("hubs", "image_builder")
+    assert secrets["binderhub-service"]["config"]["DockerRegistry"]["password"] == token
