@@ -278,7 +278,7 @@ def test_reason_keeps_sops_lines_and_withholds_values() -> None:
         "Recovery failed because no master key was able to decrypt the file. In\norder for SOPS to recover\n"
     )
     assert reason(wrong_key) == (
-        "Failed to get the data key required to decrypt the SOPS file.; Group 0: FAILED; age1abc: FAILED; "
+        "Failed to get the data key required to decrypt the SOPS file; Group 0: FAILED; age1abc: FAILED; "
         "failed to create reader for decrypting sops data key with age: identity did not match any of the recipients"
     )
 

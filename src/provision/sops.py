@@ -36,7 +36,7 @@ INSTALL_HINT = (
     "(https://github.com/getsops/sops/releases), or set SOPS_BIN to its path"
 )
 KEY_HINT = (
-    "use an identity for one of the recipients listed above: for age set SOPS_AGE_KEY_FILE to the file holding your "
+    "use an identity for one of the recipients sops names: for age set SOPS_AGE_KEY_FILE to the file holding your "
     "private key (relative paths are taken from the directory you run provision in); for GCP KMS run "
     "`gcloud auth application-default login` with an account allowed to use the key; or ask someone who can decrypt "
     "the file to add you (`sops updatekeys`)"
@@ -191,6 +191,7 @@ def reason(stderr: str, *, secrets: object = None) -> str:
             lines[-1] = f"{lines[-1]} {line[2:]}".strip()
         else:
             lines.append(line.removeprefix("- ").removeprefix("| "))
+    lines = [line.rstrip(".") for line in lines]
     text = "; ".join(lines[:MAX_REASON_LINES]) + ("; ..." if len(lines) > MAX_REASON_LINES else "")
     if withheld:
         text = f"{text} ({withheld} line(s) withheld: they quote the plaintext)".strip()
@@ -207,8 +208,11 @@ def _failure(command: str, code: int, stderr: str, *, target: Path, config: Conf
         return f"{target} fails its integrity check (MAC mismatch): a value or key was edited without sops", restore
     if code == 25:
         return f"{target} fails decryption (AES-GCM authentication): its ciphertext was changed", restore
+    if code == 100 and command == "encrypt":
+        # sops 3.9 has the `encrypt` subcommand but no stdin mode: it asks for a file instead.
+        return f"sops encrypt found no input for {target} (it cannot read stdin before 3.10)", INSTALL_HINT
     if code == 100:
-        return f"sops found no file {target}", INSTALL_HINT if command == "encrypt" else None
+        return f"sops found no file {target}", None
     if code == 8:
         return f"sops rejected the {command} arguments for {target} (sops older than 3.10?)", INSTALL_HINT
     if code == 203:
