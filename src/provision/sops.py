@@ -201,24 +201,21 @@ def reason(stderr: str, *, secrets: object = None) -> str:
 def _failure(command: str, code: int, stderr: str, *, target: Path, config: ConfigChoice) -> tuple[str, str | None]:
     """(message, hint) for a non-zero exit of `sops <command>` on `target` (facts §3 and §6a)."""
     restore = RESTORE_HINT.format(path=target)
-    if code == 128:
-        verb = "decrypt" if command != "set" else "update"
-        return f"cannot {verb} {target}: none of your keys can unwrap its data key", KEY_HINT
-    if code == 51:
-        return f"{target} fails its integrity check (MAC mismatch): a value or key was edited without sops", restore
-    if code == 25:
-        return f"{target} fails decryption (AES-GCM authentication): its ciphertext was changed", restore
-    if code == 100 and command == "encrypt":
+    verb = {"decrypt": "decrypt", "set": "update"}.get(command, command)
+    by_code: dict[int, tuple[str, str | None]] = {
+        128: (f"cannot {verb} {target}: none of your keys can unwrap its data key", KEY_HINT),
+        51: (f"{target} fails its integrity check (MAC mismatch): a value or key was edited without sops", restore),
+        25: (f"{target} fails decryption (AES-GCM authentication): its ciphertext was changed", restore),
+        8: (f"sops rejected the {command} arguments for {target} (sops older than 3.10?)", INSTALL_HINT),
+        203: (f"sops refused to encrypt {target}: the input already has sops metadata", None),
+        92: (f"sops refused to encrypt an empty document into {target}", None),
         # sops 3.9 has the `encrypt` subcommand but no stdin mode: it asks for a file instead.
-        return f"sops encrypt found no input for {target} (it cannot read stdin before 3.10)", INSTALL_HINT
-    if code == 100:
-        return f"sops found no file {target}", None
-    if code == 8:
-        return f"sops rejected the {command} arguments for {target} (sops older than 3.10?)", INSTALL_HINT
-    if code == 203:
-        return f"sops refused to encrypt {target}: the input already has sops metadata", None
-    if code == 92:
-        return f"sops refused to encrypt an empty document into {target}", None
+        100: (f"sops encrypt found no input for {target} (it cannot read stdin before 3.10)", INSTALL_HINT)
+        if command == "encrypt"
+        else (f"sops found no file {target}", None),
+    }
+    if code in by_code:
+        return by_code[code]
     if code == 2 and command == "encrypt":
         return (
             f"sops could not read the YAML to encrypt into {target} (a comment-only document counts as empty)",
