@@ -223,3 +223,47 @@ class Sops:
         # directory" prefix stripping also works through symlinked directories (/tmp on macOS).
         target = filename.resolve()
         return self._run("encrypt", build_args("encrypt", filename_override=target), target=target, plaintext=plaintext)
+
+
+# --- removing keys (provision remove): additive to the runner above -------------------------------------------
+
+
+def build_unset_args(path: Path, keys: Sequence[str]) -> list[str]:
+    """Arguments after the binary for `sops unset --idempotent FILE INDEX`. Pure.
+
+    `keys` is the path of the value to remove, e.g. ("jupyterhub", "imagePullSecret"); sops takes it as a JSON-ish
+    index `["jupyterhub"]["imagePullSecret"]`. --idempotent: a key already gone is not an error (resumed runs).
+    """
+    import json
+
+    if not keys:
+        raise ValueError("unset needs at least one key")
+    index = "".join(f"[{json.dumps(str(key))}]" for key in keys)
+    return ["unset", "--idempotent", str(path), index]
+
+
+def unset_keys(client: Sops, path: Path, key_paths: Sequence[Sequence[str]]) -> None:
+    """Remove values (whole branches) from the sops-encrypted file `path`, keeping its recipients and metadata.
+
+    `sops unset` re-encrypts with the file's own data key and `sops:` metadata (unlike `encrypt`, which takes the
+    recipients from the creation rule), so every recipient keeps access. It rewrites its file in place and not
+    atomically, so it runs on a copy beside the file (same directory, same `.yaml` type, same mode) that replaces
+    the file in one rename at the end: an interrupted call leaves the file as it was. Nothing is decrypted to disk.
+    Raises SopsError (the file unchanged); OSError when the copy cannot be written.
+    """
+    import shutil as _shutil
+    import tempfile
+
+    target = path.resolve()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".yaml", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _shutil.copyfile(target, tmp)
+        _shutil.copymode(target, tmp)
+        for keys in key_paths:
+            client._run("unset", build_unset_args(tmp, keys), target=target)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -83,7 +83,13 @@ def test_every_route_exists_in_the_discovery_document() -> None:
 
 
 def test_every_route_is_dispatched_to_a_handler(quay: FakeQuay, http: requests.Session) -> None:
-    values = {"orgname": "acme", "robot_shortname": "bot", "teamname": "owners", "membername": "alice"}
+    values = {
+        "orgname": "acme",
+        "robot_shortname": "bot",
+        "teamname": "owners",
+        "membername": "alice",
+        "repository": "acme/repo",
+    }
     for method, template in FakeQuay.ROUTES:
         response = http.request(method, quay.url + template.format(**values), json={"name": "x", "role": "admin"})
         assert response.status_code != 308, (method, template)
