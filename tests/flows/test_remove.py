@@ -76,7 +76,14 @@ class Repo:
         return sops_env(self.keys[0], **{"SOPS_BIN": self.sops, **extra})
 
     def files_args(self) -> list[str]:
-        return ["--values-file", str(self.values), "--secret-file", str(self.secret), "--cluster-config", str(self.cluster)]
+        return [
+            "--values-file",
+            str(self.values),
+            "--secret-file",
+            str(self.secret),
+            "--cluster-config",
+            str(self.cluster),
+        ]
 
     def decrypt(self, key: AgeKey | None = None) -> Any:
         done = decrypt_file(self.secret, key or self.keys[0])
@@ -137,7 +144,9 @@ def provision_quay(repo: Repo, quay: FakeQuay) -> None:
     quay.add_repository("hubs", "c1-prod-binder-xyz")
 
 
-def remove_quay(repo: Repo, quay: FakeQuay, *extra: str, env: dict[str, str] | None = None, input: str | None = None) -> Any:
+def remove_quay(
+    repo: Repo, quay: FakeQuay, *extra: str, env: dict[str, str] | None = None, input: str | None = None
+) -> Any:
     args = ["remove", "quay", *quay_args(quay), *repo.files_args(), *extra]
     return CliRunner().invoke(app, args, env=env or repo.env(QUAY_TOKEN=TOKEN), input=input)
 
@@ -166,8 +175,9 @@ def test_quay_removal_from_a_provisioned_hub(repo: Repo, quay: FakeQuay) -> None
     dry = remove_quay(repo, quay, "--delete-repositories", "--dry-run")
     assert dry.exit_code == 0, dry.stderr
     assert repo.snapshot() == before and quay.writes() == [] and quay.robot_token("hubs", "image_builder")
-    for step in ("delete 3 repositories hubs/c1-staging-*", "delete robot hubs+image_builder",
-                 f"remove from {repo.secret}", f"remove from {repo.values}", "dry run: nothing was changed"):  # fmt: skip
+    steps = ["delete 3 repositories hubs/c1-staging-*", "delete robot hubs+image_builder"]
+    steps += [f"remove from {repo.secret}", f"remove from {repo.values}", "dry run: nothing was changed"]
+    for step in steps:
         assert step in dry.stderr
     assert "-    BinderHub:" in dry.stderr or "-      image_prefix" in dry.stderr  # the values diff is shown
 
@@ -227,9 +237,13 @@ def test_interrupted_quay_removal_resumes(repo: Repo, quay: FakeQuay, tmp_path: 
     # 3. sops fails on the secret file: the robot is gone, the secret file is as it was.
     quay.clear_faults()
     failing = tmp_path / "sops-failing-unset"
-    failing.write_text(f'#!/bin/sh\n[ "$1" = unset ] && {{ echo "injected failure" >&2; exit 128; }}\nexec {repo.sops} "$@"\n')
+    failing.write_text(
+        f'#!/bin/sh\n[ "$1" = unset ] && {{ echo "injected failure" >&2; exit 128; }}\nexec {repo.sops} "$@"\n'
+    )
     failing.chmod(0o755)
-    third = remove_quay(repo, quay, "--delete-repositories", "--yes", env=repo.env(QUAY_TOKEN=TOKEN, SOPS_BIN=str(failing)))
+    third = remove_quay(
+        repo, quay, "--delete-repositories", "--yes", env=repo.env(QUAY_TOKEN=TOKEN, SOPS_BIN=str(failing))
+    )
     assert third.exit_code == 1 and "Already done: delete robot hubs+image_builder" in third.stderr
     assert quay.robot_token("hubs", "image_builder") is None and repo.snapshot() == before
     assert not [p for p in repo.dir.iterdir() if p.name.startswith(".enc-")]  # no copy left behind

@@ -622,7 +622,6 @@ class FakeQuay(FakeApi):
             team.members.append(member)
         return json_response(200, _member_view(member, invited=invite))
 
-
     def _route_list_repositories(self, call: _Call) -> Response:
         # endpoints/api/repository.py RepositoryList.get: scope repo:read (implied by repo:write and repo:admin);
         # namespace, starred or public is required; pages carry an opaque next_page token.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,11 @@ from provision.cli.common import (
     read_token,
 )
 from provision.errors import EXIT_FAILURE, UsageError
+
+if TYPE_CHECKING:
+    from provision.console import Reporter
+    from provision.flows.remove import HubFilesRequest, RemoveResult
+    from provision.hubconfig import Chart
 
 remove = typer.Typer(
     name="remove",
@@ -54,23 +59,20 @@ def confirm(question: str, word: str | None) -> bool:
 
 def _files(
     values_file: Path | None, secret_file: Path | None, cluster_config: Path | None, chart: ChartChoice | None
-) -> object:
+) -> HubFilesRequest:
     from provision.flows.remove import HubFilesRequest
 
+    chart_name: Chart | None = chart.value if chart else None
     return HubFilesRequest(
         values_file=values_file,
         secret_file=secret_file,
         cluster_config=cluster_config,
-        chart=chart.value if chart else None,  # type: ignore[arg-type]
+        chart=chart_name,
         sops_bin=os.environ.get("SOPS_BIN") or None,
     )
 
 
-def _report(reporter: object, result: object, *, dry_run: bool) -> None:
-    from provision.console import Reporter
-    from provision.flows.remove import RemoveResult
-
-    assert isinstance(reporter, Reporter) and isinstance(result, RemoveResult)
+def _report(reporter: Reporter, result: RemoveResult, *, dry_run: bool) -> None:
     if dry_run:
         reporter.always("dry run: nothing was changed")
     elif result.declined:
@@ -122,7 +124,7 @@ def remove_quay(
                 org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, shared_org=shared_org,
                 token=read_token("QUAY_TOKEN", token_file),
             ),
-            files=_files(values_file, secret_file, cluster_config, chart),  # type: ignore[arg-type]
+            files=_files(values_file, secret_file, cluster_config, chart),
             delete_repositories=delete_repositories,
             yes=yes,
         )  # fmt: skip
@@ -168,7 +170,7 @@ def remove_dockerhub(
                 username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
                 secret=read_token("DOCKERHUB_TOKEN", token_file),
             ),
-            files=_files(values_file, secret_file, cluster_config, chart),  # type: ignore[arg-type]
+            files=_files(values_file, secret_file, cluster_config, chart),
             yes=yes,
         )  # fmt: skip
         result = flow.remove_dockerhub(request, reporter=reporter, confirm=confirm, dry_run=dry_run)

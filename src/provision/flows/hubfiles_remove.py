@@ -67,9 +67,7 @@ class FilesRemoval:
         """The plan's file steps, in the order apply runs them."""
         out: list[Change] = []
         if self.secret_file is not None and self.secret_unset and self.secret_file not in self.deletions:
-            out.append(
-                Change("secret_unset", "remove", f"from {self.secret_file}", ", ".join(self.secret_removed))
-            )
+            out.append(Change("secret_unset", "remove", f"from {self.secret_file}", ", ".join(self.secret_removed)))
         if self.values_file is not None and self.values_edit is not None and self.values_file not in self.deletions:
             out.append(Change("values_edit", "remove", f"from {self.values_file}", ", ".join(self.values_removed)))
         if self.registration is not None and self.registration.changed:
@@ -100,7 +98,9 @@ def plan_removal(
     safely, SopsError when the secret file cannot be decrypted.
     """
     notes: list[str] = []
-    values_edit, values_removed, values_empty = None, [], False
+    values_edit: FileEdit | None = None
+    values_removed: list[str] = []
+    values_empty = False
     if values_file is not None:
         values_edit, values_removed, values_empty, kept = _plan_values(values_file, target)
         notes += [f"{values_file.name}: kept {k}: not the value provision writes" for k in kept]
@@ -121,7 +121,10 @@ def plan_removal(
             deletions.append(secret_file)
         registration = _plan_unlisting(cluster_config, hub, deletions)
     else:
-        for path, empty, removed in ((values_file, values_empty, values_removed), (secret_file, secret_empty, secret_removed)):
+        for path, empty, removed in (
+            (values_file, values_empty, values_removed),
+            (secret_file, secret_empty, secret_removed),
+        ):
             if path is not None and empty and removed:
                 notes.append(f"{path.name} has no key left: pass --cluster-config to delete it and unlist it")
     return FilesRemoval(
@@ -297,7 +300,7 @@ def _following_lines(node: Any, key: Any) -> str:
         if isinstance(value[last], (Mapping, list)) and value[last]:
             inner = value[last]
             return _following_lines(inner, list(inner)[-1] if isinstance(inner, Mapping) else len(inner) - 1)
-        tokens = value.ca.items.get(last)
+        tokens = getattr(value, "ca").items.get(last)  # noqa: B009 - ruamel's CommentedSeq, typed as a list
         text = getattr(tokens[0], "value", "") if tokens else ""
         return text.split("\n", 1)[1] if "\n" in text else ""
     tokens = ca.items.get(key) if ca is not None else None
@@ -308,8 +311,8 @@ def _following_lines(node: Any, key: Any) -> str:
 
 def _comment_before(mapping: Any, key: Any, lines: str) -> None:
     """Put comment lines (kept verbatim) in front of `mapping[key]`."""
-    from ruamel.yaml.tokens import CommentToken
     from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
 
     entry = mapping.ca.items.setdefault(key, [None, None, None, None])
     tokens = entry[1] if isinstance(entry[1], list) else []
@@ -322,8 +325,8 @@ def _place_pending(doc: Any, pending: list[str]) -> None:
     text = "".join(pending)
     if not text.strip() or not isinstance(doc, Mapping) or not doc:
         return
-    from ruamel.yaml.tokens import CommentToken
     from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
 
     node, key = doc, list(doc)[-1]
     while isinstance(node[key], Mapping) and node[key]:
@@ -331,7 +334,7 @@ def _place_pending(doc: Any, pending: list[str]) -> None:
         key = list(node)[-1]
     if isinstance(node[key], list):
         return  # rare; the comment is dropped rather than misplaced inside a list
-    entry = node.ca.items.setdefault(key, [None, None, None, None])
+    entry = getattr(node, "ca").items.setdefault(key, [None, None, None, None])  # noqa: B009 - a CommentedMap
     old = getattr(entry[2], "value", "") if entry[2] is not None else ""
     entry[2] = CommentToken((old if old else "\n") + text, CommentMark(0), None)
 
@@ -484,4 +487,3 @@ def show(removal: FilesRemoval, reporter: Reporter, *, dry_run: bool) -> None:
         reporter.always(removal.values_edit.diff().rstrip())
     if removal.registration is not None and removal.registration.changed:
         reporter.always(removal.registration.diff().rstrip())
-

@@ -153,9 +153,7 @@ def _show(plan: Plan, ctx: _Context, reporter: Reporter, *, dry_run: bool) -> No
     hubfiles_remove.show(ctx.files, reporter, dry_run=dry_run)
 
 
-def _apply(
-    plan: Plan, ctx: _Context, reporter: Reporter, remote: Callable[[Change], None]
-) -> tuple[str, ...]:
+def _apply(plan: Plan, ctx: _Context, reporter: Reporter, remote: Callable[[Change], None]) -> tuple[str, ...]:
     done: list[str] = []
     try:
         for index, change in enumerate(plan.changes, start=1):
@@ -247,9 +245,7 @@ def remove_quay(
 
     sops_binary = validate_quay_removal(req)
     q = req.quay
-    target = hubfiles_remove.RemovalTarget(
-        quay_registry(q, ""), chart_of(req.files, q.hub), pull_hosts=(q.host,)
-    )
+    target = hubfiles_remove.RemovalTarget(quay_registry(q, ""), chart_of(req.files, q.hub), pull_hosts=(q.host,))
     ctx = plan_files(req.files, target, hub=q.hub, sops_binary=sops_binary)
     changes: list[Change] = []
     notes: list[str] = list(ctx.files.notes)
