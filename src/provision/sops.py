@@ -259,10 +259,17 @@ def unset_keys(client: Sops, path: Path, key_paths: Sequence[Sequence[str]]) -> 
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _shutil.copyfile(target, tmp)
+        original = target.read_bytes()
+        tmp.write_bytes(original)
         _shutil.copymode(target, tmp)
         for keys in key_paths:
             client._run("unset", build_unset_args(tmp, keys), target=target)
+        if target.read_bytes() != original:
+            # Another run wrote the file meanwhile: replacing it would lose that run's work.
+            raise SopsError(
+                f"{target} changed while its keys were being removed; it was left as the other writer made it",
+                hint="re-run the same command",
+            )
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

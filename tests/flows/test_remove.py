@@ -33,8 +33,8 @@ hubs:
       - common.values.yaml
       - staging.values.yaml
       - enc-staging.secret.values.yaml
-  - name: staging2
-    domain: staging2.c1.2i2c.cloud
+  - name: staging-new
+    domain: staging-new.c1.2i2c.cloud
     helm_chart: basehub
     helm_chart_values_files:
       - common.values.yaml
@@ -140,7 +140,7 @@ def provision_quay(repo: Repo, quay: FakeQuay) -> None:
     repo.add_recipients()
     for name in ("c1-staging-binder-2dexamples-abc", "c1-staging-other-def", "c1-staging-third-123"):
         quay.add_repository("hubs", name)
-    quay.add_repository("hubs", "c1-staging2-binder-xyz")  # hub staging2: its names extend staging's prefix
+    quay.add_repository("hubs", "c1-staging-new-binder-xyz")  # hub staging-new: its names extend staging's prefix
     quay.add_repository("hubs", "c1-prod-binder-xyz")
 
 
@@ -184,7 +184,7 @@ def test_quay_removal_from_a_provisioned_hub(repo: Repo, quay: FakeQuay) -> None
     result = remove_quay(repo, quay, "--delete-repositories", "--yes")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
-    assert quay.repositories("hubs") == ["c1-staging2-binder-xyz", "c1-prod-binder-xyz"]
+    assert quay.repositories("hubs") == ["c1-staging-new-binder-xyz", "c1-prod-binder-xyz"]
     assert_removed(repo, quay)
     listed = yaml.safe_load(repo.cluster.read_text())["hubs"][0]["helm_chart_values_files"]
     assert listed == ["common.values.yaml", "staging.values.yaml", "enc-staging.secret.values.yaml"]
@@ -232,7 +232,7 @@ def test_interrupted_quay_removal_resumes(repo: Repo, quay: FakeQuay, tmp_path: 
     second = remove_quay(repo, quay, "--delete-repositories", "--yes")
     assert second.exit_code == 1, second.stderr
     assert "Already done: delete 2 repositories" in second.stderr and "re-run" in second.stderr
-    assert quay.repositories("hubs") == ["c1-staging2-binder-xyz", "c1-prod-binder-xyz"]
+    assert quay.repositories("hubs") == ["c1-staging-new-binder-xyz", "c1-prod-binder-xyz"]
     assert quay.robot_token("hubs", "image_builder") and repo.snapshot() == before
     # 3. sops fails on the secret file: the robot is gone, the secret file is as it was.
     quay.clear_faults()

@@ -103,7 +103,10 @@ def plan_removal(
     values_empty = False
     if values_file is not None:
         values_edit, values_removed, values_empty, kept = _plan_values(values_file, target)
-        notes += [f"{values_file.name}: kept {k}: not the value provision writes" for k in kept]
+        notes += [
+            f"{values_file.name}: kept {k}" + ("" if k.startswith("profile ") else ": not what provision writes")
+            for k in kept
+        ]
         if read_text(values_file) is None:
             notes.append(f"{values_file}: does not exist")
     secret_unset: list[KeyPath] = []
@@ -169,10 +172,24 @@ def _plan_values(path: Path, target: RemovalTarget) -> tuple[FileEdit | None, li
     pending: list[str] = []
     _remove_owned(doc, owned_public(target), (), identity, removed, kept, pending)
     _place_pending(doc, pending)
+    kept += _other_build_profiles(doc, target)
     if not removed:
         return None, [], False, kept
     empty = len(doc) == 0
     return FileEdit(path, original, clusterrepo.dump(doc, style)), removed, empty, kept
+
+
+def _other_build_profiles(doc: Any, target: RemovalTarget) -> list[str]:
+    """Profiles not written by provision that still offer image building (doctor would flag them)."""
+    profiles = _get(doc, target.wrap(("jupyterhub", "singleuser", "profileList")))
+    found = []
+    for entry in profiles if isinstance(profiles, list) else ():
+        options = entry.get("profile_options") if isinstance(entry, Mapping) else None
+        for name, option in (options or {}).items() if isinstance(options, Mapping) else ():
+            building = option.get("dynamic_image_building") if isinstance(option, Mapping) else None
+            if entry.get("slug") != Profile().slug and isinstance(building, Mapping) and building.get("enabled"):
+                found.append(f"profile {entry.get('slug')!r} (option {name!r} builds images: edit it by hand)")
+    return found
 
 
 def _check_identity(doc: Any, target: RemovalTarget, path: Path) -> None:
@@ -462,16 +479,21 @@ def _plan_unlisting(path: Path, hub: str, deletions: Sequence[Path]) -> FileEdit
 
 
 def apply_step(removal: FilesRemoval, change: Change, *, sops_client: sops.Sops | None) -> None:
-    """Run one file step of the plan. Each is idempotent: a resumed run finds it done or does it again."""
+    """Run one file step of the plan. Each is idempotent: a resumed run finds it done or does it again.
+
+    A file that changed since it was planned (another run, an editor) is not overwritten: ProvisionError.
+    """
     try:
         if change.kind == "secret_unset":
             assert removal.secret_file is not None and sops_client is not None
             sops.unset_keys(sops_client, removal.secret_file, removal.secret_unset)
         elif change.kind == "values_edit":
             assert removal.values_edit is not None
+            _unchanged_since_plan(removal.values_edit)
             removal.values_edit.apply()
         elif change.kind == "unlist":
             assert removal.registration is not None
+            _unchanged_since_plan(removal.registration)
             removal.registration.apply()
         elif change.kind == "delete_file":
             Path(change.subject).unlink(missing_ok=True)
@@ -479,6 +501,14 @@ def apply_step(removal: FilesRemoval, change: Change, *, sops_client: sops.Sops 
             raise AssertionError(change.kind)
     except OSError as exc:
         raise ProvisionError(f"cannot write {exc.filename or change.subject}: {exc.strerror}") from None
+
+
+def _unchanged_since_plan(edit: FileEdit) -> None:
+    if read_text(edit.path) != edit.original:
+        raise ProvisionError(
+            f"{edit.path} changed while this removal ran (another run or an editor); it was left as it is",
+            hint="re-run the same command: it plans again from the file as it is now",
+        )
 
 
 def show(removal: FilesRemoval, reporter: Reporter, *, dry_run: bool) -> None:

@@ -287,6 +287,11 @@ def remove_quay(
             ours, kept = _hub_repositories(req, names)
             if kept:
                 notes.append(f"kept {len(kept)} repositories of other hubs whose names extend this prefix")
+            elif ours and req.files.cluster_config is None:
+                notes.append(
+                    f"every repository named {req.repository_prefix}* counts as this hub's, including those of a hub "
+                    f"named {q.hub}-<something>; pass --cluster-config to keep other hubs' repositories"
+                )
             if ours:
                 changes.append(
                     Change(
