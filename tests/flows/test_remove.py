@@ -400,3 +400,41 @@ def test_unset_keeps_recipients_and_the_file_on_failure(repo: Repo) -> None:
         unset_keys(stranger, repo.secret, [("jupyterhub",)])
     assert repo.secret.read_bytes() == before
     assert sorted(p.name for p in repo.dir.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize(
+    ("chart", "extra"),
+    [
+        ("basehub", ["--dask-gateway"]),
+        ("daskhub", []),  # values under basehub:, dask pods given the pull secret by default
+        ("z2jh", []),  # plus the hub service, fancy-profiles setup and roles a plain z2jh deployment needs
+    ],
+)
+def test_provision_then_remove_gives_back_the_files(repo: Repo, quay: FakeQuay, chart: str, extra: list[str]) -> None:
+    """Whatever shape the values had, removing gives back the values file byte for byte and the secrets as they
+    were (the secret file's ciphertext differs: sops re-encrypts each value)."""
+    original = VALUES if chart != "daskhub" else "basehub:\n" + "".join(f"  {line}\n" for line in VALUES.splitlines())
+    repo.values.write_text(original)
+    provision = ["quay", *quay_args(quay), *repo.files_args(), "--chart", chart, "--profile", *extra]
+    provisioned = CliRunner().invoke(app, provision, env=repo.env(QUAY_TOKEN=TOKEN))
+    assert provisioned.exit_code == 0, provisioned.stderr
+    assert repo.values.read_text() != original
+    result = remove_quay(repo, quay, "--chart", chart, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert repo.values.read_text() == original
+    assert repo.decrypt() == SECRETS
+    assert quay.robot_token("hubs", "image_builder") is None
+
+
+def test_dry_run_without_a_token_reads_nothing_and_plans_everything(repo: Repo, quay: FakeQuay) -> None:
+    provision_quay(repo, quay)
+    before = repo.snapshot()
+    quay.clear_log()
+    env = repo.env()
+    result = CliRunner().invoke(app, ["remove", "quay", *quay_args(quay), *repo.files_args(), "--dry-run"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "delete robot hubs+image_builder" in result.stderr and "no Quay token" in result.stderr
+    assert f"remove from {repo.values}" in result.stderr
+    assert quay.requests == [] and repo.snapshot() == before
+    refused = CliRunner().invoke(app, ["remove", "quay", *quay_args(quay), *repo.files_args(), "--yes"], env=env)
+    assert refused.exit_code == 2 and "QUAY_TOKEN" in refused.stderr and repo.snapshot() == before
