@@ -438,3 +438,23 @@ def test_dry_run_without_a_token_reads_nothing_and_plans_everything(repo: Repo, 
     assert quay.requests == [] and repo.snapshot() == before
     refused = CliRunner().invoke(app, ["remove", "quay", *quay_args(quay), *repo.files_args(), "--yes"], env=env)
     assert refused.exit_code == 2 and "QUAY_TOKEN" in refused.stderr and repo.snapshot() == before
+
+
+def test_unreadable_hub_files_are_bad_input(repo: Repo, quay: FakeQuay) -> None:
+    repo.values.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    result = remove_quay(repo, quay, "--yes")
+    assert result.exit_code == 2 and "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+    repo.values.unlink()
+    repo.values.mkdir()
+    folder = remove_quay(repo, quay, "--yes")
+    assert folder.exit_code == 2 and "is a directory" in folder.stderr
+    assert quay.requests == []
+
+
+def test_shared_org_without_a_token_cleans_the_files(repo: Repo, quay: FakeQuay) -> None:
+    provision_quay(repo, quay)
+    quay.clear_log()
+    result = remove_quay(repo, quay, "--shared-org", "--yes", env=repo.env())
+    assert result.exit_code == 0, result.stderr
+    assert quay.requests == [] and quay.robot_token("hubs", "image_builder")
+    assert repo.decrypt() == SECRETS and repo.doctor() == []

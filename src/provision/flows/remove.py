@@ -7,7 +7,8 @@ token already gone, keys already removed), so an interrupted removal resumes whe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,18 +93,34 @@ def chart_of(req: HubFilesRequest, hub: str | None) -> Chart:
     return "basehub"
 
 
+@contextmanager
+def local_input() -> Iterator[None]:
+    """Unreadable local files (binary, a folder, no permission) are bad input: exit 2, no traceback."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise UsageError("a hub file is not UTF-8 text (binary?): pass the hub's YAML files") from None
+    except YAMLError as exc:
+        raise UsageError(f"a hub file is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+
 def plan_files(
     req: HubFilesRequest, target: hubfiles_remove.RemovalTarget, *, hub: str | None, sops_binary: str | None
 ) -> _Context:
     client = sops.Sops(sops_binary) if sops_binary is not None else None
-    files = hubfiles_remove.plan_removal(
-        target,
-        values_file=req.values_file,
-        secret_file=req.secret_file,
-        cluster_config=req.cluster_config,
-        hub=hub,
-        sops_client=client,
-    )
+    with local_input():
+        files = hubfiles_remove.plan_removal(
+            target,
+            values_file=req.values_file,
+            secret_file=req.secret_file,
+            cluster_config=req.cluster_config,
+            hub=hub,
+            sops_client=client,
+        )
     return _Context(files, client)
 
 
@@ -245,12 +262,13 @@ def remove_quay(
 
     sops_binary = validate_quay_removal(req)
     q = req.quay
-    target = hubfiles_remove.RemovalTarget(quay_registry(q, ""), chart_of(req.files, q.hub), pull_hosts=(q.host,))
+    with local_input():
+        target = hubfiles_remove.RemovalTarget(quay_registry(q, ""), chart_of(req.files, q.hub), pull_hosts=(q.host,))
+        robot_users = other_hubs_using(req.files.cluster_config, q.hub, q.robot_full)
     ctx = plan_files(req.files, target, hub=q.hub, sops_binary=sops_binary)
     changes: list[Change] = []
     notes: list[str] = list(ctx.files.notes)
     present: list[str] = []
-    robot_users = other_hubs_using(req.files.cluster_config, q.hub, q.robot_full)
     if q.token is None:
         if not dry_run and (not q.shared_org or req.delete_repositories):
             raise UsageError("no Quay token: set QUAY_TOKEN or pass --token-file (scopes org:admin, user:admin)")
@@ -360,7 +378,8 @@ def remove_dockerhub(
         from dataclasses import replace
 
         registry = replace(registry, username="")  # unknown: any user name in the files matches
-    target = hubfiles_remove.RemovalTarget(registry, chart_of(req.files, d.hub), pull_hosts=DOCKERHUB_PULL_HOSTS)
+    with local_input():
+        target = hubfiles_remove.RemovalTarget(registry, chart_of(req.files, d.hub), pull_hosts=DOCKERHUB_PULL_HOSTS)
     ctx = plan_files(req.files, target, hub=d.hub, sops_binary=sops_binary)
     kind = "organization access token" if d.org else "personal access token"
     subject = f"{kind} {d.token_label!r}"
