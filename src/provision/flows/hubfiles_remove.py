@@ -382,13 +382,12 @@ def _plan_secret(
     for leaf in _leaf_paths(owned):
         if leaf[: len(target.wrap(PULL_SECRET))] == target.wrap(PULL_SECRET):
             continue
-        if _get(data, leaf) is not None or _has(data, leaf):
+        if _has(data, leaf):
             wanted.append(leaf)
     notes: list[str] = []
     pull = target.wrap(PULL_SECRET)
     if isinstance(_get(data, pull), Mapping):
-        if client is None:
-            raise ProvisionError("internal: a sops client is needed to check the pull secret")
+        assert client is not None, "the CLI finds the sops binary whenever a secret file is given"
         plain = YAML(typ="safe").load(client.decrypt(path)) or {}
         registry = _get(plain, (*pull, "registry"))
         if str(registry) in target.pull_hosts:
@@ -511,7 +510,7 @@ def _unchanged_since_plan(edit: FileEdit) -> None:
         )
 
 
-def show(removal: FilesRemoval, reporter: Reporter, *, dry_run: bool) -> None:
+def show(removal: FilesRemoval, reporter: Reporter) -> None:
     """The values file's diff (plain YAML) and the encrypted file's key paths (its diff would be ciphertext)."""
     if removal.values_edit is not None and removal.values_file not in removal.deletions:
         reporter.always(removal.values_edit.diff().rstrip())

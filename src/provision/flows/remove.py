@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from urllib3.util.retry import Retry
 
@@ -124,17 +125,24 @@ def plan_files(
     return _Context(files, client)
 
 
+def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
+    """The `hubs:` entries of cluster.yaml (plain data)."""
+    from ruamel.yaml import YAML
+
+    doc = YAML(typ="safe").load(read_text(cluster_config) or "")
+    hubs = doc.get("hubs") if isinstance(doc, dict) else None
+    return [h for h in hubs or () if isinstance(h, dict)]
+
+
 def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str) -> list[str]:
     """Other hubs of cluster.yaml whose plain values files push as `username` (a shared robot must stay)."""
     if cluster_config is None or hub is None:
         return []
     from ruamel.yaml import YAML
 
-    text = read_text(cluster_config) or ""
-    doc = YAML(typ="safe").load(text) or {}
     users: list[str] = []
-    for entry in doc.get("hubs") or ():
-        if not isinstance(entry, dict) or entry.get("name") == hub:
+    for entry in cluster_hubs(cluster_config):
+        if entry.get("name") == hub:
             continue
         for name in entry.get("helm_chart_values_files") or ():
             path = cluster_config.parent / str(name)
@@ -167,7 +175,7 @@ def _show(plan: Plan, ctx: _Context, reporter: Reporter, *, dry_run: bool) -> No
             reporter.always(f"  note: {note}")
         return
     reporter.plan(plan, title="dry run" if dry_run else "plan")
-    hubfiles_remove.show(ctx.files, reporter, dry_run=dry_run)
+    hubfiles_remove.show(ctx.files, reporter)
 
 
 def _apply(plan: Plan, ctx: _Context, reporter: Reporter, remote: Callable[[Change], None]) -> tuple[str, ...]:
@@ -236,10 +244,7 @@ def _hub_repositories(req: QuayRemoveRequest, names: list[str]) -> tuple[list[st
     prefix = req.repository_prefix
     others: list[str] = []
     if req.files.cluster_config is not None:
-        from ruamel.yaml import YAML
-
-        doc = YAML(typ="safe").load(read_text(req.files.cluster_config) or "") or {}
-        hubs = [str(h.get("name")) for h in doc.get("hubs") or () if isinstance(h, dict)]
+        hubs = [str(h.get("name")) for h in cluster_hubs(req.files.cluster_config)]
         start = req.repository_prefix[: -len(f"{req.quay.hub}-")]
         others = [f"{start}{h}-" for h in hubs if h != req.quay.hub and f"{start}{h}-".startswith(prefix)]
     ours = [n for n in names if not any(n.startswith(o) for o in others)]
