@@ -182,12 +182,13 @@ def _apply(plan: Plan, ctx: _Context, reporter: Reporter, remote: Callable[[Chan
     done: list[str] = []
     try:
         for index, change in enumerate(plan.changes, start=1):
-            with reporter.step(change.describe(), index=index, total=len(plan.changes)):
+            label = f"{change.action} {change.subject}"  # the plan showed the details
+            with reporter.step(label, index=index, total=len(plan.changes)):
                 if change.kind in ("secret_unset", "values_edit", "unlist", "delete_file"):
                     hubfiles_remove.apply_step(ctx.files, change, sops_client=ctx.sops_client)
                 else:
                     remote(change)
-            done.append(change.describe())
+            done.append(label)
     except ProvisionError as exc:
         raise exc.with_context(done=done, hint=RESUME_HINT) from None
     return tuple(done)
@@ -309,7 +310,7 @@ def remove_quay(
                     raise
             ours, kept = _hub_repositories(req, names)
             if kept:
-                notes.append(f"kept {len(kept)} repositories of other hubs whose names extend this prefix")
+                notes.append(f"kept {', '.join(kept)}: other hubs' repositories (their hub names extend {q.hub}'s)")
             elif ours and req.files.cluster_config is None:
                 notes.append(
                     f"every repository named {req.repository_prefix}* counts as this hub's, including those of a hub "
