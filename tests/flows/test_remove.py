@@ -458,3 +458,25 @@ def test_shared_org_without_a_token_cleans_the_files(repo: Repo, quay: FakeQuay)
     assert result.exit_code == 0, result.stderr
     assert quay.requests == [] and quay.robot_token("hubs", "image_builder")
     assert repo.decrypt() == SECRETS and repo.doctor() == []
+
+
+def test_a_token_without_org_admin_is_explained(repo: Repo, quay: FakeQuay) -> None:
+    provision_quay(repo, quay)
+    quay.add_token("U" * 40, user="admin", scopes={"user:admin"})
+    before = repo.snapshot()
+    result = remove_quay(repo, quay, "--yes", env=repo.env(QUAY_TOKEN="U" * 40))
+    assert result.exit_code == 1 and "lacks the org:admin scope" in result.stderr
+    assert repo.snapshot() == before and quay.robot_token("hubs", "image_builder")
+    no_repo_scope = remove_quay(repo, quay, "--yes", "--delete-repositories", env=repo.env(QUAY_TOKEN="V" * 40))
+    assert no_repo_scope.exit_code == 1  # an unknown token: refused by the preflight
+    quay.add_token("W" * 40, user="admin", scopes={"user:admin", "org:admin"})
+    scoped = remove_quay(repo, quay, "--yes", "--delete-repositories", env=repo.env(QUAY_TOKEN="W" * 40))
+    assert scoped.exit_code == 1 and "repo:admin" in scoped.stderr
+    assert repo.snapshot() == before and len(quay.repositories("hubs")) == 5
+
+
+def test_a_non_owner_gets_a_way_out(repo: Repo, dockerhub: FakeDockerHub) -> None:
+    dockerhub.add_user("bob", password="bob-pw")
+    env = repo.env(DOCKERHUB_USERNAME="bob", DOCKERHUB_TOKEN="bob-pw")
+    result = CliRunner().invoke(app, ["remove", "dockerhub", *dh_args(dockerhub), "--yes"], env=env)
+    assert result.exit_code == 1 and "must be an owner of 'myorg'" in result.stderr and "bob-pw" not in result.stderr

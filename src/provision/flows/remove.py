@@ -264,7 +264,7 @@ def remove_quay(
 
     Raises UsageError for bad input (nothing changed), QuayError/SopsError/ProvisionError with what was done.
     """
-    from provision.quay import QuayClient, QuayError
+    from provision.quay import TOKEN_HINT, QuayClient, QuayError
 
     sops_binary = validate_quay_removal(req)
     q = req.quay
@@ -291,10 +291,13 @@ def remove_quay(
     client = QuayClient(q.api_url, q.token, retry=retry)
     try:
         with reporter.step("check the token (GET /api/v1/user/)"):
-            client.get_user()
+            user = client.get_user()
         org = client.get_org(q.org)
         if org is None:
             present.append(f"organization {q.org} does not exist: nothing to delete on {q.host}")
+        elif not org.is_admin and q.org in user.organizations:
+            # Quay caps the caller's roles by the token's scopes, but GET /user/ lists memberships uncapped.
+            raise QuayError(f"the token lacks the org:admin scope for {q.org!r}", hint=TOKEN_HINT)
         elif not org.is_admin:
             raise QuayError(
                 f"you are not an administrator of the organization {q.org!r}",
@@ -329,7 +332,12 @@ def remove_quay(
             else:
                 present.append(f"no repository {q.org}/{req.repository_prefix}*")
         if org is not None and not q.shared_org:
-            robot = client.get_robot(q.org, q.robot)
+            try:
+                robot = client.get_robot(q.org, q.robot)
+            except QuayError as exc:
+                if exc.status == 403:  # we administer the org (checked above): the token lacks org:admin
+                    exc.hint = TOKEN_HINT
+                raise
             if robot is None:
                 present.append(f"robot {q.robot_full} is already gone")
             elif robot_users:
@@ -374,7 +382,7 @@ def remove_dockerhub(
     retry: Retry | None = None,
 ) -> RemoveResult:
     """Remove a hub's Docker Hub token (by label) and its files' keys. Raises UsageError, DockerHubError..."""
-    from provision.dockerhub import DockerHubClient
+    from provision.dockerhub import DockerHubClient, DockerHubError
 
     d = req.dockerhub
     validate_dockerhub(d)
@@ -404,7 +412,12 @@ def remove_dockerhub(
     try:
         with reporter.step(f"log in to Docker Hub as {d.username}"):
             client.login()
-        tokens = [t for t in client.list_tokens(org=org) if t.label == d.token_label]
+        try:
+            tokens = [t for t in client.list_tokens(org=org) if t.label == d.token_label]
+        except DockerHubError as exc:
+            if exc.status == 403 and d.org:
+                exc.hint = f"DOCKERHUB_USERNAME must be an owner of {d.namespace!r}, logged in with a password or PAT"
+            raise
         changes = [Change("delete_token", "delete", subject, "it stops working")] if tokens else []
         present = () if tokens else (f"no {kind} labelled {d.token_label!r}",)
         plan = Plan(tuple(changes + ctx.files.changes()), present, ctx.files.notes)
