@@ -480,3 +480,16 @@ def test_a_non_owner_gets_a_way_out(repo: Repo, dockerhub: FakeDockerHub) -> Non
     env = repo.env(DOCKERHUB_USERNAME="bob", DOCKERHUB_TOKEN="bob-pw")
     result = CliRunner().invoke(app, ["remove", "dockerhub", *dh_args(dockerhub), "--yes"], env=env)
     assert result.exit_code == 1 and "must be an owner of 'myorg'" in result.stderr and "bob-pw" not in result.stderr
+
+
+def test_secret_file_problems_stop_the_removal_before_any_request(repo: Repo, quay: FakeQuay) -> None:
+    provision_quay(repo, quay)
+    before = repo.snapshot()
+    quay.clear_log()
+    no_key = remove_quay(repo, quay, "--yes", env=sops_env(None, SOPS_BIN=repo.sops, QUAY_TOKEN=TOKEN))
+    assert no_key.exit_code == 1 and "cannot decrypt" in no_key.stderr and "Already done" not in no_key.stderr
+    assert quay.writes() == [] and repo.snapshot() == before
+    repo.secret.write_text("jupyterhub:\n  imagePullSecret:\n    password: PLAIN-PW-1\n")
+    plaintext = remove_quay(repo, quay, "--yes")
+    assert plaintext.exit_code == 1 and "not encrypted" in plaintext.stderr and "PLAIN-PW-1" not in plaintext.stderr
+    assert quay.writes() == [] and quay.robot_token("hubs", "image_builder")
