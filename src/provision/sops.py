@@ -154,6 +154,10 @@ def build_args(
         if path is None:
             raise ValueError("set needs path")
         return [*head, "set", "--value-stdin", str(path), _index(keys)]
+    if command == "unset":
+        if path is None or not keys:
+            raise ValueError("unset needs path and keys")
+        return [*head, "unset", "--idempotent", str(path), _index(keys)]
     raise ValueError(f"unknown sops command {command!r}")
 
 
@@ -201,7 +205,7 @@ def reason(stderr: str, *, secrets: object = None) -> str:
 def _failure(command: str, code: int, stderr: str, *, target: Path, config: ConfigChoice) -> tuple[str, str | None]:
     """(message, hint) for a non-zero exit of `sops <command>` on `target` (facts §3 and §6a)."""
     restore = RESTORE_HINT.format(path=target)
-    verb = {"decrypt": "decrypt", "set": "update"}.get(command, command)
+    verb = {"decrypt": "decrypt", "set": "update", "unset": "update"}.get(command, command)
     by_code: dict[int, tuple[str, str | None]] = {
         128: (f"cannot {verb} {target}: none of your keys can unwrap its data key", KEY_HINT),
         51: (f"{target} fails its integrity check (MAC mismatch): a value or key was edited without sops", restore),
@@ -337,3 +341,61 @@ class Sops:
         self._run(
             "set", args, target=(config_of or target), config=config, stdin=json.dumps(value), secrets=value
         )
+
+    def unset_value(self, path: Path, keys: Sequence[str], *, config_of: Path | None = None) -> None:
+        """Remove the branch at `keys` from the encrypted file `path`, in place, keeping its metadata.
+
+        `--idempotent`: a key already gone is no error, so an interrupted removal resumes. Raises SopsError.
+        """
+        target = path.absolute()
+        config = self.config_for((config_of or path).absolute())
+        self._run("unset", build_args("unset", path=target, keys=keys, config=config.path),
+                  target=(config_of or target), config=config)  # fmt: skip
+
+
+# --- removing keys (provision remove): additive to the runner above -------------------------------------------
+
+
+def build_unset_args(path: Path, keys: Sequence[str]) -> list[str]:
+    """Arguments after the binary for `sops unset --idempotent FILE INDEX`. Pure.
+
+    `keys` is the path of the value to remove, e.g. ("jupyterhub", "imagePullSecret"); sops takes it as a JSON-ish
+    index `["jupyterhub"]["imagePullSecret"]`. --idempotent: a key already gone is not an error (resumed runs).
+    """
+    if not keys:
+        raise ValueError("unset needs at least one key")
+    return build_args("unset", path=path, keys=keys)
+
+
+def unset_keys(client: Sops, path: Path, key_paths: Sequence[Sequence[str]]) -> None:
+    """Remove values (whole branches) from the sops-encrypted file `path`, keeping its recipients and metadata.
+
+    `sops unset` re-encrypts with the file's own data key and `sops:` metadata (unlike `encrypt`, which takes the
+    recipients from the creation rule), so every recipient keeps access. It rewrites its file in place and not
+    atomically, so it runs on a copy beside the file (same directory, same `.yaml` type, same mode) that replaces
+    the file in one rename at the end: an interrupted call leaves the file as it was. Nothing is decrypted to disk.
+    Raises SopsError (the file unchanged); OSError when the copy cannot be written.
+    """
+    import shutil as _shutil
+    import tempfile
+
+    target = path.resolve()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".yaml", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        original = target.read_bytes()
+        tmp.write_bytes(original)
+        _shutil.copymode(target, tmp)
+        for keys in key_paths:
+            client.unset_value(tmp, keys, config_of=target)
+        if target.read_bytes() != original:
+            # Another run wrote the file meanwhile: replacing it would lose that run's work.
+            raise SopsError(
+                f"{target} changed while its keys were being removed; it was left as the other writer made it",
+                hint="re-run the same command",
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -302,25 +302,36 @@ REGISTRY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
 
 
 def registry_command(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a registry command the shared options, as its keyword argument `options: RegistryOptions`.
+    """Give a registry command the shared options, as its keyword argument `options: RegistryOptions`."""
+    return with_shared_options(REGISTRY_OPTIONS, RegistryOptions)(command)
+
+
+def with_shared_options(
+    table: tuple[tuple[str, Any, Any], ...], make: Callable[..., Any]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator that gives a command the options of `table`, as its keyword argument `options=make(**those)`.
 
     typer reads a command's parameters from its signature, so the shared ones are added to the signature here
-    once instead of being declared, and forwarded one by one, in every registry command.
+    once instead of being declared, and forwarded one by one, in every command of a group.
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, annotation, default in REGISTRY_OPTIONS
-    ]
 
-    @functools.wraps(command)
-    def with_options(**kwargs: Any) -> None:
-        options = RegistryOptions(**{name: kwargs.pop(name) for name, _, _ in REGISTRY_OPTIONS})
-        command(**kwargs, options=options)
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, annotation, default in table
+        ]
 
-    with_options.__signature__ = inspect.Signature([*own, *shared], return_annotation=None)  # type: ignore[attr-defined]
-    with_options.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
-    return with_options
+        @functools.wraps(command)
+        def with_options(**kwargs: Any) -> None:
+            options = make(**{name: kwargs.pop(name) for name, _, _ in table})
+            command(**kwargs, options=options)
+
+        with_options.__signature__ = inspect.Signature([*own, *shared], return_annotation=None)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+        return with_options
+
+    return decorate
 
 
 def publish(
