@@ -9,6 +9,7 @@ from provision.errors import (
     ProvisionError,
     UsageError,
     add_secret,
+    add_secrets_from,
     known_secrets,
     redact,
     secrets_scope,
@@ -62,3 +63,12 @@ def test_scopes_keep_runs_apart() -> None:
         thread.start()
         thread.join()
         assert seen == [False] and redact("x" * 8) == REDACTED
+
+
+def test_secrets_from_a_decrypted_document_are_the_values_under_secret_keys() -> None:
+    doc = {"jupyterhub": {"imagePullSecret": {"registry": "quay.io", "username": "hubs+bot", "password": "pw-1234"}},
+           "hub": {"services": [{"apiToken": "tok-5678"}]}, "client_secret": "cs-9012"}  # fmt: skip
+    with secrets_scope():
+        add_secrets_from(doc)
+        assert {"pw-1234", "tok-5678", "cs-9012"} <= known_secrets()
+        assert "quay.io" not in known_secrets() and "hubs+bot" not in known_secrets()

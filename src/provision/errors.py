@@ -75,6 +75,24 @@ def add_secret(value: str | None) -> None:
             target.add(part)
 
 
+SECRET_KEY_WORDS = ("password", "token", "secret", "key", "credential", "auth")
+
+
+def add_secrets_from(doc: object) -> None:
+    """Register every string of a decrypted document that sits under a key naming a secret (password, token,
+    *secret*, *key* ...). Not every string: a secret file also holds user names and registry hosts, and redacting
+    "quay.io" from every message would only garble them."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if isinstance(value, str) and any(word in str(key).lower() for word in SECRET_KEY_WORDS):
+                add_secret(value)
+            else:
+                add_secrets_from(value)
+    elif isinstance(doc, list):
+        for item in doc:
+            add_secrets_from(item)
+
+
 def known_secrets() -> set[str]:
     scope = _run_secrets.get()
     return _process_secrets | (scope or set())
