@@ -7,13 +7,19 @@ and the result is parsed again and compared with the original before anyone writ
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError
-from provision.files import unified_diff
+from provision.files import unified_diff, write_atomic
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
@@ -264,3 +270,143 @@ def plan_add(path: Path, name: str, *, attribute: str = "container_repos") -> Tf
             hint=f"add {name!r} to {attribute} by hand, then re-run",
         )
     return TfvarsEdit(path, original, updated, values)
+
+
+def remove_from_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
+    """Return `text` without the item `"name"` of the top-level list `attribute` (its line too, when the item had
+    a line of its own). Raises TfvarsError when the item is not there as a plain string."""
+    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+    depth, start = 0, None
+    for index, token in enumerate(tokens):
+        if token.kind == "punct" and token.text in "[{(":
+            depth += 1
+        elif token.kind == "punct" and token.text in "]})":
+            depth -= 1
+        elif depth == 0 and token.kind == "ident" and token.text == attribute and index + 2 < len(tokens):
+            if tokens[index + 1].text == "=" and tokens[index + 2].text == "[":
+                start = index + 2
+                break
+    if start is None:
+        raise TfvarsError(f"{attribute} is not a literal list", path=path)
+    depth = 0
+    for index in range(start, len(tokens)):
+        token = tokens[index]
+        if token.kind == "punct" and token.text in "[{(":
+            depth += 1
+        elif token.kind == "punct" and token.text in "]})":
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and token.kind == "string" and token.text == f'"{name}"':
+            following = [t for t in tokens[index + 1 :] if t.kind != "newline"]
+            end = following[0].end if following and following[0].text == "," else token.end
+            line_start = text.rfind("\n", 0, token.start) + 1
+            line_end = text.find("\n", end)
+            line_end = len(text) if line_end == -1 else line_end
+            rest = text[end:line_end].strip()
+            if not text[line_start : token.start].strip() and (not rest or rest.startswith(("#", "//", "/*"))):
+                return text[:line_start] + text[line_end + 1 :]  # the item's own line, with its comment
+            if end == token.end:  # the last item of a one-line list: drop the comma before it
+                before = [t for t in tokens[:index] if t.kind != "newline"]
+                if before and before[-1].text == ",":
+                    return text[: before[-1].start] + text[token.end :]
+            return text[: token.start] + text[end:].lstrip(" ")
+    raise TfvarsError(f"{name!r} is not a plain entry of {attribute}", path=path)
+
+
+def plan_remove(path: Path, name: str, *, attribute: str = "container_repos") -> TfvarsEdit:
+    """Compute (without writing) the edit that removes `name` from `attribute`, verified by parsing the result.
+
+    Returns an edit with `changed` False when the name is not listed. Raises TfvarsError.
+    """
+    original, values = read(path)
+    current = values.get(attribute, [])
+    if not isinstance(current, list):
+        raise TfvarsError(f"{attribute} is not a list", path=path)
+    if name not in current:
+        return TfvarsEdit(path, original, original, values)
+    updated = remove_from_list(original, name, attribute=attribute, path=path)
+    expected = {**values, attribute: [item for item in current if item != name]}
+    if parse(updated, path=path) != expected:
+        raise TfvarsError(
+            f"removing {name!r} from {attribute} would change other values; the file was left as it is",
+            path=path,
+            hint=f"remove {name!r} from {attribute} by hand",
+        )
+    return TfvarsEdit(path, original, updated, values)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any change, a file or folder we could not (or should not) write. Raises TfvarsError.
+
+    A file without any write permission bit is read-only on purpose, even for root (who could write it).
+    """
+    if path.is_dir():
+        raise TfvarsError("is a folder, not a tfvars file", path=path, hint="pass the .tfvars file with --var-file")
+    folder = path.parent
+    for target, what in ((path, "the file"), (folder, "its folder")):
+        try:
+            mode = target.stat().st_mode
+        except OSError as exc:
+            raise TfvarsError(f"cannot check {what} ({exc.strerror})", path=path) from None
+        if not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(target, os.W_OK):
+            raise TfvarsError(
+                f"{what} is not writable ({stat.filemode(mode)}{'' if target == path else f' {folder}'}): "
+                "provision edits the file by writing a new copy beside it; nothing was changed",
+                path=path,
+                hint=f"make {'it' if target == path else folder} writable (chmod u+w), or edit container_repos by "
+                "hand and re-run",
+            )
+
+
+def write(path: Path, text: str) -> None:
+    """Write the whole file atomically, keeping its mode. Raises TfvarsError (one paragraph) on any OS error."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise TfvarsError(f"cannot write the file ({exc.strerror})", path=path) from None
+
+
+@contextmanager
+def locked(
+    folders: Iterable[Path], *, timeout: float, on_wait: Callable[[str], None], poll: float = 0.2
+) -> Iterator[None]:
+    """Hold exclusive OS locks (fcntl.flock) on `folders` (a module folder, a projects/ folder) for the block.
+
+    Folders rather than files: edits replace the tfvars file (a lock on the old file would not be seen through
+    the new one), and the module's .terraform folder (backend, selected workspace) is shared by every run. The
+    kernel releases the locks when the process dies. Waits up to `timeout` seconds, telling `on_wait` once.
+    Raises TfvarsError on timeout.
+    """
+    import fcntl  # POSIX only, and only for runs that change something
+
+    with ExitStack() as stack:
+        for folder in sorted({f.resolve() for f in folders}):  # one order everywhere: no deadlock
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+            except OSError as exc:
+                raise TfvarsError(f"cannot open the folder to lock it ({exc.strerror})", path=folder) from None
+            stack.callback(os.close, fd)
+            deadline = time.monotonic() + timeout
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise TfvarsError(f"cannot lock the folder ({exc.strerror})", path=folder) from None
+                if time.monotonic() >= deadline:
+                    raise TfvarsError(
+                        f"another provision run has held the lock on this folder for {timeout:g} s; nothing was "
+                        "changed",
+                        path=folder,
+                        hint="wait for it to finish (its terraform apply may take minutes), or raise --lock-timeout",
+                    )
+                if not told:
+                    on_wait(f"waiting for another provision run on {folder} to finish (up to {timeout:g} s, "
+                            "--lock-timeout)")  # fmt: skip
+                    told = True
+                time.sleep(poll)
+            stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+        yield
