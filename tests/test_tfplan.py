@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,12 +140,27 @@ def test_actions_and_other_hubs() -> None:
         "configuration": {
             "root_module": {
                 "resources": [
-                    {"address": "g.key", "mode": "managed", "type": "g", "name": "key",
-                     "for_each_expression": {"references": ["var.container_repos"]}},
-                    {"address": "g.binding", "mode": "managed", "type": "g", "name": "binding",
-                     "for_each_expression": {"references": ["g.key[\"x\"]", "g.key"]}},
-                    {"address": "g.counted", "mode": "managed", "type": "g", "name": "counted",
-                     "count_expression": {"references": ["var.container_repos"]}},
+                    {
+                        "address": "g.key",
+                        "mode": "managed",
+                        "type": "g",
+                        "name": "key",
+                        "for_each_expression": {"references": ["var.container_repos"]},
+                    },
+                    {
+                        "address": "g.binding",
+                        "mode": "managed",
+                        "type": "g",
+                        "name": "binding",
+                        "for_each_expression": {"references": ['g.key["x"]', "g.key"]},
+                    },
+                    {
+                        "address": "g.counted",
+                        "mode": "managed",
+                        "type": "g",
+                        "name": "counted",
+                        "count_expression": {"references": ["var.container_repos"]},
+                    },
                 ]  # fmt: skip
             }
         },

@@ -475,7 +475,9 @@ def state_evidence(workdir: Path, state_files: Iterable[Path]) -> list[Evidence]
         if kind:
             version = state.get("terraform_version")
             written = f", written by version {version}" if version else ""
-            found.append(Evidence(kind, f"the state {path.relative_to(workdir)} uses providers from {_host_of(kind)}{written}"))
+            found.append(
+                Evidence(kind, f"the state {path.relative_to(workdir)} uses providers from {_host_of(kind)}{written}")
+            )
     return found
 
 

@@ -2,7 +2,7 @@
 
 The fixture keys hub names into the registry and into home-directory disks, snapshot schedules and workload
 service accounts; its keys iterate over the registry service accounts; one output drifts by itself; its backend
-is hard-coded with an alternate in backends/other.hcl.
+is hard-coded with an alternate in backends/cloudbank.hcl.
 """
 
 from __future__ import annotations
@@ -133,7 +133,10 @@ def test_registry_resources_of_the_new_hub_are_applied(env: Env) -> None:
         'terraform_data.registry_sa_keys["staging"]',  # for_each = terraform_data.registry_sa
         'terraform_data.registry_sa_roles["staging"]',
     ]
-    assert json.loads(result.registry.password)["client_email"] == "staging-registry-sa@leap-pangeo.iam.gserviceaccount.com"
+    assert (
+        json.loads(result.registry.password)["client_email"]
+        == "staging-registry-sa@leap-pangeo.iam.gserviceaccount.com"
+    )
     assert "terraform: backend local (workspace_dir=states/main), workspace leap" in stderr
     assert "PRIVATE KEY" not in stderr
 
@@ -190,18 +193,18 @@ def test_output_only_drift_through_the_cli_with_stdin_closed(env: Env) -> None:
 
 def test_backend_from_an_earlier_init_is_reset_to_the_modules_own(env: Env) -> None:
     # An earlier run for another cluster configured the folder for the alternate backend (2i2c: cloudbank).
-    env.tf("init", "-input=false", "-no-color", "-backend-config=backends/other.hcl", "-reconfigure")
+    env.tf("init", "-input=false", "-no-color", "-backend-config=backends/cloudbank.hcl", "-reconfigure")
     env.tf("workspace", "new", "-no-color", "cloudbank")
     result, stderr = env.run()
     assert result.applied
     assert "staging" in env.keys("leap", "main")
-    assert not (env.module / "states" / "other" / "leap").exists()
-    assert "earlier init had set the folder up for local (workspace_dir=states/other)" in stderr
+    assert not (env.module / "states" / "cloudbank" / "leap").exists()
+    assert "earlier init had set the folder up for local (workspace_dir=states/cloudbank)" in stderr
     assert "terraform: backend local (workspace_dir=states/main), workspace leap" in stderr
 
 
 def test_backend_config_file_is_relative_to_the_current_folder(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    env.tf("init", "-input=false", "-no-color", "-backend-config=backends/other.hcl", "-reconfigure")
+    env.tf("init", "-input=false", "-no-color", "-backend-config=backends/cloudbank.hcl", "-reconfigure")
     env.tf("workspace", "new", "-no-color", "cloudbank")
     (env.module / "projects" / "cloudbank.tfvars").write_text(TFVARS.replace('"leap"', '"cloudbank"'))
     env.apply("projects/cloudbank.tfvars")
@@ -210,16 +213,16 @@ def test_backend_config_file_is_relative_to_the_current_folder(env: Env, monkeyp
     result, stderr = env.run(
         cluster="cloudbank",
         terraform_dir=Path("terraform/gcp"),
-        backend_configs=("terraform/gcp/backends/other.hcl",),
+        backend_configs=("terraform/gcp/backends/cloudbank.hcl",),
     )
-    assert result.applied and "staging" in env.keys("cloudbank", "other")
-    assert "backend local (workspace_dir=states/other), workspace cloudbank" in stderr
+    assert result.applied and "staging" in env.keys("cloudbank", "cloudbank")
+    assert "backend local (workspace_dir=states/cloudbank), workspace cloudbank" in stderr
 
     # A path written as if from the module folder is refused before anything runs, with the likely meaning.
     with pytest.raises(UsageError) as err:
-        env.run(cluster="cloudbank", terraform_dir=Path("terraform/gcp"), backend_configs=("backends/other.hcl",))
-    assert "'backends/other.hcl' does not exist" in str(err.value) and "current folder" in str(err.value)
-    assert "did you mean terraform/gcp/backends/other.hcl?" in str(err.value)
+        env.run(cluster="cloudbank", terraform_dir=Path("terraform/gcp"), backend_configs=("backends/cloudbank.hcl",))
+    assert "'backends/cloudbank.hcl' does not exist" in str(err.value) and "current folder" in str(err.value)
+    assert "did you mean terraform/gcp/backends/cloudbank.hcl?" in str(err.value)
 
 
 def test_missing_workspace_names_the_backend_first(env: Env) -> None:
@@ -228,7 +231,7 @@ def test_missing_workspace_names_the_backend_first(env: Env) -> None:
     assert "workspace 'cloudbank' does not exist in backend local (workspace_dir=states/main)" in message
     assert "its workspaces: default, leap" in message
     assert message.index("--backend-config") < message.index("--create-workspace")
-    assert "other backends: backends/other.hcl" in message or str(env.module / "backends" / "other.hcl") in message
+    assert str(env.module / "backends" / "cloudbank.hcl") in message
     assert env.tfvars.read_bytes() == before
 
 
@@ -239,7 +242,9 @@ def test_2i2c_cluster_uses_pilot_hubs_tfvars_and_workspace(env: Env, monkeypatch
     (env.module / "projects" / "cluster.tfvars.template").write_text("prefix = {{ cluster_name }}\n")
     cluster_yaml = env.root / "config" / "clusters" / "2i2c" / "cluster.yaml"
     cluster_yaml.parent.mkdir(parents=True)
-    cluster_yaml.write_text("name: 2i2c\nprovider: gcp\ngcp:\n  project: two-eye-two-see\n  cluster: pilot-hubs-cluster\n")
+    cluster_yaml.write_text(
+        "name: 2i2c\nprovider: gcp\ngcp:\n  project: two-eye-two-see\n  cluster: pilot-hubs-cluster\n"
+    )
     env.tf("workspace", "new", "-no-color", "pilot-hubs")
     env.apply("projects/pilot-hubs.tfvars")
 
@@ -378,7 +383,10 @@ def test_without_option_the_evidence_picks_the_binary(env: Env) -> None:
     (env.module / ".terraform.lock.hcl").write_text(LOCK_TERRAFORM.replace("terraform.io", "opentofu.org"))
     result, stderr = env.run(terraform_bin=None, search_path=path)
     assert result.applied
-    assert f"binary: {path}/tofu (OpenTofu (tofu)): .terraform.lock.hcl lists providers from registry.opentofu.org" in stderr
+    assert (
+        f"binary: {path}/tofu (OpenTofu (tofu)): .terraform.lock.hcl lists providers from registry.opentofu.org"
+        in stderr
+    )
 
 
 def test_terraform_state_with_only_tofu_installed_is_refused(env: Env) -> None:

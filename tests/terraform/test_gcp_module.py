@@ -71,7 +71,9 @@ def error_diagnostics(stdout: str) -> list[dict[str, Any]]:
     return [e["diagnostic"] for e in events if e.get("type") == "diagnostic" and e.get("@level") == "error"]
 
 
-@pytest.mark.parametrize("module", [GCP, FIXTURE, FIXTURE.parent / "twoi2c"], ids=["terraform-gcp", "fixture", "fixture-2i2c"])
+@pytest.mark.parametrize(
+    "module", [GCP, FIXTURE, FIXTURE.parent / "twoi2c"], ids=["terraform-gcp", "fixture", "fixture-2i2c"]
+)
 def test_module_is_fmt_clean(module: Path) -> None:
     result = tofu("fmt", "-check", "-recursive", "-no-color", str(module), cwd=REPO)
     assert result.returncode == 0, (

@@ -35,14 +35,16 @@ def gcp(
         ),
     ] = None,
     workspace: Annotated[
-        str | None, typer.Option("--workspace", help="Terraform workspace (default: the --var-file's name, else the cluster).")
+        str | None,
+        typer.Option("--workspace", help="Terraform workspace (default: the --var-file's name, else the cluster)."),
     ] = None,
     backend_config: Annotated[
-        list[str] | None, typer.Option(
+        list[str] | None,
+        typer.Option(
             "--backend-config",
             help="KEY=VALUE or a file (from the current folder), passed to init -reconfigure (repeatable). "
             "Without it, init returns to the module's own backend.",
-        )
+        ),
     ] = None,
     terraform_bin: Annotated[
         str | None,

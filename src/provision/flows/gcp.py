@@ -113,8 +113,8 @@ def _check_backend_file(path: Path, module: Path) -> None:
     beside = module / path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else None
     guess = f"; did you mean {_shown(beside)}?" if beside is not None and beside.is_file() else ""
     raise UsageError(
-        f"--backend-config file {str(_shown(path))!r} does not exist (a value without '=' is a file, taken from the current "
-        f"folder {Path.cwd()}, not from --terraform-dir){guess}"
+        f"--backend-config file {str(_shown(path))!r} does not exist (a value without '=' is a file, taken from "
+        f"the current folder {Path.cwd()}, not from --terraform-dir){guess}"
     )
 
 
