@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -234,3 +235,29 @@ def test_cli_end_to_end(env: Env) -> None:
     assert confirmed.exit_code == 0, confirmed.stderr
     assert confirmed.stdout.startswith("binderhub-service:\n")
     assert declined.stdout == ""
+
+
+def test_readme_example_for_our_module_as_written(tmp_path: Path, tofu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our terraform/gcp needs its state bucket at init, which is not reachable offline: the README's command runs
+    as written with --dry-run (options, paths, backend settings and the commands it would run)."""
+    from tests.flows.test_gcp_2i2c import readme_commands
+
+    section = (REPO / "README.md").read_text().split("## provision gcp\n", 1)[1]
+    cp_line = next(line for line in section.splitlines() if line.startswith("cp terraform/gcp/"))
+    shutil.copytree(REPO / "terraform" / "gcp", tmp_path / "terraform" / "gcp")
+    subprocess.run(cp_line.split("#")[0], shell=True, cwd=tmp_path, check=True)
+    (args,) = readme_commands("--backend-config bucket=")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tofu").symlink_to(tofu)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert "+  \"staging\"," in result.stderr
+    assert (
+        "tofu init -input=false -no-color -backend-config=bucket=my-terraform-state "
+        "-backend-config=prefix=terraform/state/registries -reconfigure" in result.stderr
+    )
+    assert "tofu workspace select -no-color -or-create leap" in result.stderr
+    assert "OpenTofu (tofu)): asked for" in result.stderr

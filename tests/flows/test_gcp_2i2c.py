@@ -395,3 +395,43 @@ def test_terraform_state_with_only_tofu_installed_is_refused(env: Env) -> None:
     error, before = env.fails(terraform_bin=None, search_path=path)
     assert "`terraform` is not on PATH" in str(error) and "migrate" in str(error)
     assert env.tfvars.read_bytes() == before
+
+
+# --- the README's examples, as written ----------------------------------------------------------------------------
+
+
+def readme_commands(marker: str) -> list[list[str]]:
+    """The `provision gcp …` commands (up to any `|`) of the README's gcp code block that contains `marker`."""
+    import re
+    import shlex
+
+    section = (REPO / "README.md").read_text().split("## provision gcp\n", 1)[1].split("\n## ", 1)[0]
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", section, re.S) if marker in b)
+    lines = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(line.split("|")[0])[1:] for line in lines if line.startswith("provision gcp")]
+
+
+def test_readme_examples_for_2i2c_run_as_written(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    commands = readme_commands("--terraform-bin terraform")
+    assert [c[c.index("--cluster") + 1] for c in commands] == ["leap", "cloudbank", "2i2c"]
+    for name in ("pilot-hubs", "cloudbank"):
+        (env.module / "projects" / f"{name}.tfvars").write_text(TFVARS.replace('"leap"', f'"{name}"'))
+    env.tf("workspace", "new", "-no-color", "pilot-hubs")
+    env.apply("projects/pilot-hubs.tfvars")
+    env.tf("init", "-input=false", "-no-color", "-backend-config=backends/cloudbank.hcl", "-reconfigure")
+    env.tf("workspace", "new", "-no-color", "cloudbank")
+    env.apply("projects/cloudbank.tfvars")  # the folder is left on cloudbank's backend, as after a real run
+    bin_dir = env.root / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "terraform").symlink_to(env.tofu)  # the real tofu runs, under the name the README uses
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(env.root)
+    for args, (workspace, folder) in zip(
+        commands, [("leap", "main"), ("cloudbank", "cloudbank"), ("pilot-hubs", "main")], strict=True
+    ):
+        result = CliRunner().invoke(app, args, input="y\n")  # the user answers the confirmation
+        assert result.exit_code == 0, result.stderr
+        assert "Apply these 4 change(s)" in result.stderr
+        password = yaml.safe_load(result.stdout)["binderhub-service"]["buildPodsRegistryCredentials"]["password"]
+        assert password == env.keys(workspace, folder)["staging"]
+        assert f"workspace {workspace}" in result.stderr
