@@ -176,6 +176,8 @@ def test_state_evidence_from_lock_file_and_local_state(tmp_path: Path) -> None:
 
 def test_declared_and_stored_backend(tmp_path: Path) -> None:
     assert declared_backend(tmp_path) == Backend("local", {})  # no backend block: local
+    (tmp_path / "main.tf").write_text('terraform {\n  backend "gcs" {}\n}\n')
+    assert declared_backend(tmp_path) == Backend("gcs", {})  # partial configuration, read without hcl2
     (tmp_path / "main.tf").write_text('terraform {\n  backend "gcs" {\n    bucket = "b"\n    prefix = "p"\n  }\n}\n')
     declared = declared_backend(tmp_path)
     assert declared == Backend("gcs", {"bucket": "b", "prefix": "p"})

@@ -324,6 +324,7 @@ class Terraform:
 SHOWN_SETTINGS = ("bucket", "prefix", "path", "workspace_dir", "key", "region", "container_name",
                   "storage_account_name", "resource_group_name", "organization", "hostname", "address")  # fmt: skip
 BACKEND_BLOCK = re.compile(r'^\s*(backend\s+"|cloud\s*\{)', re.M)
+EMPTY_BACKEND = re.compile(r'^\s*backend\s+"([A-Za-z0-9_-]+)"\s*\{\s*\}', re.M)
 
 
 @dataclass(frozen=True)
@@ -372,6 +373,9 @@ def declared_backend(workdir: Path) -> Backend | None:
             return None
         if not BACKEND_BLOCK.search(text):
             continue
+        empty = EMPTY_BACKEND.search(text)
+        if empty and len(BACKEND_BLOCK.findall(text)) == 1:
+            return Backend(empty.group(1), {})  # `backend "x" {}`: no parser needed (~100 ms saved)
         import hcl2  # lazy: ~100 ms, only for the file that holds the backend block
         from lark.exceptions import LarkError
 

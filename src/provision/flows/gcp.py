@@ -455,7 +455,13 @@ def _undo_own_edit(edit: tfvars.TfvarsEdit, name: str) -> str:
 @contextmanager
 def _private_dir() -> Iterator[Path]:
     """A 0700 directory for the plan file (a plan embeds prior state, keys included); removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="provision-"))
+    try:
+        path = Path(tempfile.mkdtemp(prefix="provision-"))
+    except OSError as exc:
+        raise ProvisionError(
+            f"cannot create a private temporary folder for the plan file in {tempfile.gettempdir()} ({exc.strerror})",
+            hint="set TMPDIR to a writable folder",
+        ) from None
     try:
         yield path
     finally:
