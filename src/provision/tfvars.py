@@ -131,9 +131,8 @@ def read(path: Path, *, parse_values: bool = True) -> tuple[str, dict[str, Any]]
     return text, parse(text, path=path) if parse_values else {}
 
 
-def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
-    """Return `text` with `"name"` appended to the top-level list `attribute` (created at the end if absent)."""
-    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+def _top_level(tokens: list[Token], attribute: str) -> list[int]:
+    """Indexes of `attribute =` at the top level (not inside a block, list or call)."""
     depth, found = 0, []
     for index, token in enumerate(tokens):
         if token.kind == "punct" and token.text in "[{(":
@@ -143,6 +142,30 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
         elif depth == 0 and token.kind == "ident" and token.text == attribute:
             if index + 1 < len(tokens) and tokens[index + 1].text == "=":
                 found.append(index)
+    return found
+
+
+def _list_members(tokens: list[Token], open_index: int) -> tuple[list[int], int | None]:
+    """Indexes of the tokens directly inside the list opened at `open_index` (items and commas; a nested
+    value shows as its closing bracket), and the index of its `]` (None when it is not closed)."""
+    depth, members = 0, []
+    for index in range(open_index, len(tokens)):
+        token = tokens[index]
+        if token.kind == "punct" and token.text in "[{(":
+            depth += 1
+        elif token.kind == "punct" and token.text in "]})":
+            depth -= 1
+            if depth == 0:
+                return members, index
+        if depth == 1 and token.kind != "newline" and index > open_index:
+            members.append(index)
+    return members, None
+
+
+def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
+    """Return `text` with `"name"` appended to the top-level list `attribute` (created at the end if absent)."""
+    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+    found = _top_level(tokens, attribute)
     if len(found) > 1:
         line = text.count("\n", 0, tokens[found[1]].start) + 1
         raise TfvarsError(f"{attribute} is set more than once", path=path, line=line)
@@ -156,21 +179,13 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
     if open_index >= len(tokens) or tokens[open_index].text != "[":
         line = text.count("\n", 0, tokens[found[0]].start) + 1
         raise TfvarsError(f"{attribute} is not a literal list", path=path, line=line)
-    depth, close_index, last_elem, trailing_comma = 0, None, None, False
-    for index in range(open_index, len(tokens)):
-        token = tokens[index]
-        if token.kind == "punct" and token.text in "[{(":
-            depth += 1
-        elif token.kind == "punct" and token.text in "]})":
-            depth -= 1
-            if depth == 0:
-                close_index = index
-                break
-        if depth == 1 and token.kind not in ("newline",) and index > open_index:
-            if token.text == ",":
-                trailing_comma = True
-            else:
-                last_elem, trailing_comma = token, False
+    members, close_index = _list_members(tokens, open_index)
+    last_elem, trailing_comma = None, False
+    for index in members:
+        if tokens[index].text == ",":
+            trailing_comma = True
+        else:
+            last_elem, trailing_comma = tokens[index], False
     if close_index is None:
         raise TfvarsError(f"the list of {attribute} is not closed", path=path)
 
@@ -276,28 +291,13 @@ def remove_from_list(text: str, name: str, *, attribute: str, path: Path | str =
     """Return `text` without the item `"name"` of the top-level list `attribute` (its line too, when the item had
     a line of its own). Raises TfvarsError when the item is not there as a plain string."""
     tokens = [t for t in tokenize(text) if t.kind != "comment"]
-    depth, start = 0, None
-    for index, token in enumerate(tokens):
-        if token.kind == "punct" and token.text in "[{(":
-            depth += 1
-        elif token.kind == "punct" and token.text in "]})":
-            depth -= 1
-        elif depth == 0 and token.kind == "ident" and token.text == attribute and index + 2 < len(tokens):
-            if tokens[index + 1].text == "=" and tokens[index + 2].text == "[":
-                start = index + 2
-                break
-    if start is None:
+    found = _top_level(tokens, attribute)
+    if not found or found[0] + 2 >= len(tokens) or tokens[found[0] + 2].text != "[":
         raise TfvarsError(f"{attribute} is not a literal list", path=path)
-    depth = 0
-    for index in range(start, len(tokens)):
+    members, _ = _list_members(tokens, found[0] + 2)
+    for index in members:
         token = tokens[index]
-        if token.kind == "punct" and token.text in "[{(":
-            depth += 1
-        elif token.kind == "punct" and token.text in "]})":
-            depth -= 1
-            if depth == 0:
-                break
-        elif depth == 1 and token.kind == "string" and token.text == f'"{name}"':
+        if token.kind == "string" and token.text == f'"{name}"':
             following = [t for t in tokens[index + 1 :] if t.kind != "newline"]
             end = following[0].end if following and following[0].text == "," else token.end
             line_start = text.rfind("\n", 0, token.start) + 1

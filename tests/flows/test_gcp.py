@@ -42,18 +42,22 @@ enable_network_policy = true # not a variable of the module: terraform warns, ne
 
 
 class Env:
+    """A module copied to <root>/terraform/gcp with projects/<CLUSTER>.tfvars, and the flow run on it."""
+
+    CLUSTER, HUB = "c1", "hub1"
+
     def __init__(self, root: Path, tofu: str) -> None:
         self.root, self.tofu = root, tofu
         self.module = root / "terraform" / "gcp"
-        self.tfvars = self.module / "projects" / "c1.tfvars"
+        self.tfvars = self.module / "projects" / f"{self.CLUSTER}.tfvars"
 
     def tf(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([self.tofu, f"-chdir={self.module}", *args], capture_output=True, text=True, check=True)
 
     def request(self, **kwargs: Any) -> GcpRequest:
         fields: dict[str, Any] = {
-            "cluster": "c1",
-            "hub": "hub1",
+            "cluster": self.CLUSTER,
+            "hub": self.HUB,
             "terraform_dir": self.module,
             "terraform_bin": self.tofu,
             "yes": True,
@@ -254,7 +258,7 @@ def test_readme_example_for_our_module_as_written(tmp_path: Path, tofu: str, mon
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, [*args, "--dry-run"])
     assert result.exit_code == 0, result.stderr
-    assert "+  \"staging\"," in result.stderr
+    assert '+  "staging",' in result.stderr
     assert (
         "tofu init -input=false -no-color -backend-config=bucket=my-terraform-state "
         "-backend-config=prefix=terraform/state/registries -reconfigure" in result.stderr

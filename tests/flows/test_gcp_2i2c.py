@@ -7,13 +7,11 @@ is hard-coded with an alternate in backends/cloudbank.hcl.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +20,11 @@ import yaml
 from typer.testing import CliRunner
 
 from provision.cli import app
-from provision.console import Reporter
-from provision.errors import ProvisionError, UsageError
-from provision.flows.gcp import GcpRequest, GcpResult, run
+from provision.errors import UsageError
 from provision.terraform import TerraformError
 from provision.tfvars import TfvarsError
 from tests.conftest import REPO
+from tests.flows.test_gcp import Env as BaseEnv
 
 FIXTURE = REPO / "tests" / "fixtures" / "terraform" / "twoi2c"
 # Shaped like 2i2c's projects/leap.tfvars: hub-keyed disks and permissions beside container_repos.
@@ -57,11 +54,11 @@ container_repos = [
 """
 
 
-class Env:
+class Env(BaseEnv):
+    CLUSTER, HUB = "leap", "staging"
+
     def __init__(self, root: Path, tofu: str) -> None:
-        self.root, self.tofu = root, tofu
-        self.module = root / "terraform" / "gcp"
-        self.tfvars = self.module / "projects" / "leap.tfvars"
+        super().__init__(root, tofu)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
         self.env["TF_CLI_CONFIG_FILE"] = os.devnull
 
@@ -72,27 +69,6 @@ class Env:
 
     def apply(self, var_file: str = "projects/leap.tfvars") -> None:
         self.tf("apply", "-input=false", "-no-color", "-auto-approve", f"-var-file={var_file}")
-
-    def request(self, **kwargs: Any) -> GcpRequest:
-        fields: dict[str, Any] = {
-            "cluster": "leap",
-            "hub": "staging",
-            "terraform_dir": self.module,
-            "terraform_bin": self.tofu,
-            "yes": True,
-        }
-        return GcpRequest(**{**fields, **kwargs})
-
-    def run(self, *, confirm: Callable[[str], bool] = lambda _q: True, **kwargs: Any) -> tuple[GcpResult, str]:
-        stream = io.StringIO()
-        result = run(self.request(**kwargs), reporter=Reporter(stream=stream), confirm=confirm)
-        return result, stream.getvalue()
-
-    def fails(self, **kwargs: Any) -> tuple[ProvisionError, bytes]:
-        before = self.tfvars.read_bytes()
-        with pytest.raises(ProvisionError) as err:
-            self.run(**kwargs)
-        return err.value, before
 
     def state(self, workspace: str = "leap", folder: str = "main") -> dict[str, Any]:
         path = self.module / "states" / folder / workspace / "terraform.tfstate"
