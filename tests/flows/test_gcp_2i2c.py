@@ -258,28 +258,42 @@ def test_declined_run_takes_out_only_its_own_entry(env: Env) -> None:
 PROVISION = [sys.executable, "-m", "provision"]
 
 
-def _spawn(env: Env, hub: str, *extra: str) -> subprocess.Popen[str]:
-    yes = [] if "--no-yes" in extra else ["--yes"]
+def _spawn(env: Env, hub: str, stderr: Path, *, yes: bool = True) -> subprocess.Popen[str]:
     args = [*PROVISION, "gcp", "--cluster", "leap", "--hub", hub, "--terraform-dir", str(env.module),
-            "--terraform-bin", env.tofu, *yes]  # fmt: skip
-    return subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.env, cwd=REPO
-    )
+            "--terraform-bin", env.tofu, *(["--yes"] if yes else [])]  # fmt: skip
+    with stderr.open("w") as err:
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, env=env.env, cwd=REPO
+        )
 
 
-def test_two_processes_at_once_on_one_tfvars_lose_nothing(env: Env) -> None:
-    # Three runs started together; the middle one fails (no --yes, stdin closed: declined) after its edit.
-    runs = [_spawn(env, "staging"), _spawn(env, "declined", "--no-yes"), _spawn(env, "prod")]
-    outcomes = [(*p.communicate(timeout=120), p.returncode) for p in runs]
-    (out1, err1, ok1), (_, err2, failed), (out3, err3, ok3) = outcomes
-    assert ok1 == 0 and ok3 == 0, err1 + err3
-    assert failed == 1 and "declined" in err2
-    assert "waiting for another provision run" in err1 + err2 + err3
+def test_processes_at_once_on_one_tfvars_lose_nothing(env: Env) -> None:
+    """Three runs wait on one lock and are then released together; the middle one fails after its edit (no
+    --yes, stdin closed: declined). Before the lock, the failing run restored its snapshot over the others' edits."""
+    import fcntl
+    import time
+
+    logs = [env.root / f"stderr-{i}" for i in range(3)]
+    fd = os.open(env.module, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held here until all three are waiting
+        runs = [_spawn(env, "staging", logs[0]), _spawn(env, "declined", logs[1], yes=False),
+                _spawn(env, "prod", logs[2])]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not all("waiting for another provision run" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            time.sleep(0.05)
+    finally:
+        os.close(fd)
+    outs = [p.communicate(timeout=120)[0] for p in runs]
+    errs = [log.read_text() for log in logs]
+    assert [p.returncode for p in runs] == [0, 1, 0], errs
+    assert "declined" in errs[1]
     text = env.tfvars.read_text()
     assert '"staging"' in text and '"prod"' in text and "declined" not in text
     keys = env.keys()
-    assert yaml.safe_load(out1)["binderhub-service"]["buildPodsRegistryCredentials"]["password"] == keys["staging"]
-    assert yaml.safe_load(out3)["binderhub-service"]["buildPodsRegistryCredentials"]["password"] == keys["prod"]
+    assert yaml.safe_load(outs[0])["binderhub-service"]["buildPodsRegistryCredentials"]["password"] == keys["staging"]
+    assert yaml.safe_load(outs[2])["binderhub-service"]["buildPodsRegistryCredentials"]["password"] == keys["prod"]
 
 
 def test_second_run_refuses_after_the_lock_timeout(env: Env) -> None:
