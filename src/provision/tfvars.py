@@ -148,7 +148,7 @@ def _top_level(tokens: list[Token], attribute: str) -> list[int]:
 def _list_members(tokens: list[Token], open_index: int) -> tuple[list[int], int | None]:
     """Indexes of the tokens directly inside the list opened at `open_index` (items and commas; a nested
     value shows as its closing bracket), and the index of its `]` (None when it is not closed)."""
-    depth, members = 0, []
+    depth, members = 0, list[int]()
     for index in range(open_index, len(tokens)):
         token = tokens[index]
         if token.kind == "punct" and token.text in "[{(":

@@ -133,7 +133,7 @@ def test_pending_change_to_a_hub_keyed_resource_that_is_not_its_registry_is_refu
     error, before = env.fails()
     assert pending in str(error) and "--allow-unrelated-changes" in str(error)
     assert "nothing was applied" in str(error)
-    assert 'terraform_data.registry["staging"]' not in str(error).split("registry:")[1]  # its own are not listed
+    assert 'terraform_data.registry["staging"]' not in str(error).split("'staging':")[1]  # its own are not listed
     assert env.tfvars.read_bytes() == before  # byte-identical
     assert "staging" not in env.keys()
     assert env.instance("nfs_homedirs", "staging") == 10

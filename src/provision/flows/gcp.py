@@ -308,10 +308,10 @@ def _judge(tf: Terraform, result: PlanResult, req: GcpRequest, reporter: Reporte
     if scope.foreign and not req.allow_unrelated_changes:
         listed = ", ".join(f"{c.action} {c.address}" for c in scope.foreign)
         raise ProvisionError(
-            f"the plan also changes resources that are not repository {req.name!r}'s registry: {listed}; nothing "
+            f"the plan also changes resources outside the registry of repository {req.name!r}: {listed}; nothing "
             "was applied",
-            hint="apply those changes separately first (they may be pending changes to other hubs' resources, "
-            "such as home-directory disks), or pass --allow-unrelated-changes after reading the plan",
+            hint="apply those changes separately first (they may be pending changes to this or other hubs' "
+            "resources, such as home-directory disks), or pass --allow-unrelated-changes after reading the plan",
         )
     return plan
 
