@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +70,29 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def locked(folders: Iterable[Path]) -> Iterator[None]:
+    """Hold an exclusive advisory lock (flock) on each folder while the block reads, changes and replaces files.
+
+    Concurrent provision runs editing files in the same folder then take turns instead of one replacing the
+    other's edit. The folder itself is locked, not a lock file beside the secrets: nothing is left behind in the
+    repository, and a file replaced by rename keeps no lock of its own. Sorted order: no two runs deadlock.
+    Where flock does not exist (Windows) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    descriptors: list[int] = []
+    try:
+        for folder in sorted({f.resolve() for f in folders}):
+            descriptor = os.open(folder, os.O_RDONLY)
+            descriptors.append(descriptor)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)  # closing releases the lock

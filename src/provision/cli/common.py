@@ -20,7 +20,7 @@ from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
     from provision.console import Reporter
-    from provision.flows.hubfiles import FilesRequest, Published
+    from provision.flows.hubfiles import FilesRequest, Published, SecretState
     from provision.hubconfig import HubOptions, HubRegistry, Profile
 
 
@@ -61,8 +61,8 @@ SecretFile = Annotated[
     Path | None,
     typer.Option(
         "--secret-file",
-        help="Merge the secrets into this sops file enc-<hub>.secret.values.yaml "
-        "(sops from SOPS_BIN or PATH) instead of printing them.",
+        help="Merge the secrets into this sops file enc-<hub>.secret.values.yaml instead of printing them "
+        "(sops from SOPS_BIN, PATH or provision[sops]; an existing file keeps its recipients).",
         dir_okay=False,
         rich_help_panel="Hub files",
     ),
@@ -238,6 +238,7 @@ class HubFiles:
     files: FilesRequest
     options: HubOptions
     sops_binary: str | None
+    secret_state: SecretState | None = None  # the secret file as read before the first remote write
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,11 @@ class RegistryOptions:
         return make_reporter(quiet=self.quiet, verbose=self.verbose)
 
     def prepare_hub_files(self, *, hub: str | None) -> HubFiles:
-        """Check the hub-file options, the sops binary and the terminal before the command changes anything."""
+        """Check every local input before the command's first remote write: the hub-file options, the terminal, the
+        values files (they parse), the secret file (it decrypts; a new one has a creation rule with usable keys).
+
+        The decrypted secrets stay in memory in the result, for the merge after the remote work (no second decrypt).
+        """
         from provision.flows import hubfiles
 
         files = files_request(
@@ -273,7 +278,8 @@ class RegistryOptions:
         profile = profile_from(self.image, self.images_file, self.profile)
         options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
         guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)
-        return HubFiles(files, options, sops_binary)
+        state = hubfiles.preflight(files, sops_binary=sops_binary)
+        return HubFiles(files, options, sops_binary, state)
 
 
 # (option name, typer annotation, default), in --help order after each command's own options.
@@ -330,6 +336,12 @@ def publish(
     from provision.flows import hubfiles
 
     published = hubfiles.publish(
-        registry, prepared.options, prepared.files, sops_binary=prepared.sops_binary, reporter=reporter, dry_run=dry_run
+        registry,
+        prepared.options,
+        prepared.files,
+        sops_binary=prepared.sops_binary,
+        state=prepared.secret_state,
+        reporter=reporter,
+        dry_run=dry_run,
     )
     finish(reporter, published, fmt=fmt, dry_run=dry_run, summary=summary)
