@@ -204,15 +204,3 @@ def test_check_writable_refuses_read_only_even_for_root(tmp_path: Path, target: 
 def test_write_error_is_a_tfvars_error(tmp_path: Path) -> None:
     with pytest.raises(TfvarsError, match="cannot write the file"):
         tfvars.write(tmp_path / "missing-folder" / "c.tfvars", "x = 1\n")
-
-
-def test_lock_waits_then_times_out(tmp_path: Path) -> None:
-    told: list[str] = []
-    with tfvars.locked([tmp_path], timeout=5, on_wait=told.append):
-        with pytest.raises(TfvarsError, match="held the lock") as err:
-            with tfvars.locked([tmp_path], timeout=0.3, on_wait=told.append, poll=0.05):
-                pass  # pragma: no cover
-    assert "--lock-timeout" in str(err.value)
-    assert len(told) == 1 and "waiting for another provision run" in told[0]
-    with tfvars.locked([tmp_path], timeout=0, on_wait=told.append):  # released again
-        pass

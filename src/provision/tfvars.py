@@ -7,13 +7,9 @@ and the result is parsed again and compared with the original before anyone writ
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,48 +361,3 @@ def write(path: Path, text: str) -> None:
         write_atomic(path, text)
     except OSError as exc:
         raise TfvarsError(f"cannot write the file ({exc.strerror})", path=path) from None
-
-
-@contextmanager
-def locked(
-    folders: Iterable[Path], *, timeout: float, on_wait: Callable[[str], None], poll: float = 0.2
-) -> Iterator[None]:
-    """Hold exclusive OS locks (fcntl.flock) on `folders` (a module folder, a projects/ folder) for the block.
-
-    Folders rather than files: edits replace the tfvars file (a lock on the old file would not be seen through
-    the new one), and the module's .terraform folder (backend, selected workspace) is shared by every run. The
-    kernel releases the locks when the process dies. Waits up to `timeout` seconds, telling `on_wait` once.
-    Raises TfvarsError on timeout.
-    """
-    import fcntl  # POSIX only, and only for runs that change something
-
-    with ExitStack() as stack:
-        for folder in sorted({f.resolve() for f in folders}):  # one order everywhere: no deadlock
-            try:
-                fd = os.open(folder, os.O_RDONLY)
-            except OSError as exc:
-                raise TfvarsError(f"cannot open the folder to lock it ({exc.strerror})", path=folder) from None
-            stack.callback(os.close, fd)
-            deadline = time.monotonic() + timeout
-            told = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise TfvarsError(f"cannot lock the folder ({exc.strerror})", path=folder) from None
-                if time.monotonic() >= deadline:
-                    raise TfvarsError(
-                        f"another provision run has held the lock on this folder for {timeout:g} s; nothing was "
-                        "changed",
-                        path=folder,
-                        hint="wait for it to finish (its terraform apply may take minutes), or raise --lock-timeout",
-                    )
-                if not told:
-                    on_wait(f"waiting for another provision run on {folder} to finish (up to {timeout:g} s, "
-                            "--lock-timeout)")  # fmt: skip
-                    told = True
-                time.sleep(poll)
-            stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
-        yield

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from provision import names, terraform, tfplan, tfvars
+from provision import files, names, terraform, tfplan, tfvars
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
@@ -237,7 +237,7 @@ def run(
         return _dry_run(req, reporter)
     tfvars.check_writable(req.tfvars_path)
     folders = [req.terraform_dir, req.tfvars_path.parent]
-    with tfvars.locked(folders, timeout=req.lock_timeout, on_wait=reporter.always):
+    with files.locked(folders, timeout=req.lock_timeout, on_wait=reporter.always):
         choice = choose_binary(req)
         reporter.always(f"binary: {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
         edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
