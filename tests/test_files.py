@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.errors import UsageError
+from provision import files
+from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, check_writable, read_input, read_text, write_atomic
 
 
@@ -55,3 +56,15 @@ def test_careful_reads_name_the_file_never_its_content(tmp_path: Path) -> None:
         check_writable(tmp_path / "fifo", label="--values-file")
     check_writable(tmp_path / "new.yaml", label="--values-file")
     assert not list(tmp_path.glob("*.probe"))
+
+
+def test_lock_waits_then_times_out(tmp_path: Path) -> None:
+    told: list[str] = []
+    with files.locked([tmp_path], timeout=5, on_wait=told.append):
+        with pytest.raises(ProvisionError, match="held the lock") as err:
+            with files.locked([tmp_path], timeout=0.3, on_wait=told.append, poll=0.05):
+                pass  # pragma: no cover
+    assert "--lock-timeout" in str(err.value)
+    assert len(told) == 1 and "waiting for another provision run" in told[0]
+    with files.locked([tmp_path], timeout=0, on_wait=told.append):  # released again
+        pass
