@@ -1,6 +1,6 @@
 """Property: every command, fed generated bad arguments, environment tokens and file contents, fails cleanly.
 
-For each command (quay, dockerhub, gcp, verify, doctor, profile) hypothesis builds a scenario: argument values
+For each command (quay, dockerhub, gcp, verify, doctor, profile, remove quay|dockerhub) hypothesis builds a scenario: argument values
 (good and bad names, URLs, paths), tokens in the environment and in files (some usable in an HTTP header, some
 with a second line, spaces, control or non-ASCII characters) and files (binary, not UTF-8, broken YAML, the wrong
 shape, empty, a directory, missing). Every scenario carries at least one ingredient that must make the command
@@ -260,6 +260,31 @@ def profile_scenario(draw: st.DrawFn) -> Scenario:
     return scenario
 
 
+@st.composite
+def remove_scenario(draw: st.DrawFn, quay_url: str, hub_url: str) -> Scenario:
+    kind = draw(st.sampled_from(["quay", "dockerhub"]))
+    if kind == "quay":
+        scenario = Scenario(["remove", "quay", "--org", draw(NAMES), "--hub", draw(NAMES)])
+        maybe(draw, scenario.args, "--robot", NAMES)
+        url, env_var = quay_url, "QUAY_TOKEN"
+    else:
+        scenario = Scenario(["remove", "dockerhub", "--namespace", draw(NAMES), "--hub", draw(NAMES)])
+        maybe(draw, scenario.args, "--token-label", TEXT)
+        scenario.env["DOCKERHUB_USERNAME"] = "alice"
+        url, env_var = hub_url, "DOCKERHUB_TOKEN"
+    maybe(draw, scenario.args, "--cluster", NAMES)
+    scenario.args += ["--api-url", draw(st.one_of(st.just(url), URLS))]
+    draw(token_into(scenario, env_var))
+    for option, name in (("--values-file", "h.values.yaml"), ("--secret-file", "enc-h.secret.values.yaml"),
+                         ("--cluster-config", "cluster.yaml")):  # fmt: skip
+        if draw(st.booleans()):
+            scenario.args += [option, draw(file_entry(scenario, name, bad=draw(st.booleans())))]
+    for flag in ("--yes", "--dry-run", "--debug"):
+        if draw(st.booleans()):
+            scenario.args.append(flag)
+    return scenario
+
+
 # --- running a scenario ------------------------------------------------------------------------------------------
 
 
@@ -346,6 +371,7 @@ BUILDERS: dict[str, Callable[[dict[str, str]], st.SearchStrategy[Scenario]]] = {
     "verify": lambda urls: verify_scenario(urls["quay"]),
     "doctor": lambda urls: doctor_scenario(),
     "profile": lambda urls: profile_scenario(),
+    "remove": lambda urls: remove_scenario(urls["quay"], urls["hub"]),
 }
 
 
