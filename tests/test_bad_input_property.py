@@ -3,8 +3,9 @@
 For each command (quay, dockerhub, gcp, verify, doctor, profile, remove quay|dockerhub) hypothesis builds a
 scenario: argument values (good and bad names, URLs, paths), tokens in the environment and in files (some usable
 in an HTTP header, some with a second line, spaces, control or non-ASCII characters) and files (binary, not
-UTF-8, broken YAML, the wrong shape, empty, a directory, missing). Every scenario carries at least one ingredient that must make the command
-fail, and the API servers know no token, so none can succeed. Asserted, for every scenario:
+UTF-8, broken YAML, the wrong shape, empty, a directory, missing). Every scenario carries at least one ingredient
+that must make the command fail, and the API servers know no token, so none can succeed. Asserted, for every
+scenario:
 
 - the exit code is 1 (operational) or 2 (usage);
 - no traceback, on stdout or stderr (unless --debug asked for one);
