@@ -242,6 +242,15 @@ class QuayClient:
             hint=hint,
         )
 
+    def _found(self, method: str, path: str) -> bool:
+        """Send a call whose 404 means "no such thing": False for 404, True for success; QuayError otherwise."""
+        response = self._request(method, path)
+        assert isinstance(response, requests.Response)
+        if response.status_code == 404:
+            return False
+        self._check(response, method, path)
+        return True
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
         assert isinstance(response, requests.Response)
@@ -285,13 +294,7 @@ class QuayClient:
 
     def user_exists(self, name: str) -> bool:
         """Whether a Quay user of that name exists (GET /users/{name}: 404 for unknown names, orgs and robots)."""
-        path = f"/users/{_seg(name)}"
-        response = self._request("GET", path)
-        assert isinstance(response, requests.Response)
-        if response.status_code == 404:
-            return False
-        self._check(response, "GET", path)
-        return True
+        return self._found("GET", f"/users/{_seg(name)}")
 
     def list_team_members(self, org: str, team: str) -> list[TeamMember] | None:
         """Members of a team including pending invitations, or None when the team does not exist."""
@@ -430,13 +433,7 @@ class QuayClient:
         """Delete a repository and its images (Quay marks it for garbage collection at once). Returns False when
         it was already gone. Needs the repo:admin scope."""
         # The repository path keeps its slash: Quay's route is repository/<namespace>/<name>.
-        path = f"/repository/{_seg(org)}/{_seg(name)}"
-        response = self._request("DELETE", path)
-        assert isinstance(response, requests.Response)
-        if response.status_code == 404:
-            return False
-        self._check(response, "DELETE", path)
-        return True
+        return self._found("DELETE", f"/repository/{_seg(org)}/{_seg(name)}")
 
 
 def _seg(value: str) -> str:
