@@ -167,3 +167,12 @@ def test_handled_redacts_every_known_secret_from_unexpected_errors(debug: bool) 
     assert secret not in text and "unexpected RuntimeError" in text
     assert ("Traceback" in text) is debug
     assert ("--debug" in text) is not debug
+
+
+def test_the_cli_deadline_default_is_the_clients() -> None:
+    from provision import httpretry
+    from provision.cli import common
+
+    assert common.DEFAULT_DEADLINE == httpretry.DEFAULT_DEADLINE
+    help_text = runner.invoke(app, ["quay", "--help"]).stdout
+    assert "--deadline" in help_text
