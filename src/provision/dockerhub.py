@@ -211,6 +211,14 @@ class DockerHubClient:
             return created
         raise DockerHubError(f"could not create token {label!r}: its answer was lost twice", method="POST", path=path)
 
+    def rename_token(self, token: AccessToken, label: str, *, org: str | None = None) -> None:
+        """Give a token another label (PATCH; an idempotent write). Raises DockerHubError."""
+        if token.kind == "oat":
+            path, body = f"/v2/orgs/{org}/access-tokens/{token.id}", {"label": label}
+        else:
+            path, body = f"/v2/access-tokens/{token.id}", {"token_label": label}
+        self._call("PATCH", path, body=body)
+
     def delete_token(self, token: AccessToken, *, org: str | None = None) -> None:
         """Delete a token (idempotent: one already gone is fine)."""
         path = f"/v2/orgs/{org}/access-tokens/{token.id}" if token.kind == "oat" else f"/v2/access-tokens/{token.id}"

@@ -79,7 +79,7 @@ def test_rerun_creates_no_duplicate_and_says_to_reuse_or_rotate(hub: FakeDockerH
     outcome = provision(hub)
     assert outcome.error is not None
     message = str(outcome.error)
-    assert "already exists" in message and "encrypted secrets" in message and "--rotate" in message
+    assert "already exists" in message and "hub's secrets" in message and "--rotate" in message
     assert len(hub.oats("myorg")) == 1
     assert hub.writes() == [r for r in hub.writes() if r.path == "/v2/auth/token"]  # only the login
 

@@ -37,6 +37,7 @@ from tests.servers.dockerhub import (
 
 PASSWORD = DOCKERHUB_PASSWORD
 LABEL = "binderhub-c1-staging"
+PENDING = LABEL + ".pending"  # a new token's label until its secret is stored
 TOKENS = "/v2/orgs/myorg/access-tokens"
 
 
@@ -78,7 +79,8 @@ STEPS = [
     ("POST", "/v2/auth/token"),
     ("GET", TOKENS),
     ("POST", TOKENS),
-    ("DELETE", TOKENS + "/.*"),
+    ("DELETE", TOKENS + "/.*"),  # the old token, in a rotation
+    ("PATCH", TOKENS + "/.*"),  # the new token's label, once its secret is stored
 ]
 FAULTS = [Status(500), Status(502), Status(503, retry_after="0"), RateLimited("0"), ResetBefore(), ResetAfter()]
 
@@ -120,10 +122,11 @@ def test_persistent_fault_then_rerun_leaves_one_working_token(
             # labels the old token must be deleted before the new one can be created.
             assert hub.token_secret_valid("myorg", old) or "the old token labelled" in str(first.error)
     else:
-        # The new token was delivered; only the old one's deletion failed, and the run said so.
-        assert rotate and "delete it in Docker Hub" in first.stderr
+        # The new token was delivered and works; only a step after that failed (deleting the old token, or
+        # giving the new one its label), and the run said what to finish by hand.
         assert hub.token_secret_valid("myorg", first.delivered[0])
-        return
+        assert "delete it in Docker Hub" in first.stderr if rotate else "rename it in Docker Hub" in first.stderr
+        rotate = True  # the re-run that cleans up is a rotation (a token is there)
     hub.clear_faults()
     rerun = provision(hub, rotate=rotate)
     assert_one_working_token(hub, rerun)
@@ -132,7 +135,7 @@ def test_persistent_fault_then_rerun_leaves_one_working_token(
 def test_failed_delivery_deletes_the_new_token_and_says_so(hub: FakeDockerHub) -> None:
     outcome = provision(hub, fail_delivery=ProvisionError("cannot write enc-staging.secret.values.yaml"))
     assert outcome.error is not None
-    assert f"the new token labelled {LABEL!r} was deleted again" in str(outcome.error)
+    assert f"the new token labelled {PENDING!r} was deleted again" in str(outcome.error)
     assert hub.oats("myorg") == []
     assert_one_working_token(hub, provision(hub))
 
@@ -154,24 +157,35 @@ def test_failed_rotation_keeps_the_old_token(hub: FakeDockerHub) -> None:
 
 def test_lost_answer_and_failed_clean_up_then_the_rerun_tells_the_truth(hub: FakeDockerHub) -> None:
     """The creation lands but its answer is lost, and the server then fails for good: the token cannot be
-    deleted. The run says so; the re-run names the label, says it was never used and what to do."""
+    deleted. The run says so; the re-run finds it under its pending label and says its secret was never stored."""
     hub.inject("POST", TOKENS, ResetAfter())
     hub.inject("GET", TOKENS, Status(503), times=1000, after=2)  # the two listings before the creation pass
     first = provision(hub)
     assert first.error is not None and first.delivered == []
     message = str(first.error)
-    assert f"the token labelled {LABEL!r} that this run created could not be deleted" in message
+    assert f"the token labelled {PENDING!r} that this run created could not be deleted" in message
     assert "its secret was never stored" in message and "--rotate" in message
     [orphan] = hub.oats("myorg")
+    assert orphan["label"] == PENDING
     hub.clear_faults()
     rerun = provision(hub)
     assert rerun.error is not None and rerun.delivered == []
     text = str(rerun.error)
-    assert f"a token labelled {LABEL!r} already exists" in text and "never used" in text
-    assert "--rotate" in text and "keep the password already" not in text
+    assert f"a token labelled {PENDING!r} exists" in text and "never used" in text
+    assert "its secret was never stored anywhere" in text and "--rotate" in text
     rotated = provision(hub, rotate=True)
     assert_one_working_token(hub, rotated)
     assert orphan["id"] not in {o["id"] for o in hub.oats("myorg")}
+
+
+def test_rename_failure_leaves_a_working_token_and_says_how_to_finish(hub: FakeDockerHub) -> None:
+    hub.inject("PATCH", TOKENS + "/.*", Status(503), times=1000)
+    first = provision(hub)
+    assert first.error is None and hub.token_secret_valid("myorg", first.delivered[0])
+    assert f"renaming it from {PENDING!r} to {LABEL!r} failed" in first.stderr
+    assert [o["label"] for o in hub.oats("myorg")] == [PENDING]
+    hub.clear_faults()
+    assert_one_working_token(hub, provision(hub, rotate=True))
 
 
 def test_ctrl_c_while_the_creation_is_on_its_way(hub: FakeDockerHub, tmp_path: Path) -> None:

@@ -478,6 +478,15 @@ def test_a_token_without_org_admin_is_explained(repo: Repo, quay: FakeQuay) -> N
     assert repo.snapshot() == before and len(quay.repositories("hubs")) == 5
 
 
+def test_dockerhub_removal_takes_a_token_whose_secret_was_never_stored(repo: Repo, dockerhub: FakeDockerHub) -> None:
+    """provision dockerhub labels a new token <label>.pending until its secret is stored: it is the hub's too."""
+    resources = [{"type": "TYPE_REPO", "path": "myorg/*", "scopes": ["scope-image-push"]}]
+    dockerhub.add_oat("myorg", label="binderhub-c1-staging.pending", resources=resources)
+    result = CliRunner().invoke(app, ["remove", "dockerhub", *dh_args(dockerhub), "--yes"], env=dh_env(repo))
+    assert result.exit_code == 0, result.stderr
+    assert dockerhub.oats("myorg") == []
+
+
 def test_a_non_owner_gets_a_way_out(repo: Repo, dockerhub: FakeDockerHub) -> None:
     dockerhub.add_user("bob", password="bob-pw")
     env = repo.env(DOCKERHUB_USERNAME="bob", DOCKERHUB_TOKEN="bob-pw")

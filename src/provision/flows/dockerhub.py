@@ -21,6 +21,8 @@ from provision.plan import Change, Plan
 SERVER = "https://index.docker.io/v1/"  # the docker client's auth key for Docker Hub (and z2jh's default)
 API_URL = "https://registry-1.docker.io"  # the v2 API BinderHub asks whether an image exists
 NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+# A new token carries this suffix until its secret is stored: a token found with it was never confirmed stored.
+PENDING_SUFFIX = ".pending"
 CLEAN_UP_SECONDS = 30.0  # for deleting a token whose secret was not stored, even after the run's deadline
 PAT_SCOPES = ["repo:write"]  # Read & Write: push, pull, and create repositories where the account may
 
@@ -41,6 +43,11 @@ class DockerHubRequest:
     @property
     def token_label(self) -> str:
         return self.label or "-".join(["binderhub", *([self.cluster] if self.cluster else []), self.hub])
+
+    @property
+    def pending_label(self) -> str:
+        """The label of a new token until its secret is stored (then it is renamed to token_label)."""
+        return self.token_label + PENDING_SUFFIX
 
     @property
     def image_prefix(self) -> str:
@@ -75,8 +82,9 @@ def validate(req: DockerHubRequest) -> None:
     names.hub_name("hub name", req.hub)
     if req.cluster is not None:
         names.hub_name("cluster name", req.cluster)
-    if not (1 <= len(req.token_label) <= 100):
-        raise UsageError(f"invalid --token-label: 1-100 characters, got {len(req.token_label)}")
+    longest = 100 - len(PENDING_SUFFIX)  # Docker Hub's 100, minus the suffix a new token carries at first
+    if not (1 <= len(req.token_label) <= longest):
+        raise UsageError(f"invalid --token-label: 1-{longest} characters, got {len(req.token_label)}")
     if req.org and req.username == req.namespace:
         raise UsageError(
             "an organization access token is managed as an organization owner: set DOCKERHUB_USERNAME to your "
@@ -145,16 +153,20 @@ def run(
         with reporter.step(f"log in to Docker Hub as {req.username}"):
             client.login()
         try:
-            existing = [t for t in client.list_tokens(org=org) if t.label == req.token_label]
+            listed = client.list_tokens(org=org)
         except DockerHubError as exc:
             raise _explained(exc, req) from None
-        plan = plan_changes(req, existing)
+        existing = [t for t in listed if t.label == req.token_label]
+        pending = [t for t in listed if t.label == req.pending_label]
+        plan = plan_changes(req, existing + pending)
         reporter.plan(plan, title="dry run" if dry_run else "plan")
+        if pending and not req.rotate:
+            raise _never_stored(req, pending)
         if dry_run:
             return _delivered(DockerHubResult(plan, (), registry_for(req, password="")), deliver)
         if plan.empty:
             raise _already_there(req, existing)
-        return _create_and_deliver(client, req, plan, existing, reporter, deliver)
+        return _create_and_deliver(client, req, plan, existing, pending, reporter, deliver)
     finally:
         client.close()
 
@@ -170,40 +182,35 @@ def _create_and_deliver(
     req: DockerHubRequest,
     plan: Plan,
     existing: list[AccessToken],
+    pending: list[AccessToken],
     reporter: Reporter,
     deliver: Deliver | None,
 ) -> DockerHubResult:
-    """Create the token, deliver it, then (rotation) delete the old one; undo the creation if anything fails."""
+    """Create the token under its pending label, deliver it, then (rotation) delete the old ones and give it its
+    label. Undo the creation if anything fails before its secret is stored.
+
+    The pending label is what lets a later run tell the truth about a token whose creation answer was lost or
+    whose run died before storing it: such a token still carries the suffix. It also keeps a rotation gapless
+    where labels are unique (organization tokens): the old token goes only after the new secret is stored.
+    """
     org = req.namespace if req.org else None
-    known = {t.id for t in existing}
+    for stale in pending:  # --rotate: tokens whose secret was never stored are worth nothing
+        client.delete_token(stale, org=org)
+    known = {t.id for t in existing + pending}
     token: AccessToken | None = None
-    gone: list[str] = []
     try:
         with reporter.step(plan.changes[0].describe()):
             try:
                 token = client.create_token(
-                    org=org, label=req.token_label, scopes=PAT_SCOPES, resources=req.oat_resources
+                    org=org, label=req.pending_label, scopes=PAT_SCOPES, resources=req.oat_resources
                 )
             except DockerHubError as exc:
-                if exc.status != 409 or not existing:
-                    raise _explained(exc, req) from None
-                # The label is unique here: the old token must go first (a short gap, then the new one). The hub's
-                # copy of the old secret stops working either way once the rotation is done.
-                for old in existing:
-                    gone.append(f"began deleting the old token labelled {old.label!r} (its secret may no longer work)")
-                    client.delete_token(old, org=org)
-                    gone[-1] = f"deleted the old token labelled {old.label!r} (its secret no longer works)"
-                existing = []
-                token = client.create_token(
-                    org=org, label=req.token_label, scopes=PAT_SCOPES, resources=req.oat_resources
-                )
+                raise _explained(exc, req) from None
             assert token.secret is not None
             reporter.add_secret(token.secret)
         result = DockerHubResult(plan, (plan.changes[0].describe(),), registry_for(req, password=token.secret))
         _delivered(result, deliver)
     except BaseException as exc:
-        if isinstance(exc, ProvisionError):
-            exc.with_context(done=gone)
         _undo_creation(client, req, token, known, reporter, exc)
         raise
     # The new secret is stored: only now may the old token go (a failure here leaves both valid, never neither).
@@ -215,6 +222,14 @@ def _create_and_deliver(
                 f"the new token is stored, but deleting the old token {old.label!r} (id {old.id}) failed ({exc}); "
                 "delete it in Docker Hub's access-token settings"
             )
+    try:
+        client.rename_token(token, req.token_label, org=org)
+    except DockerHubError as exc:
+        reporter.warn(
+            f"the new token works and its secret is stored, but renaming it from {req.pending_label!r} to "
+            f"{req.token_label!r} failed ({exc}): rename it in Docker Hub's access-token settings, or the next run "
+            "will report it as never stored"
+        )
     return result
 
 
@@ -231,7 +246,7 @@ def _undo_creation(
     Adds what was done to `cause` when it is a ProvisionError; never raises (the cause is what the user must see).
     """
     org = req.namespace if req.org else None
-    label = req.token_label
+    label = req.pending_label
     # Interrupted, or the connection failed, while the creation was on its way: the server may still be creating
     # the token, so look a few times. After an HTTP error answer the creation is over: one look is enough.
     in_flight = isinstance(cause, KeyboardInterrupt) or (isinstance(cause, DockerHubError) and cause.status is None)
@@ -251,7 +266,7 @@ def _undo_creation(
         note = (
             f"the token labelled {label!r} that this run created could not be deleted ({exc}): its secret was "
             "never stored anywhere. Delete it in Docker Hub's access-token settings, or re-run with --rotate to "
-            "replace it"
+            "replace it (a re-run finds it by that label)"
         )
     else:
         if not created and not in_flight:
@@ -272,19 +287,33 @@ def _undo_creation(
 def _already_there(req: DockerHubRequest, existing: list[AccessToken]) -> ProvisionError:
     """The hub's token exists: say what is known about it, and never claim where its secret is."""
     token = existing[0]
-    used = f"last used {token.last_used}" if token.last_used else "never used"
-    created = f"created {token.created_at}, " if token.created_at else ""
-    where = "the hub's encrypted secrets" if req.org else "the hub's secrets"
     return ProvisionError(
-        f"a token labelled {req.token_label!r} already exists ({created}{used}), and Docker Hub shows a token's "
-        "secret only in the answer that created it, so this run cannot print it",
+        f"a token labelled {req.token_label!r} already exists ({_when(token)}). A run of provision gives a token "
+        "this label only once its secret is stored (in --secret-file, or printed on stdout); Docker Hub shows the "
+        "secret only in the answer that created it, so this run cannot print it again",
         hint=(
-            f"if {where} hold its secret, nothing needs doing (`provision verify` checks it works); if no run stored "
-            "it (an earlier run stopped before storing it, or it was made by hand"
-            + (", and it was never used" if not token.last_used else "")
-            + "), re-run with --rotate to replace it and store the new secret"
+            "if the hub's secrets hold it, nothing needs doing (`provision verify` checks that it works); if they do "
+            "not (the printed values were not kept, or the token was made by hand), re-run with --rotate to replace "
+            "it and store the new secret"
         ),
     )
+
+
+def _never_stored(req: DockerHubRequest, pending: list[AccessToken]) -> ProvisionError:
+    """A token still under its pending label: the run that created it never stored its secret."""
+    token = pending[0]
+    return ProvisionError(
+        f"a token labelled {req.pending_label!r} exists ({_when(token)}): a run created it for this hub and stopped "
+        "before its secret was stored (its answer was lost, or the run failed or was interrupted), so its secret "
+        "was never stored anywhere and nobody can use it",
+        hint="re-run with --rotate: it deletes that token and creates a new one (or delete it in Docker Hub's "
+        "access-token settings)",
+    )
+
+
+def _when(token: AccessToken) -> str:
+    used = f"last used {token.last_used}" if token.last_used else "never used"
+    return f"created {token.created_at}, {used}" if token.created_at else used
 
 
 def _explained(exc: DockerHubError, req: DockerHubRequest) -> DockerHubError:
