@@ -161,11 +161,11 @@ def run(
         plan = plan_changes(req, existing + pending)
         reporter.plan(plan, title="dry run" if dry_run else "plan")
         if pending and not req.rotate:
-            raise _never_stored(req, pending)
+            raise _token_exists(req, pending[0], pending=True)
         if dry_run:
             return _delivered(DockerHubResult(plan, (), registry_for(req, password="")), deliver)
         if plan.empty:
-            raise _already_there(req, existing)
+            raise _token_exists(req, existing[0], pending=False)
         return _create_and_deliver(client, req, plan, existing, pending, reporter, deliver)
     finally:
         client.close()
@@ -284,31 +284,28 @@ def _undo_creation(
         reporter.warn(note)
 
 
-def _already_there(req: DockerHubRequest, existing: list[AccessToken]) -> ProvisionError:
-    """The hub's token exists: say what is known about it, and never claim where its secret is."""
-    token = existing[0]
-    return ProvisionError(
-        f"a token labelled {req.token_label!r} already exists ({_when(token)}). A run of provision gives a token "
-        "this label only once its secret is stored (in --secret-file, or printed on stdout); Docker Hub shows the "
-        "secret only in the answer that created it, so this run cannot print it again",
-        hint=(
-            "if the hub's secrets hold it, nothing needs doing (`provision verify` checks that it works); if they do "
-            "not (the printed values were not kept, or the token was made by hand), re-run with --rotate to replace "
-            "it and store the new secret"
-        ),
-    )
-
-
-def _never_stored(req: DockerHubRequest, pending: list[AccessToken]) -> ProvisionError:
-    """A token still under its pending label: the run that created it never stored its secret."""
-    token = pending[0]
-    return ProvisionError(
-        f"a token labelled {req.pending_label!r} exists ({_when(token)}): a run created it for this hub and stopped "
-        "before its secret was stored (its answer was lost, or the run failed or was interrupted), so its secret "
-        "was never stored anywhere and nobody can use it",
-        hint="re-run with --rotate: it deletes that token and creates a new one (or delete it in Docker Hub's "
-        "access-token settings)",
-    )
+def _token_exists(req: DockerHubRequest, token: AccessToken, *, pending: bool) -> ProvisionError:
+    """The hub's token exists: say what is known about it (under its pending label: that its secret was never
+    stored), and never claim where a secret is."""
+    if pending:
+        what = (
+            f"a token labelled {req.pending_label!r} exists ({_when(token)}): a run created it for this hub and "
+            "stopped before its secret was stored (its answer was lost, or the run failed or was interrupted), so "
+            "its secret was never stored anywhere and nobody can use it"
+        )
+        hint = "re-run with --rotate: it deletes that token and creates a new one (or delete it in Docker Hub)"
+    else:
+        what = (
+            f"a token labelled {req.token_label!r} already exists ({_when(token)}). A run of provision gives a token "
+            "this label only once its secret is stored (in --secret-file, or printed on stdout); Docker Hub shows "
+            "the secret only in the answer that created it, so this run cannot print it again"
+        )
+        hint = (
+            "if the hub's secrets hold it, nothing needs doing (`provision verify` checks that it works); if they "
+            "do not (the printed values were not kept, or the token was made by hand), re-run with --rotate to "
+            "replace it and store the new secret"
+        )
+    return ProvisionError(what, hint=hint)
 
 
 def _when(token: AccessToken) -> str:
