@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ import requests
 
 from provision import __version__
 from provision.errors import ProvisionError
+from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,11 @@ class RegistryClient:
         username: str | None,
         password: str | None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        limiter: HostLimiter | None = None,
     ) -> None:
+        """`limiter` bounds the requests in flight per host across clients (a fleet run shares one)."""
         self.url = url.rstrip("/")
+        self._limiter = limiter or HostLimiter()
         self._auth = (username, password) if username is not None and password is not None else None
         self._timeout = timeout
         self._session = requests.Session()
@@ -98,12 +103,24 @@ class RegistryClient:
         self._session.close()
 
     def _get(self, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._session.get(url, timeout=self._timeout, allow_redirects=True, **kwargs)
-        except requests.RequestException as exc:
-            raise RegistryError(f"cannot reach {url} ({type(exc).__name__})", url=url) from None
-        log.debug("GET %s -> %s", url.split("?")[0], response.status_code)
-        return response
+        """One GET, holding a slot of the host's limit; a 429 is waited out (Retry-After, bounded) with the slot
+        released, up to MAX_429_ATTEMPTS times, then returned as it is. Raises RegistryError when no answer came."""
+        for attempt in range(MAX_429_ATTEMPTS):
+            try:
+                with self._limiter.request(url):
+                    response = self._session.get(url, timeout=self._timeout, allow_redirects=True, **kwargs)
+            except requests.RequestException as exc:
+                raise RegistryError(f"cannot reach {url.split('?')[0]} ({type(exc).__name__})", url=url) from None
+            log.debug("GET %s -> %s", url.split("?")[0], response.status_code)
+            if response.status_code != 429 or attempt == MAX_429_ATTEMPTS - 1:
+                return response
+            wait = retry_after_seconds(response.headers.get("Retry-After"), attempt=attempt)
+            self._limiter.note_429(url)
+            log.info("GET %s: HTTP 429 (rate limited), attempt %d of %d, next try in %.1f s",
+                     url.split("?")[0], attempt + 1, MAX_429_ATTEMPTS, wait)  # fmt: skip
+            response.close()
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def challenge(self) -> Challenge | None:
         """Ask /v2/ anonymously. Returns the auth challenge (None: open registry). Raises RegistryError when the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +12,13 @@ from urllib.parse import urlsplit
 from provision import clusterrepo, gcp, registry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
+from provision.hostlimit import HostLimiter
 from provision.hubconfig import HubRegistry, RegistryKind
 
 Status = Literal["pass", "fail", "could-not-check"]
 DOCKER_HUB_HOSTS = {"index.docker.io", "registry-1.docker.io", "docker.io", "registry.hub.docker.com"}
 PROBE = "provision-verify-probe"  # a repository name that is only ever asked about, never written
+V2_CHECK = "registry answers the v2 API"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class VerifyRequest:
     pull_secret: PullSecret | None = None
     registry_url: str | None = None  # talk to this v2 endpoint instead (a mirror, a port-forward, tests)
     ar_endpoint: str | None = None  # Artifact Registry API endpoint (default Google's)
+    from_values: bool = True  # False when given by flags: no values, so nothing to say about a pull secret
 
 
 def host_of(server: str) -> str:
@@ -68,6 +72,9 @@ def _get(doc: Mapping[str, Any], *path: str) -> Any:
 
 def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[HubRegistry, PullSecret | None]:
     """The registry and pull secret a hub's values describe (`basehub:`-wrapped or not). Raises UsageError."""
+    for what, doc in (("values", public), ("secret values", secret)):
+        if not isinstance(doc, Mapping):
+            raise UsageError(f"the {what} are not a YAML mapping at the top level")
     public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
     secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
     creds = {**(_get(public, "binderhub-service", "buildPodsRegistryCredentials") or {}),
@@ -156,6 +163,12 @@ def check_config(req: VerifyRequest) -> list[Check]:
             "pull secret is for the push registry", "pass" if same else "fail",
             f"imagePullSecret.registry {req.pull_secret.registry!r} vs {reg.server!r}",
         ))  # fmt: skip
+    elif kind in ("quay", "dockerhub") and not req.from_values:
+        checks.append(Check(
+            "pull secret present", "could-not-check",
+            "given by --server/--username/--password-file, no values were read: pass --values-file (and the "
+            "secrets) to check jupyterhub.imagePullSecret",
+        ))  # fmt: skip
     elif kind in ("quay", "dockerhub"):
         checks.append(Check(
             "pull secret present", "fail" if kind == "quay" else "could-not-check",
@@ -169,22 +182,24 @@ def _credential_checks(client: registry.RegistryClient, label: str) -> list[Chec
     try:
         challenge = client.challenge()
     except ProvisionError as exc:
-        return [Check("registry answers the v2 API", "fail", str(exc))]
-    checks = [Check("registry answers the v2 API", "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
+        return [Check(V2_CHECK, "fail", str(exc))]
+    checks = [Check(V2_CHECK, "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
     result = client.check_credentials()
     status: Status = "pass" if result.accepted else "fail" if result.accepted is False else "could-not-check"
     checks.append(Check(f"{label} credentials accepted", status, result.detail))
     return checks
 
 
-def _permission_check(req: VerifyRequest, client: registry.RegistryClient) -> Check:
+def _permission_check(
+    req: VerifyRequest, client: registry.RegistryClient, *, limiter: HostLimiter | None = None
+) -> Check:
     reg = req.registry
     kind = reg.kind
     name = "may push and pull under image_prefix"
     if kind == "artifact-registry":
         try:
             repo = gcp.RepositoryRef.from_image_prefix(reg.image_prefix)
-            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint)
+            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint, limiter=limiter)
         except ProvisionError as exc:
             return Check(name, "could-not-check", str(exc))
         missing = {gcp.UPLOAD, gcp.DOWNLOAD} - held
@@ -208,29 +223,50 @@ def _permission_check(req: VerifyRequest, client: registry.RegistryClient) -> Ch
     return Check(name, "fail", f"token for {probe} grants only {', '.join(sorted(granted)) or 'nothing'}")
 
 
-def run(req: VerifyRequest, *, reporter: Reporter) -> list[Check]:
-    """Every check, in order; network failures become failed checks, never exceptions."""
+def target_url(req: VerifyRequest) -> str:
+    """The v2 API URL the checks talk to: --registry-url, else the values' DockerRegistry.url or server."""
+    reg = req.registry
+    if req.registry_url:
+        return req.registry_url
+    if reg.kind == "dockerhub":
+        return "https://registry-1.docker.io"  # the server key (index.docker.io/v1/) is no v2 API
+    return reg.registry_url
+
+
+def run(
+    req: VerifyRequest, *, reporter: Reporter, limiter: HostLimiter | None = None, announce: bool = True
+) -> list[Check]:
+    """Every check, in order; network failures become failed checks, never exceptions.
+
+    `limiter` bounds requests in flight per host (shared by concurrent runs); `announce` prints the request
+    line with its elapsed time (a fleet run reports per hub instead).
+    """
     reporter.add_secret(req.registry.password)
     if req.pull_secret is not None:
         reporter.add_secret(req.pull_secret.password)
     checks = check_config(req)
     reg = req.registry
-    url = req.registry_url or reg.registry_url
-    if reg.kind == "dockerhub" and not req.registry_url:
-        url = "https://registry-1.docker.io"
-    with reporter.step(f"ask {url}/v2/"):
-        client = registry.RegistryClient(url, username=reg.username, password=reg.password)
-        try:
-            checks += _credential_checks(client, "push")
-            if checks[-1].status != "fail" and checks[-2].status == "pass":
-                checks.append(_permission_check(req, client))
-        finally:
-            client.close()
+    url = target_url(req)
+    start = time.monotonic()
+    if announce:
+        reporter.info(f"ask {url}/v2/ ...")
+    client = registry.RegistryClient(url, username=reg.username, password=reg.password, limiter=limiter)
+    try:
+        checks += _credential_checks(client, "push")
+        if checks[-1].status != "fail" and checks[-2].status == "pass":
+            checks.append(_permission_check(req, client, limiter=limiter))
+    finally:
+        client.close()
     pull = req.pull_secret
     if pull is not None and (pull.username, pull.password) != (reg.username, reg.password):
-        client = registry.RegistryClient(url, username=pull.username, password=pull.password)
+        client = registry.RegistryClient(url, username=pull.username, password=pull.password, limiter=limiter)
         try:
             checks += [c for c in _credential_checks(client, "pull secret") if "credentials" in c.name]
         finally:
             client.close()
+    if announce:
+        # Not "done": a registry that did not answer is a result, told by the table, not a finished step.
+        answered = any(c.name == V2_CHECK and c.status == "pass" for c in checks)
+        outcome = "answered" if answered else "no answer"
+        reporter.info(f"ask {url}/v2/: {outcome} ({time.monotonic() - start:.2f} s)")
     return checks
