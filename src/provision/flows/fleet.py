@@ -56,6 +56,7 @@ class _Target:
     files: tuple[Path, ...]
     encrypted: frozenset[Path]
     problem: str | None = None
+    registry: str = "-"  # the host the public values name, shown even when the secrets cannot be read
 
 
 @dataclass(frozen=True)
@@ -215,11 +216,12 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
         if loaded.encrypted or loaded.secret_by_name:
             encrypted.add(path)
         merged = doctor._merge(merged, _strip_sops(loaded.doc))
-    if doctor._get(_view(merged, chart), "binderhub-service", "enabled") is not True:
-        # A missing file may hide the setting: such a hub is reported, not skipped.
-        if not problems:
-            return None
-    return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), "; ".join(problems) or None)
+    view = _view(merged, chart)
+    if doctor._get(view, "binderhub-service", "enabled") is not True and not problems:
+        return None  # (a missing file may hide the setting: such a hub is reported, not skipped)
+    server = doctor._get(view, "binderhub-service", "buildPodsRegistryCredentials", "server")
+    registry = single.host_of(server) if isinstance(server, str) and server.strip() else "-"
+    return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), "; ".join(problems) or None, registry)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -236,7 +238,8 @@ def _rel(path: Path, root: Path) -> str:
 @dataclass(frozen=True)
 class _Decrypted:
     doc: Mapping[Any, Any] | None
-    error: str | None = None
+    error: str | None = None  # sops's reason, for the table
+    hint: str | None = None  # what to do, for the JSON detail
 
 
 def _parse_secret(text: str) -> _Decrypted:
@@ -262,7 +265,7 @@ def _decrypt_one(runner: sops.Sops, path: Path) -> _Decrypted:
     try:
         return _parse_secret(runner.decrypt(path))
     except ProvisionError as exc:
-        return _Decrypted(None, str(exc))
+        return _Decrypted(None, exc.message, exc.hint)
 
 
 def _secret_leaves(doc: Any, key: str = "") -> Iterable[str]:
@@ -300,15 +303,17 @@ def _check_hub(
                          time.monotonic() - start)  # fmt: skip
 
     if target.problem:
-        return done("-", "could-not-check", target.problem, [single.Check(FILES_CHECK, "could-not-check",
-                                                                            target.problem)])  # fmt: skip
+        return done(target.registry, "could-not-check", target.problem,
+                    [single.Check(FILES_CHECK, "could-not-check", target.problem)])  # fmt: skip
     merged: dict[Any, Any] = {}
     for path in target.files:
         if path in target.encrypted:
             secret = decrypted[path]
             if secret.doc is None:
                 reason = secret.error or "sops could not decrypt it"
-                return done("-", "could-not-check", reason, [single.Check(DECRYPT_CHECK, "could-not-check", reason)])
+                detail = f"{reason}. {secret.hint}" if secret.hint else reason
+                return done(target.registry, "could-not-check", reason,
+                            [single.Check(DECRYPT_CHECK, "could-not-check", detail)])  # fmt: skip
             merged = doctor._merge(merged, secret.doc)
         else:
             loaded = doctor._load(path, str(path))
@@ -316,7 +321,8 @@ def _check_hub(
     try:
         reg, pull = single.from_values(_view(merged, target.chart), {})
     except UsageError as exc:
-        return done("-", "fail", f"{VALUES_CHECK}: {exc.message}", [single.Check(VALUES_CHECK, "fail", exc.message)])
+        return done(target.registry, "fail", f"{VALUES_CHECK}: {exc.message}",
+                    [single.Check(VALUES_CHECK, "fail", exc.message)])  # fmt: skip
     req = single.VerifyRequest(reg, pull, _registry_url(reg, request), request.ar_endpoint)
     checks = [single.Check(VALUES_CHECK, "pass", f"{reg.kind} registry {reg.server}, user {reg.username}")]
     checks += single.run(req, reporter=reporter, limiter=limiter, announce=False)
