@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from provision.flows.fleet import FleetResult
     from provision.flows.verify import Check, VerifyRequest
 
-DEFAULT_JOBS = 8  # flows.fleet.DEFAULT_JOBS, repeated here so --help imports no flow
+DEFAULT_JOBS = 16  # flows.fleet.DEFAULT_JOBS, repeated here so --help imports no flow
 DEFAULT_PER_HOST = 4  # hostlimit.DEFAULT_PER_HOST, likewise
 RESULT_LABELS = {"pass": "pass", "fail": "FAIL", "could-not-check": "could not check"}
 

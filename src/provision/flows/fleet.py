@@ -10,6 +10,7 @@ their place, and the single-hub checks of flows/verify.py run on the result.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +27,7 @@ from provision.flows import verify as single
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
 
 Result = Literal["pass", "fail", "could-not-check"]
-DEFAULT_JOBS = 8  # hubs checked at once: a laptop's worth of sockets and sops processes
+DEFAULT_JOBS = 16  # hubs checked at once: threads mostly waiting on the network (sops: one per core)
 VALUES_CHECK = "values name the registry and its credentials"
 DECRYPT_CHECK = "hub secrets decrypted"
 FILES_CHECK = "values files readable"
@@ -55,6 +56,7 @@ class _Target:
     chart: str
     files: tuple[Path, ...]
     encrypted: frozenset[Path]
+    plain: Mapping[Path, Mapping[Any, Any]]  # the unencrypted files as read when the hub was selected
     problem: str | None = None
     registry: str = "-"  # the host the public values name, shown even when the secrets cannot be read
 
@@ -198,6 +200,7 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
     """The hub's files, or None when its merged values do not enable binderhub-service."""
     files: list[Path] = []
     encrypted: set[Path] = set()
+    plain: dict[Path, Mapping[Any, Any]] = {}
     merged: dict[Any, Any] = {}
     problems: list[str] = []
     for raw in listed:
@@ -215,13 +218,16 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
         files.append(path)
         if loaded.encrypted or loaded.secret_by_name:
             encrypted.add(path)
+        else:
+            plain[path] = loaded.doc
         merged = doctor._merge(merged, _strip_sops(loaded.doc))
     view = _view(merged, chart)
     if doctor._get(view, "binderhub-service", "enabled") is not True and not problems:
         return None  # (a missing file may hide the setting: such a hub is reported, not skipped)
     server = doctor._get(view, "binderhub-service", "buildPodsRegistryCredentials", "server")
     registry = single.host_of(server) if isinstance(server, str) and server.strip() else "-"
-    return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), "; ".join(problems) or None, registry)
+    return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), plain, "; ".join(problems) or None,
+                   registry)  # fmt: skip
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -290,7 +296,7 @@ def _registry_url(reg: Any, request: FleetRequest) -> str | None:
 
 def _check_hub(
     target: _Target,
-    decrypted: Mapping[Path, _Decrypted],
+    decrypted: Mapping[Path, Future[_Decrypted]],
     request: FleetRequest,
     *,
     reporter: Reporter,
@@ -308,7 +314,7 @@ def _check_hub(
     merged: dict[Any, Any] = {}
     for path in target.files:
         if path in target.encrypted:
-            secret = decrypted[path]
+            secret = decrypted[path].result()  # decrypted once, by whichever hub's file came first
             if secret.doc is None:
                 reason = secret.error or "sops could not decrypt it"
                 detail = f"{reason}. {secret.hint}" if secret.hint else reason
@@ -316,8 +322,7 @@ def _check_hub(
                             [single.Check(DECRYPT_CHECK, "could-not-check", detail)])  # fmt: skip
             merged = doctor._merge(merged, secret.doc)
         else:
-            loaded = doctor._load(path, str(path))
-            merged = doctor._merge(merged, _strip_sops(loaded.doc or {}))
+            merged = doctor._merge(merged, target.plain[path])
     try:
         reg, pull = single.from_values(_view(merged, target.chart), {})
     except UsageError as exc:
@@ -347,24 +352,38 @@ def _safely(target: _Target, check: Callable[[], HubResult]) -> HubResult:
 
 def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
     """Check every selected hub; returns the results in cluster.yaml order. Raises UsageError for bad input and
-    SopsError when no sops binary is found (before anything is decrypted or asked)."""
+    SopsError when no sops binary is found (before anything is decrypted or asked).
+
+    sops runs in a pool of its own, one process per core at most (decryption is CPU work), and each hub's checks
+    start as soon as its own files are decrypted: registry latency overlaps with the remaining decryptions.
+    """
     if request.jobs < 1 or request.per_host < 1:
         raise UsageError("--jobs and --per-host must be at least 1")
     start = time.monotonic()
     targets, skipped = find_hubs(request)
-    needed = sorted({p for t in targets if not t.problem for p in t.encrypted})
+    needed = list(dict.fromkeys(p for t in targets if not t.problem for p in sorted(t.encrypted, key=t.files.index)))
     runner = sops.Sops(sops.find_binary(request.sops_bin)) if needed else None
     limiter = HostLimiter(request.per_host)
     results: dict[tuple[str, str], HubResult] = {}
-    with ThreadPoolExecutor(max_workers=request.jobs, thread_name_prefix="verify") as pool:
+    if needed:
+        reporter.info(f"decrypting {len(needed)} encrypted files with sops, checking {len(targets)} hubs "
+                      f"({request.jobs} at once, {request.per_host} requests per registry host)")  # fmt: skip
+    sops_jobs = max(1, min(request.jobs, os.cpu_count() or 2))
+    with (
+        ThreadPoolExecutor(max_workers=sops_jobs, thread_name_prefix="sops") as sops_pool,
+        ThreadPoolExecutor(max_workers=request.jobs, thread_name_prefix="verify") as pool,
+    ):
         try:
-            decrypted: dict[Path, _Decrypted] = {}
-            if runner is not None:
-                with reporter.step(f"decrypt {len(needed)} encrypted files with sops"):
-                    for path, secret in zip(needed, pool.map(lambda p: _decrypt_one(runner, p), needed), strict=True):
-                        decrypted[path] = secret
-                        for value in _secret_leaves(secret.doc):
-                            reporter.add_secret(value)
+            assert runner is not None or not needed
+
+            def decrypt(path: Path) -> _Decrypted:
+                assert runner is not None
+                secret = _decrypt_one(runner, path)
+                for value in _secret_leaves(secret.doc):
+                    reporter.add_secret(value)  # before any hub that uses the file can print anything
+                return secret
+
+            decrypted = {path: sops_pool.submit(decrypt, path) for path in needed}
             futures: dict[Future[HubResult], _Target] = {
                 pool.submit(_safely, t, lambda t=t: _check_hub(t, decrypted, request, reporter=reporter,
                                                                 limiter=limiter)): t  # fmt: skip
@@ -376,6 +395,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
                 label = {"pass": "pass", "fail": "FAIL", "could-not-check": "could not check"}[hub.result]
                 reporter.info(f"{index}/{len(targets)} hubs: {hub.cluster}/{hub.hub} {label} ({hub.seconds:.2f} s)")
         except BaseException:
+            sops_pool.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     ordered = tuple(results[(t.cluster, t.hub)] for t in targets)
