@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from provision.cli import app
-from tests.fleet import MultiKeyIssuer, write_fleet
 from tests.fleet import Hub as H
+from tests.fleet import MultiKeyIssuer, write_fleet
 from tests.realsops import AgeKey, sops_env
 from tests.servers.artifact_registry import READER, WRITER, FakeGoogle, make_service_account_key
 from tests.servers.proxy import RegistryProxy, Status

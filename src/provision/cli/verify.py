@@ -68,7 +68,9 @@ def verify(
     username: Annotated[str | None, typer.Option("--username", help="Registry user name.")] = None,
     password_file: Annotated[
         Path | None,
-        typer.Option("--password-file", help="File holding the registry password (/dev/stdin: a pipe).", dir_okay=False),
+        typer.Option(
+            "--password-file", help="File holding the registry password (/dev/stdin: a pipe).", dir_okay=False
+        ),
     ] = None,
     image_prefix: Annotated[str | None, typer.Option("--image-prefix", help="BinderHub image_prefix.")] = None,
     registry_url: Annotated[
@@ -98,8 +100,10 @@ def verify(
     with handled(reporter, debug=debug):
         urls = _registry_urls(registry_url or [])
         if path is not None:
-            single = {"--values-file": values_file, "--secret-file": secret_file, "--server": server,
-                      "--username": username, "--password-file": password_file, "--image-prefix": image_prefix}  # fmt: skip
+            single = {
+                "--values-file": values_file, "--secret-file": secret_file, "--server": server,
+                "--username": username, "--password-file": password_file, "--image-prefix": image_prefix,
+            }  # fmt: skip
             given = [name for name, value in single.items() if value is not None] + (
                 ["--secret-stdin"] if secret_stdin else []
             )

@@ -384,11 +384,12 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
                 return secret
 
             decrypted = {path: sops_pool.submit(decrypt, path) for path in needed}
-            futures: dict[Future[HubResult], _Target] = {
-                pool.submit(_safely, t, lambda t=t: _check_hub(t, decrypted, request, reporter=reporter,
-                                                                limiter=limiter)): t  # fmt: skip
-                for t in targets
-            }
+
+            def check(target: _Target) -> HubResult:
+                return _safely(target, lambda: _check_hub(target, decrypted, request, reporter=reporter,
+                                                          limiter=limiter))  # fmt: skip
+
+            futures: dict[Future[HubResult], _Target] = {pool.submit(check, t): t for t in targets}
             for index, future in enumerate(as_completed(futures), start=1):
                 hub = future.result()
                 results[(hub.cluster, hub.hub)] = hub

@@ -72,9 +72,9 @@ def _get(doc: Mapping[str, Any], *path: str) -> Any:
 
 def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[HubRegistry, PullSecret | None]:
     """The registry and pull secret a hub's values describe (`basehub:`-wrapped or not). Raises UsageError."""
-    for what, doc in (("values", public), ("secret values", secret)):
+    for label, doc in (("values", public), ("secret values", secret)):
         if not isinstance(doc, Mapping):
-            raise UsageError(f"the {what} are not a YAML mapping at the top level")
+            raise UsageError(f"the {label} are not a YAML mapping at the top level")
     public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
     secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
     creds = {**(_get(public, "binderhub-service", "buildPodsRegistryCredentials") or {}),
