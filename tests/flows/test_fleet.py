@@ -231,3 +231,27 @@ def test_no_binderhub_hub_at_all_is_a_usage_error(tmp_path: Path) -> None:
     (folder / "h.values.yaml").write_text("jupyterhub: {}\n")
     result = CliRunner().invoke(app, ["verify", str(folder)], env={"SOPS_BIN": os.devnull})
     assert result.exit_code == 2 and "nothing to verify" in result.stderr
+
+
+def test_a_listed_file_that_is_missing_makes_the_hub_could_not_check(tmp_path: Path) -> None:
+    folder = tmp_path / "c1"
+    folder.mkdir()
+    (folder / "cluster.yaml").write_text(
+        "name: c1\nhubs:\n  - name: h\n    helm_chart: basehub\n"
+        "    helm_chart_values_files: [h.values.yaml, enc-h.secret.values.yaml]\n"
+    )
+    (folder / "h.values.yaml").write_text(
+        "binderhub-service:\n  enabled: true\n  buildPodsRegistryCredentials: {server: https://quay.io, username: o+r}\n"
+    )
+    result = CliRunner().invoke(app, ["verify", str(tmp_path), "--format", "json"], env={"SOPS_BIN": os.devnull})
+    assert result.exit_code == 1, result.stderr
+    (hub,) = json.loads(result.stdout)["hubs"]
+    assert (hub["result"], hub["registry"]) == ("could-not-check", "quay.io")
+    assert "enc-h.secret.values.yaml is listed in cluster.yaml but does not exist" in hub["reason"]
+
+
+@pytest.mark.parametrize("value", ["quay.io=ftp://x", "quay.io", "http://127.0.0.1:5000"])
+def test_registry_url_with_a_folder_must_be_host_equals_url(value: str, tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text("name: c1\nhubs: []\n")
+    result = CliRunner().invoke(app, ["verify", str(tmp_path), "--registry-url", value])
+    assert result.exit_code == 2 and "--registry-url" in result.stderr
