@@ -241,7 +241,8 @@ def test_a_listed_file_that_is_missing_makes_the_hub_could_not_check(tmp_path: P
         "    helm_chart_values_files: [h.values.yaml, enc-h.secret.values.yaml]\n"
     )
     (folder / "h.values.yaml").write_text(
-        "binderhub-service:\n  enabled: true\n  buildPodsRegistryCredentials: {server: https://quay.io, username: o+r}\n"
+        "binderhub-service:\n  enabled: true\n"
+        "  buildPodsRegistryCredentials: {server: https://quay.io, username: o+r}\n"
     )
     result = CliRunner().invoke(app, ["verify", str(tmp_path), "--format", "json"], env={"SOPS_BIN": os.devnull})
     assert result.exit_code == 1, result.stderr
