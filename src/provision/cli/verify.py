@@ -77,8 +77,8 @@ def verify(
         list[str] | None,
         typer.Option(
             "--registry-url",
-            help="[HOST=]URL: talk to this v2 endpoint instead of the configured server (a mirror, a port-forward); "
-            "HOST= limits it to hubs on that registry host (repeatable).",
+            help="Talk to this v2 endpoint instead of the configured registry (a mirror, a port-forward): URL for "
+            "one hub; HOST=URL with PATH, for the hubs on that registry host (repeatable).",
         ),
     ] = None,
     ar_endpoint: Annotated[
