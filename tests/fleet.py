@@ -43,6 +43,7 @@ class Hub:
     server: str | None = None  # for kind "registry": the self-hosted server (host[:port])
     project: str = "proj"  # Artifact Registry project
     org: str = "hubs"  # quay organization / Docker Hub namespace
+    lookup_password: str | None = "="  # BinderHub's config.DockerRegistry.password: "=" the same, None: not set
 
     @property
     def prefix(self) -> str:
@@ -92,10 +93,10 @@ def secret_doc(hub: Hub) -> dict[str, Any]:
     doc: dict[str, Any] = {"jupyterhub": {"hub": {"config": {"GitHubOAuthenticator": {
         "client_id": f"id-{hub.name}", "client_secret": secrets.token_hex(12)}}}}}  # fmt: skip
     if hub.password is not None:
-        doc["binderhub-service"] = {
-            "config": {"DockerRegistry": {"password": hub.password}},
-            "buildPodsRegistryCredentials": {"password": hub.password},
-        }
+        lookup = hub.password if hub.lookup_password == "=" else hub.lookup_password
+        doc["binderhub-service"] = {"buildPodsRegistryCredentials": {"password": hub.password}}
+        if lookup is not None:
+            doc["binderhub-service"]["config"] = {"DockerRegistry": {"password": lookup}}
         if hub.pull_registry:
             doc["jupyterhub"]["imagePullSecret"] = {
                 "create": True, "registry": hub.pull_registry, "username": hub.username, "password": hub.password,

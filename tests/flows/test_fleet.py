@@ -72,6 +72,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, age_keys: tuple[AgeKey, AgeK
                 H("c-quay", "staging", "quay", ROBOT, ROBOT_PW),
                 H("c-quay", "prod", "quay", ROBOT, "WRONG-robot-token-xyz"),
                 H("c-quay", "dask", "quay", ROBOT, ROBOT_PW, chart="daskhub"),
+                H("c-quay", "stale", "quay", ROBOT, ROBOT_PW, lookup_password="STALE-lookup-token-1"),
+                H("c-quay", "nolookup", "quay", ROBOT, ROBOT_PW, lookup_password=None),
                 H("c-gcp", "ar1", "artifact-registry", "_json_key", good_key),
                 H("c-gcp", "ar2", "artifact-registry", "_json_key", reader_key),
                 H("c-gcp", "nobinder", "artifact-registry", "_json_key", good_key, binder=False),
@@ -99,7 +101,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, age_keys: tuple[AgeKey, AgeK
             wrapper.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(sops_log))}\n'
                                f'exec {shlex.quote(sops_binary())} "$@"\n')  # fmt: skip
             wrapper.chmod(0o755)
-            passwords = [ROBOT_PW, DH_PW, BASIC_PW, "WRONG-robot-token-xyz", good_key, reader_key]
+            passwords = [ROBOT_PW, DH_PW, BASIC_PW, "WRONG-robot-token-xyz", "STALE-lookup-token-1", good_key,
+                         reader_key]  # fmt: skip
             try:
                 yield Fleet(clusters, hubs, passwords, token_registry, basic_registry, proxies, google, sops_log,
                             sops_env(alice, SOPS_BIN=str(wrapper)))  # fmt: skip
@@ -147,6 +150,7 @@ def test_fleet_run_checks_every_image_building_hub(fleet: Fleet) -> None:
     results = {name: h["result"] for name, h in hubs.items()}
     assert results == {
         "c-quay/staging": "pass", "c-quay/prod": "fail", "c-quay/dask": "pass",
+        "c-quay/stale": "fail", "c-quay/nolookup": "fail",
         "c-gcp/ar1": "pass", "c-gcp/ar2": "fail",
         "c-dh/dh1": "pass", "c-dh/missing": "fail", "c-dh/locked": "could-not-check",
         "c-self/basic1": "pass", "c-self/shared-a": "pass", "c-self/shared-b": "pass",
@@ -155,6 +159,9 @@ def test_fleet_run_checks_every_image_building_hub(fleet: Fleet) -> None:
     assert doc["skipped"] == ["c-gcp/nobinder"]
     # The reasons name the failing check.
     assert hubs["c-quay/prod"]["reason"].startswith("push credentials accepted")
+    # BinderHub's own login: a stale password, and none at all (the image lookups get 401: rebuilds every launch).
+    assert hubs["c-quay/stale"]["reason"].startswith("BinderHub image lookup credentials accepted")
+    assert "config.DockerRegistry.password not set" in hubs["c-quay/nolookup"]["reason"]
     assert "uploadArtifacts" in hubs["c-gcp/ar2"]["reason"]
     assert "buildPodsRegistryCredentials.password" in hubs["c-dh/missing"]["reason"]
     assert "no usable key" in hubs["c-dh/locked"]["reason"]
@@ -165,7 +172,7 @@ def test_fleet_run_checks_every_image_building_hub(fleet: Fleet) -> None:
     assert staging["pull secret is for the push registry"] == "pass"
     # The table on stderr: one row per hub, and progress hubs done/total.
     assert "c-dh      locked" in stderr or "locked" in stderr
-    assert "12/12 hubs:" in stderr and "could not check" in stderr
+    assert "14/14 hubs:" in stderr and "could not check" in stderr
     assert_no_secret(fleet, stdout, stderr)
     assert_nothing_written(fleet)
 
@@ -176,7 +183,7 @@ def test_each_encrypted_file_is_decrypted_once(fleet: Fleet) -> None:
     invoke(fleet)
     runs = fleet.sops_runs()
     files = [run.split()[-1] for run in runs]
-    assert len(files) == len(set(files)) == 13  # 12 hubs' own files + the shared one
+    assert len(files) == len(set(files)) == 15  # 14 hubs' own files + the shared one
     assert sum(f.endswith("enc-binderhub-service-common.secret.values.yaml") for f in files) == 1
     assert not any("nobinder" in f for f in files)
 
@@ -199,7 +206,7 @@ def test_unknown_filter_is_a_usage_error(fleet: Fleet) -> None:
 
 
 def test_requests_in_flight_per_host_stay_within_the_bound(fleet: Fleet) -> None:
-    code, _, stderr, doc = invoke(fleet, "--cluster", "c-quay", "--cluster", "c-dh", "--jobs", "6",
+    code, _, stderr, doc = invoke(fleet, "--cluster", "c-quay", "--cluster", "c-dh", "--jobs", "8",
                                   "--per-host", "1", "--format", "json")  # fmt: skip
     assert doc is not None, stderr
     assert fleet.proxies["quay.io"].peak == 1 and fleet.proxies["docker.io"].peak == 1

@@ -328,7 +328,8 @@ def _check_hub(
     except UsageError as exc:
         return done(target.registry, "fail", f"{VALUES_CHECK}: {exc.message}",
                     [single.Check(VALUES_CHECK, "fail", exc.message)])  # fmt: skip
-    req = single.VerifyRequest(reg, pull, _registry_url(reg, request), request.ar_endpoint)
+    lookup = single.lookup_from_values(_view(merged, target.chart), {})
+    req = single.VerifyRequest(reg, pull, _registry_url(reg, request), request.ar_endpoint, lookup=lookup)
     checks = [single.Check(VALUES_CHECK, "pass", f"{reg.kind} registry {reg.server}, user {reg.username}")]
     checks += single.run(req, reporter=reporter, limiter=limiter, announce=False)
     registry = single.host_of(reg.server)

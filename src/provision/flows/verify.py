@@ -42,6 +42,9 @@ class VerifyRequest:
     registry_url: str | None = None  # talk to this v2 endpoint instead (a mirror, a port-forward, tests)
     ar_endpoint: str | None = None  # Artifact Registry API endpoint (default Google's)
     from_values: bool = True  # False when given by flags: no values, so nothing to say about a pull secret
+    # BinderHub's own login (config.DockerRegistry), with which it asks whether an image exists; None: not known
+    # (flags, or a caller without values), so not checked.
+    lookup: PullSecret | None = None
 
 
 def host_of(server: str) -> str:
@@ -108,6 +111,16 @@ def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[H
     return hub_registry, pull_secret
 
 
+def lookup_from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> PullSecret:
+    """BinderHub's `config.DockerRegistry` url (as `registry`), username and password, merged, `basehub:`-wrapped or
+    not; empty strings for what the values do not set."""
+    public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
+    secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
+    path = ("binderhub-service", "config", "DockerRegistry")
+    login = {**(_get(public, *path) or {}), **(_get(secret, *path) or {})}
+    return PullSecret(*(str(login.get(k) or "") for k in ("url", "username", "password")))
+
+
 def request_from_files(
     values_file: Path,
     *,
@@ -130,7 +143,8 @@ def request_from_files(
     elif secret_text is not None:
         secret, _ = clusterrepo.load(secret_text, path=Path("<stdin>"))
     hub_registry, pull_secret = from_values(public, secret)
-    return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint)
+    lookup = lookup_from_values(public, secret)
+    return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint, lookup=lookup)
 
 
 def _probe_repository(image_prefix: str, *, kind: str) -> str:
@@ -175,7 +189,33 @@ def check_config(req: VerifyRequest) -> list[Check]:
             "quay makes pushed repositories private: user pods need jupyterhub.imagePullSecret"
             if kind == "quay" else "Docker Hub repositories may be private: then pods need an imagePullSecret",
         ))  # fmt: skip
+    if req.lookup is not None:
+        checks.append(_lookup_config_check(req))
     return checks
+
+
+LOOKUP_CHECK = "BinderHub image lookup login set"
+LOOKUP_CREDENTIALS = "BinderHub image lookup credentials accepted"
+
+
+def _lookup_config_check(req: VerifyRequest) -> Check:
+    """BinderHub asks `DockerRegistry.url` whether an image exists, with `DockerRegistry.username/password`; without
+    them it gets 401 (or asks Docker Hub) and rebuilds every image on every launch (2i2c infrastructure#4315, #8458)."""
+    lookup, reg = req.lookup, req.registry
+    assert lookup is not None
+    if not lookup.registry:
+        return Check(LOOKUP_CHECK, "fail", "binderhub-service.config.DockerRegistry.url is not set: BinderHub looks "
+                     "for images on Docker Hub and rebuilds every image on every launch")  # fmt: skip
+    missing = [k for k in ("username", "password") if not getattr(lookup, k)]
+    if missing:
+        keys = ", ".join(f"config.DockerRegistry.{k}" for k in missing)
+        return Check(LOOKUP_CHECK, "fail", f"binderhub-service {keys} not set: BinderHub's image lookups get 401, "
+                     "so it rebuilds every image on every launch")  # fmt: skip
+    if host_of(lookup.registry) != host_of(reg.registry_url if reg.kind != "dockerhub" else "docker.io"):
+        return Check(LOOKUP_CHECK, "fail", f"config.DockerRegistry.url {lookup.registry!r} is not the push registry "
+                     f"({reg.server!r}): BinderHub looks for images where they are not pushed")  # fmt: skip
+    same = (lookup.username, lookup.password) == (reg.username, reg.password)
+    return Check(LOOKUP_CHECK, "pass", "the build pods' credentials" if same else "its own credentials (checked below)")
 
 
 def _credential_checks(client: registry.RegistryClient, label: str) -> list[Check]:
@@ -242,8 +282,9 @@ def run(
     line with its elapsed time (a fleet run reports per hub instead).
     """
     reporter.add_secret(req.registry.password)
-    if req.pull_secret is not None:
-        reporter.add_secret(req.pull_secret.password)
+    for login in (req.pull_secret, req.lookup):
+        if login is not None:
+            reporter.add_secret(login.password)
     checks = check_config(req)
     reg = req.registry
     url = target_url(req)
@@ -262,6 +303,22 @@ def run(
         client = registry.RegistryClient(url, username=pull.username, password=pull.password, limiter=limiter)
         try:
             checks += [c for c in _credential_checks(client, "pull secret") if "credentials" in c.name]
+        finally:
+            client.close()
+    lookup = req.lookup
+    if (
+        lookup is not None
+        and lookup.username
+        and lookup.password
+        and (lookup.username, lookup.password)
+        != (
+            reg.username,
+            reg.password,
+        )
+    ):
+        client = registry.RegistryClient(url, username=lookup.username, password=lookup.password, limiter=limiter)
+        try:
+            checks += [c for c in _credential_checks(client, "BinderHub image lookup") if "credentials" in c.name]
         finally:
             client.close()
     if announce:
