@@ -98,6 +98,7 @@ class RegistryClient:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"provision/{__version__}"
         self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], str] = {}  # scopes -> token already issued for them
 
     def close(self) -> None:
         self._session.close()
@@ -161,8 +162,12 @@ class RegistryClient:
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         return 200, token if isinstance(token, str) else None
 
-    def check_credentials(self) -> CredentialResult:
-        """Whether the registry accepts the credentials, following its challenge (Basic, or a Bearer token)."""
+    def check_credentials(self, scopes: Sequence[str] = ()) -> CredentialResult:
+        """Whether the registry accepts the credentials, following its challenge (Basic, or a Bearer token).
+
+        With Bearer, the token is asked for `scopes` (none: a pure credential check) and kept, so that a later
+        `granted_actions` for the same scope costs no second request.
+        """
         challenge = self._challenge or self.challenge()
         if challenge is None:
             return CredentialResult(None, None, "the registry answers without credentials")
@@ -172,9 +177,10 @@ class RegistryClient:
             status = self._get(f"{self.url}/v2/", auth=self._auth).status_code
             return CredentialResult(status == 200, "basic", f"GET /v2/ with basic auth: HTTP {status}")
         if challenge.scheme == "bearer":
-            status, token = self._token(())
+            status, token = self._token(scopes)
             if status != 200 or token is None:
                 return CredentialResult(False, "bearer", f"token service refused the credentials: HTTP {status}")
+            self._tokens[tuple(scopes)] = token
             answer = self._get(f"{self.url}/v2/", headers={"Authorization": f"Bearer {token}"}).status_code
             return CredentialResult(answer == 200, "bearer", f"token accepted by /v2/: HTTP {answer}")
         return CredentialResult(None, challenge.scheme, f"unknown auth scheme {challenge.scheme!r}")
@@ -189,9 +195,12 @@ class RegistryClient:
         challenge = self._challenge or self.challenge()
         if challenge is None or challenge.scheme != "bearer" or self._auth is None:
             return None
-        status, token = self._token([f"repository:{repository}:{','.join(actions)}"])
-        if status != 200 or token is None:
-            return frozenset()
+        scope = (f"repository:{repository}:{','.join(actions)}",)
+        token = self._tokens.get(scope)
+        if token is None:
+            status, token = self._token(scope)
+            if status != 200 or token is None:
+                return frozenset()
         access = jwt_access(token)
         if access is None:
             return None

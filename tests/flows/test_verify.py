@@ -75,7 +75,9 @@ def test_token_auth_writer(token_registry: tuple[DistributionRegistry, TokenIssu
     permission = checks["may push and pull under image_prefix"]
     assert permission.status == "pass" and "hubs/c1-staging-provision-verify-probe" in permission.detail
     scopes = [r.query for r in issuer.requests[before:]]
-    assert any("scope=repository%3Ahubs%2Fc1-staging-provision-verify-probe%3Apull%2Cpush" in q for q in scopes)
+    # One token, asked for the probe scope, proves the credentials and tells the granted actions.
+    assert len(scopes) == 1
+    assert "scope=repository%3Ahubs%2Fc1-staging-provision-verify-probe%3Apull%2Cpush" in scopes[0]
 
 
 def test_token_auth_read_only(token_registry: tuple[DistributionRegistry, TokenIssuer]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -218,16 +218,31 @@ def _lookup_config_check(req: VerifyRequest) -> Check:
     return Check(LOOKUP_CHECK, "pass", "the build pods' credentials" if same else "its own credentials (checked below)")
 
 
-def _credential_checks(client: registry.RegistryClient, label: str) -> list[Check]:
+def _credential_checks(client: registry.RegistryClient, label: str, *, scopes: Sequence[str] = ()) -> list[Check]:
     try:
         challenge = client.challenge()
     except ProvisionError as exc:
         return [Check(V2_CHECK, "fail", str(exc))]
     checks = [Check(V2_CHECK, "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
-    result = client.check_credentials()
+    result = client.check_credentials(scopes)
     status: Status = "pass" if result.accepted else "fail" if result.accepted is False else "could-not-check"
     checks.append(Check(f"{label} credentials accepted", status, result.detail))
     return checks
+
+
+def _probe_actions(kind: str) -> list[str]:
+    # Never ask Quay for push on a name that does not exist: it would create that repository.
+    return ["pull"] if kind == "quay" else ["pull", "push"]
+
+
+def _probe_scopes(req: VerifyRequest) -> tuple[str, ...]:
+    """The token scope the permission check will ask for, asked already when the credentials are checked: one
+    token request fewer per hub. None for Artifact Registry, whose permissions come from testIamPermissions."""
+    kind = req.registry.kind
+    if kind == "artifact-registry":
+        return ()
+    probe = _probe_repository(req.registry.image_prefix, kind=kind)
+    return (f"repository:{probe}:{','.join(_probe_actions(kind))}",)
 
 
 def _permission_check(
@@ -248,14 +263,13 @@ def _permission_check(
         return Check(name, "pass", f"testIamPermissions on {repo.name}")
     probe = _probe_repository(reg.image_prefix, kind=kind)
     if kind == "quay":
-        # Never ask Quay for push on a name that does not exist: it would create that repository.
-        granted = client.granted_actions(probe, ["pull"])
+        granted = client.granted_actions(probe, _probe_actions(kind))
         if granted and "pull" in granted:
             return Check(name, "pass", f"org-wide pull on {probe}: the robot is in an admin team (owners)")
         return Check(name, "could-not-check",
                      "no org-wide pull: a creator-team robot (may create and push its own repositories) or no access; "
                      "Quay creates a repository when asked for push, so push is not probed")  # fmt: skip
-    granted = client.granted_actions(probe, ["pull", "push"])
+    granted = client.granted_actions(probe, _probe_actions(kind))
     if granted is None:
         return Check(name, "could-not-check", "Basic auth (or an opaque token) tells nothing without pushing")
     if {"pull", "push"} <= granted:
@@ -293,7 +307,7 @@ def run(
         reporter.info(f"ask {url}/v2/ ...")
     client = registry.RegistryClient(url, username=reg.username, password=reg.password, limiter=limiter)
     try:
-        checks += _credential_checks(client, "push")
+        checks += _credential_checks(client, "push", scopes=_probe_scopes(req))
         if checks[-1].status != "fail" and checks[-2].status == "pass":
             checks.append(_permission_check(req, client, limiter=limiter))
     finally:
