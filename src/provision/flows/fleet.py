@@ -25,6 +25,7 @@ from provision.errors import ProvisionError, UsageError
 from provision.flows import doctor
 from provision.flows import verify as single
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
+from provision.hubconfig import HubRegistry
 
 Result = Literal["pass", "fail", "could-not-check"]
 DEFAULT_JOBS = 16  # hubs checked at once: threads mostly waiting on the network (sops: one per core)
@@ -289,7 +290,8 @@ def _secret_leaves(doc: Any, key: str = "") -> Iterable[str]:
 # Checking
 
 
-def _registry_url(reg: Any, request: FleetRequest) -> str | None:
+def _registry_url(reg: HubRegistry, request: FleetRequest) -> str | None:
+    """The --registry-url HOST=URL given for the hub's registry host, if any."""
     host = single.host_of(reg.registry_url if reg.kind != "dockerhub" else reg.server)
     return request.registry_urls.get(host)
 
@@ -365,7 +367,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
     needed = list(dict.fromkeys(p for t in targets if not t.problem for p in sorted(t.encrypted, key=t.files.index)))
     runner = sops.Sops(sops.find_binary(request.sops_bin)) if needed else None
     limiter = HostLimiter(request.per_host)
-    results: dict[tuple[str, str], HubResult] = {}
+    results: dict[int, HubResult] = {}  # by the target's position (two cluster folders may share a name)
     if needed:
         reporter.info(f"decrypting {len(needed)} encrypted files with sops, checking {len(targets)} hubs "
                       f"({request.jobs} at once, {request.per_host} requests per registry host)")  # fmt: skip
@@ -390,17 +392,17 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
                 return _safely(target, lambda: _check_hub(target, decrypted, request, reporter=reporter,
                                                           limiter=limiter))  # fmt: skip
 
-            futures: dict[Future[HubResult], _Target] = {pool.submit(check, t): t for t in targets}
+            futures: dict[Future[HubResult], int] = {pool.submit(check, t): i for i, t in enumerate(targets)}
             for index, future in enumerate(as_completed(futures), start=1):
                 hub = future.result()
-                results[(hub.cluster, hub.hub)] = hub
+                results[futures[future]] = hub
                 label = {"pass": "pass", "fail": "FAIL", "could-not-check": "could not check"}[hub.result]
                 reporter.info(f"{index}/{len(targets)} hubs: {hub.cluster}/{hub.hub} {label} ({hub.seconds:.2f} s)")
         except BaseException:
             sops_pool.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    ordered = tuple(results[(t.cluster, t.hub)] for t in targets)
+    ordered = tuple(results[i] for i in range(len(targets)))
     return FleetResult(
         str(request.path), ordered, tuple(skipped), len(needed), dict(limiter.peak), dict(limiter.waits_429),
         time.monotonic() - start,
