@@ -263,3 +263,9 @@ def test_registry_url_with_a_folder_must_be_host_equals_url(value: str, tmp_path
     (tmp_path / "cluster.yaml").write_text("name: c1\nhubs: []\n")
     result = CliRunner().invoke(app, ["verify", str(tmp_path), "--registry-url", value])
     assert result.exit_code == 2 and "--registry-url" in result.stderr
+
+
+def test_verbose_run_prints_no_secret(fleet: Fleet) -> None:
+    code, stdout, stderr, _ = invoke(fleet, "-v", "--format", "json")
+    assert code == 1 and "debug: provision.registry: GET" in stderr
+    assert_no_secret(fleet, stdout, stderr)
