@@ -189,9 +189,9 @@ def find_hubs(request: FleetRequest) -> tuple[list[_Target], list[str]]:
     if unknown:
         raise UsageError(f"no cluster or hub named {', '.join(unknown)} under {str(request.path)!r}")
     if not targets:
-        what = "the selected hubs" if request.clusters or request.hubs else "no hub"
+        what = "none of the selected hubs" if request.clusters or request.hubs else "no hub"
         raise UsageError(
-            f"{what} under {str(request.path)!r} enable binderhub-service: nothing to verify",
+            f"{what} under {str(request.path)!r} enables binderhub-service: nothing to verify",
             hint="provision doctor lists the hubs and their image-building settings",
         )
     return targets, skipped
