@@ -96,3 +96,11 @@ def test_lookup_login_read_from_values_wrapped_or_not() -> None:
         lookup = lookup_from_values(public_values(QUAY, options), secret_values(QUAY, options))
         assert lookup == PullSecret("https://quay.io", "org+image_builder", "pw")
     assert lookup_from_values({}, {}) == PullSecret("", "", "")
+
+
+def test_target_url_of_a_bare_server_is_https() -> None:
+    from provision.flows.verify import target_url
+
+    bare = HubRegistry("quay", "quay.io", "o+r", "quay.io/o/x-", "pw")
+    assert target_url(VerifyRequest(bare)) == "https://quay.io"
+    assert target_url(VerifyRequest(bare, registry_url="http://127.0.0.1:5000")) == "http://127.0.0.1:5000"

@@ -284,7 +284,9 @@ def target_url(req: VerifyRequest) -> str:
         return req.registry_url
     if reg.kind == "dockerhub":
         return "https://registry-1.docker.io"  # the server key (index.docker.io/v1/) is no v2 API
-    return reg.registry_url
+    url = reg.registry_url
+    # The chart also takes a bare `quay.io` as the server (docker config keys need no scheme); registries speak HTTPS.
+    return url if "://" in url else f"https://{url}"
 
 
 def run(
