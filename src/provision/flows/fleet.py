@@ -109,7 +109,7 @@ class FleetResult:
             parts.append(f"{len(self.skipped)} without binderhub-service skipped")
         parts.append(f"{self.decrypted_files} encrypted files decrypted")
         if self.waits_429:
-            parts.append(f"{sum(self.waits_429.values())} rate-limit waits (429)")
+            parts.append(f"waited out {sum(self.waits_429.values())} rate limit answer(s) (429)")
         return "; ".join(parts) + f" ({self.seconds:.1f} s)"
 
     def as_dict(self) -> dict[str, Any]:
