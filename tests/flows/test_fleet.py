@@ -164,7 +164,7 @@ def test_fleet_run_checks_every_image_building_hub(fleet: Fleet) -> None:
     assert "config.DockerRegistry.password not set" in hubs["c-quay/nolookup"]["reason"]
     assert "uploadArtifacts" in hubs["c-gcp/ar2"]["reason"]
     assert "buildPodsRegistryCredentials.password" in hubs["c-dh/missing"]["reason"]
-    assert "no usable key" in hubs["c-dh/locked"]["reason"]
+    assert "none of your keys can unwrap its data key" in hubs["c-dh/locked"]["reason"]  # sops's reason
     assert "cannot reach" in hubs["c-down/gone"]["reason"]
     # Every check of every hub is in the JSON.
     staging = {c["check"]: c["status"] for c in hubs["c-quay/staging"]["checks"]}

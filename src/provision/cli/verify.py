@@ -35,7 +35,7 @@ def verify(
             exists=True,
             readable=True,
             help="Check every image-building hub under this folder (config/clusters, one cluster's folder, or a "
-            "cluster.yaml), secrets decrypted with sops (SOPS_BIN or PATH) into memory.",
+            "cluster.yaml), secrets decrypted with sops (SOPS_BIN, PATH or provision[sops]) into memory.",
             show_default=False,
         ),
     ] = None,
