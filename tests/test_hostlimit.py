@@ -62,3 +62,24 @@ def test_requests_in_flight_per_host_never_exceed_the_bound() -> None:
 def test_bound_must_be_positive() -> None:
     with pytest.raises(ValueError):
         HostLimiter(0)
+
+
+def test_artifact_registry_429_is_waited_out() -> None:
+    """testIamPermissions answering 429 RESOURCE_EXHAUSTED is retried after 1 s, through the same limiter."""
+    from provision import gcp
+    from tests.servers.artifact_registry import WRITER, FakeGoogle, make_service_account_key
+
+    email = "hub-sa@proj.iam.gserviceaccount.com"
+    with FakeGoogle() as google:
+        key = make_service_account_key(google, email=email, project="proj")
+        name = google.add_repository("proj", "us-central1", "hub-registry")
+        google.grant(email, name, sorted(WRITER))
+        google.fail_next(429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Requests'")
+        limiter = HostLimiter(1)
+        start = time.monotonic()
+        repo = gcp.RepositoryRef("proj", "us-central1", "hub-registry")
+        held = gcp.test_permissions(key, repo, api_endpoint=google.url, limiter=limiter)
+        elapsed = time.monotonic() - start
+    assert held == {gcp.UPLOAD, gcp.DOWNLOAD}
+    assert limiter.waits_429 == {google.host: 1} and elapsed >= 1.0
+    assert [status for method, path, status in google.paths() if path.endswith(":testIamPermissions")] == [429, 200]
