@@ -75,6 +75,7 @@ def test_schema_check_can_fail() -> None:
 
 from provision.errors import UsageError  # noqa: E402
 from provision.hubconfig import (  # noqa: E402
+    IMAGE_RULE,
     HubOptions,
     ImageChoice,
     Profile,
@@ -162,7 +163,7 @@ def test_profile_shape_turns_on_image_building() -> None:
     assert option["dynamic_image_building"] == {"enabled": True}
     unlisted = option["unlisted_choice"]
     assert unlisted["enabled"] is True
-    assert unlisted["validation_regex"] == "^.+:.+$"
+    assert unlisted["validation_regex"] == IMAGE_RULE.pattern
     assert unlisted["kubespawner_override"] == {"image": "{value}"}
     assert option["choices"]["pangeo"] == {
         "display_name": "Pangeo",
@@ -171,8 +172,7 @@ def test_profile_shape_turns_on_image_building() -> None:
         "kubespawner_override": {"image": "pangeo/pangeo-notebook:2024.04.08"},
     }
     validate_hub_values(profile_values(PROFILE))
-    bare = profile_values(Profile())["jupyterhub"]["singleuser"]["profileList"][0]
-    assert "choices" not in bare["profile_options"]["image"]
+    assert entry["default"] is True  # a new profile list: this profile is its default
 
 
 @pytest.mark.parametrize(

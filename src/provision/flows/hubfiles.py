@@ -6,7 +6,7 @@ Every edit is computed first (plan), then written; a failure while writing puts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,13 @@ from provision.files import FileEdit, read_text
 from provision.hubconfig import (
     CHARTS,
     Z2JH_NOTES,
+    Z2JH_RELEASES,
     Chart,
     HubOptions,
     HubRegistry,
     profile_values,
     public_values,
+    releases,
     secret_key_paths,
     secret_values,
 )
@@ -72,6 +74,11 @@ def validate(req: FilesRequest) -> str | None:
 
 def chart_for(req: FilesRequest, explicit: str | None) -> Chart:
     """The chart: --chart, else the hub's helm_chart in cluster.yaml, else basehub."""
+    if explicit == "z2jh" and req.cluster_config is not None:
+        raise UsageError(
+            "--cluster-config lists files for 2i2c's deployer, which installs one chart per hub; with --chart z2jh "
+            "each release (jupyterhub, binderhub-service) gets its own values file: drop --cluster-config"
+        )
     if explicit is not None:
         for chart in CHARTS:
             if explicit == chart:
@@ -82,6 +89,34 @@ def chart_for(req: FilesRequest, explicit: str | None) -> Chart:
         if helm_chart in CHART_OF_HELM_CHART:
             return CHART_OF_HELM_CHART[helm_chart]
     return "basehub"
+
+
+def existing_values(req: FilesRequest) -> Any:
+    """The current --values-file document (None when there is none): a profile is merged into it."""
+    text = read_text(req.values_file) if req.values_file is not None else None
+    if req.values_file is None or text is None or not text.strip():
+        return None
+    return clusterrepo.load(text, path=req.values_file)[0]
+
+
+def check_profile(req: FilesRequest, options: HubOptions) -> None:
+    """Refuse, before any change, a profile that would render no image choice or name a default that is none.
+    Raises UsageError (ClusterRepoError when the values file cannot be read)."""
+    if options.profile is not None:
+        profile_values(options.profile, chart=options.chart, existing=existing_values(req))
+
+
+def release_file(path: Path, release: str | None) -> Path:
+    """The file for a release's values: `path` itself for the hub (jupyterhub) release or a one-chart hub, else
+    a sibling named after the release: staging.values.yaml → staging.binderhub-service.values.yaml,
+    enc-staging.secret.values.yaml → enc-staging.binderhub-service.secret.values.yaml."""
+    if release is None or release == Z2JH_RELEASES[0]:
+        return path
+    for suffix in (".secret.values.yaml", ".values.yaml", ".yaml", ".yml", ""):
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            stem = path.name[: len(path.name) - len(suffix)]
+            return path.with_name(f"{stem}.{release}{suffix}")
+    return path.with_name(f"{path.name}.{release}")  # pragma: no cover - the "" suffix always matches
 
 
 def plan_files(
@@ -180,6 +215,13 @@ class Published:
     secret: dict[str, Any] = field(repr=False)
     written: tuple[str, ...] = ()
     secret_in_file: bool = False
+    chart: Chart = "basehub"
+
+    def documents(self, doc: dict[str, Any]) -> str:
+        """`public` or `secret` as YAML for Helm: for z2jh a stream of one document per release."""
+        from provision.console import to_yaml_stream
+
+        return to_yaml_stream(releases(doc, self.chart))
 
 
 def publish(
@@ -192,7 +234,7 @@ def publish(
     dry_run: bool,
 ) -> Published:
     """Render the hub's values and write the files asked for (all of them, or none). Returns what to print."""
-    public = public_values(registry, options)
+    public = public_values(registry, options, existing=existing_values(req))
     secret = secret_values(registry, options)
     return _publish(public, secret, req, sops_binary, reporter, chart=options.chart, dry_run=dry_run)
 
@@ -200,7 +242,7 @@ def publish(
 def publish_profile(options: HubOptions, req: FilesRequest, *, reporter: Reporter, dry_run: bool) -> Published:
     """Only the image-building profile, for a hub whose registry already exists (no secrets)."""
     assert options.profile is not None
-    public = profile_values(options.profile, chart=options.chart)
+    public = profile_values(options.profile, chart=options.chart, existing=existing_values(req))
     return _publish(public, {}, req, None, reporter, chart=options.chart, dry_run=dry_run)
 
 
@@ -218,21 +260,47 @@ def _publish(
         for note in Z2JH_NOTES:
             reporter.warn(note)
     if req.values_file is None:
-        from provision.console import to_yaml
+        from provision.console import to_yaml_stream
 
         reporter.always("")
-        reporter.always("public values (for <hub>.values.yaml):")
-        reporter.always(to_yaml(public).rstrip())
+        reporter.always(
+            "public values (one document per release: jupyterhub, then binderhub-service):"
+            if chart == "z2jh"
+            else "public values (for <hub>.values.yaml):"
+        )
+        reporter.always(to_yaml_stream(releases(public, chart)).rstrip())
     written: tuple[str, ...] = ()
     if req.writes_anything:
-        plan = plan_files(
-            req,
-            public=public,
-            secret=secret if req.secret_file else None,
-            sops_binary=sops_binary,
-            encrypt=not dry_run,
-        )
+        # One set of files per Helm release (z2jh: the jupyterhub and binderhub-service charts), planned together
+        # so that they are all written or none.
+        public_docs, secret_docs = dict(releases(public, chart)), dict(releases(secret, chart))
+        parts: list[FilesPlan] = []
+        for release in dict.fromkeys([*public_docs, *secret_docs]):
+            release_public, release_secret = public_docs.get(release, {}), secret_docs.get(release, {})
+            release_req = replace(
+                req,
+                values_file=_release_path(req.values_file, release, release_public),
+                secret_file=_release_path(req.secret_file, release, release_secret),
+            )
+            parts.append(
+                plan_files(
+                    release_req,
+                    public=release_public,
+                    secret=release_secret if release_req.secret_file else None,
+                    sops_binary=sops_binary,
+                    encrypt=not dry_run,
+                )
+            )
+        plan = FilesPlan(*(tuple(x for part in parts for x in getattr(part, f.name)) for f in fields(FilesPlan)))
         show_plan(plan, reporter, dry_run=dry_run)
         if not dry_run:
             written = apply_files(plan, reporter)
-    return Published(public, secret, written, secret_in_file=req.secret_file is not None)
+    return Published(public, secret, written, secret_in_file=req.secret_file is not None, chart=chart)
+
+
+def _release_path(path: Path | None, release: str | None, doc: dict[str, Any]) -> Path | None:
+    # A z2jh release with nothing to set (no pull secret: no secret for the jupyterhub chart) gets no file.
+    if path is None or (release is not None and not doc):
+        return None
+    return release_file(path, release)
+
