@@ -12,6 +12,7 @@ per test session (functools.cache).
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import re
@@ -29,6 +30,7 @@ from tests.conftest import SHARED
 from tests.helpers import helm_merge
 
 CHARTS = SHARED / "charts"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KINDS = ("quay", "artifact-registry", "dockerhub")
 HUB_CHARTS = ("basehub", "daskhub", "z2jh")
 RELEASE = "staging"
@@ -71,6 +73,7 @@ class Render:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # release chart → merged values
     objects: list[dict[str, Any]] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # "<chart>:<template path>" of each object, by kind/name
+    _parsed: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def find(self, kind: str, name: str) -> dict[str, Any]:
         found = [o for o in self.objects if o.get("kind") == kind and o["metadata"]["name"] == name]
@@ -96,7 +99,9 @@ class Render:
 
     def hub_values(self) -> dict[str, Any]:
         """The jupyterhub chart's values as the hub reads them (z2jh's `hub` Secret, key values.yaml)."""
-        return yaml.safe_load(self.secret_data("hub", "values.yaml"))  # type: ignore[no-any-return]
+        if "hub" not in self._parsed:
+            self._parsed["hub"] = yaml.load(self.secret_data("hub", "values.yaml"), Loader=_LOADER)
+        return copy.deepcopy(self._parsed["hub"])  # type: ignore[no-any-return]
 
     def dask_gateway_properties(self) -> dict[str, Any]:
         """The values dask-gateway's config reads (`_PROPERTIES` in its rendered dask_gateway_config.py)."""
@@ -241,7 +246,7 @@ def render(kind: str, chart: str, dask: bool) -> Render:
         for path, text in helm_render(chart_dirs[release], values).items():
             if not path.endswith((".yaml", ".yml")):
                 continue  # NOTES.txt
-            for obj in yaml.safe_load_all(text):
+            for obj in yaml.load_all(text, Loader=_LOADER):
                 if isinstance(obj, dict) and obj.get("kind"):
                     out.objects.append(obj)
                     out.sources[f"{obj['kind']}/{obj['metadata']['name']}"] = f"{release}:{path}"
