@@ -50,7 +50,7 @@ def test_ar_repo_rejected(value: str) -> None:
 @pytest.mark.parametrize("value", ["myorg", "2i2c", "abcd", "x" * 40, "org123"])
 def test_dockerhub_namespaces_binderhub_reads(value: str) -> None:
     assert names.dockerhub_namespace("--namespace", value) == value
-    assert names.binderhub_reads_as_docker_hub(f"{value}/c1-staging-binder-2dx:abc")
+    assert names.binderhub_reads_as_docker_hub(f"{value}/c1-staging-binder-2dx")  # the name, tag split off
 
 
 @pytest.mark.parametrize("value", ["my-org", "my.org", "my_org", "ab", "abc", "x" * 41, "MyOrg", "", "org\n"])

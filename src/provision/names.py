@@ -50,7 +50,7 @@ def ar_repo(value: str) -> str:
     return _check("repository name", value, AR_REPO, AR_REPO_RULE, min_len=1, max_len=18)
 
 
-# BinderHub takes an image name for a Docker Hub one only when it fully matches this (binderhub/registry.py);
+# BinderHub takes an image name for a Docker Hub one only when it fully matches this (binderhub/builder.py);
 # otherwise it reads the first path part as a registry host, looks for the image in the wrong place, finds nothing
 # and rebuilds it on every launch. Docker Hub itself allows more (organizations with '-', for instance).
 BINDERHUB_DOCKER_HUB_NAME = re.compile(r"[a-z0-9]{4,40}/[a-z0-9._-]{2,255}")
@@ -67,5 +67,6 @@ def dockerhub_namespace(kind: str, value: str) -> str:
 
 
 def binderhub_reads_as_docker_hub(image_name: str) -> bool:
-    """Whether BinderHub takes `image_name` (without tag) for a Docker Hub name."""
+    """Whether BinderHub takes `image_name` (its tag split off at the last `:`) for a Docker Hub name
+    (`_get_image_basename_and_tag` in binderhub/builder.py)."""
     return BINDERHUB_DOCKER_HUB_NAME.fullmatch(image_name) is not None
