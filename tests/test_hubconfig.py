@@ -209,7 +209,9 @@ import re  # noqa: E402
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-TWO = Profile(images=(ImageChoice("pangeo", "pangeo/pangeo-notebook:2024.04.08"), ImageChoice("r", "rocker/binder:4.3")))
+TWO = Profile(
+    images=(ImageChoice("pangeo", "pangeo/pangeo-notebook:2024.04.08"), ImageChoice("r", "rocker/binder:4.3"))
+)
 
 
 def _option(doc: dict[str, object], chart: str = "basehub") -> dict[str, object]:
@@ -229,9 +231,9 @@ def _existing(choices: dict[str, object], *, others: list[dict[str, object]] | N
 
 
 def _merge_into(existing: dict[str, object], new: dict[str, object]) -> dict[str, object]:
-    from provision.clusterrepo import deep_merge  # the merge --values-file applies
-
     import copy
+
+    from provision.clusterrepo import deep_merge  # the merge --values-file applies
 
     out = copy.deepcopy(existing)
     deep_merge(out, new)  # type: ignore[arg-type]

@@ -276,9 +276,7 @@ def _profile_jupyterhub(profile: Profile, *, chart: Chart, existing: Mapping[str
             "the form and KubeSpawner cannot pick a default image; pass --image SLUG=IMAGE:TAG or --images-file"
         )
     if profile.default is not None and profile.default not in slugs:
-        raise UsageError(
-            f"--default-image {profile.default!r} is not one of the image choices ({', '.join(slugs)})"
-        )
+        raise UsageError(f"--default-image {profile.default!r} is not one of the image choices ({', '.join(slugs)})")
     marked = [str(k) for k, v in old_choices.items() if isinstance(v, Mapping) and v.get("default")]
     # KubeSpawner takes the first choice marked default: keep that one unless the user names another.
     default = profile.default or (marked[0] if marked else new_slugs[0] if new_slugs else slugs[0])

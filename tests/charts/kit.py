@@ -49,7 +49,9 @@ JSONNET_VARS = {
     "VARS_2I2C_ACCOUNT_ID": "123456789012",
 }
 # The least a 2i2c hub's own values file holds for the basehub schema (every real hub sets its home page).
-HUB_BASE: dict[str, Any] = {"jupyterhub": {"custom": {"homepage": {"templateVars": {"redirect_to": "https://2i2c.org"}}}}}
+HUB_BASE: dict[str, Any] = {
+    "jupyterhub": {"custom": {"homepage": {"templateVars": {"redirect_to": "https://2i2c.org"}}}}
+}
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,9 @@ class Render:
             o
             for o in self.objects
             if o.get("kind") == "ConfigMap"
-            and self.sources[f"ConfigMap/{o['metadata']['name']}"].endswith("dask-gateway/templates/gateway/configmap.yaml")
+            and self.sources[f"ConfigMap/{o['metadata']['name']}"].endswith(
+                "dask-gateway/templates/gateway/configmap.yaml"
+            )
         ]
         assert len(configmaps) == 1, len(configmaps)
         found = re.search(r"_PROPERTIES = json\.loads\((\".*\")\)", configmaps[0]["data"]["dask_gateway_config.py"])
@@ -118,7 +122,7 @@ class Render:
 
 
 def docs_by_chart(stream: str) -> dict[str | None, dict[str, Any]]:
-    """provision's YAML output: one unnamed document, or a stream of documents each headed `# values for the X chart`."""
+    """provision's YAML output: one unnamed document, or a stream of documents headed `# values for the X chart`."""
     out: dict[str | None, dict[str, Any]] = {}
     for part in re.split(r"^---\n", stream, flags=re.M):
         header = re.match(r"# values for the (\S+) chart\n", part)
@@ -173,7 +177,9 @@ def run_provision(kind: str, chart: str, dask: bool, folder: Path) -> tuple[Expe
         secret = docs_by_chart(stdout)
         bhs = secret.get("binderhub-service") or (secret[None].get("basehub") or secret[None])["binderhub-service"]
         password = bhs["buildPodsRegistryCredentials"]["password"]
-        return Expected(server, "myorg", password, f"myorg/c1-{RELEASE}-", "https://registry-1.docker.io", server), stdout
+        return Expected(
+            server, "myorg", password, f"myorg/c1-{RELEASE}-", "https://registry-1.docker.io", server
+        ), stdout
     assert kind == "artifact-registry"
     from provision.console import Reporter
     from provision.flows import gcp, hubfiles

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from provision.cli import app
-from tests.charts.kit import docs_by_chart
+from tests.charts.kit import CHARTS, docs_by_chart, helm_render
 from tests.helpers import CHART_DEFAULTS, chart_schema, helm_merge
 from tests.realsops import AgeKey, decrypt_file, sops_env, write_sops_config
 from tests.servers.dockerhub import FakeDockerHub
@@ -52,6 +52,8 @@ def test_z2jh_stdout_is_one_document_per_release(quay: FakeQuay) -> None:
         assert chart not in doc  # each document is the chart's own values, passed whole to `helm -f`
         _validate(str(chart), doc)
     assert docs["jupyterhub"]["imagePullSecret"]["password"] == quay.robot_token("hubs", "image_builder")
+    for chart, doc in docs.items():  # Helm's engine takes each document whole with its chart (schemas checked)
+        assert helm_render(CHARTS / str(chart), doc)
     assert "jupyterhub:" not in result.stderr.split("public values", 1)[1]  # stderr shows the same shape
 
 
@@ -64,12 +66,23 @@ def test_z2jh_json_is_keyed_by_release(quay: FakeQuay) -> None:
     assert doc["public_values"]["binderhub-service"]["config"]["BinderHub"]["use_registry"] is True
 
 
-def test_z2jh_files_one_per_release(quay: FakeQuay, tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, ...]) -> None:
+def test_z2jh_files_one_per_release(
+    quay: FakeQuay, tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, ...]
+) -> None:
     alice = age_keys[0]
     write_sops_config(tmp_path, [alice.recipient])
     values, secret = tmp_path / "staging.values.yaml", tmp_path / "enc-staging.secret.values.yaml"
     values.write_text("hub:\n  config:\n    JupyterHub:\n      admin_access: true # kept\n")
-    args = ["--chart", "z2jh", "--values-file", str(values), "--secret-file", str(secret), "--image", "r=rocker/binder:4.3"]
+    args = [
+        "--chart",
+        "z2jh",
+        "--values-file",
+        str(values),
+        "--secret-file",
+        str(secret),
+        "--image",
+        "r=rocker/binder:4.3",
+    ]
     result = run_quay(quay, *args, env={**sops_env(alice), "SOPS_BIN": real_sops})
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""

@@ -49,7 +49,9 @@ def profile(
 
         files = files_request(values_file=values_file, secret_file=None, cluster_config=cluster_config, hub=hub)
         hubfiles.validate(files)
-        options = hub_options(files, chart=chart, dask_gateway=False, profile=profile_from(image, images_file, True, default_image))
+        options = hub_options(
+            files, chart=chart, dask_gateway=False, profile=profile_from(image, images_file, True, default_image)
+        )
         published = hubfiles.publish_profile(options, files, reporter=reporter, dry_run=dry_run)
         if dry_run:
             reporter.always("dry run: nothing was changed")

@@ -303,4 +303,3 @@ def _release_path(path: Path | None, release: str | None, doc: dict[str, Any]) -
     if path is None or (release is not None and not doc):
         return None
     return release_file(path, release)
-
