@@ -266,7 +266,7 @@ def _profile_jupyterhub(profile: Profile, *, chart: Chart, existing: Mapping[str
     (fancy-profiles cannot render it, KubeSpawner cannot pick a default) or the named default is not a choice.
     """
     old_entry, others_default = _existing_profile(existing, chart=chart, slug=profile.slug)
-    old_choices = _get(old_entry, "profile_options", "image", "choices")
+    old_choices = get_path(old_entry, "profile_options", "image", "choices")
     old_choices = old_choices if isinstance(old_choices, Mapping) else {}
     new_slugs = [image.slug for image in profile.images]
     slugs = [*[str(k) for k in old_choices if str(k) not in new_slugs], *new_slugs]
@@ -330,7 +330,7 @@ def _profile_jupyterhub(profile: Profile, *, chart: Chart, existing: Mapping[str
 def _profile_list(existing: Mapping[str, Any] | None, *, chart: Chart) -> list[Any]:
     # The values file of a z2jh hub holds the jupyterhub chart's values themselves (one file per release).
     keys = {"daskhub": ("basehub", "jupyterhub"), "basehub": ("jupyterhub",), "z2jh": ()}[chart]
-    profiles = _get(existing, *keys, "singleuser", "profileList")
+    profiles = get_path(existing, *keys, "singleuser", "profileList")
     return list(profiles) if isinstance(profiles, list) else []
 
 
@@ -347,7 +347,8 @@ def _existing_profile(
     return mine, any(p.get("default") for p in profiles if p is not mine)
 
 
-def _get(doc: Any, *keys: str) -> Any:
+def get_path(doc: Any, *keys: str) -> Any:
+    """The value at `keys` in nested mappings, or None when a level is missing or not a mapping."""
     for key in keys:
         if not isinstance(doc, Mapping):
             return None

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from provision import names
 from provision.console import Reporter
 from provision.errors import UsageError
+from provision.hubconfig import get_path as _get
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -200,14 +201,6 @@ def _line(exc: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Values
-
-
-def _get(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(key)
-    return doc
 
 
 def _has(doc: Any, keys: Sequence[str]) -> bool:
