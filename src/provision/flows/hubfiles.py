@@ -291,8 +291,9 @@ def _publish(
                     encrypt=not dry_run,
                 )
             )
+        for part in parts:  # each part names the secret paths of its own encrypted file
+            show_plan(part, reporter, dry_run=dry_run)
         plan = FilesPlan(*(tuple(x for part in parts for x in getattr(part, f.name)) for f in fields(FilesPlan)))
-        show_plan(plan, reporter, dry_run=dry_run)
         if not dry_run:
             written = apply_files(plan, reporter)
     return Published(public, secret, written, secret_in_file=req.secret_file is not None, chart=chart)
