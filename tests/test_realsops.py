@@ -1,6 +1,8 @@
 """The real-sops test kit works: two recipients decrypt, a third identity is refused (exit 128)."""
 
-from tests.realsops import encrypt_file, decrypt_file
+from tests.realsops import decrypt_file, encrypt_file
+
+
 def test_roundtrip(tmp_path, age_keys):
     a,b,c = age_keys
     f = tmp_path/"enc-x.secret.values.yaml"

@@ -7,7 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from provision.terraform import Diagnostic, Terraform, TerraformError, build_args, find_binary, parse_text_diagnostics
+from provision.terraform import (
+    Backend,
+    Diagnostic,
+    Evidence,
+    Terraform,
+    TerraformError,
+    binary_kind,
+    build_args,
+    choose_binary,
+    declared_backend,
+    local_state_files,
+    parse_text_diagnostics,
+    state_evidence,
+    stored_backend,
+)
 from tests.conftest import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "terraform" / "registry"
@@ -31,7 +45,10 @@ V = Path("/abs/projects/c1.tfvars")
                 "-reconfigure",
             ],
         ),
+        ("init", {"reconfigure": True}, ["init", "-input=false", "-no-color", "-reconfigure"]),
         ("workspace select", {"workspace": "leap"}, ["workspace", "select", "-no-color", "leap"]),
+        ("workspace list", {}, ["workspace", "list", "-no-color"]),
+        ("show", {"plan_file": P}, ["show", "-no-color", "-json", str(P)]),
         (
             "workspace select",
             {"workspace": "leap", "create_workspace": True},
@@ -50,8 +67,8 @@ V = Path("/abs/projects/c1.tfvars")
 def test_build_args(command: str, kwargs: dict[str, object], expected: list[str]) -> None:
     args = build_args(command, **kwargs)  # type: ignore[arg-type]
     assert args == expected
-    if command != "output":
-        assert "-input=false" in args or command == "workspace select"
+    if command not in ("output", "show"):
+        assert "-input=false" in args or command.startswith("workspace")
     assert "-no-color" in args
 
 
@@ -71,8 +88,109 @@ def test_text_diagnostics_with_and_without_boxes() -> None:
 
 def test_missing_binary() -> None:
     with pytest.raises(TerraformError) as err:
-        find_binary("/nonexistent/tofu")
+        choose_binary("/nonexistent/tofu", evidence=[])
     assert "install OpenTofu" in str(err.value)
+    with pytest.raises(TerraformError, match="no terraform binary found"):
+        choose_binary(None, evidence=[], search_path="/nonexistent")
+
+
+def _path_with(tmp_path: Path, tofu: str, *names: str) -> str:
+    """A PATH folder with the real tofu linked as `tofu` and fake scripts (presence only) for `names`."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "tofu").symlink_to(tofu)
+    for name in names:
+        (folder / name).write_text("#!/bin/sh\nexit 99\n")
+        (folder / name).chmod(0o755)
+    return str(folder)
+
+
+TF_LOCK = Evidence("terraform", ".terraform.lock.hcl lists providers from registry.terraform.io")
+TOFU_STATE = Evidence("opentofu", "the state terraform.tfstate uses providers from registry.opentofu.org")
+
+
+@pytest.mark.parametrize(
+    ("explicit", "evidence", "allow", "extra", "expected"),
+    [
+        # Evidence decides when no binary is named.
+        (None, [TF_LOCK], False, ["terraform"], ("terraform", "registry.terraform.io")),
+        (None, [TOFU_STATE], False, ["terraform"], ("opentofu", "registry.opentofu.org")),
+        # No evidence: the only one on PATH, or a refusal when both are there.
+        (None, [], False, [], ("opentofu", "the only one")),
+        (None, [], False, ["terraform"], "both tofu and terraform are on PATH"),
+        # The evidence's binary is missing: never the other one.
+        (None, [TF_LOCK], False, [], "`terraform` is not on PATH"),
+        # Disagreeing evidence needs a choice.
+        (None, [TF_LOCK, TOFU_STATE], False, ["terraform"], "cannot tell which binary"),
+        # An explicit choice against the evidence needs --allow-binary-switch.
+        ("tofu", [TF_LOCK], False, [], "refusing to run OpenTofu"),
+        ("tofu", [TF_LOCK], True, [], ("opentofu", "switching from HashiCorp Terraform")),
+        ("terraform", [TF_LOCK], False, ["terraform"], ("terraform", "matches .terraform.lock.hcl")),
+        ("tofu", [], False, ["terraform"], ("opentofu", "asked for")),
+    ],
+)
+def test_choose_binary(
+    tmp_path: Path,
+    tofu: str,
+    explicit: str | None,
+    evidence: list[Evidence],
+    allow: bool,
+    extra: list[str],
+    expected: tuple[str, str] | str,
+) -> None:
+    path = _path_with(tmp_path, tofu, *extra)
+    if isinstance(expected, str):
+        with pytest.raises(TerraformError, match=expected.replace("`", ".")):
+            choose_binary(explicit, evidence=evidence, allow_switch=allow, search_path=path)
+        return
+    choice = choose_binary(explicit, evidence=evidence, allow_switch=allow, search_path=path)
+    assert choice.kind == expected[0] and expected[1] in choice.reason
+    assert Path(choice.path).parent == Path(path)
+
+
+def test_binary_kind_follows_names_and_symlinks(tmp_path: Path, tofu: str) -> None:
+    link = tmp_path / "tf"
+    link.symlink_to(tofu)
+    assert binary_kind(str(link)) == "opentofu"
+    assert binary_kind("/usr/bin/terraform") == "terraform"
+    assert binary_kind("/usr/bin/tf") is None
+
+
+def test_state_evidence_from_lock_file_and_local_state(tmp_path: Path) -> None:
+    assert state_evidence(tmp_path, []) == []
+    (tmp_path / ".terraform.lock.hcl").write_text('provider "registry.terraform.io/hashicorp/google" {}\n')
+    state = tmp_path / "terraform.tfstate.d" / "leap" / "terraform.tfstate"
+    state.parent.mkdir(parents=True)
+    provider = 'provider[\\"registry.opentofu.org/hashicorp/google\\"]'
+    state.write_text('{"terraform_version": "1.8.0", "resources": [{"provider": "' + provider + '"}]}')
+    files = local_state_files(tmp_path, "leap", Backend("local", {}))
+    assert files == [state]
+    found = state_evidence(tmp_path, files)
+    assert [e.kind for e in found] == ["terraform", "opentofu"]
+    assert "written by version 1.8.0" in found[1].source
+    # Built-in providers say nothing; remote backends have no local state files.
+    state.write_text('{"resources": [{"provider": "provider[\\"terraform.io/builtin/terraform\\"]"}]}')
+    assert [e.kind for e in state_evidence(tmp_path, files)] == ["terraform"]
+    assert local_state_files(tmp_path, "leap", Backend("gcs", {"bucket": "b"})) == []
+
+
+def test_declared_and_stored_backend(tmp_path: Path) -> None:
+    assert declared_backend(tmp_path) == Backend("local", {})  # no backend block: local
+    (tmp_path / "main.tf").write_text('terraform {\n  backend "gcs" {}\n}\n')
+    assert declared_backend(tmp_path) == Backend("gcs", {})  # partial configuration, read without hcl2
+    (tmp_path / "main.tf").write_text('terraform {\n  backend "gcs" {\n    bucket = "b"\n    prefix = "p"\n  }\n}\n')
+    declared = declared_backend(tmp_path)
+    assert declared == Backend("gcs", {"bucket": "b", "prefix": "p"})
+    assert stored_backend(tmp_path) is None
+    (tmp_path / ".terraform").mkdir()
+    stored = '{"backend": {"type": "gcs", "config": {"bucket": "other", "prefix": "p", "credentials": "SECRET"}}}'
+    (tmp_path / ".terraform" / "terraform.tfstate").write_text(stored)
+    found = stored_backend(tmp_path)
+    assert found is not None and not found.same_as(declared)
+    assert found.describe() == "gcs (bucket=other, prefix=p)"  # never the credentials
+    (tmp_path / "cloud.tf").write_text('terraform {\n  cloud {\n    organization = "o"\n  }\n}\n')
+    (tmp_path / "main.tf").unlink()
+    assert declared_backend(tmp_path) is None
 
 
 @pytest.fixture
@@ -98,8 +216,9 @@ def test_runner_against_real_tofu(tofu: str, module: Path, tmp_path: Path) -> No
     assert '"client_email":"hub1-registry-sa@p.iam.gserviceaccount.com"' in keys["hub1"]
     assert not any("PRIVATE KEY" in line for line in progress)  # outputs never reach progress
     again = tf.plan(var_file=module / "c1.tfvars", plan_file=tmp_path / "tfplan2")
-    assert not again.has_changes and again.changes == ()
-    assert tf.process_count == 7
+    assert not again.has_changes and again.changes == () and not again.output_only
+    assert tf.list_workspaces() == ["default", "c1"]
+    assert tf.process_count == 8
 
 
 def test_json_diagnostic_carries_file_and_line(tofu: str, module: Path, tmp_path: Path) -> None:

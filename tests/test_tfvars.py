@@ -159,3 +159,48 @@ def test_fast_path_agrees_with_hcl2(before: str, after: str) -> None:
         "region": "us-central1",
         "container_repos": ["a", "b"],
     }
+
+
+@pytest.mark.parametrize(("before", "after"), list(LAYOUTS.values()), ids=list(LAYOUTS))
+def test_remove_undoes_add(tmp_path: Path, before: str, after: str) -> None:
+    """Removing the added entry from the edited file gives the original values back, every other line kept (what
+    a failed run relies on when the file has changed since its own edit)."""
+    path = tmp_path / "c.tfvars"
+    path.write_bytes(after.encode())
+    removal = tfvars.plan_remove(path, "hub2")
+    assert removal.changed
+    kept = [line for line in after.splitlines() if "hub2" not in line and "container_repos" not in line]
+    assert kept == [line for line in removal.updated.splitlines() if "container_repos" not in line][: len(kept)]
+    assert tfvars.parse(removal.updated, path=path).get("container_repos", []) == [
+        n for n in tfvars.parse(after, path=path)["container_repos"] if n != "hub2"
+    ]
+
+
+def test_remove_keeps_other_entries_and_comments(tmp_path: Path) -> None:
+    path = tmp_path / "c.tfvars"
+    path.write_text('container_repos = [\n  "a", // first\n  "mine", # ours\n  "b",\n]\n')
+    assert tfvars.plan_remove(path, "mine").updated == 'container_repos = [\n  "a", // first\n  "b",\n]\n'
+    assert not tfvars.plan_remove(path, "absent").changed
+
+
+@pytest.mark.parametrize("target", ["file", "folder"])
+def test_check_writable_refuses_read_only_even_for_root(tmp_path: Path, target: str) -> None:
+    path = tmp_path / "projects" / "c.tfvars"
+    path.parent.mkdir()
+    path.write_text("container_repos = []\n")
+    tfvars.check_writable(path)
+    locked = path if target == "file" else path.parent
+    locked.chmod(0o444 if target == "file" else 0o555)
+    try:
+        with pytest.raises(TfvarsError) as err:
+            tfvars.check_writable(path)
+    finally:
+        locked.chmod(0o755)
+    assert "not writable" in str(err.value) and "chmod u+w" in str(err.value)
+    with pytest.raises(TfvarsError, match="is a folder"):
+        tfvars.check_writable(path.parent)
+
+
+def test_write_error_is_a_tfvars_error(tmp_path: Path) -> None:
+    with pytest.raises(TfvarsError, match="cannot write the file"):
+        tfvars.write(tmp_path / "missing-folder" / "c.tfvars", "x = 1\n")

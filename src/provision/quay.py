@@ -99,6 +99,25 @@ class TeamMember:
         )
 
 
+@dataclass(frozen=True)
+class Repository:
+    namespace: str
+    name: str
+    is_public: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, namespace: str = "") -> Repository:
+        return cls(
+            namespace=str(data.get("namespace") or namespace),
+            name=str(data["name"]),
+            is_public=bool(data.get("is_public")),
+        )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
 def error_message(response: requests.Response) -> tuple[str, str | None]:
     """Quay's error text and error_type from any of its body shapes (problem+json, message, error, v2, HTML)."""
     try:
@@ -338,6 +357,51 @@ class QuayClient:
             if "unknown user" in str(exc).lower():
                 exc.hint = f"check the spelling of {name!r}: it must be an existing Quay user name"
             raise
+
+    # --- removal (provision remove quay) ----------------------------------------------------------------------
+
+    def delete_robot(self, org: str, short: str) -> bool:
+        """Delete a robot with its team memberships and permissions. Returns False when it was already gone.
+
+        Quay answers a missing robot with 400 "Could not find robot" (not 404): that is the idempotent case.
+        """
+        path = f"/organization/{_seg(org)}/robots/{_seg(short)}"
+        response = self._request("DELETE", path)
+        assert isinstance(response, requests.Response)
+        if response.status_code in (400, 404) and "could not find robot" in error_message(response)[0].lower():
+            return False
+        self._check(response, "DELETE", path)
+        return True
+
+    def list_repositories(self, org: str, *, prefix: str = "") -> list[Repository]:
+        """The organization's image repositories whose name starts with `prefix`, every page.
+
+        Quay pages with an opaque `next_page` token (answer key and query parameter of the same name); it filters
+        by namespace but not by name, so the prefix is applied here. Needs the repo:read scope.
+        """
+        found: list[Repository] = []
+        params = {"namespace": org}
+        while True:
+            data = self._call("GET", "/repository", params=params)
+            for item in data.get("repositories") or () if isinstance(data, dict) else ():
+                if isinstance(item, dict) and str(item.get("name", "")).startswith(prefix):
+                    found.append(Repository.from_dict(item, namespace=org))
+            token = data.get("next_page") if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                return found
+            params = {"namespace": org, "next_page": token}
+
+    def delete_repository(self, org: str, name: str) -> bool:
+        """Delete a repository and its images (Quay marks it for garbage collection at once). Returns False when
+        it was already gone. Needs the repo:admin scope."""
+        # The repository path keeps its slash: Quay's route is repository/<namespace>/<name>.
+        path = f"/repository/{_seg(org)}/{_seg(name)}"
+        response = self._request("DELETE", path)
+        assert isinstance(response, requests.Response)
+        if response.status_code == 404:
+            return False
+        self._check(response, "DELETE", path)
+        return True
 
 
 def _seg(value: str) -> str:

@@ -7,13 +7,15 @@ and the result is parsed again and compared with the original before anyone writ
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError
-from provision.files import unified_diff
+from provision.files import unified_diff, write_atomic
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
@@ -125,9 +127,8 @@ def read(path: Path, *, parse_values: bool = True) -> tuple[str, dict[str, Any]]
     return text, parse(text, path=path) if parse_values else {}
 
 
-def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
-    """Return `text` with `"name"` appended to the top-level list `attribute` (created at the end if absent)."""
-    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+def _top_level(tokens: list[Token], attribute: str) -> list[int]:
+    """Indexes of `attribute =` at the top level (not inside a block, list or call)."""
     depth, found = 0, []
     for index, token in enumerate(tokens):
         if token.kind == "punct" and token.text in "[{(":
@@ -137,6 +138,30 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
         elif depth == 0 and token.kind == "ident" and token.text == attribute:
             if index + 1 < len(tokens) and tokens[index + 1].text == "=":
                 found.append(index)
+    return found
+
+
+def _list_members(tokens: list[Token], open_index: int) -> tuple[list[int], int | None]:
+    """Indexes of the tokens directly inside the list opened at `open_index` (items and commas; a nested
+    value shows as its closing bracket), and the index of its `]` (None when it is not closed)."""
+    depth, members = 0, list[int]()
+    for index in range(open_index, len(tokens)):
+        token = tokens[index]
+        if token.kind == "punct" and token.text in "[{(":
+            depth += 1
+        elif token.kind == "punct" and token.text in "]})":
+            depth -= 1
+            if depth == 0:
+                return members, index
+        if depth == 1 and token.kind != "newline" and index > open_index:
+            members.append(index)
+    return members, None
+
+
+def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
+    """Return `text` with `"name"` appended to the top-level list `attribute` (created at the end if absent)."""
+    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+    found = _top_level(tokens, attribute)
     if len(found) > 1:
         line = text.count("\n", 0, tokens[found[1]].start) + 1
         raise TfvarsError(f"{attribute} is set more than once", path=path, line=line)
@@ -150,21 +175,13 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
     if open_index >= len(tokens) or tokens[open_index].text != "[":
         line = text.count("\n", 0, tokens[found[0]].start) + 1
         raise TfvarsError(f"{attribute} is not a literal list", path=path, line=line)
-    depth, close_index, last_elem, trailing_comma = 0, None, None, False
-    for index in range(open_index, len(tokens)):
-        token = tokens[index]
-        if token.kind == "punct" and token.text in "[{(":
-            depth += 1
-        elif token.kind == "punct" and token.text in "]})":
-            depth -= 1
-            if depth == 0:
-                close_index = index
-                break
-        if depth == 1 and token.kind not in ("newline",) and index > open_index:
-            if token.text == ",":
-                trailing_comma = True
-            else:
-                last_elem, trailing_comma = token, False
+    members, close_index = _list_members(tokens, open_index)
+    last_elem, trailing_comma = None, False
+    for index in members:
+        if tokens[index].text == ",":
+            trailing_comma = True
+        else:
+            last_elem, trailing_comma = tokens[index], False
     if close_index is None:
         raise TfvarsError(f"the list of {attribute} is not closed", path=path)
 
@@ -264,3 +281,83 @@ def plan_add(path: Path, name: str, *, attribute: str = "container_repos") -> Tf
             hint=f"add {name!r} to {attribute} by hand, then re-run",
         )
     return TfvarsEdit(path, original, updated, values)
+
+
+def remove_from_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
+    """Return `text` without the item `"name"` of the top-level list `attribute` (its line too, when the item had
+    a line of its own). Raises TfvarsError when the item is not there as a plain string."""
+    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+    found = _top_level(tokens, attribute)
+    if not found or found[0] + 2 >= len(tokens) or tokens[found[0] + 2].text != "[":
+        raise TfvarsError(f"{attribute} is not a literal list", path=path)
+    members, _ = _list_members(tokens, found[0] + 2)
+    for index in members:
+        token = tokens[index]
+        if token.kind == "string" and token.text == f'"{name}"':
+            following = [t for t in tokens[index + 1 :] if t.kind != "newline"]
+            end = following[0].end if following and following[0].text == "," else token.end
+            line_start = text.rfind("\n", 0, token.start) + 1
+            line_end = text.find("\n", end)
+            line_end = len(text) if line_end == -1 else line_end
+            rest = text[end:line_end].strip()
+            if not text[line_start : token.start].strip() and (not rest or rest.startswith(("#", "//", "/*"))):
+                return text[:line_start] + text[line_end + 1 :]  # the item's own line, with its comment
+            if end == token.end:  # the last item of a one-line list: drop the comma before it
+                before = [t for t in tokens[:index] if t.kind != "newline"]
+                if before and before[-1].text == ",":
+                    return text[: before[-1].start] + text[token.end :]
+            return text[: token.start] + text[end:].lstrip(" ")
+    raise TfvarsError(f"{name!r} is not a plain entry of {attribute}", path=path)
+
+
+def plan_remove(path: Path, name: str, *, attribute: str = "container_repos") -> TfvarsEdit:
+    """Compute (without writing) the edit that removes `name` from `attribute`, verified by parsing the result.
+
+    Returns an edit with `changed` False when the name is not listed. Raises TfvarsError.
+    """
+    original, values = read(path)
+    current = values.get(attribute, [])
+    if not isinstance(current, list):
+        raise TfvarsError(f"{attribute} is not a list", path=path)
+    if name not in current:
+        return TfvarsEdit(path, original, original, values)
+    updated = remove_from_list(original, name, attribute=attribute, path=path)
+    expected = {**values, attribute: [item for item in current if item != name]}
+    if parse(updated, path=path) != expected:
+        raise TfvarsError(
+            f"removing {name!r} from {attribute} would change other values; the file was left as it is",
+            path=path,
+            hint=f"remove {name!r} from {attribute} by hand",
+        )
+    return TfvarsEdit(path, original, updated, values)
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any change, a file or folder we could not (or should not) write. Raises TfvarsError.
+
+    A file without any write permission bit is read-only on purpose, even for root (who could write it).
+    """
+    if path.is_dir():
+        raise TfvarsError("is a folder, not a tfvars file", path=path, hint="pass the .tfvars file with --var-file")
+    folder = path.parent
+    for target, what in ((path, "the file"), (folder, "its folder")):
+        try:
+            mode = target.stat().st_mode
+        except OSError as exc:
+            raise TfvarsError(f"cannot check {what} ({exc.strerror})", path=path) from None
+        if not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(target, os.W_OK):
+            raise TfvarsError(
+                f"{what} is not writable ({stat.filemode(mode)}{'' if target == path else f' {folder}'}): "
+                "provision edits the file by writing a new copy beside it; nothing was changed",
+                path=path,
+                hint=f"make {'it' if target == path else folder} writable (chmod u+w), or edit container_repos by "
+                "hand and re-run",
+            )
+
+
+def write(path: Path, text: str) -> None:
+    """Write the whole file atomically, keeping its mode. Raises TfvarsError (one paragraph) on any OS error."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise TfvarsError(f"cannot write the file ({exc.strerror})", path=path) from None

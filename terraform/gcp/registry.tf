@@ -2,15 +2,6 @@
 # repository only (roles/artifactregistry.writer granted on the repository, not on the project), and a JSON key
 # for that service account (read back through the sensitive output registry_sa_keys).
 
-locals {
-  # "<repo>/<member>" => {repo, member}: one reader binding per repository and reader principal. The key is a
-  # plain string so adding a repository or a member never re-keys the existing bindings.
-  registry_reader_bindings = {
-    for pair in setproduct(var.container_repos, var.registry_reader_members) :
-    "${pair[0]}/${pair[1]}" => { repo = pair[0], member = pair[1] }
-  }
-}
-
 resource "google_artifact_registry_repository" "registry" {
   for_each = toset(var.container_repos)
 
@@ -68,8 +59,15 @@ resource "google_artifact_registry_repository_iam_member" "registry_sa_writer" {
   member     = "serviceAccount:${google_service_account.registry_sa[each.key].email}"
 }
 
+# "<repo>/<member>" => {repo, member}: one reader binding per repository and reader principal. The key is a plain
+# string so adding a repository or a member never re-keys the existing bindings. Written here rather than in a
+# local: `provision gcp` recognizes a hub's registry resources by a for_each that visibly derives from
+# var.container_repos in the plan's configuration, and references through locals are not recorded there.
 resource "google_artifact_registry_repository_iam_member" "registry_reader" {
-  for_each = local.registry_reader_bindings
+  for_each = {
+    for pair in setproduct(var.container_repos, var.registry_reader_members) :
+    "${pair[0]}/${pair[1]}" => { repo = pair[0], member = pair[1] }
+  }
 
   project    = google_artifact_registry_repository.registry[each.value.repo].project
   location   = google_artifact_registry_repository.registry[each.value.repo].location

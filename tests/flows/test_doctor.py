@@ -19,8 +19,9 @@ from provision.cli.doctor import doctor
 from provision.errors import UsageError
 from provision.flows.doctor import DoctorResult, Finding, run
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "doctor"
-CLUSTERS = FIXTURES / "config" / "clusters"
+# The fixture tree's encrypted files are made per test session by the real sops (conftest `doctor_tree`) from
+# the `*.plain` sources beside them.
+SOURCE = Path(__file__).resolve().parents[1] / "fixtures" / "doctor"
 PREFIX = "binderhub-service.config.BinderHub.image_prefix"
 
 # Everything doctor must find in the fixture tree, and nothing else: severity, code, cluster, hub, file (relative to
@@ -119,11 +120,16 @@ def _row(f: Finding) -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def tree() -> DoctorResult:
-    return run(FIXTURES)
+def tree(doctor_tree: Path) -> DoctorResult:
+    return run(doctor_tree)
 
 
-def _secret_values() -> set[str]:
+@pytest.fixture(scope="module")
+def clusters(doctor_tree: Path) -> Path:
+    return doctor_tree / "config" / "clusters"
+
+
+def _secret_values(fixtures: Path) -> set[str]:
     """Every value under a credential-named key in the fixtures (plaintext or ENC), plus the sops data keys."""
     found: set[str] = set()
 
@@ -139,22 +145,40 @@ def _secret_values() -> set[str]:
         ):
             found.add(node)
 
-    for path in FIXTURES.rglob("*.y*ml"):
+    for path in [*fixtures.rglob("*.y*ml"), *fixtures.rglob("*.json"), *SOURCE.rglob("*.plain")]:
         text = path.read_text()
         found.update(re.findall(r"\S*PLAINTEXT\S*", text))
         try:
-            walk(yaml.safe_load(text))
-        except yaml.YAMLError:
+            walk(json.loads(text) if path.name.endswith((".json", ".json.plain")) else yaml.safe_load(text))
+        except (yaml.YAMLError, json.JSONDecodeError):
             pass  # broken-yaml and the template: their values are caught by the PLAINTEXT marker
     return {v for v in found if len(v) > 6 and not v.startswith("<")}
 
 
-SECRETS = _secret_values()
+@pytest.fixture(scope="module")
+def secrets(doctor_tree: Path) -> set[str]:
+    return _secret_values(doctor_tree)
 
 
-def test_fixture_secrets_are_collected() -> None:
-    assert any("PLAINTEXT" in s for s in SECRETS) and any(s.startswith("ENC[") for s in SECRETS)
-    assert {"dup-pass-PLAINTEXT-6", "dup-pass-PLAINTEXT-7", "client-secret-PLAINTEXT-2"} <= SECRETS
+def test_fixture_secrets_are_collected(secrets: set[str]) -> None:
+    assert any("PLAINTEXT" in s for s in secrets) and any(s.startswith("ENC[") for s in secrets)
+    assert {"dup-pass-PLAINTEXT-6", "dup-pass-PLAINTEXT-7", "client-secret-PLAINTEXT-2"} <= secrets
+
+
+def test_the_tree_holds_real_sops_files(doctor_tree: Path, age_keys: Any) -> None:
+    """The encrypted fixtures are real sops files (comments, sops: block, ENC values) that decrypt to the sources."""
+    from tests.realsops import decrypt_file
+
+    encrypted = sorted(doctor_tree.rglob("enc-*"))
+    assert len(encrypted) == len(list(SOURCE.rglob("*.plain"))) + 1  # + enc-unencrypted, plaintext on purpose
+    common = doctor_tree / "config" / "clusters" / "clean-quay" / "enc-common.secret.values.yaml"
+    text = common.read_text()
+    assert "#ENC[AES256_GCM," in text and "type:comment]" in text and "\nsops:\n" in text
+    assert "password: ENC[AES256_GCM," in text and "PLAINTEXT" not in text
+    plain = decrypt_file(common, age_keys[0])
+    assert plain.returncode == 0, plain.stderr
+    assert yaml.safe_load(plain.stdout) == yaml.safe_load((SOURCE / common.relative_to(doctor_tree)).with_name(
+        common.name + ".plain").read_text())
 
 
 # -- the flow ---------------------------------------------------------------------------------------------------
@@ -166,12 +190,12 @@ def test_every_finding_in_the_tree_and_nothing_else(tree: DoctorResult) -> None:
 
 
 @pytest.mark.parametrize("row", sorted(EXPECTED), ids=lambda r: f"{r[3]}:{r[1]}")
-def test_each_finding(tree: DoctorResult, row: tuple[str, ...]) -> None:
+def test_each_finding(tree: DoctorResult, row: tuple[str, ...], secrets: set[str]) -> None:
     matches = [f for f in tree.findings if _row(f) == row]
     assert len(matches) == 1
     message = matches[0].message
     assert message and "\n" not in message
-    assert not any(secret in message for secret in SECRETS)
+    assert not any(secret in message for secret in secrets)
 
 
 def test_clean_hubs_have_no_findings(tree: DoctorResult) -> None:
@@ -182,8 +206,8 @@ def test_clean_hubs_have_no_findings(tree: DoctorResult) -> None:
 
 
 @pytest.mark.parametrize("cluster", ["clean-quay", "clean-ar"])
-def test_clean_cluster_alone(cluster: str) -> None:
-    result = run(CLUSTERS / cluster)
+def test_clean_cluster_alone(cluster: str, clusters: Path) -> None:
+    result = run(clusters / cluster)
     assert result.findings == ()
     assert not result.has_errors
     hubs = {"clean-quay": "3 hubs", "clean-ar": "1 hub"}[cluster]
@@ -191,15 +215,15 @@ def test_clean_cluster_alone(cluster: str) -> None:
     assert all(h.cluster_file == "cluster.yaml" for h in result.hubs)
 
 
-def test_paths_are_relative_to_the_path_given() -> None:
-    result = run(CLUSTERS / "quay-broken")
+def test_paths_are_relative_to_the_path_given(clusters: Path) -> None:
+    result = run(clusters / "quay-broken")
     no_registry = next(f for f in result.findings if f.hub == "no-registry")
     assert no_registry.file == "no-registry.values.yaml"
     assert {h.hub for h in result.hubs} >= {"no-registry", "plaintext", "shared-a"}
 
 
-def test_a_cluster_yaml_can_be_given_directly() -> None:
-    result = run(CLUSTERS / "clean-quay" / "cluster.yaml")
+def test_a_cluster_yaml_can_be_given_directly(clusters: Path) -> None:
+    result = run(clusters / "clean-quay" / "cluster.yaml")
     assert [h.hub for h in result.hubs] == ["staging", "prod", "dask"]
     assert result.findings == ()
 
@@ -382,15 +406,15 @@ def _app() -> typer.Typer:
     return app
 
 
-def _no_secret_in(*outputs: str) -> None:
+def _no_secret_in(secrets: set[str], *outputs: str) -> None:
     for output in outputs:
-        leaked = sorted(s for s in SECRETS if s in output)
+        leaked = sorted(s for s in secrets if s in output)
         assert not leaked, leaked[:3]
         assert "PLAINTEXT" not in output and "ENC[" not in output
 
 
-def test_cli_clean_cluster_exits_0_with_a_table_on_stderr() -> None:
-    result = runner.invoke(_app(), [str(CLUSTERS / "clean-quay")])
+def test_cli_clean_cluster_exits_0_with_a_table_on_stderr(clusters: Path) -> None:
+    result = runner.invoke(_app(), [str(clusters / "clean-quay")])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "clean-quay/staging (basehub): no findings" in result.stderr
@@ -398,16 +422,18 @@ def test_cli_clean_cluster_exits_0_with_a_table_on_stderr() -> None:
     assert result.stderr.rstrip().endswith("0 errors, 0 warnings, 0 info in 3 hubs")
 
 
-def test_cli_clean_cluster_json() -> None:
-    result = runner.invoke(_app(), [str(CLUSTERS / "clean-ar"), "--format", "json"])
+def test_cli_clean_cluster_json(clusters: Path) -> None:
+    result = runner.invoke(_app(), [str(clusters / "clean-ar"), "--format", "json"])
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["findings"] == [] and doc["summary"] == {"errors": 0, "warnings": 0, "info": 0, "hubs": 1}
     assert doc["hubs"] == [{"cluster": "clean-ar", "hub": "prod", "chart": "basehub", "cluster_file": "cluster.yaml"}]
 
 
-def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(tree: DoctorResult) -> None:
-    result = runner.invoke(_app(), [str(FIXTURES)])
+def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(
+    tree: DoctorResult, doctor_tree: Path, secrets: set[str]
+) -> None:
+    result = runner.invoke(_app(), [str(doctor_tree)])
     assert result.exit_code == 1
     assert result.stdout == ""  # stdout carries machine output only
     lines = result.stderr.splitlines()
@@ -416,9 +442,9 @@ def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(tree: DoctorR
     assert any(line.split()[:2] == ["error", "missing-docker-registry"] for line in lines)
     assert lines[-1] == tree.summary()
     assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 37 hubs", lines[-1])
-    _no_secret_in(result.stdout, result.stderr)
+    _no_secret_in(secrets, result.stdout, result.stderr)
 
-    json_run = runner.invoke(_app(), [str(FIXTURES), "--format", "json"])
+    json_run = runner.invoke(_app(), [str(doctor_tree), "--format", "json"])
     assert json_run.exit_code == 1
     doc = json.loads(json_run.stdout)
     assert {tuple(f[k] for k in ("severity", "code", "cluster", "hub", "file", "key")) for f in doc["findings"]} == (
@@ -426,7 +452,7 @@ def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(tree: DoctorR
     )
     assert doc["summary"]["errors"] == tree.count("error") > 0
     assert json_run.stderr.strip() == tree.summary()
-    _no_secret_in(json_run.stdout, json_run.stderr)
+    _no_secret_in(secrets, json_run.stdout, json_run.stderr)
 
 
 def test_cli_warnings_only_exit_0(tmp_path: Path) -> None:

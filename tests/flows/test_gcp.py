@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -41,18 +42,22 @@ enable_network_policy = true # not a variable of the module: terraform warns, ne
 
 
 class Env:
+    """A module copied to <root>/terraform/gcp with projects/<CLUSTER>.tfvars, and the flow run on it."""
+
+    CLUSTER, HUB = "c1", "hub1"
+
     def __init__(self, root: Path, tofu: str) -> None:
         self.root, self.tofu = root, tofu
         self.module = root / "terraform" / "gcp"
-        self.tfvars = self.module / "projects" / "c1.tfvars"
+        self.tfvars = self.module / "projects" / f"{self.CLUSTER}.tfvars"
 
     def tf(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([self.tofu, f"-chdir={self.module}", *args], capture_output=True, text=True, check=True)
 
     def request(self, **kwargs: Any) -> GcpRequest:
         fields: dict[str, Any] = {
-            "cluster": "c1",
-            "hub": "hub1",
+            "cluster": self.CLUSTER,
+            "hub": self.HUB,
             "terraform_dir": self.module,
             "terraform_bin": self.tofu,
             "yes": True,
@@ -102,7 +107,7 @@ def test_first_run_then_rerun(env: Env) -> None:
     assert result.registry.server == "https://us-central1-docker.pkg.dev"
     assert result.registry.image_prefix == "us-central1-docker.pkg.dev/c1-project/hub1-registry/"
     assert result.registry.pull_secret_registry is None
-    assert result.processes <= 5
+    assert result.processes == 6  # init, workspace select, plan, show (to judge the plan), apply, output
     assert "terraform apply: done (" in stderr  # progress with elapsed time
     assert 'terraform_data.registry_sa_key["hub1"]: Creation complete' in stderr
     assert "PRIVATE KEY" not in stderr
@@ -110,7 +115,7 @@ def test_first_run_then_rerun(env: Env) -> None:
     before = env.tfvars.read_bytes()
     again, stderr = env.run(confirm=lambda _q: pytest.fail("nothing to confirm on a re-run"))
     assert not again.applied and not again.tfvars_changed
-    assert again.processes <= 4
+    assert again.processes == 4
     assert "apply skipped" in stderr
     assert again.registry.password == result.registry.password
     assert env.tfvars.read_bytes() == before
@@ -234,3 +239,29 @@ def test_cli_end_to_end(env: Env) -> None:
     assert confirmed.exit_code == 0, confirmed.stderr
     assert confirmed.stdout.startswith("binderhub-service:\n")
     assert declined.stdout == ""
+
+
+def test_readme_example_for_our_module_as_written(tmp_path: Path, tofu: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our terraform/gcp needs its state bucket at init, which is not reachable offline: the README's command runs
+    as written with --dry-run (options, paths, backend settings and the commands it would run)."""
+    from tests.flows.test_gcp_2i2c import readme_commands
+
+    section = (REPO / "README.md").read_text().split("## provision gcp\n", 1)[1]
+    cp_line = next(line for line in section.splitlines() if line.startswith("cp terraform/gcp/"))
+    shutil.copytree(REPO / "terraform" / "gcp", tmp_path / "terraform" / "gcp")
+    subprocess.run(cp_line.split("#")[0], shell=True, cwd=tmp_path, check=True)
+    (args,) = readme_commands("--backend-config bucket=")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "tofu").symlink_to(tofu)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert '+  "staging",' in result.stderr
+    assert (
+        "tofu init -input=false -no-color -backend-config=bucket=my-terraform-state "
+        "-backend-config=prefix=terraform/state/registries -reconfigure" in result.stderr
+    )
+    assert "tofu workspace select -no-color -or-create leap" in result.stderr
+    assert "OpenTofu (tofu)): asked for" in result.stderr

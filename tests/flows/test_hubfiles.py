@@ -1,5 +1,5 @@
-"""Writing a hub's files end to end: provision quay against the Quay test server, the sops stand-in at the
-subprocess boundary, and a cluster folder shaped like 2i2c-org/infrastructure."""
+"""Writing a hub's files end to end: provision quay against the Quay test server, the real sops 3.11 binary with
+age identities made for the test session, and a cluster folder shaped like 2i2c-org/infrastructure."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import yaml
 from typer.testing import CliRunner
 
 from provision.cli import app
+from provision.console import Reporter
 from tests.helpers import helm_merge, validate_hub_values
+from tests.realsops import AgeKey, decrypt_file, encrypt_file, read_calls, recording_sops, sops_env, write_sops_config
 from tests.servers.quay import FakeQuay
 from tests.test_cli import _run_on_terminal
 
@@ -65,17 +67,22 @@ SECRETS = {
 
 
 class Repo:
-    def __init__(self, root: Path, sops: str, quay: FakeQuay) -> None:
-        self.root, self.sops, self.quay = root, sops, quay
+    def __init__(self, root: Path, sops: str, quay: FakeQuay, keys: tuple[AgeKey, AgeKey, AgeKey]) -> None:
+        self.root, self.sops, self.quay, self.keys = root, sops, quay, keys
+        self.alice, self.bob, self.carol = keys
         self.cluster_dir = root / "config" / "clusters" / "c1"
         self.cluster = self.cluster_dir / "cluster.yaml"
         self.values = self.cluster_dir / "staging.values.yaml"
         self.secret = self.cluster_dir / "enc-staging.secret.values.yaml"
 
-    def env(self, **extra: str) -> dict[str, str]:
-        return {"QUAY_TOKEN": TOKEN, "SOPS_BIN": self.sops, **extra}
+    def env(self, identity: AgeKey | None = None, **extra: str) -> dict[str, str | None]:
+        """The caller's SOPS_* variables unset (CliRunner only overrides), alice's identity, the real sops."""
+        cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SOPS_")}
+        keep = sops_env(identity or self.alice)
+        return {**cleared, **{k: keep[k] for k in keep if k.startswith(("SOPS_", "XDG_"))},
+                "QUAY_TOKEN": TOKEN, "SOPS_BIN": self.sops, **extra}  # fmt: skip
 
-    def invoke(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Any:
+    def invoke(self, *args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Any:
         base = ["quay", "--org", "hubs", "--cluster", "c1", "--hub", "staging", "--api-url", self.quay.url]
         return CliRunner().invoke(app, [*base, *args], env=env or self.env(), input=input)
 
@@ -86,36 +93,30 @@ class Repo:
             *("--cluster-config", str(self.cluster)),
         ]
 
-    def decrypt(self, path: Path | None = None) -> Any:
-        argv = [self.sops, "decrypt", str(path or self.secret)]
-        out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    def decrypt(self, path: Path | None = None, identity: AgeKey | None = None) -> Any:
+        out = decrypt_file(path or self.secret, identity or self.alice)
+        assert out.returncode == 0, out.stderr
         return yaml.safe_load(out.stdout)
+
+    def encrypt_secrets(self, recipients: list[str], *extra_args: str) -> None:
+        encrypt_file(self.secret, yaml.safe_dump(SECRETS, sort_keys=False), recipients, extra_args=extra_args)
 
     def snapshot(self) -> dict[str, bytes]:
         return {str(p.relative_to(self.root)): p.read_bytes() for p in sorted(self.root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
-def repo(tmp_path: Path, sops_bin: str) -> Iterator[Repo]:
+def repo(tmp_path: Path, real_sops: str, age_keys: Any) -> Iterator[Repo]:
     with FakeQuay() as quay:
         quay.add_user("admin", email="admin@example.org")
         quay.add_token(TOKEN, user="admin", scopes={"org:admin", "user:admin"})
-        r = Repo(tmp_path / "infrastructure", sops_bin, quay)
+        r = Repo(tmp_path / "infrastructure", real_sops, quay, age_keys)
         r.cluster_dir.mkdir(parents=True)
-        (r.root / ".sops.yaml").write_text("creation_rules:\n  - path_regex: .*secret.*\n    age: age1test\n")
+        write_sops_config(r.root, [r.alice.recipient])  # the repository's rule names alice only
         r.cluster.write_text(CLUSTER)
         r.values.write_text(VALUES)
         (r.cluster_dir / "common.values.yaml").write_text("nfs:\n  enabled: false\n")
-        plaintext = yaml.safe_dump(SECRETS, sort_keys=False)
-        encrypted = subprocess.run(
-            [sops_bin, "encrypt", "--filename-override", str(r.secret)],
-            input=plaintext,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=r.cluster_dir,
-        )
-        r.secret.write_text(encrypted.stdout)
+        r.encrypt_secrets([r.alice.recipient])
         yield r
 
 
@@ -174,19 +175,45 @@ def test_new_files_and_registration(repo: Repo) -> None:
     assert repo.decrypt(secret)["binderhub-service"]["buildPodsRegistryCredentials"]["password"]
 
 
-def test_no_plaintext_written_anywhere(repo: Repo) -> None:
+def test_no_plaintext_written_anywhere(repo: Repo, tmp_path: Path) -> None:
+    """A recording wrapper runs the real sops: it logs each call and, at each call, which files hold a plaintext
+    secret. None ever does; argv carries paths and key names only; the values travel on stdin."""
+    wrapper, log = recording_sops(tmp_path / "rec", scan=(repo.root, "OAUTH-SECRET-123"))
     tmp = Path(tempfile.gettempdir())
     tmp_before = {p for p in tmp.iterdir()}
-    result = repo.invoke(*repo.files_args())
+    result = repo.invoke(*repo.files_args(), env=repo.env(SOPS_BIN=str(wrapper)))
     assert result.exit_code == 0, result.stderr
     token = repo.quay.robot_token("hubs", "image_builder")
     assert token
+    calls = read_calls(log)
+    # One decrypt before the first remote write, then one `set` per changed branch, on a copy beside the file:
+    # a new branch is set whole, an existing value is replaced alone (keys and comments around it stay).
+    assert [c["argv"][2] for c in calls] == ["decrypt", *["set"] * 5]
+    assert [c["argv"][-1] for c in calls[1:]] == [
+        '["binderhub-service"]["config"]["DockerRegistry"]["password"]',
+        '["binderhub-service"]["buildPodsRegistryCredentials"]',
+        '["jupyterhub"]["imagePullSecret"]["registry"]',
+        '["jupyterhub"]["imagePullSecret"]["username"]',
+        '["jupyterhub"]["imagePullSecret"]["password"]',
+    ]
+    assert all(c["argv"][:2] == ["--config", str(repo.root / ".sops.yaml")] for c in calls)
+    assert all(c["cwd"] == os.getcwd() for c in calls)  # the caller's directory: relative env paths keep meaning
+    for call in calls[1:]:
+        assert call["argv"][4].startswith(str(repo.cluster_dir / ".enc-staging.secret.values.yaml."))
+        assert call["stdin_bytes"] > 0
+    assert all(call["plaintext_files"] == [] for call in calls)
+    assert not any(token in " ".join(c["argv"]) for c in calls)  # type: ignore[arg-type]
     for root in (repo.root, repo.root.parent, *(p for p in tmp.iterdir() if p not in tmp_before)):
         files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
         for path in files:
+            if path.parent == wrapper.parent:
+                continue  # the recorder holds the needle it looks for
             data = path.read_bytes()
             assert token.encode() not in data, f"plaintext token in {path}"
             assert b"OAUTH-SECRET-123" not in data, f"plaintext secret in {path}"
+    assert sorted(p.name for p in repo.cluster_dir.iterdir()) == [
+        "cluster.yaml", "common.values.yaml", "enc-staging.secret.values.yaml", "staging.values.yaml"
+    ]  # no copy left behind
 
 
 def test_daskhub_detected_from_cluster_yaml(repo: Repo) -> None:
@@ -205,40 +232,218 @@ def test_daskhub_detected_from_cluster_yaml(repo: Repo) -> None:
     assert set(yaml.safe_load(result.stdout)) == {"basehub"}  # the secrets are wrapped too
 
 
+def _tamper(repo: Repo, how: str) -> None:
+    text = repo.secret.read_text()
+    if how == "delete-line":  # an encrypted key removed: the MAC no longer matches
+        lines = text.splitlines(keepends=True)
+        repo.secret.write_text("".join(line for line in lines if "client_id:" not in line))
+    else:  # one ciphertext character changed: AES-GCM authentication fails
+        start = text.index("client_secret: ENC[AES256_GCM,data:") + len("client_secret: ENC[AES256_GCM,data:")
+        repo.secret.write_text(text[:start] + ("A" if text[start] != "A" else "B") + text[start + 1 :])
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        ("missing-binary", "sops not found"),
-        ("no-rule", "no creation rule"),
-        ("wrong-key", "no usable key"),
+        ("missing-binary", "sops not found at SOPS_BIN="),
+        ("wrong-key", "none of your keys can unwrap its data key. sops said: Failed to get the data key"),
+        ("delete-line", "fails its integrity check (MAC mismatch)"),
+        ("change-char", "its ciphertext was changed. sops said: Error decrypting tree"),
+        ("invalid-yaml", "sops could not parse"),
+        ("plaintext-file", "has no sops metadata (it is not encrypted)"),
+        ("no-rule", "no creation rule in "),
+        ("gcp-kms", "sops cannot use the keys of the creation rule"),
+        ("bad-recipient", "Bech32"),
+        ("values-yaml", "not valid YAML"),
     ],
 )
-def test_sops_failures_leave_every_file_untouched(repo: Repo, setup: str, message: str) -> None:
+def test_local_failures_stop_before_any_remote_write(repo: Repo, setup: str, message: str) -> None:
+    """Every sops and file check runs before the first request that changes Quay; nothing is written anywhere."""
     env = repo.env()
+    rules = repo.root / ".sops.yaml"
     if setup == "missing-binary":
         env["SOPS_BIN"] = str(repo.root / "no-such-sops")
-    elif setup == "no-rule":
-        (repo.root / ".sops.yaml").write_text("creation_rules:\n  - path_regex: nothing-matches\n    age: age1test\n")
+    elif setup == "wrong-key":
+        env = repo.env(repo.carol)
+    elif setup in ("delete-line", "change-char"):
+        _tamper(repo, setup)
+    elif setup == "invalid-yaml":
+        repo.secret.write_text(repo.secret.read_text().replace("jupyterhub:", "jupyterhub: [", 1))
+    elif setup == "plaintext-file":
+        repo.secret.write_text("jupyterhub:\n  hub:\n    config: {}\n")
     else:
-        env["SOPS_STANDIN_KEY"] = "someone-else"
+        repo.secret.unlink()  # a new file: its creation rule is what is checked
+        if setup == "no-rule":
+            rules.write_text(f"creation_rules:\n  - path_regex: nothing-matches\n    age: {repo.alice.recipient}\n")
+        elif setup == "gcp-kms":
+            rules.write_text(
+                "creation_rules:\n  - path_regex: .*secret.*\n    gcp_kms: "
+                "projects/p/locations/global/keyRings/sops/cryptoKeys/k\n"
+            )
+            env["GOOGLE_APPLICATION_CREDENTIALS"] = str(repo.root / "no-such-credentials.json")
+        elif setup == "bad-recipient":
+            rules.write_text("creation_rules:\n  - path_regex: .*secret.*\n    age: age1test\n")
+        elif setup == "values-yaml":
+            repo.values.write_text("jupyterhub: [\n")
     before = repo.snapshot()
     result = repo.invoke(*repo.files_args(), env=env)
     assert result.exit_code == 1, result.stderr
     assert message in result.stderr
+    assert "\n" not in result.stderr.strip().removeprefix("error: ")  # one paragraph
+    for secret in ("OAUTH-SECRET-123", "OLD-PW"):
+        assert secret not in result.stderr
     assert repo.snapshot() == before
     assert result.stdout == ""
-    if setup == "missing-binary":
-        assert repo.quay.requests == []  # checked before the first request
+    assert repo.quay.requests == []  # checked before the first request, so before any write
 
 
-def test_dry_run_writes_nothing_and_needs_no_key(repo: Repo) -> None:
+def test_sops_messages_say_what_to_do(repo: Repo) -> None:
+    wrong = repo.invoke(*repo.files_args(), env=repo.env(repo.carol))
+    assert "SOPS_AGE_KEY_FILE" in wrong.stderr and "Recovery failed" not in wrong.stderr
+    assert f"Group 0: FAILED; {repo.alice.recipient}: FAILED; failed to create reader" in wrong.stderr
+    assert repo.alice.recipient in wrong.stderr  # the recipient that could have decrypted it
+    _tamper(repo, "delete-line")
+    mac = repo.invoke(*repo.files_args())
+    assert f"git checkout -- {repo.secret}" in mac.stderr
+    repo.secret.unlink()
+    (repo.root / ".sops.yaml").write_text("creation_rules:\n  - path_regex: nothing\n    age: x\n")
+    rule = repo.invoke(*repo.files_args())
+    assert f"no creation rule in {repo.root / '.sops.yaml'} matches {repo.secret}" in rule.stderr
+    assert "no matching creation rules found" in rule.stderr  # sops's own words, not withheld
+
+
+def test_dry_run_writes_nothing_and_checks_the_key(repo: Repo) -> None:
     before = repo.snapshot()
-    result = repo.invoke(*repo.files_args(), "--dry-run", env=repo.env(SOPS_STANDIN_KEY="not-needed"))
+    result = repo.invoke(*repo.files_args(), "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert repo.snapshot() == before
     assert "+  enabled: true" in result.stderr or "+binderhub-service:" in result.stderr
     assert "would encrypt binderhub-service.config.DockerRegistry.password" in result.stderr
+    assert "enc-staging.secret.values.yaml: binderhub-service.config.DockerRegistry.password" in result.stderr
     assert repo.quay.writes() == []
+    # A dry run says now what the real run would hit, before reading anything remote.
+    wrong = repo.invoke(*repo.files_args(), "--dry-run", env=repo.env(repo.carol))
+    assert wrong.exit_code == 1 and "none of your keys" in wrong.stderr
+    assert repo.snapshot() == before
+
+
+def test_two_recipients_and_encrypted_regex_are_kept(repo: Repo) -> None:
+    """The file was re-keyed for alice and bob and encrypts only passwords; .sops.yaml names alice alone."""
+    repo.encrypt_secrets([repo.alice.recipient, repo.bob.recipient], "--encrypted-regex", "^(password|client_secret)$")
+    metadata_before = yaml.safe_load(repo.secret.read_text())["sops"]
+    result = repo.invoke(*repo.files_args(), env=repo.env(repo.bob))  # bob is not in the creation rule
+    assert result.exit_code == 0, result.stderr
+    assert "recipients and key groups stay as they are" in result.stderr
+    token = repo.quay.robot_token("hubs", "image_builder")
+    for identity in (repo.alice, repo.bob):
+        secrets = repo.decrypt(identity=identity)
+        assert secrets["jupyterhub"]["hub"] == SECRETS["jupyterhub"]["hub"]
+        assert secrets["binderhub-service"]["config"]["DockerRegistry"]["password"] == token
+    assert decrypt_file(repo.secret, repo.carol).returncode == 128
+    after = yaml.safe_load(repo.secret.read_text())
+    assert [a["recipient"] for a in after["sops"]["age"]] == [a["recipient"] for a in metadata_before["age"]]
+    assert after["sops"]["encrypted_regex"] == "^(password|client_secret)$"
+    assert after["jupyterhub"]["imagePullSecret"]["username"] == "hubs+image_builder"  # not encrypted, by the regex
+    assert after["jupyterhub"]["imagePullSecret"]["password"].startswith("ENC[")
+
+
+def test_key_groups_and_shamir_threshold_are_kept(repo: Repo, tmp_path: Path) -> None:
+    groups = tmp_path / "groups.sops.yaml"
+    groups.write_text(
+        "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n"
+        f"      - age: [{repo.alice.recipient}, {repo.bob.recipient}]\n      - age: [{repo.carol.recipient}]\n"
+    )
+    plain = yaml.safe_dump(SECRETS, sort_keys=False)
+    encrypt_file(repo.secret, plain, [repo.alice.recipient], env={**sops_env(), "SOPS_CONFIG": str(groups)})
+    # encrypt_file's --age wins over the config's keys: re-encrypt through the config alone.
+    subprocess.run(
+        [repo.sops, "--config", str(groups), "encrypt", "--filename-override", str(repo.secret),
+         "--output", str(repo.secret)],
+        input=plain.encode(), check=True, capture_output=True, env=sops_env(), cwd="/",
+    )  # fmt: skip
+    both = tmp_path / "alice+carol.txt"
+    both.write_text(repo.alice.identity_file.read_text() + repo.carol.identity_file.read_text())
+    result = repo.invoke(*repo.files_args(), env=repo.env(SOPS_AGE_KEY_FILE=str(both)))
+    assert result.exit_code == 0, result.stderr
+    meta = yaml.safe_load(repo.secret.read_text())["sops"]
+    assert meta["shamir_threshold"] == 2 and len(meta["key_groups"]) == 2
+    assert [a["recipient"] for a in meta["key_groups"][1]["age"]] == [repo.carol.recipient]
+    out = subprocess.run([repo.sops, "decrypt", str(repo.secret)], capture_output=True, text=True,
+                         env=sops_env(SOPS_AGE_KEY_FILE=str(both)), cwd="/")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    secrets = yaml.safe_load(out.stdout)
+    assert secrets["jupyterhub"]["hub"] == SECRETS["jupyterhub"]["hub"]
+    assert secrets["jupyterhub"]["imagePullSecret"]["password"] == repo.quay.robot_token("hubs", "image_builder")
+    assert decrypt_file(repo.secret, repo.alice).returncode == 128  # one group is not enough, as before
+
+
+def test_sops_config_is_not_used_for_repository_files(repo: Repo, tmp_path: Path) -> None:
+    decoy = write_sops_config(tmp_path / "decoy", [repo.carol.recipient])
+    new = repo.cluster_dir / "enc-staging.binder.secret.values.yaml"
+    result = repo.invoke("--secret-file", str(new), env=repo.env(SOPS_CONFIG=str(decoy)))
+    assert result.exit_code == 0, result.stderr
+    assert f"creation rule of {repo.root / '.sops.yaml'} (the repository)" in result.stderr
+    assert f"SOPS_CONFIG={decoy} is not used for repository files" in result.stderr
+    assert repo.decrypt(new)["jupyterhub"]["imagePullSecret"]["username"] == "hubs+image_builder"
+    assert decrypt_file(new, repo.carol).returncode == 128
+
+
+def test_sops_config_applies_where_the_repository_has_none(repo: Repo, tmp_path: Path) -> None:
+    (repo.root / ".sops.yaml").unlink()
+    user_config = write_sops_config(tmp_path / "mine", [repo.bob.recipient])
+    new = repo.cluster_dir / "enc-staging.binder.secret.values.yaml"
+    result = repo.invoke("--secret-file", str(new), env=repo.env(SOPS_CONFIG=str(user_config)))
+    assert result.exit_code == 0, result.stderr
+    assert f"{user_config} (SOPS_CONFIG)" in result.stderr
+    assert repo.decrypt(new, identity=repo.bob)["jupyterhub"]["imagePullSecret"]["password"]
+
+
+def test_relative_key_file_from_the_repository_root(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = repo.root / "keys"
+    keys.mkdir()
+    (keys / "age.txt").write_text(repo.alice.identity_file.read_text())
+    monkeypatch.chdir(repo.root)
+    result = repo.invoke(*repo.files_args(), env=repo.env(SOPS_AGE_KEY_FILE="keys/age.txt"))
+    assert result.exit_code == 0, result.stderr
+    assert repo.decrypt()["binderhub-service"]["config"]["DockerRegistry"]["password"] == repo.quay.robot_token(
+        "hubs", "image_builder"
+    )
+
+
+def test_comment_only_file_is_encrypted_by_the_rule_and_keeps_its_comment(repo: Repo) -> None:
+    repo.secret.write_text("# registry secrets for staging, written by provision\n")
+    result = repo.invoke(*repo.files_args())
+    assert result.exit_code == 0, result.stderr
+    assert "type:comment]" in repo.secret.read_text()
+    out = decrypt_file(repo.secret, repo.alice)
+    assert out.stdout.startswith("# registry secrets for staging, written by provision\n")
+
+
+def test_an_edit_made_after_the_preflight_is_kept(repo: Repo) -> None:
+    """Another run changed the file between our decrypt and our write: we merge into its version."""
+    from provision.flows import hubfiles
+    from provision.hubconfig import HubOptions, HubRegistry
+
+    req = hubfiles.FilesRequest(secret_file=repo.secret, sops_bin=repo.sops)
+    env = repo.env()
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            if v is None:
+                mp.delenv(k, raising=False)
+            else:
+                mp.setenv(k, v)
+        state = hubfiles.preflight(req, sops_binary=repo.sops)
+        subprocess.run(
+            [repo.sops, "set", "--value-stdin", str(repo.secret), '["other"]["token"]'],
+            input='"OTHER-RUN-TOKEN"', text=True, check=True, capture_output=True, env=sops_env(repo.alice),
+        )
+        registry = HubRegistry(kind="quay", server="quay.io", username="hubs+b", image_prefix="quay.io/hubs/x-",
+                               password="NEW-PASSWORD")  # fmt: skip
+        hubfiles.publish(registry, HubOptions(), req, sops_binary=repo.sops, state=state,
+                         reporter=Reporter(stream=io.StringIO()), dry_run=False)  # fmt: skip
+    secrets = repo.decrypt()
+    assert secrets["other"]["token"] == "OTHER-RUN-TOKEN"
+    assert secrets["binderhub-service"]["config"]["DockerRegistry"]["password"] == "NEW-PASSWORD"
 
 
 def test_profile_command(repo: Repo) -> None:
@@ -279,3 +484,36 @@ def test_what_we_write_passes_doctor(repo: Repo, chart_args: list[str]) -> None:
     report = doctor.run(repo.cluster_dir, reporter=Reporter(stream=io.StringIO()))
     staging = [f for f in report.findings if f.hub == "staging"]
     assert [f for f in staging if f.severity != "info"] == [], staging
+
+
+def test_concurrent_runs_take_turns_and_keep_each_others_edits(repo: Repo) -> None:
+    """A run that finds the folder locked by another writer waits, then merges into that writer's version."""
+    import fcntl
+    import sys
+    import time
+
+    provision = str(Path(sys.executable).with_name("provision"))
+    base = ["quay", "--org", "hubs", "--cluster", "c1", "--hub", "staging", "--api-url", repo.quay.url]
+    env = {k: v for k, v in {**os.environ, **repo.env()}.items() if v is not None}
+    folder = os.open(repo.cluster_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # "another run" holds the folder
+        proc = subprocess.Popen([provision, *base, "--secret-file", str(repo.secret)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not repo.quay.robot_token("hubs", "image_builder") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()  # waiting for the lock, the file untouched
+        subprocess.run(
+            [repo.sops, "set", "--value-stdin", str(repo.secret), '["other"]["token"]'],
+            input='"OTHER-RUN-TOKEN"', text=True, check=True, capture_output=True, env=sops_env(repo.alice),
+        )  # the other run's edit, made while it holds the lock
+    finally:
+        os.close(folder)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    secrets = repo.decrypt()
+    assert secrets["other"]["token"] == "OTHER-RUN-TOKEN"
+    token = repo.quay.robot_token("hubs", "image_builder")
+    assert secrets["binderhub-service"]["config"]["DockerRegistry"]["password"] == token

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -145,6 +147,36 @@ def test_cli_verify_from_values_and_stdin_secrets(basic_registry: DistributionRe
     assert statuses["push credentials accepted"] == "pass"
     assert "build-pw" not in result.stderr + result.stdout
     assert "could-not-check" in result.stderr  # the table
+
+
+def test_cli_verify_from_a_real_sops_secret_file(
+    basic_registry: DistributionRegistry, tmp_path: Path, real_sops: str, age_keys: Any
+) -> None:
+    """verify --secret-file decrypts with the real sops into memory; a wrong identity stops it with sops's reason."""
+    from tests.realsops import encrypt_file, sops_env
+
+    alice, _, carol = age_keys
+    reg = hub(basic_registry)
+    values = tmp_path / "staging.values.yaml"
+    values.write_text(yaml.safe_dump(public_values(reg)))
+    secret = tmp_path / "enc-staging.secret.values.yaml"
+    encrypt_file(secret, yaml.safe_dump(secret_values(reg)), [alice.recipient])
+    args = ["verify", "--values-file", str(values), "--secret-file", str(secret), "--format", "json"]
+    cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SOPS_")}
+
+    def env(identity: Any) -> dict[str, str | None]:
+        return {**cleared, "SOPS_BIN": real_sops, **{k: v for k, v in sops_env(identity).items()
+                                                     if k.startswith(("SOPS_", "XDG_"))}}  # fmt: skip
+
+    result = CliRunner().invoke(app, args, env=env(alice))
+    assert result.exit_code == 0, result.stderr
+    statuses = {c["check"]: c["status"] for c in json.loads(result.stdout)}
+    assert statuses["push credentials accepted"] == "pass"
+    assert "build-pw" not in result.stderr + result.stdout
+    wrong = CliRunner().invoke(app, args, env=env(carol))
+    assert wrong.exit_code == 1
+    assert "none of your keys can unwrap its data key" in wrong.stderr and alice.recipient in wrong.stderr
+    assert "build-pw" not in wrong.stderr + wrong.stdout
 
 
 def test_cli_verify_fails_with_exit_1(basic_registry: DistributionRegistry, tmp_path: Path) -> None:

@@ -58,10 +58,20 @@ _ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
     ("PUT", _TEAM, "put_team"),
     ("GET", _TEAM + "/members", "list_team_members"),
     ("PUT", _TEAM + "/members/{membername}", "put_team_member"),
+    # Repositories: {repository} is "namespace/name" (Quay's apirepopath converter keeps the slash).
+    ("GET", "/api/v1/repository", "list_repositories"),
+    ("DELETE", "/api/v1/repository/{repository}", "delete_repository"),
 )
 
 
-_COMPILED = [(method, route_pattern(template), name) for method, template, name in _ROUTE_TABLE]
+def _route_regex(template: str) -> re.Pattern[str]:
+    if "{repository}" in template:  # one parameter spanning two segments, as Quay's apirepopath
+        pattern = route_pattern(template).pattern
+        return re.compile(pattern.replace("(?P<repository>[^/]+)", "(?P<repository>[^/]+/[^/]+)"))
+    return route_pattern(template)
+
+
+_COMPILED = [(method, _route_regex(template), name) for method, template, name in _ROUTE_TABLE]
 
 
 # --- faults -----------------------------------------------------------------------------------------------
@@ -112,6 +122,7 @@ class _Org:
     email: str | None
     robots: dict[str, _Robot] = field(default_factory=dict)
     teams: dict[str, _Team] = field(default_factory=dict)
+    repositories: dict[str, bool] = field(default_factory=dict)  # name -> is_public, in creation order
 
 
 @dataclass(frozen=True)
@@ -164,8 +175,10 @@ class FakeQuay(FakeApi):
         recaptcha: bool = False,
         require_email: bool = False,
         robots_disabled: bool = False,
+        repositories_page_size: int = 100,
     ) -> None:
         super().__init__(_Handler, latency=latency)
+        self.repositories_page_size = repositories_page_size  # Quay pages repository lists (100 a page)
         self.mailing = mailing
         self.recaptcha = recaptcha
         self.require_email = require_email
@@ -216,6 +229,11 @@ class FakeQuay(FakeApi):
             elif name not in found.members:
                 found.members.append(name)
 
+    def add_repository(self, org: str, name: str, *, public: bool = False) -> None:
+        """A repository, as a push by the robot creates it (private unless `public`)."""
+        with self._lock:
+            self._seeded_org(org).repositories[name] = public
+
     def reserve_name(self, name: str) -> None:
         with self._lock:
             self._reserved.add(name)
@@ -239,6 +257,10 @@ class FakeQuay(FakeApi):
         with self._lock:
             robot = self._orgs[org].robots.get(short) if org in self._orgs else None
             return robot.token if robot else None
+
+    def repositories(self, org: str) -> list[str]:
+        with self._lock:
+            return list(self._orgs[org].repositories) if org in self._orgs else []
 
     def team_role(self, org: str, team: str) -> str | None:
         found = self._find_team(org, team)
@@ -599,6 +621,44 @@ class FakeQuay(FakeApi):
         else:
             team.members.append(member)
         return json_response(200, _member_view(member, invited=invite))
+
+    def _route_list_repositories(self, call: _Call) -> Response:
+        # endpoints/api/repository.py RepositoryList.get: scope repo:read (implied by repo:write and repo:admin);
+        # namespace, starred or public is required; pages carry an opaque next_page token.
+        if call.user is None or not call.scopes & {"repo:read", "repo:write", "repo:admin"}:
+            raise self._unauthorized(call)
+        namespace = call.query.get("namespace")
+        if not namespace:
+            raise self._invalid("namespace, starred or public are required for this API call")
+        org = self._orgs.get(namespace)
+        visible: list[tuple[str, bool]] = []
+        if org is not None:
+            member = self._role_in(call.user, namespace) is not None
+            visible = [(name, public) for name, public in org.repositories.items() if public or member]
+        start = int(call.query.get("next_page") or 0)
+        page = visible[start : start + self.repositories_page_size]
+        views = [
+            {"namespace": namespace, "name": name, "description": "", "is_public": public, "kind": "image",
+             "state": "NORMAL", "is_starred": False}
+            for name, public in page
+        ]  # fmt: skip
+        body: dict[str, Any] = {"repositories": views}
+        if start + self.repositories_page_size < len(visible):
+            body["next_page"] = str(start + self.repositories_page_size)  # real Quay: an encrypted token
+        return json_response(200, body)
+
+    def _route_delete_repository(self, call: _Call) -> Response:
+        # require_repo_admin: org admins administer every repository of the org; the scope repo:admin is needed.
+        namespace, _, name = call.params["repository"].partition("/")
+        if call.user is None or "repo:admin" not in call.scopes:
+            raise self._unauthorized(call)
+        if namespace not in self._orgs or self._role_in(call.user, namespace) != "admin":
+            raise self._unauthorized(call)
+        org = self._orgs[namespace]
+        if name not in org.repositories:
+            raise self._not_found()
+        del org.repositories[name]
+        return Response(204)
 
 
 # --- HTTP plumbing ----------------------------------------------------------------------------------------

@@ -83,7 +83,13 @@ def test_every_route_exists_in_the_discovery_document() -> None:
 
 
 def test_every_route_is_dispatched_to_a_handler(quay: FakeQuay, http: requests.Session) -> None:
-    values = {"orgname": "acme", "robot_shortname": "bot", "teamname": "owners", "membername": "alice"}
+    values = {
+        "orgname": "acme",
+        "robot_shortname": "bot",
+        "teamname": "owners",
+        "membername": "alice",
+        "repository": "acme/repo",
+    }
     for method, template in FakeQuay.ROUTES:
         response = http.request(method, quay.url + template.format(**values), json={"name": "x", "role": "admin"})
         assert response.status_code != 308, (method, template)
@@ -613,3 +619,35 @@ def test_latency() -> None:
         started = time.monotonic()
         requests.get(fake.url + API + "/organization/none")
         assert time.monotonic() - started >= 0.05
+
+
+# --- repositories (provision remove quay --delete-repositories) -------------------------------------------------
+
+
+def test_repository_list_needs_a_namespace_and_pages(quay: FakeQuay) -> None:
+    quay.repositories_page_size = 2
+    quay.add_token("tok-repo", user="alice", scopes=ADMIN | {"repo:admin"})
+    for name in ("a", "b", "c"):
+        quay.add_repository("acme", name)
+    with requests.Session() as http:
+        http.headers.update(bearer("tok-repo"))
+        problem(http.get(quay.url + API + "/repository"), 400, "invalid_request",
+                "namespace, starred or public are required for this API call")  # fmt: skip
+        first = http.get(quay.url + API + "/repository", params={"namespace": "acme"}).json()
+        assert [r["name"] for r in first["repositories"]] == ["a", "b"] and first["next_page"]
+        second = http.get(
+            quay.url + API + "/repository", params={"namespace": "acme", "next_page": first["next_page"]}
+        ).json()
+        assert [r["name"] for r in second["repositories"]] == ["c"] and "next_page" not in second
+    # Without a repo scope (org:admin and user:admin only): refused.
+    assert requests.get(quay.url + API + "/repository?namespace=acme", headers=bearer("tok-admin")).status_code == 403
+
+
+def test_repository_delete_needs_repo_admin_and_keeps_the_slash(quay: FakeQuay) -> None:
+    quay.add_token("tok-repo", user="alice", scopes=ADMIN | {"repo:admin"})
+    quay.add_repository("acme", "img")
+    assert requests.delete(quay.url + API + "/repository/acme/img", headers=bearer("tok-admin")).status_code == 403
+    assert requests.delete(quay.url + API + "/repository/acme/img", headers=bearer("tok-repo")).status_code == 204
+    assert quay.repositories("acme") == []
+    missing = requests.delete(quay.url + API + "/repository/acme/img", headers=bearer("tok-repo"))
+    problem(missing, 404, "not_found", "Not Found")

@@ -71,7 +71,9 @@ def error_diagnostics(stdout: str) -> list[dict[str, Any]]:
     return [e["diagnostic"] for e in events if e.get("type") == "diagnostic" and e.get("@level") == "error"]
 
 
-@pytest.mark.parametrize("module", [GCP, FIXTURE], ids=["terraform-gcp", "fixture"])
+@pytest.mark.parametrize(
+    "module", [GCP, FIXTURE, FIXTURE.parent / "twoi2c"], ids=["terraform-gcp", "fixture", "fixture-2i2c"]
+)
 def test_module_is_fmt_clean(module: Path) -> None:
     result = tofu("fmt", "-check", "-recursive", "-no-color", str(module), cwd=REPO)
     assert result.returncode == 0, (
@@ -251,6 +253,16 @@ def test_gcp_reader_members_get_the_reader_role_per_repository() -> None:
     assert "setproduct(var.container_repos, var.registry_reader_members)" in for_each
     assert "=>" in for_each, "the reader bindings need a stable string key, not a list index"
     assert unwrap(reader["member"]) == "each.value.member"
+
+
+def test_gcp_every_resource_is_traceable_to_container_repos() -> None:
+    """provision gcp accepts a planned change only for resources whose for_each visibly derives from
+    var.container_repos (tfplan.registry_resources); a for_each through a local would make our own resources
+    look foreign."""
+    for (rtype, rname), body in module(GCP).resources.items():
+        for_each = unwrap(body.get("for_each", ""))
+        assert "var.container_repos" in for_each or for_each.startswith("google_"), (rtype, rname, for_each)
+        assert "local." not in for_each, (rtype, rname)
 
 
 def test_gcp_outputs() -> None:

@@ -17,6 +17,7 @@ from provision.cli.doctor import doctor
 from provision.cli.gcp import gcp
 from provision.cli.profile import profile
 from provision.cli.quay import quay
+from provision.cli.remove import remove
 from provision.cli.verify import verify
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command()(dockerhub)
 app.command()(profile)
 app.command()(verify)
 app.command()(doctor)
+app.add_typer(remove)
 
 
 def _version(value: bool) -> None:

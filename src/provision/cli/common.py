@@ -20,7 +20,7 @@ from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
     from provision.console import Reporter
-    from provision.flows.hubfiles import FilesRequest, Published
+    from provision.flows.hubfiles import FilesRequest, Published, SecretState
     from provision.hubconfig import HubOptions, HubRegistry, Profile
 
 
@@ -61,8 +61,8 @@ SecretFile = Annotated[
     Path | None,
     typer.Option(
         "--secret-file",
-        help="Merge the secrets into this sops file enc-<hub>.secret.values.yaml "
-        "(sops from SOPS_BIN or PATH) instead of printing them.",
+        help="Merge the secrets into this sops file enc-<hub>.secret.values.yaml instead of printing them "
+        "(sops from SOPS_BIN, PATH or provision[sops]; an existing file keeps its recipients).",
         dir_okay=False,
         rich_help_panel="Hub files",
     ),
@@ -270,6 +270,7 @@ class HubFiles:
     files: FilesRequest
     options: HubOptions
     sops_binary: str | None
+    secret_state: SecretState | None = None  # the secret file as read before the first remote write
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,11 @@ class RegistryOptions:
         return make_reporter(quiet=self.quiet, verbose=self.verbose)
 
     def prepare_hub_files(self, *, hub: str | None) -> HubFiles:
-        """Check the hub-file options, the sops binary and the terminal before the command changes anything."""
+        """Check every local input before the command's first remote write: the hub-file options, the terminal, the
+        values files (they parse), the secret file (it decrypts; a new one has a creation rule with usable keys).
+
+        The decrypted secrets stay in memory in the result, for the merge after the remote work (no second decrypt).
+        """
         from provision.flows import hubfiles
 
         files = files_request(
@@ -306,7 +311,8 @@ class RegistryOptions:
         profile = profile_from(self.image, self.images_file, self.profile, self.default_image)
         options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
         guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)
-        return HubFiles(files, options, sops_binary)
+        state = hubfiles.preflight(files, sops_binary=sops_binary, chart=options.chart)
+        return HubFiles(files, options, sops_binary, state)
 
 
 # (option name, typer annotation, default), in --help order after each command's own options.
@@ -330,25 +336,36 @@ REGISTRY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
 
 
 def registry_command(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a registry command the shared options, as its keyword argument `options: RegistryOptions`.
+    """Give a registry command the shared options, as its keyword argument `options: RegistryOptions`."""
+    return with_shared_options(REGISTRY_OPTIONS, RegistryOptions)(command)
+
+
+def with_shared_options(
+    table: tuple[tuple[str, Any, Any], ...], make: Callable[..., Any]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator that gives a command the options of `table`, as its keyword argument `options=make(**those)`.
 
     typer reads a command's parameters from its signature, so the shared ones are added to the signature here
-    once instead of being declared, and forwarded one by one, in every registry command.
+    once instead of being declared, and forwarded one by one, in every command of a group.
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, annotation, default in REGISTRY_OPTIONS
-    ]
 
-    @functools.wraps(command)
-    def with_options(**kwargs: Any) -> None:
-        options = RegistryOptions(**{name: kwargs.pop(name) for name, _, _ in REGISTRY_OPTIONS})
-        command(**kwargs, options=options)
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, annotation, default in table
+        ]
 
-    with_options.__signature__ = inspect.Signature([*own, *shared], return_annotation=None)  # type: ignore[attr-defined]
-    with_options.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
-    return with_options
+        @functools.wraps(command)
+        def with_options(**kwargs: Any) -> None:
+            options = make(**{name: kwargs.pop(name) for name, _, _ in table})
+            command(**kwargs, options=options)
+
+        with_options.__signature__ = inspect.Signature([*own, *shared], return_annotation=None)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+        return with_options
+
+    return decorate
 
 
 def publish(
@@ -364,6 +381,12 @@ def publish(
     from provision.flows import hubfiles
 
     published = hubfiles.publish(
-        registry, prepared.options, prepared.files, sops_binary=prepared.sops_binary, reporter=reporter, dry_run=dry_run
+        registry,
+        prepared.options,
+        prepared.files,
+        sops_binary=prepared.sops_binary,
+        state=prepared.secret_state,
+        reporter=reporter,
+        dry_run=dry_run,
     )
     finish(reporter, published, fmt=fmt, dry_run=dry_run, summary=summary)

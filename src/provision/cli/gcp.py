@@ -29,18 +29,31 @@ def gcp(
         Path | None,
         typer.Option(
             "--var-file",
-            help="tfvars file to edit (default: <terraform-dir>/projects/<cluster>.tfvars).",
+            help="tfvars file to edit (default: <terraform-dir>/projects/<cluster>.tfvars); also names the "
+            "default workspace.",
             dir_okay=False,
         ),
     ] = None,
     workspace: Annotated[
-        str | None, typer.Option("--workspace", help="Terraform workspace (default: the cluster).")
+        str | None,
+        typer.Option("--workspace", help="Terraform workspace (default: the --var-file's name, else the cluster)."),
     ] = None,
     backend_config: Annotated[
-        list[str] | None, typer.Option("--backend-config", help="Passed to terraform init (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--backend-config",
+            help="KEY=VALUE or a file (from the current folder), passed to init -reconfigure (repeatable). "
+            "Without it, init returns to the module's own backend.",
+        ),
     ] = None,
     terraform_bin: Annotated[
-        str | None, typer.Option("--terraform-bin", help="tofu or terraform binary (default: tofu, then terraform).")
+        str | None,
+        typer.Option(
+            "--terraform-bin",
+            envvar="PROVISION_TERRAFORM_BIN",
+            help="tofu or terraform (name or path). Default: the binary the module's lock file or state shows, "
+            "else the only one on PATH.",
+        ),
     ] = None,
     create_workspace: Annotated[
         bool, typer.Option("--create-workspace", help="Create the workspace when it does not exist.")
@@ -48,6 +61,19 @@ def gcp(
     allow_unrelated_changes: Annotated[
         bool, typer.Option("--allow-unrelated-changes", help="Apply even if the plan changes other resources.")
     ] = False,
+    allow_binary_switch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-binary-switch",
+            help="Run --terraform-bin even on a state the other binary manages (migrates it).",
+        ),
+    ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout", min=0, help="Seconds to wait for another provision run on the same module or tfvars."
+        ),
+    ] = 600.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.")] = False,
     *,
     options: RegistryOptions,
@@ -73,6 +99,8 @@ def gcp(
             terraform_bin=terraform_bin,
             create_workspace=create_workspace,
             allow_unrelated_changes=allow_unrelated_changes,
+            allow_binary_switch=allow_binary_switch,
+            lock_timeout=lock_timeout,
             yes=yes,
         )
         flow.validate(request)

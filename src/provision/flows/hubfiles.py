@@ -6,11 +6,12 @@ Every edit is computed first (plan), then written; a failure while writing puts 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from provision import clusterrepo, sops
+from provision import clusterrepo, files, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, read_text
@@ -119,15 +120,100 @@ def release_file(path: Path, release: str | None) -> Path:
     return path.with_name(f"{path.name}.{release}")  # pragma: no cover - the "" suffix always matches
 
 
+def release_requests(req: FilesRequest, chart: Chart) -> list[tuple[str | None, FilesRequest]]:
+    """The files of each Helm release: for z2jh one request per release (siblings of the hub's files, see
+    release_file), else the request itself."""
+    if chart != "z2jh":
+        return [(None, req)]
+    return [
+        (
+            release,
+            replace(
+                req,
+                values_file=release_file(req.values_file, release) if req.values_file else None,
+                secret_file=release_file(req.secret_file, release) if req.secret_file else None,
+            ),
+        )
+        for release in Z2JH_RELEASES
+    ]
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """The secret file as read before any remote write: its ciphertext and its decrypted document (memory only).
+
+    `encrypted`: an existing sops file, changed with `sops set` so it keeps its recipients; otherwise the file is
+    new (or empty, or comments only) and is encrypted by the creation rule of `config`.
+    """
+
+    path: Path
+    original: str | None
+    doc: Any = field(repr=False)
+    style: clusterrepo.Style
+    encrypted: bool
+    config: sops.ConfigChoice
+
+
+# Encrypted, into memory, to prove a new file has a creation rule and usable keys before any remote write.
+PROBE_DOCUMENT = "provision_preflight: creation rule check\n"
+
+
+def _is_empty_yaml(text: str) -> bool:
+    """No data at all: blank lines, comments, document markers (sops cannot decrypt it; nothing to keep but text)."""
+    return all(not line.strip() or line.lstrip().startswith(("#", "---")) for line in text.splitlines())
+
+
+def read_secret(path: Path, client: sops.Sops) -> SecretState:
+    """Decrypt an existing secret file into memory, or check that a new one has a creation rule. Raises SopsError."""
+    original = read_text(path)
+    config = client.config_for(path)
+    if original is None or _is_empty_yaml(original):
+        client.encrypt(PROBE_DOCUMENT, filename=path, secrets=None)  # output discarded
+        doc, style = clusterrepo.load(original or "", path=path)
+        return SecretState(path, original, doc, style, encrypted=False, config=config)
+    # Nested secrets (OAuth client secrets ...) stay: the merge is deep, unlike the deployer's top-level update.
+    doc, style = clusterrepo.load(client.decrypt(path), path=path)
+    return SecretState(path, original, doc, style, encrypted=True, config=config)
+
+
+def preflight(req: FilesRequest, *, sops_binary: str | None, chart: Chart = "basehub") -> SecretState | None:
+    """Every local check that can fail, before the command's first remote write: the values file and cluster.yaml
+    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule. For
+    z2jh, the other releases' files too (their state is read again when they are written).
+
+    Returns the secret file's state (its plaintext stays in memory for the merge after the remote work).
+    """
+    for release, sibling in release_requests(req, chart)[1:] if chart == "z2jh" else ():
+        if sibling.values_file is not None:
+            clusterrepo.plan_values_edit(sibling.values_file, {})
+        if sibling.secret_file is not None and release != "dask-gateway":  # dask-gateway gets no secret
+            assert sops_binary is not None
+            read_secret(sibling.secret_file, sops.Sops(sops_binary))
+    if req.values_file is not None:
+        clusterrepo.plan_values_edit(req.values_file, {})
+    if req.cluster_config is not None and req.hub is not None:
+        listed = [p for p in (req.values_file, req.secret_file) if p is not None]
+        clusterrepo.plan_registration(req.cluster_config, req.hub, listed)
+    if req.secret_file is None:
+        return None
+    assert sops_binary is not None
+    return read_secret(req.secret_file, sops.Sops(sops_binary))
+
+
 def plan_files(
     req: FilesRequest,
     *,
     public: dict[str, Any],
     secret: dict[str, Any] | None,
+    state: SecretState | None,
     sops_binary: str | None,
     encrypt: bool = True,
 ) -> FilesPlan:
-    """Compute every edit without writing anything. `encrypt=False` (dry runs) skips the final encryption."""
+    """Compute every edit; only the secret file's ciphertext is produced (into memory), nothing is written.
+
+    `encrypt=False` (dry runs) stops before sops changes anything. Callers hold `files.locked` around this and
+    `apply_files`, so the secret file read here is the one replaced.
+    """
     edits: list[FileEdit] = []
     replaced: list[str] = []
     notes: list[str] = []
@@ -141,37 +227,105 @@ def plan_files(
         ]
     secret_paths: list[str] = []
     if req.secret_file is not None and secret is not None:
-        assert sops_binary is not None
-        secret_edit, secret_replaced = _plan_secret(req.secret_file, secret, sops.Sops(sops_binary), encrypt=encrypt)
+        assert sops_binary is not None and state is not None
+        client = sops.Sops(sops_binary)
+        secret_edit, secret_replaced, state = _plan_secret(state, secret, client, encrypt=encrypt)
         secret_paths = secret_key_paths(secret)
         replaced += [f"{req.secret_file.name}: {p}" for p in secret_replaced]
+        notes.append(_secret_note(state))
         if secret_edit is not None:
             edits.append(secret_edit)
-        elif not encrypt:
-            notes.append(f"{req.secret_file}: would encrypt {', '.join(secret_paths)} (sops, not run in a dry run)")
+        else:
+            notes.append(f"{req.secret_file}: would encrypt {', '.join(secret_paths)}")
     if req.cluster_config is not None and req.hub is not None:
         listed = [p for p in (req.values_file, req.secret_file) if p is not None]
         edits.append(clusterrepo.plan_registration(req.cluster_config, req.hub, listed))
     return FilesPlan(tuple(edits), tuple(replaced), tuple(secret_paths), tuple(notes))
 
 
+def _secret_note(state: SecretState) -> str:
+    if state.encrypted:
+        return f"{state.path.name}: updated in place with sops set; its recipients and key groups stay as they are"
+    return f"{state.path.name}: new sops file, keys from the creation rule of {state.config.describe()}"
+
+
 def _plan_secret(
-    path: Path, secret: dict[str, Any], client: sops.Sops, *, encrypt: bool
-) -> tuple[FileEdit | None, list[str]]:
-    """Decrypt (in memory), deep-merge, encrypt through stdin. Returns the ciphertext edit and replaced paths."""
-    original = read_text(path)
-    if not encrypt:
-        return None, []  # dry run: no decryption, no keys needed; the plan names the paths it would set
-    if original is None:
-        doc, style = clusterrepo.load("", path=path)
-    else:
-        # Nested secrets (OAuth client secrets ...) stay: the merge is deep, unlike the deployer's top-level update.
-        doc, style = clusterrepo.load(client.decrypt(path), path=path)
-    report = clusterrepo.deep_merge(doc, secret)
+    state: SecretState, secret: dict[str, Any], client: sops.Sops, *, encrypt: bool
+) -> tuple[FileEdit | None, list[str], SecretState]:
+    """Merge the secrets into the decrypted document and produce the new ciphertext (None in a dry run).
+
+    Returns the edit, the replaced key paths and the state it was computed from.
+    """
+    import copy
+
+    current = read_text(state.path)
+    if current != state.original:
+        # Another run replaced the file since the pre-flight: merge into its version, so its edits stay.
+        state = read_secret(state.path, client)
+    merged = copy.deepcopy(state.doc)
+    report = clusterrepo.deep_merge(merged, secret)
     if not report.changed:
-        return FileEdit(path, original, original or ""), []
-    ciphertext = client.encrypt(clusterrepo.dump(doc, style), filename=path)
-    return FileEdit(path, original, ciphertext), report.replaced
+        return FileEdit(state.path, current, current or ""), [], state
+    if not encrypt:
+        return None, report.replaced, state
+    if state.encrypted:
+        ciphertext = _set_in_copy(state, merged, secret, client)
+    else:
+        plaintext = clusterrepo.dump(merged, state.style)
+        if current and current.strip():
+            plaintext = current.rstrip("\n") + "\n" + plaintext  # a comment-only file: its comments lead
+        ciphertext = client.encrypt(plaintext, filename=state.path, secrets=secret)
+    return FileEdit(state.path, current, ciphertext), report.replaced, state
+
+
+def changed_branches(old: Any, new: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths of the smallest subtrees of `new` that differ from `old`: a key missing from `old` is one branch
+    (set whole), a mapping present in both is descended into (its other keys stay), any other value is replaced.
+    """
+    branches: list[tuple[str, ...]] = []
+    for key, value in new.items():
+        path = (*prefix, str(key))
+        if not isinstance(old, dict) or key not in old:
+            branches.append(path)
+        elif isinstance(value, dict) and isinstance(old[key], dict):
+            branches += changed_branches(old[key], value, path)
+        elif old[key] != value:
+            branches.append(path)
+    return branches
+
+
+def _set_in_copy(state: SecretState, merged: Any, secret: dict[str, Any], client: sops.Sops) -> str:
+    """The file's new ciphertext: `sops set` of each changed branch on a ciphertext copy beside the file.
+
+    `set` keeps the file's recipients, key groups, threshold, encryption selectors and comments; it writes in place
+    and not atomically, hence the copy (removed again; the caller replaces the file by rename). One sops process
+    per branch: a first write into a file is one per top-level section, a rotation one per changed password.
+    """
+    import tempfile
+
+    path = state.path
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    copy_path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(state.original or "")
+        for keys in changed_branches(state.doc, secret):
+            node = merged
+            for key in keys:
+                node = node[key]
+            client.set_value(copy_path, keys, _plain(node), config_of=path)
+        return copy_path.read_bytes().decode("utf-8")
+    finally:
+        copy_path.unlink(missing_ok=True)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of a ruamel node (its mappings are dicts, its scalars str/int/float/bool subclasses)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def show_plan(plan: FilesPlan, reporter: Reporter, *, dry_run: bool) -> None:
@@ -230,20 +384,26 @@ def publish(
     req: FilesRequest,
     *,
     sops_binary: str | None,
+    state: SecretState | None = None,
     reporter: Reporter,
     dry_run: bool,
 ) -> Published:
-    """Render the hub's values and write the files asked for (all of them, or none). Returns what to print."""
+    """Render the hub's values and write the files asked for (all of them, or none). Returns what to print.
+
+    `state`: the secret file as `preflight` read it (read now when not given).
+    """
     public = public_values(registry, options, existing=existing_values(req))
     secret = secret_values(registry, options)
-    return _publish(public, secret, req, sops_binary, reporter, chart=options.chart, dry_run=dry_run)
+    if req.secret_file is not None and state is None:
+        state = preflight(req, sops_binary=sops_binary)
+    return _publish(public, secret, req, sops_binary, state, reporter, chart=options.chart, dry_run=dry_run)
 
 
 def publish_profile(options: HubOptions, req: FilesRequest, *, reporter: Reporter, dry_run: bool) -> Published:
     """Only the image-building profile, for a hub whose registry already exists (no secrets)."""
     assert options.profile is not None
     public = profile_values(options.profile, chart=options.chart, existing=existing_values(req))
-    return _publish(public, {}, req, None, reporter, chart=options.chart, dry_run=dry_run)
+    return _publish(public, {}, req, None, None, reporter, chart=options.chart, dry_run=dry_run)
 
 
 def _publish(
@@ -251,6 +411,7 @@ def _publish(
     secret: dict[str, Any],
     req: FilesRequest,
     sops_binary: str | None,
+    state: SecretState | None,
     reporter: Reporter,
     *,
     chart: Chart,
@@ -271,36 +432,35 @@ def _publish(
         reporter.always(to_yaml_stream(releases(public, chart)).rstrip())
     written: tuple[str, ...] = ()
     if req.writes_anything:
-        # One set of files per Helm release (z2jh: the jupyterhub and binderhub-service charts), planned together
-        # so that they are all written or none.
-        public_docs, secret_docs = dict(releases(public, chart)), dict(releases(secret, chart))
-        parts: list[FilesPlan] = []
-        for release in dict.fromkeys([*public_docs, *secret_docs]):
-            release_public, release_secret = public_docs.get(release, {}), secret_docs.get(release, {})
-            release_req = replace(
-                req,
-                values_file=_release_path(req.values_file, release, release_public),
-                secret_file=_release_path(req.secret_file, release, release_secret),
-            )
-            parts.append(
-                plan_files(
+        folders = [p.parent for p in (req.values_file, req.secret_file, req.cluster_config) if p is not None]
+        with files.locked(folders if not dry_run else ()):
+            # One set of files per Helm release (z2jh: the jupyterhub and binderhub-service charts), planned
+            # together so that they are all written or none.
+            public_docs, secret_docs = dict(releases(public, chart)), dict(releases(secret, chart))
+            parts: list[FilesPlan] = []
+            for release, release_req in release_requests(req, chart):
+                release_public, release_secret = public_docs.get(release), secret_docs.get(release)
+                # A z2jh release with nothing to set (no pull secret: no secret for the jupyterhub chart) gets no file.
+                release_req = replace(
                     release_req,
-                    public=release_public,
+                    values_file=release_req.values_file if release_public else None,
+                    secret_file=release_req.secret_file if release_secret else None,
+                )
+                release_state = state if state is not None and state.path == release_req.secret_file else None
+                if release_req.secret_file is not None and release_state is None:
+                    assert sops_binary is not None
+                    release_state = read_secret(release_req.secret_file, sops.Sops(sops_binary))
+                part = plan_files(
+                    release_req,
+                    public=release_public or {},
                     secret=release_secret if release_req.secret_file else None,
+                    state=release_state,
                     sops_binary=sops_binary,
                     encrypt=not dry_run,
                 )
-            )
-        for part in parts:  # each part names the secret paths of its own encrypted file
-            show_plan(part, reporter, dry_run=dry_run)
-        plan = FilesPlan(*(tuple(x for part in parts for x in getattr(part, f.name)) for f in fields(FilesPlan)))
-        if not dry_run:
-            written = apply_files(plan, reporter)
+                show_plan(part, reporter, dry_run=dry_run)  # each part names its own encrypted file's key paths
+                parts.append(part)
+            plan = FilesPlan(*(tuple(x for part in parts for x in getattr(part, f.name)) for f in fields(FilesPlan)))
+            if not dry_run:
+                written = apply_files(plan, reporter)
     return Published(public, secret, written, secret_in_file=req.secret_file is not None, chart=chart)
-
-
-def _release_path(path: Path | None, release: str | None, doc: dict[str, Any]) -> Path | None:
-    # A z2jh release with nothing to set (no pull secret: no secret for the jupyterhub chart) gets no file.
-    if path is None or (release is not None and not doc):
-        return None
-    return release_file(path, release)

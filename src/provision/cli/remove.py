@@ -1,0 +1,227 @@
+"""provision remove quay|dockerhub|gcp: take a hub's registry away (credentials, optionally images) and its keys
+out of the hub's files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from provision.cli.common import (
+    ChartChoice,
+    ChartOption,
+    Debug,
+    DryRun,
+    Quiet,
+    TokenFile,
+    Verbose,
+    handled,
+    make_reporter,
+    read_token,
+    with_shared_options,
+)
+from provision.errors import EXIT_FAILURE, UsageError
+
+if TYPE_CHECKING:
+    from provision.console import Reporter
+    from provision.flows.remove import HubFilesRequest, RemoveResult
+    from provision.hubconfig import Chart
+
+remove = typer.Typer(
+    name="remove",
+    help="Decommission a hub's registry: delete its credentials (and, if asked, its images) and remove the keys "
+    "provision wrote from the hub's files. Shows the plan and asks first; --dry-run changes nothing.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+# The hub-file options of the registry commands, with what they mean for a removal.
+_FILES = "Hub files"
+ValuesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--values-file", help="Remove the registry keys from this <hub>.values.yaml (comments kept).",
+        dir_okay=False, rich_help_panel=_FILES,
+    ),
+]  # fmt: skip
+SecretFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--secret-file", help="Remove the registry secrets from this sops file (sops unset; recipients kept).",
+        dir_okay=False, rich_help_panel=_FILES,
+    ),
+]  # fmt: skip
+ClusterConfig = Annotated[
+    Path | None,
+    typer.Option(
+        "--cluster-config", help="Unlist files left empty (then deleted) from the hub's helm_chart_values_files.",
+        dir_okay=False, rich_help_panel=_FILES,
+    ),
+]  # fmt: skip
+
+
+def confirm(question: str, word: str | None) -> bool:
+    """Ask on stderr; `word` must be typed back exactly (destroying data), else yes/no. No answer (EOF) is no."""
+    from provision.console import ask
+
+    if word is None:
+        return ask(question)
+    sys.stderr.write(f"{question}: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer.endswith("\n"):
+        sys.stderr.write("\n")
+    return answer.strip() == word
+
+
+@dataclass(frozen=True)
+class RemovalOptions:
+    """The options every removal command shares (hub files, confirmation, verbosity), handed over as one object."""
+
+    values_file: Path | None
+    secret_file: Path | None
+    cluster_config: Path | None
+    chart: ChartChoice | None
+    yes: bool
+    dry_run: bool
+    quiet: bool
+    verbose: bool
+    debug: bool
+
+    def files(self) -> HubFilesRequest:
+        from provision.flows.remove import HubFilesRequest
+
+        chart: Chart | None = self.chart.value if self.chart else None
+        return HubFilesRequest(
+            values_file=self.values_file,
+            secret_file=self.secret_file,
+            cluster_config=self.cluster_config,
+            chart=chart,
+            sops_bin=os.environ.get("SOPS_BIN") or None,
+        )
+
+    def run(self, removal: Callable[[Reporter], RemoveResult]) -> None:
+        """Run one removal flow under the shared error mapping; a declined confirmation exits 1."""
+        reporter = make_reporter(quiet=self.quiet, verbose=self.verbose)
+        with handled(reporter, debug=self.debug):
+            result = removal(reporter)
+            if self.dry_run:
+                reporter.always("dry run: nothing was changed")
+            elif result.declined:
+                reporter.always("declined: nothing was changed")
+            elif result.applied:
+                reporter.always("summary: " + "; ".join(result.applied))
+        if result.declined:
+            raise typer.Exit(EXIT_FAILURE)
+
+
+REMOVAL_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("values_file", ValuesFile, None),
+    ("secret_file", SecretFile, None),
+    ("cluster_config", ClusterConfig, None),
+    ("chart", ChartOption, None),
+    ("yes", Yes, False),
+    ("dry_run", DryRun, False),
+    ("quiet", Quiet, False),
+    ("verbose", Verbose, False),
+    ("debug", Debug, False),
+)
+removal_command = with_shared_options(REMOVAL_OPTIONS, RemovalOptions)
+
+
+@remove.command("quay")
+@removal_command
+def remove_quay(
+    org: Annotated[str, typer.Option("--org", help="Quay organization that holds the hub's images.")],
+    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.")],
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, as given when provisioning.")] = None,
+    robot: Annotated[str, typer.Option("--robot", help="Robot account short name.")] = "image_builder",
+    api_url: Annotated[str, typer.Option("--api-url", help="Quay server.")] = "https://quay.io",
+    shared_org: Annotated[
+        bool, typer.Option("--shared-org", help="The robot is shared with other hubs: keep it, clean only the files.")
+    ] = False,
+    delete_repositories: Annotated[
+        bool,
+        typer.Option(
+            "--delete-repositories",
+            help="Also delete the hub's repositories (every image under its prefix); asks for the hub name.",
+        ),
+    ] = False,
+    token_file: TokenFile = None,
+    *,
+    options: RemovalOptions,
+) -> None:
+    """Delete a hub's Quay robot (and with --delete-repositories its repositories); remove its keys from the files.
+
+    The API token comes from QUAY_TOKEN or --token-file (scopes org:admin and user:admin; repo:admin as well to
+    delete repositories).
+    """
+
+    def removal(reporter: Reporter) -> RemoveResult:
+        from provision.flows import remove as flow
+        from provision.flows.quay import QuayRequest
+
+        quay = QuayRequest(
+            org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, shared_org=shared_org,
+            token=read_token("QUAY_TOKEN", token_file),
+        )  # fmt: skip
+        request = flow.QuayRemoveRequest(
+            quay=quay, files=options.files(), delete_repositories=delete_repositories, yes=options.yes
+        )
+        return flow.remove_quay(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run)
+
+    options.run(removal)
+
+
+@remove.command("dockerhub")
+@removal_command
+def remove_dockerhub(
+    namespace: Annotated[str, typer.Option("--namespace", help="Docker ID or organization that holds the images.")],
+    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.")],
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, as given when provisioning.")] = None,
+    org: Annotated[bool, typer.Option("--org", help="The token is an organization access token.")] = False,
+    token_label: Annotated[
+        str | None, typer.Option("--token-label", help="Token label (default binderhub-<cluster>-<hub>).")
+    ] = None,
+    api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
+    token_file: TokenFile = None,
+    *,
+    options: RemovalOptions,
+) -> None:
+    """Delete a hub's Docker Hub access token (found by its label); remove its keys from the hub's files.
+
+    The API login comes from DOCKERHUB_USERNAME and DOCKERHUB_TOKEN (or --token-file), never from an argument.
+    """
+
+    def removal(reporter: Reporter) -> RemoveResult:
+        from provision.flows import remove as flow
+        from provision.flows.dockerhub import DockerHubRequest
+
+        dockerhub = DockerHubRequest(
+            namespace=namespace, hub=hub, cluster=cluster, org=org, label=token_label, api_url=api_url,
+            username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
+            secret=read_token("DOCKERHUB_TOKEN", token_file),
+        )  # fmt: skip
+        request = flow.DockerHubRemoveRequest(dockerhub=dockerhub, files=options.files(), yes=options.yes)
+        return flow.remove_dockerhub(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run)
+
+    options.run(removal)
+
+
+@remove.command("gcp", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def remove_gcp(debug: Debug = False) -> None:
+    """Not yet: removing an Artifact Registry repository through terraform comes with the next release."""
+    reporter = make_reporter(quiet=False, verbose=False)
+    with handled(reporter, debug=debug):
+        raise UsageError(
+            "provision remove gcp is not available yet: it needs the resource-based plan guard of `provision gcp`",
+            hint="for now remove the hub from container_repos in the cluster's tfvars, check that `terraform plan` "
+            "destroys only that hub's repository, service account, key and IAM bindings, apply, then remove the "
+            "registry keys from the hub's files by hand",
+        )

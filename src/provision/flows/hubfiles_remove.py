@@ -1,0 +1,520 @@
+"""Take a hub's registry out of its files: the keys provision wrote leave `<hub>.values.yaml` (round trip, other keys
+and comments kept) and the sops-encrypted `enc-<hub>.secret.values.yaml` (`sops unset`, recipients kept); a file left
+with no key at all is deleted and unlisted from the hub's `helm_chart_values_files` in `cluster.yaml`.
+
+"The keys provision wrote" are read off the one hub-config model (hubconfig.public_values / secret_values), so this
+stays in step with what the registry commands write. A key whose value is not what provision writes is kept (the
+user changed it), except the hub-specific ones (image prefix, registry URL, user name): when those name another
+registry the files are refused as a whole, before anything is changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision import clusterrepo, sops
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError
+from provision.files import FileEdit, read_text
+from provision.hubconfig import Chart, HubOptions, HubRegistry, ImageChoice, Profile, public_values, secret_values
+from provision.plan import Change
+
+KeyPath = tuple[str, ...]
+# Leaves that say which registry the values belong to: a different value means the files are another registry's.
+IDENTITY_LEAVES: tuple[KeyPath, ...] = (
+    ("binderhub-service", "config", "BinderHub", "image_prefix"),
+    ("binderhub-service", "config", "DockerRegistry", "url"),
+    ("binderhub-service", "config", "DockerRegistry", "username"),
+    ("binderhub-service", "buildPodsRegistryCredentials", "server"),
+    ("binderhub-service", "buildPodsRegistryCredentials", "username"),
+)
+PULL_SECRET: KeyPath = ("jupyterhub", "imagePullSecret")
+LIST_KEYS = ("slug", "name")  # keyed list entries (profileList, imagePullSecrets, extraEnv) match on these
+
+
+@dataclass(frozen=True)
+class RemovalTarget:
+    """The registry whose keys leave the files. `username` empty: not known (any user name matches)."""
+
+    registry: HubRegistry
+    chart: Chart = "basehub"
+    pull_hosts: tuple[str, ...] = ()  # imagePullSecret.registry values that are this registry's
+
+    def wrap(self, path: KeyPath) -> KeyPath:
+        return ("basehub", *path) if self.chart == "daskhub" else path
+
+
+@dataclass(frozen=True)
+class FilesRemoval:
+    """Every file step of a removal, computed before anything is written; each step is idempotent."""
+
+    values_file: Path | None = None
+    values_edit: FileEdit | None = None  # None: nothing to remove from the values file
+    values_removed: tuple[str, ...] = ()
+    secret_file: Path | None = None
+    secret_unset: tuple[KeyPath, ...] = ()  # branches to `sops unset`
+    secret_removed: tuple[str, ...] = ()
+    registration: FileEdit | None = None  # cluster.yaml without the files deleted below
+    deletions: tuple[Path, ...] = ()  # files left with no key, deleted
+    notes: tuple[str, ...] = field(default=())
+
+    def changes(self) -> list[Change]:
+        """The plan's file steps, in the order apply runs them."""
+        out: list[Change] = []
+        if self.secret_file is not None and self.secret_unset and self.secret_file not in self.deletions:
+            out.append(Change("secret_unset", "remove", f"from {self.secret_file}", ", ".join(self.secret_removed)))
+        if self.values_file is not None and self.values_edit is not None and self.values_file not in self.deletions:
+            out.append(Change("values_edit", "remove", f"from {self.values_file}", ", ".join(self.values_removed)))
+        if self.registration is not None and self.registration.changed:
+            names = ", ".join(p.name for p in self.deletions)
+            out.append(Change("unlist", "unlist", f"{names} in {self.registration.path}", "helm_chart_values_files"))
+        for path in self.deletions:
+            what = self.secret_removed if path == self.secret_file else self.values_removed
+            out.append(Change("delete_file", "delete", str(path), "no key left after removing " + ", ".join(what)))
+        return out
+
+
+# --- planning -------------------------------------------------------------------------------------------------
+
+
+def plan_removal(
+    target: RemovalTarget,
+    *,
+    values_file: Path | None,
+    secret_file: Path | None,
+    cluster_config: Path | None,
+    hub: str | None,
+    sops_client: sops.Sops | None,
+) -> FilesRemoval:
+    """Read the hub's files and compute what leaves them. Writes nothing; decrypts only in memory, and only when
+    the secret file holds a pull secret whose registry must be checked.
+
+    Raises UsageError when the values describe another registry, ClusterRepoError for files that cannot be edited
+    safely, SopsError when the secret file cannot be decrypted.
+    """
+    notes: list[str] = []
+    values_edit: FileEdit | None = None
+    values_removed: list[str] = []
+    values_empty = False
+    if values_file is not None:
+        values_edit, values_removed, values_empty, kept = _plan_values(values_file, target)
+        notes += [
+            f"{values_file.name}: kept {k}" + ("" if k.startswith("profile ") else ": not what provision writes")
+            for k in kept
+        ]
+        if read_text(values_file) is None:
+            notes.append(f"{values_file}: does not exist")
+    secret_unset: list[KeyPath] = []
+    secret_removed: list[str] = []
+    secret_empty = False
+    if secret_file is not None:
+        secret_unset, secret_removed, secret_empty, secret_notes = _plan_secret(secret_file, target, sops_client)
+        notes += secret_notes
+    deletions: list[Path] = []
+    registration = None
+    if cluster_config is not None and hub is not None:
+        if values_file is not None and values_empty and values_removed:
+            deletions.append(values_file)
+        if secret_file is not None and secret_empty and secret_removed:
+            deletions.append(secret_file)
+        registration = _plan_unlisting(cluster_config, hub, deletions)
+    else:
+        for path, empty, removed in (
+            (values_file, values_empty, values_removed),
+            (secret_file, secret_empty, secret_removed),
+        ):
+            if path is not None and empty and removed:
+                notes.append(f"{path.name} has no key left: pass --cluster-config to delete it and unlist it")
+    return FilesRemoval(
+        values_file=values_file,
+        values_edit=values_edit if values_removed else None,
+        values_removed=tuple(values_removed),
+        secret_file=secret_file,
+        secret_unset=tuple(secret_unset),
+        secret_removed=tuple(secret_removed),
+        registration=registration,
+        deletions=tuple(deletions),
+        notes=tuple(notes),
+    )
+
+
+def owned_public(target: RemovalTarget) -> dict[str, Any]:
+    """Every public key provision may have written for this registry (profile and dask pull secret included)."""
+    # profileList entries are removed whole, by slug: the one image only makes the profile renderable.
+    profile = Profile(images=(ImageChoice("image", "image:tag"),))
+    options = HubOptions(chart=target.chart, dask_gateway=True, profile=profile)
+    registry = target.registry
+    if registry.pull_secret_registry is None and target.pull_hosts:
+        from dataclasses import replace
+
+        registry = replace(registry, pull_secret_registry=target.pull_hosts[0])
+    return public_values(registry, options)
+
+
+def _plan_values(path: Path, target: RemovalTarget) -> tuple[FileEdit | None, list[str], bool, list[str]]:
+    original = read_text(path)
+    if original is None or not original.strip():
+        return None, [], False, []
+    doc, style = clusterrepo.load(original, path=path)
+    if clusterrepo.dump(doc, style) != original:
+        raise clusterrepo.ClusterRepoError(
+            "cannot be edited without reformatting other lines (ruamel.yaml would not write it back byte for byte)",
+            path=path,
+            hint="remove the registry keys by hand (--dry-run lists them), or normalise the file's formatting first",
+        )
+    _check_identity(doc, target, path)
+    removed: list[str] = []
+    kept: list[str] = []
+    identity = {target.wrap(leaf) for leaf in IDENTITY_LEAVES}
+    pending: list[str] = []
+    _remove_owned(doc, owned_public(target), (), identity, removed, kept, pending)
+    _place_pending(doc, pending)
+    kept += _other_build_profiles(doc, target)
+    if not removed:
+        return None, [], False, kept
+    empty = len(doc) == 0
+    return FileEdit(path, original, clusterrepo.dump(doc, style)), removed, empty, kept
+
+
+def _other_build_profiles(doc: Any, target: RemovalTarget) -> list[str]:
+    """Profiles not written by provision that still offer image building (doctor would flag them)."""
+    profiles = _get(doc, target.wrap(("jupyterhub", "singleuser", "profileList")))
+    found = []
+    for entry in profiles if isinstance(profiles, list) else ():
+        options = entry.get("profile_options") if isinstance(entry, Mapping) else None
+        for name, option in (options or {}).items() if isinstance(options, Mapping) else ():
+            building = option.get("dynamic_image_building") if isinstance(option, Mapping) else None
+            if entry.get("slug") != Profile().slug and isinstance(building, Mapping) and building.get("enabled"):
+                found.append(f"profile {entry.get('slug')!r} (option {name!r} builds images: edit it by hand)")
+    return found
+
+
+def _check_identity(doc: Any, target: RemovalTarget, path: Path) -> None:
+    """Refuse files that name another registry than the one being removed (a wrong --org, --hub, --namespace...)."""
+    expected = public_values(target.registry, HubOptions(chart=target.chart))
+    conflicts = []
+    for leaf in IDENTITY_LEAVES:
+        keys = target.wrap(leaf)
+        found, want = _get(doc, keys), _get(expected, keys)
+        if found is None or want is None or (leaf[-1] == "username" and not target.registry.username):
+            continue
+        if str(found) != str(want):
+            conflicts.append(f"{'.'.join(keys)} is {str(found)!r}, not {str(want)!r}")
+    if conflicts:
+        raise UsageError(
+            f"{path} describes another registry than the one to remove: " + "; ".join(conflicts) + ". Nothing "
+            "was changed",
+            hint="check the options (organization, robot, cluster, hub, namespace), or pass the hub's own files",
+        )
+
+
+def _get(doc: Any, keys: Sequence[str]) -> Any:
+    for key in keys:
+        if not isinstance(doc, Mapping) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, str) else value
+
+
+def _keyed(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, Mapping) and any(k in v for k in LIST_KEYS) for v in value)
+    )
+
+
+def _entry_key(entry: Mapping[str, Any]) -> tuple[str, Any] | None:
+    name = next((k for k in LIST_KEYS if k in entry), None)
+    return (name, entry[name]) if name is not None else None
+
+
+def _remove_owned(
+    target: MutableMapping[str, Any],
+    owned: Mapping[str, Any],
+    prefix: KeyPath,
+    identity: set[KeyPath],
+    removed: list[str],
+    kept: list[str],
+    pending: list[str],
+) -> None:
+    """Delete from `target` the leaves of `owned` it holds with the same value (keyed list entries by key), then
+    the mappings and lists that this left empty. Mappings that were empty before stay. Comment lines orphaned by a
+    deletion at the end of `target` are handed back in `pending`."""
+    for key, value in owned.items():
+        if key not in target:
+            continue
+        path = (*prefix, str(key))
+        dotted = ".".join(path)
+        current = target[key]
+        if isinstance(value, Mapping) and isinstance(current, MutableMapping):
+            if not current:
+                continue
+            inner: list[str] = []
+            _remove_owned(current, value, path, identity, removed, kept, inner)
+            if not current:
+                pending[:] = inner
+                _delete_key(target, key, pending)
+            elif inner:
+                _place_pending(current, inner)
+        elif _keyed(value) and isinstance(current, list):
+            ours = {_entry_key(v) for v in value}
+            before = len(current)
+            for index in reversed(range(len(current))):
+                entry = current[index]
+                key_of = _entry_key(entry) if isinstance(entry, Mapping) else None
+                if key_of is not None and key_of in ours:
+                    removed.append(f"{dotted}[{key_of[0]}={key_of[1]}]")
+                    del current[index]
+            if before and not current:
+                _delete_key(target, key, pending)
+        elif path in identity or _plain(current) == _plain(value):
+            # Hub-specific leaves were checked against the registry (_check_identity); the others must match.
+            removed.append(dotted)
+            _delete_key(target, key, pending)
+        else:
+            kept.append(dotted)
+
+
+def _delete_key(mapping: MutableMapping[str, Any], key: str, pending: list[str]) -> None:
+    """Delete a key without losing the comments of the lines after it.
+
+    ruamel.yaml stores a comment line that precedes a key on the end of the value before it, so deleting a value
+    would take the next key's leading comment along. Those lines move to the next key (or, when the key was the
+    last one, into `pending` for the caller to place after the mapping).
+    """
+    keys = list(mapping)
+    following = "".join(pending) + _following_lines(mapping, key)
+    pending.clear()
+    del mapping[key]
+    index = keys.index(key)
+    if following.strip():
+        if index + 1 < len(keys):
+            _comment_before(mapping, keys[index + 1], following)
+        else:
+            pending.append(following)
+
+
+def _following_lines(node: Any, key: Any) -> str:
+    """The comment lines after `node[key]`'s value (after its deepest last entry), without its own end-of-line."""
+    ca = getattr(node, "ca", None)
+    value = node[key]
+    if isinstance(value, Mapping) and value:
+        return _following_lines(value, list(value)[-1])
+    if isinstance(value, list) and value and getattr(value, "ca", None) is not None:
+        last = len(value) - 1
+        if isinstance(value[last], (Mapping, list)) and value[last]:
+            inner = value[last]
+            return _following_lines(inner, list(inner)[-1] if isinstance(inner, Mapping) else len(inner) - 1)
+        tokens = getattr(value, "ca").items.get(last)  # noqa: B009 - ruamel's CommentedSeq, typed as a list
+        text = getattr(tokens[0], "value", "") if tokens else ""
+        return text.split("\n", 1)[1] if "\n" in text else ""
+    tokens = ca.items.get(key) if ca is not None else None
+    token = tokens[2] if tokens and len(tokens) > 2 else None
+    text = getattr(token, "value", "") if token is not None else ""
+    return text.split("\n", 1)[1] if "\n" in text else ""
+
+
+def _comment_before(mapping: Any, key: Any, lines: str) -> None:
+    """Put comment lines (kept verbatim) in front of `mapping[key]`."""
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    entry = mapping.ca.items.setdefault(key, [None, None, None, None])
+    tokens = entry[1] if isinstance(entry[1], list) else []
+    tokens.insert(0, CommentToken(lines, CommentMark(0), None))
+    entry[1] = tokens
+
+
+def _place_pending(doc: Any, pending: list[str]) -> None:
+    """Comment lines left over after the document's last key was deleted: they go after its new last value."""
+    text = "".join(pending)
+    if not text.strip() or not isinstance(doc, Mapping) or not doc:
+        return
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    node, key = doc, list(doc)[-1]
+    while isinstance(node[key], Mapping) and node[key]:
+        node = node[key]
+        key = list(node)[-1]
+    if isinstance(node[key], list):
+        return  # rare; the comment is dropped rather than misplaced inside a list
+    entry = getattr(node, "ca").items.setdefault(key, [None, None, None, None])  # noqa: B009 - a CommentedMap
+    old = getattr(entry[2], "value", "") if entry[2] is not None else ""
+    entry[2] = CommentToken((old if old else "\n") + text, CommentMark(0), None)
+
+
+def _plan_secret(
+    path: Path, target: RemovalTarget, client: sops.Sops | None
+) -> tuple[list[KeyPath], list[str], bool, list[str]]:
+    """Branches of the encrypted file to unset, read from its key names (sops leaves keys readable)."""
+    text = read_text(path)
+    if text is None:
+        return [], [], False, [f"{path}: does not exist"]
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        doc = YAML(typ="safe").load(text)
+    except YAMLError:
+        raise clusterrepo.ClusterRepoError("not valid YAML", path=path) from None
+    if not isinstance(doc, dict) or "sops" not in doc:
+        raise clusterrepo.ClusterRepoError(
+            "has no sops metadata: it is not encrypted",
+            path=path,
+            hint="if it was committed in plaintext, rotate the secrets it holds, then encrypt it with sops",
+        )
+    data = {k: v for k, v in doc.items() if k != "sops"}
+    owned = secret_values(target.registry, HubOptions(chart=target.chart))
+    wanted: list[KeyPath] = []
+    for leaf in _leaf_paths(owned):
+        if leaf[: len(target.wrap(PULL_SECRET))] == target.wrap(PULL_SECRET):
+            continue
+        if _has(data, leaf):
+            wanted.append(leaf)
+    notes: list[str] = []
+    pull = target.wrap(PULL_SECRET)
+    if isinstance(_get(data, pull), Mapping):
+        assert client is not None, "the CLI finds the sops binary whenever a secret file is given"
+        plain = YAML(typ="safe").load(client.decrypt(path)) or {}
+        registry = _get(plain, (*pull, "registry"))
+        if str(registry) in target.pull_hosts:
+            wanted.append(pull)
+        else:
+            notes.append(f"{path.name}: kept {'.'.join(pull)}: its registry is not this registry's")
+    if not wanted:
+        return [], [], False, notes
+    remaining = copy.deepcopy(data)
+    for leaf in wanted:
+        _pop(remaining, leaf)
+    # Unset the highest branch each removal empties: sops unset leaves empty parents behind.
+    branches = sorted({_emptied_branch(data, remaining, leaf) for leaf in wanted}, key=len)
+    minimal: list[KeyPath] = [b for b in branches if not any(b[: len(o)] == o and b != o for o in branches)]
+    removed = [".".join(leaf) for leaf in wanted]
+    return minimal, removed, not _prune(remaining), notes
+
+
+def _leaf_paths(doc: Mapping[str, Any], prefix: KeyPath = ()) -> list[KeyPath]:
+    out: list[KeyPath] = []
+    for key, value in doc.items():
+        if isinstance(value, Mapping):
+            out += _leaf_paths(value, (*prefix, str(key)))
+        else:
+            out.append((*prefix, str(key)))
+    return out
+
+
+def _has(doc: Any, keys: Sequence[str]) -> bool:
+    parent = _get(doc, keys[:-1])
+    return isinstance(parent, Mapping) and keys[-1] in parent
+
+
+def _pop(doc: Any, keys: KeyPath) -> None:
+    parent = _get(doc, keys[:-1])
+    if isinstance(parent, dict):
+        parent.pop(keys[-1], None)
+
+
+def _emptied_branch(before: Any, after: Any, leaf: KeyPath) -> KeyPath:
+    """The highest ancestor of `leaf` that held something before and nothing after the removals."""
+    branch = leaf
+    for depth in range(len(leaf) - 1, 0, -1):
+        parent = leaf[:depth]
+        if _get(before, parent) and not _prune_copy(_get(after, parent)):
+            branch = parent
+        else:
+            break
+    return branch
+
+
+def _prune_copy(value: Any) -> Any:
+    return _prune(copy.deepcopy(value)) if isinstance(value, dict) else value
+
+
+def _prune(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document without mappings that hold nothing (in place; returns it)."""
+    for key in list(doc):
+        if isinstance(doc[key], dict):
+            _prune(doc[key])
+            if not doc[key]:
+                del doc[key]
+    return doc
+
+
+def _plan_unlisting(path: Path, hub: str, deletions: Sequence[Path]) -> FileEdit:
+    original = read_text(path)
+    if original is None:
+        raise clusterrepo.ClusterRepoError("does not exist", path=path)
+    doc, style = clusterrepo.load(original, path=path)
+    if clusterrepo.dump(doc, style) != original:
+        raise clusterrepo.ClusterRepoError(
+            "cannot be edited without reformatting other lines", path=path, hint="unlist the deleted files by hand"
+        )
+    entry = clusterrepo.hub_entry(doc, hub, path=path)
+    listed = entry.get("helm_chart_values_files")
+    changed = False
+    if isinstance(listed, list):
+        names = {os.path.relpath(p.resolve(), path.resolve().parent) for p in deletions}
+        for index in reversed(range(len(listed))):
+            if str(listed[index]) in names:
+                del listed[index]
+                changed = True
+    return FileEdit(path, original, clusterrepo.dump(doc, style) if changed else original)
+
+
+# --- applying -------------------------------------------------------------------------------------------------
+
+
+def apply_step(removal: FilesRemoval, change: Change, *, sops_client: sops.Sops | None) -> None:
+    """Run one file step of the plan. Each is idempotent: a resumed run finds it done or does it again.
+
+    A file that changed since it was planned (another run, an editor) is not overwritten: ProvisionError.
+    """
+    try:
+        if change.kind == "secret_unset":
+            assert removal.secret_file is not None and sops_client is not None
+            sops.unset_keys(sops_client, removal.secret_file, removal.secret_unset)
+        elif change.kind == "values_edit":
+            assert removal.values_edit is not None
+            _unchanged_since_plan(removal.values_edit)
+            removal.values_edit.apply()
+        elif change.kind == "unlist":
+            assert removal.registration is not None
+            _unchanged_since_plan(removal.registration)
+            removal.registration.apply()
+        elif change.kind == "delete_file":
+            Path(change.subject).unlink(missing_ok=True)
+        else:  # pragma: no cover - plan and apply are written together
+            raise AssertionError(change.kind)
+    except OSError as exc:
+        raise ProvisionError(f"cannot write {exc.filename or change.subject}: {exc.strerror}") from None
+
+
+def _unchanged_since_plan(edit: FileEdit) -> None:
+    if read_text(edit.path) != edit.original:
+        raise ProvisionError(
+            f"{edit.path} changed while this removal ran (another run or an editor); it was left as it is",
+            hint="re-run the same command: it plans again from the file as it is now",
+        )
+
+
+def show(removal: FilesRemoval, reporter: Reporter) -> None:
+    """The values file's diff (plain YAML) and the encrypted file's key paths (its diff would be ciphertext)."""
+    if removal.values_edit is not None and removal.values_file not in removal.deletions:
+        reporter.always(removal.values_edit.diff().rstrip())
+    if removal.registration is not None and removal.registration.changed:
+        reporter.always(removal.registration.diff().rstrip())

@@ -1,0 +1,432 @@
+"""provision remove quay|dockerhub: validate → read the registry and the hub's files → plan → confirm → apply.
+
+The registry side is deleted first (repositories, then the robot or the token), then the hub's files: a run that
+fails on the registry has changed no file, and every step finds its own work already done on a re-run (a robot or
+token already gone, keys already removed), so an interrupted removal resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from urllib3.util.retry import Retry
+
+from provision import clusterrepo, sops
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError
+from provision.files import read_text
+from provision.flows import hubfiles_remove
+from provision.flows.dockerhub import SERVER as DOCKERHUB_SERVER
+from provision.flows.dockerhub import DockerHubRequest
+from provision.flows.dockerhub import registry_for as dockerhub_registry
+from provision.flows.dockerhub import validate as validate_dockerhub
+from provision.flows.quay import QuayRequest
+from provision.flows.quay import registry_for as quay_registry
+from provision.flows.quay import validate as validate_quay
+from provision.hubconfig import Chart
+from provision.plan import Change, Plan
+
+RESUME_HINT = "re-run the same command: what is already removed is detected and skipped"
+# (question, word to type or None for yes/no) -> answer
+Confirm = Callable[[str, str | None], bool]
+DOCKERHUB_PULL_HOSTS = (DOCKERHUB_SERVER, "docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+@dataclass(frozen=True)
+class HubFilesRequest:
+    """The hub's files to clean, and how their values are shaped."""
+
+    values_file: Path | None = None
+    secret_file: Path | None = None
+    cluster_config: Path | None = None
+    chart: Chart | None = None  # None: the hub's helm_chart in cluster_config, else basehub
+    sops_bin: str | None = None
+
+    @property
+    def any(self) -> bool:
+        return any((self.values_file, self.secret_file))
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    plan: Plan
+    applied: tuple[str, ...]
+    declined: bool = False
+
+
+@dataclass
+class _Context:
+    """What apply needs besides the plan: the file steps and the clients."""
+
+    files: hubfiles_remove.FilesRemoval = field(default_factory=hubfiles_remove.FilesRemoval)
+    sops_client: sops.Sops | None = None
+
+
+# --- shared: files, confirmation, apply ------------------------------------------------------------------------
+
+
+def validate_files(req: HubFilesRequest, *, hub: str | None) -> str | None:
+    """Check the file options before any request. Returns the sops binary when the secret file needs one."""
+    if req.cluster_config is not None:
+        if hub is None:
+            raise UsageError("--cluster-config needs --hub: the hub whose helm_chart_values_files to update")
+        if not req.cluster_config.is_file():
+            raise UsageError(f"--cluster-config {str(req.cluster_config)!r} does not exist")
+        if not req.any:
+            raise UsageError("--cluster-config unlists files emptied by --values-file or --secret-file")
+    for option, path in (("--values-file", req.values_file), ("--secret-file", req.secret_file)):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{option} {str(path)!r} is a folder, not a file")
+    return sops.find_binary(req.sops_bin) if req.secret_file is not None else None
+
+
+def chart_of(req: HubFilesRequest, hub: str | None) -> Chart:
+    if req.chart is not None:
+        return req.chart
+    if req.cluster_config is not None and hub is not None:
+        helm_chart = clusterrepo.hub_chart(req.cluster_config, hub)
+        if helm_chart == "daskhub":
+            return "daskhub"
+    return "basehub"
+
+
+@contextmanager
+def local_input() -> Iterator[None]:
+    """Unreadable local files (binary, a folder, no permission) are bad input: exit 2, no traceback."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise UsageError("a hub file is not UTF-8 text (binary?): pass the hub's YAML files") from None
+    except YAMLError as exc:
+        raise UsageError(f"a hub file is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+
+def plan_files(
+    req: HubFilesRequest, target: hubfiles_remove.RemovalTarget, *, hub: str | None, sops_binary: str | None
+) -> _Context:
+    client = sops.Sops(sops_binary) if sops_binary is not None else None
+    with local_input():
+        files = hubfiles_remove.plan_removal(
+            target,
+            values_file=req.values_file,
+            secret_file=req.secret_file,
+            cluster_config=req.cluster_config,
+            hub=hub,
+            sops_client=client,
+        )
+    return _Context(files, client)
+
+
+def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
+    """The `hubs:` entries of cluster.yaml (plain data)."""
+    from ruamel.yaml import YAML
+
+    doc = YAML(typ="safe").load(read_text(cluster_config) or "")
+    hubs = doc.get("hubs") if isinstance(doc, dict) else None
+    return [h for h in hubs or () if isinstance(h, dict)]
+
+
+def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str) -> list[str]:
+    """Other hubs of cluster.yaml whose plain values files push as `username` (a shared robot must stay)."""
+    if cluster_config is None or hub is None:
+        return []
+    from ruamel.yaml import YAML
+
+    users: list[str] = []
+    for entry in cluster_hubs(cluster_config):
+        if entry.get("name") == hub:
+            continue
+        for name in entry.get("helm_chart_values_files") or ():
+            path = cluster_config.parent / str(name)
+            if Path(str(name)).name.startswith("enc-") or not path.is_file():
+                continue
+            try:
+                values = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+            except Exception:  # noqa: BLE001 - doctor reports broken files; here they just cannot share the robot
+                continue
+            for root in (values, values.get("basehub") if isinstance(values, dict) else None):
+                bh = root.get("binderhub-service") if isinstance(root, dict) else None
+                creds = bh.get("buildPodsRegistryCredentials") if isinstance(bh, dict) else None
+                if isinstance(creds, dict) and creds.get("username") == username:
+                    users.append(str(entry.get("name")))
+    return sorted(set(users))
+
+
+def _confirm(plan: Plan, *, hub: str, yes: bool, confirm: Confirm, destroys_data: bool) -> bool:
+    if yes or plan.empty:
+        return True
+    if destroys_data:
+        return confirm(f"this deletes images for good; type the hub name ({hub}) to go on", hub)
+    return confirm(f"apply these {len(plan.changes)} change(s)?", None)
+
+
+def _show(plan: Plan, ctx: _Context, reporter: Reporter, *, dry_run: bool) -> None:
+    if plan.empty:
+        reporter.always("nothing to remove: everything is already gone")
+        for note in plan.notes:
+            reporter.always(f"  note: {note}")
+        return
+    reporter.plan(plan, title="dry run" if dry_run else "plan")
+    hubfiles_remove.show(ctx.files, reporter)
+
+
+def _apply(plan: Plan, ctx: _Context, reporter: Reporter, remote: Callable[[Change], None]) -> tuple[str, ...]:
+    done: list[str] = []
+    try:
+        for index, change in enumerate(plan.changes, start=1):
+            label = f"{change.action} {change.subject}"  # the plan showed the details
+            with reporter.step(label, index=index, total=len(plan.changes)):
+                if change.kind in ("secret_unset", "values_edit", "unlist", "delete_file"):
+                    hubfiles_remove.apply_step(ctx.files, change, sops_client=ctx.sops_client)
+                else:
+                    remote(change)
+            done.append(label)
+    except ProvisionError as exc:
+        raise exc.with_context(done=done, hint=RESUME_HINT) from None
+    return tuple(done)
+
+
+def _finish(
+    plan: Plan,
+    ctx: _Context,
+    reporter: Reporter,
+    *,
+    hub: str,
+    yes: bool,
+    dry_run: bool,
+    confirm: Confirm,
+    destroys_data: bool,
+    remote: Callable[[Change], None],
+) -> RemoveResult:
+    _show(plan, ctx, reporter, dry_run=dry_run)
+    if dry_run or plan.empty:
+        return RemoveResult(plan, ())
+    if not _confirm(plan, hub=hub, yes=yes, confirm=confirm, destroys_data=destroys_data):
+        return RemoveResult(plan, (), declined=True)
+    return RemoveResult(plan, _apply(plan, ctx, reporter, remote))
+
+
+# --- quay ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuayRemoveRequest:
+    quay: QuayRequest  # org, api_url, robot, cluster, hub, shared_org, token
+    files: HubFilesRequest = field(default_factory=HubFilesRequest)
+    delete_repositories: bool = False
+    yes: bool = False
+
+    @property
+    def repository_prefix(self) -> str:
+        """Repository names of this hub: the image prefix after `<host>/<org>/`."""
+        return self.quay.image_prefix.split("/", 2)[2]
+
+
+def validate_quay_removal(req: QuayRemoveRequest) -> str | None:
+    """Every local input, before any request. Returns the sops binary (None if no secret file). UsageError."""
+    validate_quay(req.quay)
+    if req.quay.hub is None:
+        raise UsageError("--hub is required: removal takes one hub's registry away")
+    if req.quay.members:
+        raise UsageError("--member has no meaning for a removal")
+    return validate_files(req.files, hub=req.quay.hub)
+
+
+def _hub_repositories(req: QuayRemoveRequest, names: list[str]) -> tuple[list[str], list[str]]:
+    """This hub's repositories, and those kept because they belong to a hub whose name extends this one's."""
+    prefix = req.repository_prefix
+    others: list[str] = []
+    if req.files.cluster_config is not None:
+        hubs = [str(h.get("name")) for h in cluster_hubs(req.files.cluster_config)]
+        start = req.repository_prefix[: -len(f"{req.quay.hub}-")]
+        others = [f"{start}{h}-" for h in hubs if h != req.quay.hub and f"{start}{h}-".startswith(prefix)]
+    ours = [n for n in names if not any(n.startswith(o) for o in others)]
+    return ours, [n for n in names if n not in ours]
+
+
+def remove_quay(
+    req: QuayRemoveRequest,
+    *,
+    reporter: Reporter,
+    confirm: Confirm,
+    dry_run: bool = False,
+    retry: Retry | None = None,
+) -> RemoveResult:
+    """Remove a hub's Quay registry: its repositories (if asked), its robot (unless shared) and its files' keys.
+
+    Raises UsageError for bad input (nothing changed), QuayError/SopsError/ProvisionError with what was done.
+    """
+    from provision.quay import TOKEN_HINT, QuayClient, QuayError
+
+    sops_binary = validate_quay_removal(req)
+    q = req.quay
+    with local_input():
+        target = hubfiles_remove.RemovalTarget(quay_registry(q, ""), chart_of(req.files, q.hub), pull_hosts=(q.host,))
+        robot_users = other_hubs_using(req.files.cluster_config, q.hub, q.robot_full)
+    ctx = plan_files(req.files, target, hub=q.hub, sops_binary=sops_binary)
+    changes: list[Change] = []
+    notes: list[str] = list(ctx.files.notes)
+    present: list[str] = []
+    if q.token is None:
+        if not dry_run and (not q.shared_org or req.delete_repositories):
+            raise UsageError("no Quay token: set QUAY_TOKEN or pass --token-file (scopes org:admin, user:admin)")
+        if not q.shared_org:
+            notes.append("no Quay token: nothing was read; the robot is assumed to exist")
+            changes.append(Change("delete_robot", "delete", f"robot {q.robot_full}", "its token stops working"))
+        if req.delete_repositories:
+            notes.append(f"no Quay token: the repositories {q.org}/{req.repository_prefix}* were not listed")
+        plan = Plan(tuple(changes + ctx.files.changes()), notes=tuple(notes))
+        return _finish(plan, ctx, reporter, hub=q.hub or "", yes=req.yes, dry_run=dry_run, confirm=confirm,
+                       destroys_data=req.delete_repositories, remote=lambda c: None)  # fmt: skip
+
+    reporter.add_secret(q.token)
+    client = QuayClient(q.api_url, q.token, retry=retry)
+    try:
+        with reporter.step("check the token (GET /api/v1/user/)"):
+            user = client.get_user()
+        org = client.get_org(q.org)
+        if org is None:
+            present.append(f"organization {q.org} does not exist: nothing to delete on {q.host}")
+        elif not org.is_admin and q.org in user.organizations:
+            # Quay caps the caller's roles by the token's scopes, but GET /user/ lists memberships uncapped.
+            raise QuayError(f"the token lacks the org:admin scope for {q.org!r}", hint=TOKEN_HINT)
+        elif not org.is_admin:
+            raise QuayError(
+                f"you are not an administrator of the organization {q.org!r}",
+                hint="ask an owner to add you to its owners team, or choose another --org",
+            )
+        if org is not None and req.delete_repositories:
+            with reporter.step(f"list the repositories {q.org}/{req.repository_prefix}*"):
+                try:
+                    names = [r.name for r in client.list_repositories(q.org, prefix=req.repository_prefix)]
+                except QuayError as exc:
+                    if exc.status in (401, 403):
+                        exc.hint = "deleting repositories needs a token with the repo:admin scope as well"
+                    raise
+            ours, kept = _hub_repositories(req, names)
+            if kept:
+                notes.append(f"kept {', '.join(kept)}: other hubs' repositories (their hub names extend {q.hub}'s)")
+            elif ours and req.files.cluster_config is None:
+                notes.append(
+                    f"every repository named {req.repository_prefix}* counts as this hub's, including those of a hub "
+                    f"named {q.hub}-<something>; pass --cluster-config to keep other hubs' repositories"
+                )
+            if ours:
+                changes.append(
+                    Change(
+                        "delete_repositories",
+                        "delete",
+                        f"{len(ours)} repositories {q.org}/{req.repository_prefix}*",
+                        "with every image: " + ", ".join(ours[:10]) + (" ..." if len(ours) > 10 else ""),
+                        args=tuple(ours),
+                    )
+                )
+            else:
+                present.append(f"no repository {q.org}/{req.repository_prefix}*")
+        if org is not None and not q.shared_org:
+            try:
+                robot = client.get_robot(q.org, q.robot)
+            except QuayError as exc:
+                if exc.status == 403:  # we administer the org (checked above): the token lacks org:admin
+                    exc.hint = TOKEN_HINT
+                raise
+            if robot is None:
+                present.append(f"robot {q.robot_full} is already gone")
+            elif robot_users:
+                notes.append(f"kept robot {q.robot_full}: the hubs {', '.join(robot_users)} push with it too")
+            else:
+                reporter.add_secret(robot.token)
+                changes.append(Change("delete_robot", "delete", f"robot {q.robot_full}", "its token stops working"))
+        elif q.shared_org:
+            notes.append(f"shared organization: robot {q.robot_full} stays (other hubs use it)")
+        plan = Plan(tuple(changes + ctx.files.changes()), tuple(present), tuple(notes))
+
+        def remote(change: Change) -> None:
+            if change.kind == "delete_repositories":
+                for index, name in enumerate(change.args, start=1):
+                    reporter.info(f"  {index}/{len(change.args)}: {q.org}/{name}")
+                    client.delete_repository(q.org, name)
+            elif change.kind == "delete_robot":
+                client.delete_robot(q.org, q.robot)
+
+        return _finish(plan, ctx, reporter, hub=q.hub or "", yes=req.yes, dry_run=dry_run, confirm=confirm,
+                       destroys_data=req.delete_repositories, remote=remote)  # fmt: skip
+    finally:
+        client.close()
+
+
+# --- dockerhub -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DockerHubRemoveRequest:
+    dockerhub: DockerHubRequest  # namespace, hub, cluster, org, label, username, secret, api_url
+    files: HubFilesRequest = field(default_factory=HubFilesRequest)
+    yes: bool = False
+
+
+def remove_dockerhub(
+    req: DockerHubRemoveRequest,
+    *,
+    reporter: Reporter,
+    confirm: Confirm,
+    dry_run: bool = False,
+    retry: Retry | None = None,
+) -> RemoveResult:
+    """Remove a hub's Docker Hub token (by label) and its files' keys. Raises UsageError, DockerHubError..."""
+    from provision.dockerhub import DockerHubClient, DockerHubError
+
+    d = req.dockerhub
+    validate_dockerhub(d)
+    sops_binary = validate_files(req.files, hub=d.hub)
+    registry = dockerhub_registry(d, password="")
+    if not d.org and d.username is None:
+        from dataclasses import replace
+
+        registry = replace(registry, username="")  # unknown: any user name in the files matches
+    with local_input():
+        target = hubfiles_remove.RemovalTarget(registry, chart_of(req.files, d.hub), pull_hosts=DOCKERHUB_PULL_HOSTS)
+    ctx = plan_files(req.files, target, hub=d.hub, sops_binary=sops_binary)
+    kind = "organization access token" if d.org else "personal access token"
+    subject = f"{kind} {d.token_label!r}"
+    if d.username is None or d.secret is None:
+        if not dry_run:
+            raise UsageError("no Docker Hub credentials: set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN (or --token-file)")
+        plan = Plan(
+            (Change("delete_token", "delete", subject, "it stops working"), *ctx.files.changes()),
+            notes=("no Docker Hub credentials: nothing was read; the token is assumed to exist", *ctx.files.notes),
+        )
+        return _finish(plan, ctx, reporter, hub=d.hub, yes=req.yes, dry_run=True, confirm=confirm,
+                       destroys_data=False, remote=lambda c: None)  # fmt: skip
+    reporter.add_secret(d.secret)
+    client = DockerHubClient(d.api_url, identifier=d.username, secret=d.secret, retry=retry)
+    org = d.namespace if d.org else None
+    try:
+        with reporter.step(f"log in to Docker Hub as {d.username}"):
+            client.login()
+        try:
+            tokens = [t for t in client.list_tokens(org=org) if t.label == d.token_label]
+        except DockerHubError as exc:
+            if exc.status == 403 and d.org:
+                exc.hint = f"DOCKERHUB_USERNAME must be an owner of {d.namespace!r}, logged in with a password or PAT"
+            raise
+        changes = [Change("delete_token", "delete", subject, "it stops working")] if tokens else []
+        present = () if tokens else (f"no {kind} labelled {d.token_label!r}",)
+        plan = Plan(tuple(changes + ctx.files.changes()), present, ctx.files.notes)
+
+        def remote(change: Change) -> None:
+            for token in tokens:
+                client.delete_token(token, org=org)
+
+        return _finish(plan, ctx, reporter, hub=d.hub, yes=req.yes, dry_run=dry_run, confirm=confirm,
+                       destroys_data=False, remote=remote)  # fmt: skip
+    finally:
+        client.close()

@@ -1,0 +1,213 @@
+"""Which resources of a terraform plan belong to which hubs' registries: pure analysis of `show -json` output.
+
+A hub's name also keys resources that are not its registry (2i2c keys home-directory disks, snapshot schedules
+and workload service accounts by hub name, ../shared/facts/terraform.md §6), so ownership is decided from the
+module's configuration, not from key text: a resource belongs to the registries when its `for_each` derives
+from `var.container_repos`, directly or through another such resource (2i2c's keys iterate over
+`google_service_account.registry_sa`) or through a module input or module `for_each`. Only then does its
+instance key name the hub. Everything else is foreign, whatever its key.
+
+Used by `provision gcp` (refuse a plan that changes anything else) and reusable for key rotation (`-replace` of
+a hub's key) and hub removal (destroy only a hub's registry resources).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+REGISTRY_VARIABLE = "container_repos"
+# One step of a module path: module.NAME or module.NAME[KEY] (KEY a quoted string or a number).
+MODULE_STEP = re.compile(r'module\.([A-Za-z0-9_-]+)(?:\[("(?:[^"\\]|\\.)*"|\d+)\])?\.?')
+IGNORED_ACTIONS = {"no-op", "read"}
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """One resource instance in a plan: where it is configured, its instance keys, what the plan does to it."""
+
+    address: str  # instance address, e.g. module.m["a"].google_service_account.registry_sa["a"]
+    config_address: str  # without instance keys, e.g. module.m.google_service_account.registry_sa
+    index: str | int | None  # the resource's own for_each/count key
+    module_names: tuple[str, ...]  # the module calls it sits in, outermost first
+    module_keys: tuple[str | int | None, ...]  # the keys of those module instances
+    actions: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResourceChange:
+        module_address = str(data.get("module_address") or "")
+        steps = parse_module_address(module_address)
+        kind = "data." if data.get("mode") == "data" else ""
+        prefix = "".join(f"module.{name}." for name, _ in steps)
+        return cls(
+            address=str(data.get("address", "")),
+            config_address=f"{prefix}{kind}{data.get('type')}.{data.get('name')}",
+            index=data.get("index"),
+            module_names=tuple(name for name, _ in steps),
+            module_keys=tuple(key for _, key in steps),
+            actions=tuple((data.get("change") or {}).get("actions") or ()),
+        )
+
+    @property
+    def action(self) -> str:
+        """create, update, delete, replace, no-op or read."""
+        if len(self.actions) == 2 and set(self.actions) == {"create", "delete"}:
+            return "replace"
+        return self.actions[0] if self.actions else "no-op"
+
+    @property
+    def is_change(self) -> bool:
+        return self.action not in IGNORED_ACTIONS
+
+
+@dataclass(frozen=True)
+class PlanScope:
+    """A plan split by ownership: the named hubs' registry changes, and every other change."""
+
+    registry_resources: frozenset[str]  # config addresses whose for_each derives from container_repos
+    owned: tuple[ResourceChange, ...]  # changes to the named hubs' registry instances
+    foreign: tuple[ResourceChange, ...]  # every other change (other hubs' registries included)
+    instances: tuple[ResourceChange, ...]  # every registry instance of the named hubs, changed or not
+
+    @property
+    def changes(self) -> tuple[ResourceChange, ...]:
+        return self.owned + self.foreign
+
+
+def parse_module_address(address: str) -> list[tuple[str, str | int | None]]:
+    """`module.a["x"].module.b` → [("a", "x"), ("b", None)]. Pure."""
+    steps: list[tuple[str, str | int | None]] = []
+    position = 0
+    while position < len(address):
+        match = MODULE_STEP.match(address, position)
+        if match is None:
+            raise ValueError(f"not a module address: {address!r}")
+        raw = match.group(2)
+        key: str | int | None = None if raw is None else (json.loads(raw) if raw.startswith('"') else int(raw))
+        steps.append((match.group(1), key))
+        position = match.end()
+    return steps
+
+
+def _derives(references: Iterable[str], sources: set[str]) -> bool:
+    """Whether any reference is one of `sources` or an attribute/element of one."""
+    for ref in references:
+        for source in sources:
+            if ref == source or ref.startswith((f"{source}.", f"{source}[")):
+                return True
+    return False
+
+
+def _refs(block: Mapping[str, Any] | None) -> list[str]:
+    return [str(r) for r in ((block or {}).get("references") or [])]
+
+
+def _resource_address(resource: Mapping[str, Any]) -> str:
+    kind = "data." if resource.get("mode") == "data" else ""
+    return f"{kind}{resource.get('type')}.{resource.get('name')}"
+
+
+def _walk(module: Mapping[str, Any], prefix: str, sources: set[str], everything: bool, found: set[str]) -> None:
+    """Collect registry resources of one module. `sources`: references that derive from container_repos here;
+    `everything`: the module itself is instantiated per container_repos entry."""
+    resources = list(module.get("resources") or [])
+    registry: set[str] = set()
+    changed = True
+    while changed:  # fixed point: a for_each over a registry resource makes another registry resource
+        changed = False
+        for resource in resources:
+            address = _resource_address(resource)
+            if address in registry:
+                continue
+            if everything or _derives(_refs(resource.get("for_each_expression")), sources | registry):
+                registry.add(address)
+                changed = True
+    found.update(f"{prefix}{address}" for address in registry)
+    for name, call in (module.get("module_calls") or {}).items():
+        child_sources = {
+            f"var.{variable}"
+            for variable, expression in (call.get("expressions") or {}).items()
+            if isinstance(expression, Mapping) and _derives(_refs(expression), sources | registry)
+        }
+        per_entry = everything or _derives(_refs(call.get("for_each_expression")), sources | registry)
+        _walk(call.get("module") or {}, f"{prefix}module.{name}.", child_sources, per_entry, found)
+
+
+def registry_resources(configuration: Mapping[str, Any], *, variable: str = REGISTRY_VARIABLE) -> frozenset[str]:
+    """Config addresses (e.g. `google_service_account.registry_sa`) whose for_each derives from `var.<variable>`."""
+    found: set[str] = set()
+    _walk(configuration.get("root_module") or {}, "", {f"var.{variable}"}, False, found)
+    return frozenset(found)
+
+
+def _per_entry_modules(configuration: Mapping[str, Any], variable: str) -> frozenset[str]:
+    """Module call paths (module.a.module.b) instantiated once per container_repos entry."""
+    found: set[str] = set()
+
+    def walk(module: Mapping[str, Any], prefix: str, sources: set[str]) -> None:
+        for name, call in (module.get("module_calls") or {}).items():
+            path = f"{prefix}module.{name}"
+            if _derives(_refs(call.get("for_each_expression")), sources):
+                found.add(path)
+            child = {
+                f"var.{v}"
+                for v, e in (call.get("expressions") or {}).items()
+                if isinstance(e, Mapping) and _derives(_refs(e), sources)
+            }
+            walk(call.get("module") or {}, f"{path}.", child)
+
+    walk(configuration.get("root_module") or {}, "", {f"var.{variable}"})
+    return frozenset(found)
+
+
+def hub_of(
+    change: ResourceChange, registry: frozenset[str], per_entry_modules: frozenset[str] = frozenset()
+) -> str | None:
+    """The container_repos entry a registry instance belongs to, or None (not a registry resource, or no key).
+
+    The key of a per-entry module instance names the entry; otherwise the resource's own key does, either the
+    entry itself or `<entry>/<more>` (one binding per entry and member, as in our terraform/gcp).
+    """
+    if change.config_address not in registry:
+        return None
+    path = ""
+    for name, key in zip(change.module_names, change.module_keys, strict=True):
+        path = f"{path}module.{name}"
+        if path in per_entry_modules:
+            return key if isinstance(key, str) else None
+        path += "."
+    if isinstance(change.index, str):
+        return change.index.split("/", 1)[0]
+    return None
+
+
+def resource_changes(plan: Mapping[str, Any]) -> list[ResourceChange]:
+    """Every managed or data resource instance of the plan (no-ops included), in plan order."""
+    return [ResourceChange.from_dict(item) for item in plan.get("resource_changes") or []]
+
+
+def scope(plan: Mapping[str, Any], hubs: Iterable[str], *, variable: str = REGISTRY_VARIABLE) -> PlanScope:
+    """Split a plan (`show -json <planfile>`) into the named hubs' registry changes and all other changes.
+
+    A change is owned when its resource's for_each derives from `var.<variable>` in the plan's configuration
+    and its instance key is one of `hubs`. Everything else, including a hub-keyed disk or service account, and
+    another hub's registry, is foreign.
+    """
+    wanted = set(hubs)
+    configuration = plan.get("configuration") or {}
+    registry = registry_resources(configuration, variable=variable)
+    per_entry = _per_entry_modules(configuration, variable)
+    owned: list[ResourceChange] = []
+    foreign: list[ResourceChange] = []
+    instances: list[ResourceChange] = []
+    for change in resource_changes(plan):
+        mine = hub_of(change, registry, per_entry) in wanted
+        if mine and change.action != "read":
+            instances.append(change)
+        if not change.is_change:
+            continue
+        (owned if mine else foreign).append(change)
+    return PlanScope(registry, tuple(owned), tuple(foreign), tuple(instances))

@@ -1,0 +1,194 @@
+"""Which plan changes belong to which hubs' registries: on plans made by the real tofu, and on small JSON cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+import pytest
+
+from provision import tfplan
+
+MODULE = """\
+terraform {
+  backend "local" {}
+}
+variable "container_repos" {
+  type    = list(string)
+  default = []
+}
+variable "persistent_disks" {
+  type    = map(number)
+  default = {}
+}
+locals {
+  readers = { for name in var.container_repos : "${name}/reader" => name }
+}
+resource "terraform_data" "registry" {
+  for_each = toset(var.container_repos)
+  input    = each.key
+}
+resource "terraform_data" "registry_sa" {
+  for_each = toset(var.container_repos)
+  input    = each.key
+}
+# for_each over another registry resource (2i2c's keys iterate over google_service_account.registry_sa)
+resource "terraform_data" "registry_sa_keys" {
+  for_each = terraform_data.registry_sa
+  input    = each.value.output
+}
+# keyed by hub name, but a home-directory disk
+resource "terraform_data" "nfs_homedirs" {
+  for_each = var.persistent_disks
+  input    = each.value
+}
+# derives from container_repos only through a local: not traceable in the plan's configuration, so foreign
+resource "terraform_data" "via_local" {
+  for_each = local.readers
+  input    = each.value
+}
+# the list handed to a module, and a module instantiated per entry
+module "passed" {
+  source = "./child"
+  names  = var.container_repos
+  other  = keys(var.persistent_disks)
+}
+module "per_hub" {
+  source   = "./child"
+  for_each = toset(var.container_repos)
+  names    = []
+  other    = [each.key]
+}
+"""
+CHILD = """\
+variable "names" {
+  type = list(string)
+}
+variable "other" {
+  type = list(string)
+}
+resource "terraform_data" "from_names" {
+  for_each = toset(var.names)
+  input    = each.key
+}
+resource "terraform_data" "from_other" {
+  for_each = toset(var.other)
+  input    = each.key
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def plan(tofu: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`show -json` of a real plan that adds hub `staging` with a disk, next to the existing hub `prod`."""
+    root = tmp_path_factory.mktemp("tfplan")
+    (root / "main.tf").write_text(MODULE)
+    (root / "child").mkdir()
+    (root / "child" / "main.tf").write_text(CHILD)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TF_")}, "TF_CLI_CONFIG_FILE": os.devnull}
+
+    def tf(*args: str) -> str:
+        return subprocess.run([tofu, *args], cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+
+    tf("init", "-input=false", "-no-color")
+    tf("apply", "-input=false", "-no-color", "-auto-approve", '-var=container_repos=["prod"]')
+    tf("plan", "-input=false", "-no-color", "-out=tfplan",
+       '-var=container_repos=["prod", "staging"]', '-var=persistent_disks={staging = 10}')  # fmt: skip
+    return json.loads(tf("show", "-no-color", "-json", "tfplan"))  # type: ignore[no-any-return]
+
+
+def test_registry_resources_follow_for_each_through_resources_and_modules(plan: dict[str, Any]) -> None:
+    assert tfplan.registry_resources(plan["configuration"]) == {
+        "terraform_data.registry",
+        "terraform_data.registry_sa",
+        "terraform_data.registry_sa_keys",
+        "module.passed.terraform_data.from_names",
+        "module.per_hub.terraform_data.from_names",
+        "module.per_hub.terraform_data.from_other",
+    }
+
+
+def test_scope_splits_by_resource_not_by_key(plan: dict[str, Any]) -> None:
+    scope = tfplan.scope(plan, ["staging"])
+    assert sorted(c.address for c in scope.owned) == [
+        'module.passed.terraform_data.from_names["staging"]',
+        'module.per_hub["staging"].terraform_data.from_other["staging"]',
+        'terraform_data.registry["staging"]',
+        'terraform_data.registry_sa["staging"]',
+        'terraform_data.registry_sa_keys["staging"]',
+    ]
+    assert sorted(c.address for c in scope.foreign) == [
+        'module.passed.terraform_data.from_other["staging"]',  # fed by persistent_disks
+        'terraform_data.nfs_homedirs["staging"]',  # same key, not a registry
+        'terraform_data.via_local["staging/reader"]',  # through a local: not provable, so refused
+    ]
+    assert all(c.action == "create" for c in scope.changes)
+    # prod's registry exists and is unchanged: an instance of prod's, not a change.
+    prod = tfplan.scope(plan, ["prod"])
+    assert {c.address for c in prod.instances} >= {'terraform_data.registry_sa_keys["prod"]'}
+    assert not prod.owned
+
+
+def _change(address: str, actions: list[str], **extra: Any) -> dict[str, Any]:
+    return {"address": address, "mode": "managed", "change": {"actions": actions}, **extra}
+
+
+def test_actions_and_other_hubs() -> None:
+    plan = {
+        "configuration": {
+            "root_module": {
+                "resources": [
+                    {
+                        "address": "g.key",
+                        "mode": "managed",
+                        "type": "g",
+                        "name": "key",
+                        "for_each_expression": {"references": ["var.container_repos"]},
+                    },
+                    {
+                        "address": "g.binding",
+                        "mode": "managed",
+                        "type": "g",
+                        "name": "binding",
+                        "for_each_expression": {"references": ['g.key["x"]', "g.key"]},
+                    },
+                    {
+                        "address": "g.counted",
+                        "mode": "managed",
+                        "type": "g",
+                        "name": "counted",
+                        "count_expression": {"references": ["var.container_repos"]},
+                    },
+                ]  # fmt: skip
+            }
+        },
+        "resource_changes": [
+            _change('g.key["a"]', ["delete", "create"], type="g", name="key", index="a"),
+            _change('g.key["b"]', ["delete"], type="g", name="key", index="b"),
+            _change('g.binding["a/member"]', ["update"], type="g", name="binding", index="a/member"),
+            _change("g.counted[0]", ["create"], type="g", name="counted", index=0),
+            _change('g.key["c"]', ["no-op"], type="g", name="key", index="c"),
+        ],
+    }
+    scope = tfplan.scope(plan, ["a"])
+    assert [(c.action, c.address) for c in scope.owned] == [
+        ("replace", 'g.key["a"]'),
+        ("update", 'g.binding["a/member"]'),
+    ]
+    # Another hub's registry, and a resource counted (not keyed) over the list, are foreign.
+    assert [c.address for c in scope.foreign] == ['g.key["b"]', "g.counted[0]"]
+
+
+@pytest.mark.parametrize(
+    ("address", "steps"),
+    [
+        ("", []),
+        ("module.a", [("a", None)]),
+        ('module.a["x.y"].module.b[2]', [("a", "x.y"), ("b", 2)]),
+        ('module.a["q\\"uote"]', [("a", 'q"uote')]),
+    ],
+)
+def test_parse_module_address(address: str, steps: list[tuple[str, object]]) -> None:
+    assert tfplan.parse_module_address(address) == steps
