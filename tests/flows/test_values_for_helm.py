@@ -172,3 +172,19 @@ def test_quay_io_dry_run_without_email_warns() -> None:
     assert "quay.io requires an e-mail" in result.stderr
     with_email = ["quay", "--org", "new-org", "--hub", "staging", "--dry-run", "--email", "ops@example.org"]
     assert "requires an e-mail" not in CliRunner().invoke(app, with_email, env={}).stderr
+
+
+def test_z2jh_sibling_secret_file_is_checked_before_any_request(
+    quay: FakeQuay, tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, ...]
+) -> None:
+    """The binderhub-service release's encrypted file is decrypted in the preflight too: one alice cannot read stops
+    the run before Quay is asked anything."""
+    from tests.realsops import encrypt_file
+
+    alice, bob = age_keys[0], age_keys[1]
+    write_sops_config(tmp_path, [alice.recipient])
+    encrypt_file(tmp_path / "enc-staging.binderhub-service.secret.values.yaml", "a: 1\n", [bob.recipient])
+    args = ["--chart", "z2jh", "--secret-file", str(tmp_path / "enc-staging.secret.values.yaml")]
+    result = run_quay(quay, *args, env={**sops_env(alice), "SOPS_BIN": real_sops})
+    assert result.exit_code != 0 and "enc-staging.binderhub-service.secret.values.yaml" in result.stderr
+    assert quay.requests == []
