@@ -57,7 +57,8 @@ BINDERHUB_DOCKER_HUB_NAME = re.compile(r"[a-z0-9]{4,40}/[a-z0-9._-]{2,255}")
 DOCKER_HUB_NAMESPACE = re.compile(r"[a-z0-9]{4,40}")
 DOCKER_HUB_NAMESPACE_RULE = (
     "4-40 lower-case letters and digits only: BinderHub takes an image name for a Docker Hub one only when its "
-    "namespace is that, and otherwise looks for built images in the wrong place and rebuilds them on every launch"
+    "namespace is that, and otherwise looks for built images in the wrong place and rebuilds them on every launch; "
+    "use a Docker ID or organization without '-', '.' or '_'"
 )
 
 
