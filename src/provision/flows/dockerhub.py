@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,6 @@ from provision.plan import Change, Plan
 
 SERVER = "https://index.docker.io/v1/"  # the docker client's auth key for Docker Hub (and z2jh's default)
 API_URL = "https://registry-1.docker.io"  # the v2 API BinderHub asks whether an image exists
-NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 PAT_SCOPES = ["repo:write"]  # Read & Write: push, pull, and create repositories where the account may
 
 
@@ -61,10 +59,7 @@ class DockerHubResult:
 
 def validate(req: DockerHubRequest) -> None:
     """Names and credentials' presence, before any request. Raises UsageError."""
-    if not (2 <= len(req.namespace) <= 255) or NAMESPACE.fullmatch(req.namespace) is None:
-        raise UsageError(
-            f"invalid --namespace {req.namespace!r}: lower-case letters and digits ('.', '_', '-' between)"
-        )
+    names.dockerhub_namespace("--namespace", req.namespace)  # before Docker Hub's own rule: BinderHub's is narrower
     names.hub_name("hub name", req.hub)
     if req.cluster is not None:
         names.hub_name("cluster name", req.cluster)
