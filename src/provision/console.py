@@ -56,6 +56,15 @@ def to_yaml(doc: Any) -> str:
     return out.getvalue()
 
 
+def to_yaml_stream(docs: Iterable[tuple[str | None, Any]]) -> str:
+    """Values documents as one YAML text: a lone unnamed document as is, else a stream (`---`) with each document
+    headed by a comment naming the chart it is for (each is handed whole to `helm upgrade -f`)."""
+    docs = list(docs)
+    if len(docs) == 1 and docs[0][0] is None:
+        return to_yaml(docs[0][1])
+    return "---\n".join(f"# values for the {name} chart\n{to_yaml(doc)}" for name, doc in docs)
+
+
 def to_json(doc: Any) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 

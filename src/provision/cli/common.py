@@ -120,6 +120,16 @@ ImagesFile = Annotated[
         rich_help_panel="Hub files",
     ),
 ]
+DefaultImage = Annotated[
+    str | None,
+    typer.Option(
+        "--default-image",
+        metavar="SLUG",
+        help="The image choice selected by default (one of --image, --images-file or the values file's choices); "
+        "default: the one already marked, else the first.",
+        rich_help_panel="Hub files",
+    ),
+]
 ProfileFlag = Annotated[
     bool,
     typer.Option(
@@ -250,8 +260,11 @@ def guard_terminal(*, show_secrets: bool, dry_run: bool, secret_file: Path | Non
         )
 
 
-def profile_from(images: list[str] | None, images_file: Path | None, flag: bool) -> Profile | None:
-    """The image-building profile asked for by --image, --images-file or --profile (None when none is)."""
+def profile_from(
+    images: list[str] | None, images_file: Path | None, flag: bool, default: str | None = None
+) -> Profile | None:
+    """The image-building profile asked for by --image, --images-file, --default-image or --profile (None when
+    none is). Whether it has any image choice is checked against the hub's values file later (check_profile)."""
     from provision.files import read_input
     from provision.hubconfig import ImageChoice, Profile, images_from_yaml
 
@@ -264,9 +277,12 @@ def profile_from(images: list[str] | None, images_file: Path | None, flag: bool)
         choices += images_from_yaml(text, source=f"--images-file {str(images_file)!r}")
     if len({c.slug for c in choices}) != len(choices):
         raise UsageError("image slugs must be unique")
-    if not choices and not flag:
+    marked = [c.slug for c in choices if c.default]
+    if default is not None and marked and marked != [default]:
+        raise UsageError(f"--default-image {default!r} and the images file's default {marked[0]!r} disagree")
+    if not choices and not flag and default is None:
         return None
-    return Profile(images=tuple(choices))
+    return Profile(images=tuple(choices), default=default or (marked[0] if marked else None))
 
 
 def files_request(
@@ -280,19 +296,27 @@ def files_request(
 def hub_options(
     files: FilesRequest, *, chart: ChartChoice | None, dask_gateway: bool, profile: Profile | None
 ) -> HubOptions:
-    from provision.flows.hubfiles import chart_for
+    from provision.flows.hubfiles import chart_for, check_profile
     from provision.hubconfig import HubOptions
 
     resolved = chart_for(files, chart.value if chart else None)
     # The daskhub chart runs dask-gateway by default: its pods need the pull secret without being asked.
-    return HubOptions(chart=resolved, dask_gateway=dask_gateway or resolved == "daskhub", profile=profile)
+    options = HubOptions(chart=resolved, dask_gateway=dask_gateway or resolved == "daskhub", profile=profile)
+    check_profile(files, options)  # before any change: a profile with no image choice is refused
+    return options
 
 
 def finish(
     reporter: Reporter, published: Published, *, fmt: OutputFormat, dry_run: bool, summary: dict[str, Any]
 ) -> None:
-    """Write the machine output to stdout, once: the secret values, unless they went into --secret-file."""
-    from provision.console import emit, to_json, to_yaml
+    """Write the machine output to stdout, once: the secret values, unless they went into --secret-file.
+
+    JSON names the chart; for z2jh, public_values and secret_values are keyed by release (jupyterhub,
+    binderhub-service), each value a whole values document for that chart.
+    """
+    from provision.console import emit, to_json
+
+    summary = {"chart": published.chart, **summary}
 
     if dry_run:
         reporter.always("dry run: nothing was changed")
@@ -308,7 +332,7 @@ def finish(
     if fmt is OutputFormat.json:
         emit(to_json({**summary, "public_values": published.public, "secret_values": published.secret}))
     else:
-        emit(to_yaml(published.secret))
+        emit(published.documents(published.secret))
 
 
 @dataclass(frozen=True)
@@ -333,6 +357,7 @@ class RegistryOptions:
     image: list[str] | None
     images_file: Path | None
     profile: bool
+    default_image: str | None
     dry_run: bool
     show_secrets: bool
     fmt: OutputFormat
@@ -356,10 +381,10 @@ class RegistryOptions:
         )
         sops_binary = hubfiles.validate(files)
         preflight.check_hub_files(files)
-        profile = profile_from(self.image, self.images_file, self.profile)
+        profile = profile_from(self.image, self.images_file, self.profile, self.default_image)
         options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
         guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)
-        state = hubfiles.preflight(files, sops_binary=sops_binary)
+        state = hubfiles.preflight(files, sops_binary=sops_binary, chart=options.chart)
         return HubFiles(files, options, sops_binary, state)
 
 
@@ -373,6 +398,7 @@ REGISTRY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("image", Images, None),
     ("images_file", ImagesFile, None),
     ("profile", ProfileFlag, False),
+    ("default_image", DefaultImage, None),
     ("dry_run", DryRun, False),
     ("show_secrets", ShowSecrets, False),
     ("fmt", Format, OutputFormat.yaml),

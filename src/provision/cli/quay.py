@@ -79,6 +79,11 @@ def quay(
         flow.validate(request)
         prepared = options.prepare_hub_files(hub=hub)
         result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deadline=deadline)
+        if options.dry_run and email is None and request.host == "quay.io":
+            if any(c.kind == "create_org" for c in result.plan.changes):
+                reporter.warn(
+                    "quay.io requires an e-mail to create an organization: without --email the real run fails"
+                )
         if not options.dry_run:
             reporter.always(
                 "summary: " + ("; ".join(result.applied) if result.applied else "nothing to do, no change made")

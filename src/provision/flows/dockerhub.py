@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from provision.plan import Change, Plan
 
 SERVER = "https://index.docker.io/v1/"  # the docker client's auth key for Docker Hub (and z2jh's default)
 API_URL = "https://registry-1.docker.io"  # the v2 API BinderHub asks whether an image exists
-NAMESPACE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 # A new token carries this suffix until its secret is stored: a token found with it was never confirmed stored.
 PENDING_SUFFIX = ".pending"
 CLEAN_UP_SECONDS = 30.0  # for deleting a token whose secret was not stored, even after the run's deadline
@@ -75,10 +73,7 @@ def validate(req: DockerHubRequest) -> None:
     url = urlsplit(req.api_url)
     if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
         raise UsageError(f"invalid --api-url {req.api_url!r}: expected https://HOST[:PORT] of the Docker Hub API")
-    if not (2 <= len(req.namespace) <= 255) or NAMESPACE.fullmatch(req.namespace) is None:
-        raise UsageError(
-            f"invalid --namespace {req.namespace!r}: lower-case letters and digits ('.', '_', '-' between)"
-        )
+    names.dockerhub_namespace("--namespace", req.namespace)  # before Docker Hub's own rule: BinderHub's is narrower
     names.hub_name("hub name", req.hub)
     if req.cluster is not None:
         names.hub_name("cluster name", req.cluster)
