@@ -25,7 +25,7 @@ from provision.errors import ProvisionError, UsageError
 from provision.flows import doctor
 from provision.flows import verify as single
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
-from provision.hubconfig import HubRegistry
+from provision.hubconfig import HubRegistry, get_path
 
 Result = Literal["pass", "fail", "could-not-check"]
 DEFAULT_JOBS = 16  # hubs checked at once: threads mostly waiting on the network (sops: one per core)
@@ -223,9 +223,9 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
             plain[path] = loaded.doc
         merged = doctor._merge(merged, _strip_sops(loaded.doc))
     view = _view(merged, chart)
-    if doctor._get(view, "binderhub-service", "enabled") is not True and not problems:
+    if get_path(view, "binderhub-service", "enabled") is not True and not problems:
         return None  # (a missing file may hide the setting: such a hub is reported, not skipped)
-    server = doctor._get(view, "binderhub-service", "buildPodsRegistryCredentials", "server")
+    server = get_path(view, "binderhub-service", "buildPodsRegistryCredentials", "server")
     registry = single.host_of(server) if isinstance(server, str) and server.strip() else "-"
     return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), plain, "; ".join(problems) or None,
                    registry)  # fmt: skip
