@@ -27,7 +27,8 @@ from tests.servers.registry import DistributionRegistry, TokenIssuer
 TOKEN = "T" * 40
 ROBOT = "hubs+image_builder"
 VALUES, SECRET = "staging.values.yaml", "enc-staging.secret.values.yaml"
-BINDER_VALUES, BINDER_SECRET = "staging.binderhub-service.values.yaml", "enc-staging.binderhub-service.secret.values.yaml"
+BINDER_VALUES = "staging.binderhub-service.values.yaml"
+BINDER_SECRET = "enc-staging.binderhub-service.secret.values.yaml"
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def test_stdin_without_the_binderhub_service_secrets_is_a_clear_message(z2jh: Z2
     result = verify(z2jh, "--values-file", str(z2jh.piped / VALUES), "--secret-stdin", stdin=first)
     assert result.exit_code == 2
     message = " ".join(result.stderr.split())
-    assert "no secrets for the binderhub-service release: stdin (--secret-stdin) holds the jupyterhub chart's" in message
+    assert "no secrets for the binderhub-service release: stdin (--secret-stdin) holds the jupyterhub" in message
     assert "one YAML stream" in message
 
 
@@ -217,3 +218,16 @@ def test_documents_are_told_apart_by_their_keys(z2jh: Z2jhHub) -> None:
 def test_release_siblings_are_named_as_provision_writes_them(given: str, release: str, sibling: str | None) -> None:
     found = release_sibling(Path("/c") / given, release)
     assert found == (Path("/c") / sibling if sibling else None)
+
+
+def test_a_given_file_that_does_not_exist_names_the_release_file_that_does(z2jh: Z2jhHub, tmp_path: Path) -> None:
+    """As on Artifact Registry, where the jupyterhub chart gets no secret file: the hint names the one there is."""
+    folder = copy_without(z2jh, tmp_path, SECRET)
+    result = verify(z2jh, "--values-file", str(folder / VALUES), "--secret-file", str(folder / SECRET))
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert f"--secret-file '{folder / SECRET}' does not exist" in message
+    assert f"{folder / BINDER_SECRET} exists: give it instead" in message
+    alone = verify(z2jh, "--values-file", str(folder / VALUES), "--secret-file", str(folder / BINDER_SECRET))
+    assert alone.exit_code == 1  # read and checked: quay needs the pull secret that is gone with the file
+    assert statuses(alone)["pull secret present"] == "fail" and statuses(alone)["push credentials accepted"] == "pass"

@@ -277,7 +277,7 @@ def request_from_files(
             reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text (byte {exc.start})"
             raise UsageError(f"--values-file {str(path)!r} cannot be read: {reason}") from None
         if text is None:
-            raise UsageError(f"--values-file {str(path)!r} does not exist")
+            raise _missing("--values-file", path)
         return read_documents(text, path=path, label=path.name,
                               encrypted_hint="give encrypted files with --secret-file")  # fmt: skip
 
@@ -286,7 +286,7 @@ def request_from_files(
     def read_secret(path: Path) -> list[ValuesDocument]:
         nonlocal client
         if not path.is_file():
-            raise UsageError(f"--secret-file {str(path)!r} does not exist")
+            raise _missing("--secret-file", path)
         client = client or sops.Sops(sops.find_binary(sops_bin))
         return read_documents(client.decrypt(path), path=path, label=path.name, encrypted_hint="")
 
@@ -311,6 +311,15 @@ def request_from_files(
     hub_registry, pull_secret = from_values(hub_public, hub_secret)
     lookup = lookup_from_values(hub_public, hub_secret)
     return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint, lookup=lookup)
+
+
+def _missing(option: str, path: Path) -> UsageError:
+    """A given file that does not exist; when another z2jh release's file is there, the hint names it (a release
+    with nothing to set gets no file: on Artifact Registry, no secrets for the jupyterhub chart)."""
+    others = [s for r in Z2JH_RELEASES[:2] if (s := release_sibling(path, r)) is not None and s.is_file()]
+    hint = (f"{' and '.join(map(str, others))} exists: give it instead (provision writes no file for a release "
+            "with nothing to set)") if others else None  # fmt: skip
+    return UsageError(f"{option} {str(path)!r} does not exist", hint=hint)
 
 
 def _require_binderhub(reading: _Reading, what: str) -> None:
