@@ -184,10 +184,12 @@ def test_stdin_without_the_binderhub_service_secrets_is_a_clear_message(z2jh: Z2
     assert "one YAML stream" in message
 
 
-def test_encrypted_text_on_stdin_is_refused(z2jh: Z2jhHub) -> None:
+def test_encrypted_text_on_stdin_or_as_values_is_refused(z2jh: Z2jhHub) -> None:
     ciphertext = (z2jh.files / BINDER_SECRET).read_text()
     result = verify(z2jh, "--values-file", str(z2jh.files / VALUES), "--secret-stdin", stdin=ciphertext)
     assert result.exit_code == 2 and "sops-encrypted" in result.stderr and "sops decrypt" in result.stderr
+    as_values = verify(z2jh, "--values-file", str(z2jh.files / BINDER_SECRET))
+    assert as_values.exit_code == 2 and "is sops-encrypted" in as_values.stderr and "--secret-file" in as_values.stderr
 
 
 # -- telling documents apart -------------------------------------------------------------------------------------
