@@ -1,10 +1,12 @@
-"""Doctor's rules on a hub's fancy-profiles `profileList`: the image-building option, choices and defaults."""
+"""Doctor's rules on a hub's fancy-profiles `profileList`: lists that replace a shared one, the image-building
+option, choices and defaults."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from provision.flows.sharedprofiles import PROFILE_LIST, profile_names, sets
 from provision.hubconfig import get_path
 
 if TYPE_CHECKING:
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def check_profiles(hub: Hub, *, binder: bool) -> None:
+    check_replaced_lists(hub)
     profiles = hub.get("jupyterhub", "singleuser", "profileList")
     where = ("jupyterhub", "singleuser", "profileList")
     building = False
@@ -90,3 +93,31 @@ def check_choices(hub: Hub, option: Any, *, key: str) -> None:
             "value is sent, the form may show another; keep default: true on one",
             key=f"{key}.choices",
         )
+
+
+def check_replaced_lists(hub: Hub) -> None:
+    """A profileList replaces the one of a file listed before it whole (Helm replaces lists): the earlier file's
+    profiles that the later list lacks are not offered. A hub file with its own list under a shared
+    common.values.yaml list is the usual case; a copy that has every shared profile (what provision's
+    --copy-shared-profiles writes) and an empty list (profiles turned off on purpose) are fine."""
+    keys = (*hub.base, *PROFILE_LIST)
+    effective: tuple[str, list[Any]] | None = None  # the file whose list the hub gets so far, and that list
+    for file in hub.files:
+        if file.encrypted or file.secret_by_name or not sets(file.doc, keys):
+            continue  # an encrypted list's entries are ciphertext: nothing to compare
+        profiles = get_path(file.doc, *keys)
+        profiles = profiles if isinstance(profiles, list) else []
+        if effective is not None and profiles:
+            kept = set(profile_names(profiles))
+            lost = [name for name in profile_names(effective[1]) if name not in kept]
+            if lost:
+                hub.add(
+                    "warning",
+                    "profile-list-replaced",
+                    PROFILE_LIST,
+                    f"this profileList replaces the one in {effective[0]} whole (Helm replaces lists, it does not "
+                    f"merge them), so {len(lost)} of its profiles ({', '.join(lost)}) are not offered on this hub; "
+                    "copy the ones to keep into this list, or remove this list to get the shared one",
+                    file=file.rel,
+                )
+        effective = (file.rel, profiles)
