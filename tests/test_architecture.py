@@ -92,3 +92,25 @@ def test_cli_start_up_imports_nothing_heavy() -> None:
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     )
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_modules_use_each_others_public_names_only(path: Path) -> None:
+    """A name with a leading underscore is its module's own: another module needing it gets a public home for it
+    (as doctor's file loading and merging moved to flows/clusterfiles.py for fleet)."""
+    tree = ast.parse(path.read_text())
+    modules: set[str] = set()  # local names bound to provision modules
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "provision":
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                assert not private, f"{path.relative_to(SRC)} imports {node.module}.{alias.name}"
+                target = SRC.joinpath(*node.module.split(".")[1:], alias.name)
+                if target.with_suffix(".py").exists() or target.is_dir():
+                    modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname for a in node.names if a.name.startswith("provision.") and a.asname)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+            private = node.attr.startswith("_") and not node.attr.startswith("__")
+            assert not private, f"{path.relative_to(SRC)} uses {node.value.id}.{node.attr}"

@@ -351,12 +351,16 @@ def test_values_merge_in_listed_order_with_anchors_and_lists_replaced(tmp_path: 
     )
     result = run(folder)
     by_hub = {hub: sorted(f.code for f in result.findings if f.hub == hub) for hub in ("a", "b")}
+    # a's own list replaced the shared one: none of the shared profile's problems, but the replacement is reported
     assert by_hub == {
-        "a": [],
+        "a": ["profile-list-replaced"],
         "b": ["build-without-unlisted-choice", "option-without-choices", "use-registry-not-true"],
     }
     # the key b inherits is attributed to the shared file that sets it
-    assert {f.file for f in result.findings} == {"common.values.yaml"}
+    assert {f.file for f in result.findings if f.hub == "b"} == {"common.values.yaml"}
+    [replaced] = [f for f in result.findings if f.hub == "a"]
+    assert (replaced.severity, replaced.file) == ("warning", "a.values.yaml")
+    assert "common.values.yaml" in replaced.message and "(broken)" in replaced.message
 
 
 def test_daskhub_reads_keys_under_basehub_and_needs_dask_pull_secret(tmp_path: Path) -> None:

@@ -86,6 +86,16 @@ ClusterConfig = Annotated[
         rich_help_panel="Hub files",
     ),
 ]
+CopySharedProfiles = Annotated[
+    bool,
+    typer.Option(
+        "--copy-shared-profiles",
+        help="When a file listed before --values-file in --cluster-config (common.values.yaml) defines the hub's "
+        "profileList, copy its profiles into --values-file with the image-building profile (Helm replaces lists "
+        "whole); without it provision refuses.",
+        rich_help_panel="Hub files",
+    ),
+]
 ChartOption = Annotated[
     ChartChoice | None,
     typer.Option(
@@ -286,11 +296,23 @@ def profile_from(
 
 
 def files_request(
-    *, values_file: Path | None, secret_file: Path | None, cluster_config: Path | None, hub: str | None
+    *,
+    values_file: Path | None,
+    secret_file: Path | None,
+    cluster_config: Path | None,
+    hub: str | None,
+    copy_shared_profiles: bool = False,
 ) -> FilesRequest:
     from provision.flows.hubfiles import FilesRequest
 
-    return FilesRequest(values_file, secret_file, cluster_config, hub, sops_bin=os.environ.get("SOPS_BIN") or None)
+    return FilesRequest(
+        values_file,
+        secret_file,
+        cluster_config,
+        hub,
+        sops_bin=os.environ.get("SOPS_BIN") or None,
+        copy_shared_profiles=copy_shared_profiles,
+    )
 
 
 def hub_options(
@@ -352,6 +374,7 @@ class RegistryOptions:
     values_file: Path | None
     secret_file: Path | None
     cluster_config: Path | None
+    copy_shared_profiles: bool
     chart: ChartChoice | None
     dask_gateway: bool
     image: list[str] | None
@@ -377,7 +400,11 @@ class RegistryOptions:
         from provision.flows import hubfiles, preflight
 
         files = files_request(
-            values_file=self.values_file, secret_file=self.secret_file, cluster_config=self.cluster_config, hub=hub
+            values_file=self.values_file,
+            secret_file=self.secret_file,
+            cluster_config=self.cluster_config,
+            hub=hub,
+            copy_shared_profiles=self.copy_shared_profiles,
         )
         sops_binary = hubfiles.validate(files)
         preflight.check_hub_files(files)
@@ -393,6 +420,7 @@ REGISTRY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("values_file", ValuesFile, None),
     ("secret_file", SecretFile, None),
     ("cluster_config", ClusterConfig, None),
+    ("copy_shared_profiles", CopySharedProfiles, False),
     ("chart", ChartOption, None),
     ("dask_gateway", DaskGateway, False),
     ("image", Images, None),

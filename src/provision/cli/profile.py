@@ -9,6 +9,7 @@ import typer
 from provision.cli.common import (
     ChartOption,
     ClusterConfig,
+    CopySharedProfiles,
     Debug,
     DefaultImage,
     DryRun,
@@ -32,6 +33,7 @@ def profile(
     default_image: DefaultImage = None,
     values_file: ValuesFile = None,
     cluster_config: ClusterConfig = None,
+    copy_shared_profiles: CopySharedProfiles = False,
     chart: ChartOption = None,
     dry_run: DryRun = False,
     quiet: Quiet = False,
@@ -47,7 +49,13 @@ def profile(
         from provision.console import emit
         from provision.flows import hubfiles, preflight
 
-        files = files_request(values_file=values_file, secret_file=None, cluster_config=cluster_config, hub=hub)
+        files = files_request(
+            values_file=values_file,
+            secret_file=None,
+            cluster_config=cluster_config,
+            hub=hub,
+            copy_shared_profiles=copy_shared_profiles,
+        )
         hubfiles.validate(files)
         preflight.check_hub_files(files)
         options = hub_options(

@@ -2,7 +2,7 @@
 concurrently with bounded requests per registry host; nothing is created or changed.
 
 Hubs come from each `cluster.yaml` as `provision doctor` reads them: the listed values files merged in list order
-(Helm's merge, doctor's own functions), the `basehub:` wrapper of daskhub hubs removed. A hub is checked when its
+(Helm's merge, flows/clusterfiles.py), the `basehub:` wrapper of daskhub hubs removed. A hub is checked when its
 merged values enable binderhub-service. Its encrypted files (sops metadata, or `secret` in the name, as the 2i2c
 deployer decides) are decrypted with sops into memory, each file once however many hubs list it, then merged in
 their place, and the single-hub checks of flows/verify.py run on the result.
@@ -22,7 +22,7 @@ from typing import Any, Literal
 from provision import sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
-from provision.flows import doctor
+from provision.flows import clusterfiles
 from provision.flows import verify as single
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from provision.hubconfig import HubRegistry, get_path
@@ -130,19 +130,6 @@ class FleetResult:
 # Finding the hubs
 
 
-def _cluster_configs(path: Path) -> list[Path]:
-    if path.is_file():
-        if path.name != doctor.CLUSTER_FILE:
-            raise UsageError(f"{str(path)!r} is not a cluster.yaml: pass a cluster folder or a folder above some")
-        return [path]
-    configs = list(doctor.find_cluster_files(path))
-    if not configs:
-        raise UsageError(
-            f"no {doctor.CLUSTER_FILE} at or under {str(path)!r}: pass config/clusters or one cluster's folder"
-        )
-    return configs
-
-
 def _strip_sops(doc: Mapping[Any, Any]) -> dict[Any, Any]:
     return {k: v for k, v in doc.items() if k != "sops"}
 
@@ -162,9 +149,9 @@ def find_hubs(request: FleetRequest) -> tuple[list[_Target], list[str]]:
     skipped: list[str] = []
     seen_clusters: set[str] = set()
     seen_hubs: set[str] = set()
-    root = request.path if request.path.is_dir() else request.path.parent
-    for config in _cluster_configs(request.path):
-        loaded = doctor._load(config, str(config))
+    root, configs = clusterfiles.cluster_configs(request.path)
+    for config in configs:
+        loaded = clusterfiles.load(config, str(config))
         if loaded.doc is None:
             continue  # a Jinja template or a broken cluster.yaml: doctor reports it
         folder = config.parent
@@ -180,7 +167,7 @@ def find_hubs(request: FleetRequest) -> tuple[list[_Target], list[str]]:
             seen_hubs.update({hub, f"{cluster}/{hub}"})
             if request.hubs and not request.hubs & {hub, f"{cluster}/{hub}"}:
                 continue
-            target = _target(cluster, hub, str(entry.get("helm_chart") or ""), folder, doctor._listed(entry), root)
+            target = _target(cluster, hub, str(entry.get("helm_chart") or ""), folder, clusterfiles.listed(entry), root)
             if target is None:
                 skipped.append(f"{cluster}/{hub}")
             else:
@@ -205,14 +192,14 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
     merged: dict[Any, Any] = {}
     problems: list[str] = []
     for raw in listed:
-        path = doctor._join(folder, raw)
+        path = clusterfiles.join(folder, raw)
         rel = _rel(path, root)
         if path.suffix == ".jsonnet":
             continue  # rendered by the deployer; registry credentials are never set there
         if not path.is_file():
             problems.append(f"{rel} is listed in cluster.yaml but does not exist")
             continue
-        loaded = doctor._load(path, rel)
+        loaded = clusterfiles.load(path, rel)
         if loaded.doc is None:
             problems.append(f"{rel} {loaded.error}")
             continue
@@ -221,7 +208,7 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
             encrypted.add(path)
         else:
             plain[path] = loaded.doc
-        merged = doctor._merge(merged, _strip_sops(loaded.doc))
+        merged = clusterfiles.merge(merged, _strip_sops(loaded.doc))
     view = _view(merged, chart)
     if get_path(view, "binderhub-service", "enabled") is not True and not problems:
         return None  # (a missing file may hide the setting: such a hub is reported, not skipped)
@@ -322,9 +309,9 @@ def _check_hub(
                 detail = f"{reason}. {secret.hint}" if secret.hint else reason
                 return done(target.registry, "could-not-check", reason,
                             [single.Check(DECRYPT_CHECK, "could-not-check", detail)])  # fmt: skip
-            merged = doctor._merge(merged, secret.doc)
+            merged = clusterfiles.merge(merged, secret.doc)
         else:
-            merged = doctor._merge(merged, target.plain[path])
+            merged = clusterfiles.merge(merged, target.plain[path])
     try:
         reg, pull = single.from_values(_view(merged, target.chart), {})
     except UsageError as exc:

@@ -7,6 +7,7 @@ Every edit is computed first (plan), then written; a failure while writing puts 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from provision import clusterrepo, files, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError, add_secrets_from
 from provision.files import FileEdit, read_text
+from provision.flows import sharedprofiles
 from provision.hubconfig import (
     CHARTS,
     Z2JH_NOTES,
@@ -39,6 +41,9 @@ class FilesRequest:
     cluster_config: Path | None = None
     hub: str | None = None
     sops_bin: str | None = None
+    # Copy the profiles a hub gets from a file listed before its values file (common.values.yaml) into that file
+    # along with the image-building profile (see profile_base).
+    copy_shared_profiles: bool = False
 
     @property
     def writes_anything(self) -> bool:
@@ -101,10 +106,44 @@ def existing_values(req: FilesRequest) -> Any:
 
 
 def check_profile(req: FilesRequest, options: HubOptions) -> None:
-    """Refuse, before any change, a profile that would render no image choice or name a default that is none.
-    Raises UsageError (ClusterRepoError when the values file cannot be read)."""
+    """Refuse, before any change, a profile that would render no image choice or name a default that is none, or
+    that would hide the profiles of a shared values file (profile_base). Raises UsageError (ClusterRepoError when
+    the values file cannot be read)."""
     if options.profile is not None:
-        profile_values(options.profile, chart=options.chart, existing=existing_values(req))
+        existing, _ = profile_base(req, options)
+        profile_values(options.profile, chart=options.chart, existing=existing)
+
+
+def profile_base(req: FilesRequest, options: HubOptions) -> tuple[Any, sharedprofiles.SharedProfiles]:
+    """The document the image-building profile is merged into (the values file, with the profiles of a shared file
+    copied in when --copy-shared-profiles says so), and those profiles. Raises UsageError when a profile written
+    into the values file would hide a shared file's profiles (see sharedprofiles.base)."""
+    existing = existing_values(req)
+    if options.profile is None:
+        return existing, sharedprofiles.SharedProfiles()
+    return sharedprofiles.base(
+        existing,
+        chart=options.chart,
+        values_file=req.values_file,
+        cluster_config=req.cluster_config,
+        hub=req.hub,
+        copy=req.copy_shared_profiles,
+    )
+
+
+def _with_shared_profiles(
+    render: Callable[[Any], dict[str, Any]], req: FilesRequest, options: HubOptions, reporter: Reporter
+) -> dict[str, Any]:
+    """`render(existing)`, with the shared profiles copied into its list when profile_base says so; stderr says
+    what was copied, and which profile list replaces another."""
+    existing, shared = profile_base(req, options)
+    public = render(existing)
+    if options.profile is None:
+        return public
+    return sharedprofiles.finish(
+        public, shared, existing, chart=options.chart, values_file=req.values_file, reporter=reporter,
+        checked=req.cluster_config is not None,
+    )  # fmt: skip
 
 
 def release_file(path: Path, release: str | None) -> Path:
@@ -393,7 +432,9 @@ def publish(
 
     `state`: the secret file as `preflight` read it (read now when not given).
     """
-    public = public_values(registry, options, existing=existing_values(req))
+    public = _with_shared_profiles(
+        lambda existing: public_values(registry, options, existing=existing), req, options, reporter
+    )
     secret = secret_values(registry, options)
     if req.secret_file is not None and state is None:
         state = preflight(req, sops_binary=sops_binary)
@@ -403,7 +444,10 @@ def publish(
 def publish_profile(options: HubOptions, req: FilesRequest, *, reporter: Reporter, dry_run: bool) -> Published:
     """Only the image-building profile, for a hub whose registry already exists (no secrets)."""
     assert options.profile is not None
-    public = profile_values(options.profile, chart=options.chart, existing=existing_values(req))
+    profile = options.profile
+    public = _with_shared_profiles(
+        lambda existing: profile_values(profile, chart=options.chart, existing=existing), req, options, reporter
+    )
     return _publish(public, {}, req, None, None, reporter, chart=options.chart, dry_run=dry_run)
 
 

@@ -1,0 +1,218 @@
+"""The profile list a hub gets from the values files listed around its own (2i2c's `common.values.yaml`).
+
+Helm replaces lists whole: a `profileList` in a hub's own values file hides every profile of a file listed before
+it, and a `profileList` in a file listed after it hides the hub's own. The hub's files are read in cluster.yaml
+order, as the deployer passes them to Helm, and merged as Helm merges them (flows/clusterfiles.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provision import clusterrepo
+from provision.console import Reporter
+from provision.errors import UsageError
+from provision.flows import clusterfiles
+from provision.hubconfig import Chart, get_path
+
+PROFILE_LIST = ("jupyterhub", "singleuser", "profileList")
+
+
+@dataclass(frozen=True)
+class SharedProfiles:
+    """What a hub's other values files do to a profileList in its own values file."""
+
+    inherited: tuple[Any, ...] = ()  # the profiles the hub gets from the files listed before its own
+    source: str | None = None  # the file (relative to the cluster folder) that sets them
+    later: tuple[str, ...] = ()  # files listed after the hub's own that set a profileList: theirs wins
+
+
+def base(
+    existing: Any, *, chart: Chart, values_file: Path | None, cluster_config: Path | None, hub: str | None, copy: bool
+) -> tuple[Any, SharedProfiles]:
+    """The document the image-building profile is merged into, and the profiles to copy into the hub's file.
+
+    Helm replaces lists whole, so a profileList written into a hub's own values file (`existing`) hides every
+    profile a file listed before it in cluster.yaml defines (2i2c's common.values.yaml). When that file's list is
+    what the hub gets today and the hub's own file has none, provision refuses unless `copy`
+    (--copy-shared-profiles); with it, the shared profiles are copied into the hub's file, ours merged in or
+    appended. Refusing is the default because copying forks shared config: later edits of the shared profiles (a
+    new image tag, a resource limit) would silently stop reaching this hub, which an engineer should choose
+    knowingly, or avoid by adding the profile to the shared file when every hub using it builds images. Writing
+    the merged list unasked would also hide the fork in a long diff. A hub file that already has a profileList
+    already hides the shared one (provision doctor warns): ours joins it, nothing is copied.
+    """
+    keys = profile_keys(chart)
+    if values_file is None or cluster_config is None or hub is None:
+        return existing, SharedProfiles()
+    shared = read(cluster_config, hub, values_file, chart)
+    if sets(existing, keys) or not shared.inherited:
+        return existing, SharedProfiles(later=shared.later)
+    if not copy:
+        listed = ", ".join(profile_names(shared.inherited)) or f"{len(shared.inherited)} profiles"
+        raise UsageError(
+            f"hub {hub!r} gets its profiles ({listed}) from {shared.source}, listed before "
+            f"{values_file.name} in cluster.yaml. Helm replaces lists whole, so an image-building profile "
+            f"written into {values_file.name} would hide all of them. Pass --copy-shared-profiles to copy them "
+            f"into {values_file.name} with the image-building profile (later edits to {shared.source}'s "
+            f"profiles then no longer reach this hub), or add the profile to {shared.source} itself if every hub "
+            "listing it builds images (provision profile --values-file)"
+        )
+    return with_inherited(existing, shared.inherited, keys), shared
+
+
+def finish(
+    public: dict[str, Any],
+    shared: SharedProfiles,
+    existing: Any,
+    *,
+    chart: Chart,
+    values_file: Path | None,
+    reporter: Reporter,
+    checked: bool,
+) -> dict[str, Any]:
+    """The hub's values with the shared profiles copied into its list (when `base` found some to copy), and the
+    warnings: what was copied, a later file's list that replaces ours, and (`checked` false: no cluster.yaml was
+    given) a list elsewhere that ours may replace."""
+    keys = profile_keys(chart)
+    target = values_file.name if values_file is not None else "these values"
+    if shared.inherited:
+        ours = get_path(public, *keys)
+        public = with_inherited(public, merged_list(shared.inherited, ours if isinstance(ours, list) else []), keys)
+        reporter.warn(
+            f"{target}: copied the profiles of {shared.source} ({', '.join(profile_names(shared.inherited))}) into "
+            f"its profileList with the image-building profile (Helm replaces lists whole); later edits of those "
+            f"profiles in {shared.source} no longer reach this hub"
+        )
+    for later in shared.later:
+        reporter.warn(
+            f"{later} is listed after {target} in cluster.yaml and sets a profileList, which replaces this hub's "
+            f"whole list: the image-building profile is not offered; move it into {later}'s list, or list "
+            f"{later} before {target}"
+        )
+    if not checked and not sets(existing, keys):
+        where = "set a profileList" if values_file is None else "sets a profileList"
+        if chart == "z2jh":
+            hint = "the profiles of a values file given to helm before it are no longer offered; merge them in"
+        else:
+            hint = (
+                "the profiles of a file listed before it in cluster.yaml (such as common.values.yaml) are no "
+                "longer offered on this hub; pass --cluster-config so that provision checks the hub's files"
+            )
+        reporter.warn(f"{target} {where}, and Helm replaces lists whole: {hint}")
+    return public
+
+
+def profile_keys(chart: Chart) -> tuple[str, ...]:
+    """Where a hub's values file holds the profile list: under `basehub:` for daskhub hubs (facts §6.3); a z2jh
+    hub's file holds the jupyterhub chart's own values."""
+    return {"daskhub": ("basehub", *PROFILE_LIST), "basehub": PROFILE_LIST, "z2jh": PROFILE_LIST[1:]}[chart]
+
+
+def sets(doc: Any, keys: Sequence[str]) -> bool:
+    """Whether the document sets the key at all (an empty or null list hides an earlier one too)."""
+    parent = get_path(doc, *keys[:-1])
+    return isinstance(parent, Mapping) and keys[-1] in parent
+
+
+def read(cluster_config: Path, hub: str, values_file: Path, chart: Chart) -> SharedProfiles:
+    """The profiles `hub` inherits from the files listed before `values_file` in `cluster_config`, and the files
+    listed after it that set a profile list. A values file not listed yet is placed where provision will list it:
+    after the plain files, before the first encrypted one (clusterrepo.plan_registration).
+
+    Files that are missing, unreadable or jsonnet are passed over: cluster.yaml is checked before (clusterrepo) and
+    `provision doctor` reports the rest. Raises UsageError when the inherited list is in an encrypted file: its
+    entries are ciphertext, which cannot be copied into a plain values file.
+    """
+    folder = cluster_config.parent
+    config = clusterfiles.load(cluster_config, cluster_config.name).doc or {}
+    hubs = config.get("hubs")
+    entry = (
+        next((h for h in hubs if isinstance(h, Mapping) and h.get("name") == hub), None)
+        if isinstance(hubs, list)
+        else None
+    )
+    paths = [clusterfiles.join(folder, raw) for raw in clusterfiles.listed(entry or {})]
+    resolved = [p.resolve() for p in paths]
+    own = values_file.resolve()
+    if own in resolved:
+        split = resolved.index(own)
+        before, after = paths[:split], paths[split + 1 :]
+    else:
+        split = next((i for i, p in enumerate(paths) if p.name.startswith("enc-")), len(paths))
+        before, after = paths[:split], paths[split:]
+
+    keys = profile_keys(chart)
+    merged: dict[Any, Any] = {}
+    source: clusterfiles.ValuesFile | None = None
+    for file in _readable(before, folder):
+        assert file.doc is not None
+        if sets(file.doc, keys):
+            source = file
+        merged = clusterfiles.merge(merged, file.doc)
+    profiles = get_path(merged, *keys)
+    inherited = tuple(profiles) if isinstance(profiles, list) else ()
+    if source is not None and inherited and (source.encrypted or source.secret_by_name):
+        raise UsageError(
+            f"{source.rel}, listed before {values_file.name} in cluster.yaml, is encrypted and sets the profileList "
+            f"this hub gets; a profileList in {values_file.name} would replace it (Helm replaces lists whole), and "
+            "provision cannot copy encrypted profiles into a plain file. Move the profiles into a plain values "
+            "file, or add the image-building profile to that list by hand (provision profile prints it)"
+        )
+    later = tuple(f.rel for f in _readable(after, folder) if sets(f.doc, keys))
+    return SharedProfiles(inherited, source.rel if source is not None and inherited else None, later)
+
+
+def _readable(paths: list[Path], folder: Path) -> list[clusterfiles.ValuesFile]:
+    files = []
+    for path in paths:
+        if path.suffix == ".jsonnet" or not path.is_file():
+            continue
+        file = clusterfiles.load(path, Path(os.path.relpath(path, folder)).as_posix())
+        if file.doc is not None:
+            files.append(file)
+    return files
+
+
+def with_inherited(doc: Any, profiles: Sequence[Any], keys: Sequence[str]) -> Any:
+    """A copy of `doc` (a values document, or None) whose profile list is `profiles`, as if copied into it."""
+    out: Any = copy.deepcopy(doc) if isinstance(doc, MutableMapping) else {}
+    node = out
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), MutableMapping):
+            node[key] = {}
+        node = node[key]
+    node[keys[-1]] = copy.deepcopy(list(profiles))
+    return out
+
+
+def merged_list(inherited: Sequence[Any], ours: Sequence[Any]) -> list[Any]:
+    """The inherited profiles in their order, each of ours merged into the one with its slug, or appended."""
+    out = copy.deepcopy(list(inherited))
+    for entry in ours:
+        match = next(
+            (p for p in out if isinstance(p, MutableMapping) and isinstance(entry, Mapping)
+             and "slug" in entry and p.get("slug") == entry["slug"]),
+            None,
+        )  # fmt: skip
+        if match is None:
+            out.append(copy.deepcopy(entry))
+        else:
+            clusterrepo.deep_merge(match, entry)
+    return out
+
+
+def profile_names(profiles: Sequence[Any]) -> list[str]:
+    """How KubeSpawner tells profiles apart: the slug, else the display name."""
+    found = []
+    for profile in profiles:
+        if isinstance(profile, Mapping):
+            name = profile.get("slug") or profile.get("display_name")
+            if name:
+                found.append(str(name))
+    return found
