@@ -195,11 +195,11 @@ def read_documents(text: str, *, path: Path, label: str, encrypted_hint: str) ->
 
 def merged_hub(docs: Sequence[ValuesDocument]) -> dict[Any, Any]:
     """The documents in the hub layout, merged in order as Helm merges its -f files (later wins)."""
-    from provision.flows.doctor import _merge
+    from provision.flows.clusterfiles import merge
 
     merged: dict[Any, Any] = {}
     for doc in docs:
-        merged = _merge(merged, doc.as_hub())
+        merged = merge(merged, doc.as_hub())
     return merged
 
 
