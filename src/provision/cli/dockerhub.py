@@ -11,7 +11,6 @@ from provision.cli.common import (
     RegistryOptions,
     TokenFile,
     handled,
-    publish,
     read_token,
     registry_command,
 )
@@ -65,4 +64,8 @@ def dockerhub(
         if not options.dry_run:
             reporter.always("summary: " + "; ".join(result.applied))
         summary = {"changes": [c.describe() for c in result.plan.changes]}
-        publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+        # Rotation writes through, then proves the new credential (issue 13: cli/rotation.py).
+        from provision.cli import rotation
+
+        rotated = rotation.for_dockerhub(request) if any(c.kind == "rotate" for c in result.plan.changes) else None
+        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated)

@@ -238,27 +238,17 @@ def run(
     tfvars.check_writable(req.tfvars_path)
     folders = [req.terraform_dir, req.tfvars_path.parent]
     with files.locked(folders, timeout=req.lock_timeout, on_wait=reporter.always):
-        choice = choose_binary(req)
-        reporter.always(f"binary: {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+        tf = terraform_for(req, reporter)
         edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
-        project_id, region = _project_and_region(edit)
-        tf = Terraform(
-            choice.path,
-            req.terraform_dir,
-            on_progress=lambda line: reporter.info(f"  {line}"),
-            on_output=lambda line: reporter.debug(line),
-        )
+        project_id, region = project_and_region(edit)
         progress = _Progress()
-        with _own_edit_undone_on_failure(edit, req.name, progress, reporter), _private_dir() as tmp:
+        with _own_edit_undone_on_failure(edit, req.name, progress, reporter), private_dir() as tmp:
             if edit.changed:
                 tfvars.write(edit.path, edit.updated)
                 reporter.info(f"added {req.name!r} to {ATTRIBUTE} in {edit.path}")
             else:
                 reporter.info(f"{req.name!r} is already in {ATTRIBUTE} of {edit.path}")
-            backend = _init(tf, req, reporter)
-            with reporter.step(f"terraform workspace select {req.workspace_name}"):
-                _select_workspace(tf, req, backend)
-            reporter.always(f"terraform: backend {backend.describe()}, workspace {req.workspace_name}")
+            connect(tf, req, reporter)
             with reporter.step("terraform plan"):
                 result = tf.plan(var_file=edit.path, plan_file=tmp / "tfplan")
             plan = _judge(tf, result, req, reporter)
@@ -295,6 +285,27 @@ def run(
     reporter.add_secret(key)
     registry = registry_for(req.name, project_id=project_id, region=region, key=key)
     return GcpResult(edit.changed, plan, progress.applied, registry, tf.process_count)
+
+
+def terraform_for(req: GcpRequest, reporter: Reporter) -> Terraform:
+    """The runner for the binary this module's state calls for (reported on stderr). Raises TerraformError."""
+    choice = choose_binary(req)
+    reporter.always(f"binary: {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+    return Terraform(
+        choice.path,
+        req.terraform_dir,
+        on_progress=lambda line: reporter.info(f"  {line}"),
+        on_output=lambda line: reporter.debug(line),
+    )
+
+
+def connect(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
+    """init (to the right backend) and select the workspace. Raises TerraformError."""
+    backend = _init(tf, req, reporter)
+    with reporter.step(f"terraform workspace select {req.workspace_name}"):
+        _select_workspace(tf, req, backend)
+    reporter.always(f"terraform: backend {backend.describe()}, workspace {req.workspace_name}")
+    return backend
 
 
 def _judge(tf: Terraform, result: PlanResult, req: GcpRequest, reporter: Reporter) -> Plan:
@@ -334,7 +345,7 @@ def _init(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
     return backend
 
 
-def _project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
+def project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
     project_id, region = edit.values.get("project_id"), edit.values.get("region")
     if not isinstance(project_id, str) or not isinstance(region, str):
         raise tfvars.TfvarsError(
@@ -346,7 +357,7 @@ def _project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
 
 def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
     edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
-    project_id, region = _project_and_region(edit)
+    project_id, region = project_and_region(edit)
     try:
         choice = choose_binary(req)
         binary = choice.path
@@ -453,7 +464,7 @@ def _undo_own_edit(edit: tfvars.TfvarsEdit, name: str) -> str:
 
 
 @contextmanager
-def _private_dir() -> Iterator[Path]:
+def private_dir() -> Iterator[Path]:
     """A 0700 directory for the plan file (a plan embeds prior state, keys included); removed afterwards."""
     try:
         path = Path(tempfile.mkdtemp(prefix="provision-"))
