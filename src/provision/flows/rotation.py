@@ -76,8 +76,8 @@ def undelivered(exc: BaseException, rotated: Rotated) -> ProvisionError:
         else "fix the cause, then run the same command with --rotate again (a new token replaces this one)"
     )
     error = ProvisionError(
-        f"the rotation is done but its credential was not delivered: {what.rstrip('.')}. {rotated.credential} is "
-        f"live (the old one no longer works) and can be read from {rotated.where}; the hub's files still hold the "
+        f"the rotation is done but its credential was not delivered: {what.rstrip('.')}. {_sentence(rotated.credential)} is "
+        f"live (the old one no longer works) and can be read from {rotated.where}; the hub's secrets still hold the "
         "old one",
         hint=again,
     )
@@ -107,7 +107,12 @@ def prove(
     Passing means no check failed and the registry accepted the credential. Raises ProvisionError naming the live
     credential and where it was delivered (its value never appears).
     """
-    request = verify.VerifyRequest(registry, None, options.registry_url, options.ar_endpoint)
+    pull = (
+        verify.PullSecret(registry.pull_secret_registry, registry.username, registry.password)
+        if registry.pull_secret_registry
+        else None
+    )  # the pull secret provision writes holds the same credential
+    request = verify.VerifyRequest(registry, pull, options.registry_url, options.ar_endpoint)
     deadline = time.monotonic() + options.settle
     while True:
         checks = verify.run(request, reporter=reporter)
@@ -127,8 +132,12 @@ def prove(
     problems = failed or [c for c in checks if c.name == CREDENTIAL_CHECK] or checks
     listed = "; ".join(f"{c.name}: {c.status} ({c.detail})" for c in problems)
     raise ProvisionError(
-        f"the rotated credential did not pass verify: {listed}. {rotated.credential} is live (the old one no "
+        f"the rotated credential did not pass verify: {listed}. {_sentence(rotated.credential)} is live (the old one no "
         f"longer works) and was written to {delivered_to}",
         hint="check the failures above with `provision verify` on the hub's files; if the registry is only slow to "
         "accept the new credential, verify again later",
     )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
