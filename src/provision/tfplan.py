@@ -250,9 +250,9 @@ def key_resources(
     return output_sources(configuration, output) & registry_resources(configuration, variable=variable)
 
 
-def hub_keys(plan: Mapping[str, Any], hub: str, *, output: str = KEYS_OUTPUT, variable: str = REGISTRY_VARIABLE) -> list[
-    ResourceChange
-]:
+def hub_keys(
+    plan: Mapping[str, Any], hub: str, *, output: str = KEYS_OUTPUT, variable: str = REGISTRY_VARIABLE
+) -> list[ResourceChange]:
     """The hub's key instances in a plan (changed or not): what `-replace` must name to rotate its key."""
     keys = key_resources(plan.get("configuration") or {}, output=output, variable=variable)
     return [c for c in scope(plan, [hub], variable=variable).instances if c.config_address in keys]

@@ -84,8 +84,9 @@ def test_removal_from_a_fully_provisioned_2i2c_hub(env_2i2c: test_gcp_2i2c.Env, 
     dry = remove(e, repo, "--dry-run")
     assert dry.exit_code == 0, dry.stderr
     assert snapshot(e, repo) == before
-    for step in ["would remove 'staging' from container_repos", '-  "staging",', "tofu apply", "destroy the registry",
-                 f"remove from {repo.secret}", f"remove from {repo.values}", "dry run: nothing was changed"]:  # fmt: skip
+    steps = ["would remove 'staging' from container_repos", '-  "staging",', "tofu apply", "destroy the registry"]
+    steps += [f"remove from {repo.secret}", f"remove from {repo.values}", "dry run: nothing was changed"]
+    for step in steps:
         assert step in dry.stderr, step
 
     result = remove(e, repo, "--yes")
@@ -128,9 +129,7 @@ def test_destroy_needs_the_typed_hub_name(env_2i2c: test_gcp_2i2c.Env, repo: Rep
     assert registry_of(env_2i2c, "staging") == set()
 
 
-def test_a_plan_touching_anything_else_is_refused_and_tfvars_restored(
-    env_2i2c: test_gcp_2i2c.Env, repo: Repo
-) -> None:
+def test_a_plan_touching_anything_else_is_refused_and_tfvars_restored(env_2i2c: test_gcp_2i2c.Env, repo: Repo) -> None:
     e = env_2i2c
     provision(e, repo)
     e.tfvars.write_text(e.tfvars.read_text().replace("size = 10", "size = 20"))  # a pending change to a disk

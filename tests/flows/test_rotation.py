@@ -90,9 +90,7 @@ def test_quay_rotate_whose_delivery_fails_says_where_the_token_is(repo: Repo, qu
     assert f"Quay shows it to administrators of hubs (robot {ROBOT}" in message and "without --rotate" in message
     assert password_in(repo) == old != quay.robot_token("hubs", "image_builder")
     # The way out the message gives: the same command without --rotate writes the live token.
-    finish = CliRunner().invoke(
-        app, ["quay", *quay_args(quay), *repo.files_args()], env=repo.env(QUAY_TOKEN=TOKEN)
-    )
+    finish = CliRunner().invoke(app, ["quay", *quay_args(quay), *repo.files_args()], env=repo.env(QUAY_TOKEN=TOKEN))
     assert finish.exit_code == 0, finish.stderr
     assert password_in(repo) == quay.robot_token("hubs", "image_builder")
 

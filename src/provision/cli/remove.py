@@ -12,19 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from provision.cli.gcp import (
-    AllowBinarySwitch,
-    AllowUnrelated,
-    BackendConfig,
-    Cluster,
-    LockTimeout,
-    Repo,
-    TerraformBin,
-    TerraformDir,
-    VarFile,
-    Workspace,
-    gcp_request,
-)
 from provision.cli.common import (
     ChartChoice,
     ChartOption,
@@ -37,6 +24,19 @@ from provision.cli.common import (
     make_reporter,
     read_token,
     with_shared_options,
+)
+from provision.cli.gcp import (
+    AllowBinarySwitch,
+    AllowUnrelated,
+    BackendConfig,
+    Cluster,
+    LockTimeout,
+    Repo,
+    TerraformBin,
+    TerraformDir,
+    VarFile,
+    Workspace,
+    gcp_request,
 )
 from provision.errors import EXIT_FAILURE
 

@@ -34,9 +34,7 @@ def check_listed(req: GcpRequest) -> tfvars.TfvarsEdit:
     return edit
 
 
-def run(
-    req: GcpRequest, *, reporter: Reporter, confirm: Callable[[str], bool], dry_run: bool = False
-) -> GcpResult:
+def run(req: GcpRequest, *, reporter: Reporter, confirm: Callable[[str], bool], dry_run: bool = False) -> GcpResult:
     """Replace the hub's key and read the new one. Raises UsageError, TfvarsError, TerraformError, ProvisionError.
 
     Runs on one module are serialized by the same OS lock as `provision gcp`, held until the key is read.
@@ -69,7 +67,7 @@ def run(
                         "the new one)"
                     )
                     exc.with_context(
-                        hint=f"fix the cause, then run the same command without --rotate: it creates the missing key "
+                        hint="fix the cause, then run the same command without --rotate: it creates the missing key "
                         "and writes it (or, if the old key is still in the state, run it again with --rotate)"
                     )
                     raise

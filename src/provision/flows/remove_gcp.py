@@ -48,9 +48,7 @@ class _Progress:
     applying: bool = False
 
 
-def remove_gcp(
-    req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, dry_run: bool = False
-) -> RemoveResult:
+def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, dry_run: bool = False) -> RemoveResult:
     """Remove a hub's Artifact Registry repository through terraform, then its keys from the hub's files.
 
     Raises UsageError (bad input, nothing changed), TfvarsError, TerraformError, SopsError, ProvisionError (with
@@ -168,9 +166,7 @@ def _dry_run(
 
 
 @contextmanager
-def _own_edit_undone(
-    edit: tfvars.TfvarsEdit, name: str, progress: _Progress, reporter: Reporter
-) -> Iterator[_Undo]:
+def _own_edit_undone(edit: tfvars.TfvarsEdit, name: str, progress: _Progress, reporter: Reporter) -> Iterator[_Undo]:
     """Put the name back when the run fails (or is declined) before the apply started."""
     undo = _Undo(edit, name, progress, reporter)
     try:

@@ -76,9 +76,9 @@ def undelivered(exc: BaseException, rotated: Rotated) -> ProvisionError:
         else "fix the cause, then run the same command with --rotate again (a new token replaces this one)"
     )
     error = ProvisionError(
-        f"the rotation is done but its credential was not delivered: {what.rstrip('.')}. {_sentence(rotated.credential)} is "
-        f"live (the old one no longer works) and can be read from {rotated.where}; the hub's secrets still hold the "
-        "old one",
+        f"the rotation is done but its credential was not delivered: {what.rstrip('.')}. "
+        f"{_sentence(rotated.credential)} is live (the old one no longer works) and can be read from "
+        f"{rotated.where}; the hub's secrets still hold the old one",
         hint=again,
     )
     if isinstance(exc, KeyboardInterrupt):
@@ -132,8 +132,8 @@ def prove(
     problems = failed or [c for c in checks if c.name == CREDENTIAL_CHECK] or checks
     listed = "; ".join(f"{c.name}: {c.status} ({c.detail})" for c in problems)
     raise ProvisionError(
-        f"the rotated credential did not pass verify: {listed}. {_sentence(rotated.credential)} is live (the old one no "
-        f"longer works) and was written to {delivered_to}",
+        f"the rotated credential did not pass verify: {listed}. {_sentence(rotated.credential)} is live "
+        f"(the old one no longer works) and was written to {delivered_to}",
         hint="check the failures above with `provision verify` on the hub's files; if the registry is only slow to "
         "accept the new credential, verify again later",
     )
