@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,14 @@ class PlanScope:
     @property
     def changes(self) -> tuple[ResourceChange, ...]:
         return self.owned + self.foreign
+
+    def unexpected(
+        self, expected: Callable[[ResourceChange], bool], *, allow_foreign: bool = False
+    ) -> tuple[ResourceChange, ...]:
+        """The changes a flow did not ask for: the named hubs' changes that `expected` rejects (a rotation expects
+        only its key replaced, a removal only destroys), then every foreign change unless `allow_foreign`."""
+        own = tuple(c for c in self.owned if not expected(c))
+        return own + (() if allow_foreign else self.foreign)
 
 
 def parse_module_address(address: str) -> list[tuple[str, str | int | None]]:
@@ -227,10 +235,13 @@ def output_sources(configuration: Mapping[str, Any], output: str) -> frozenset[s
         block = (module.get("outputs") or {}).get(name) or {}
         for ref in _refs(block.get("expression")):
             parts = ref.split(".")
-            if parts[0] == "module" and len(parts) >= 3:
-                call = (module.get("module_calls") or {}).get(parts[1].split("[")[0]) or {}
-                child_prefix = f"{prefix}module.{parts[1].split('[')[0]}."
-                follow(call.get("module") or {}, child_prefix, parts[2], seen | {f"{prefix}{name}"})
+            if parts[0] == "module" and len(parts) >= 2:
+                call_name = parts[1].split("[")[0]
+                child = ((module.get("module_calls") or {}).get(call_name) or {}).get("module") or {}
+                # `module.m.out` reads one output; `module.m` (the whole object) reads them all.
+                outputs = [parts[2].split("[")[0]] if len(parts) >= 3 else list(child.get("outputs") or {})
+                for child_output in outputs:
+                    follow(child, f"{prefix}module.{call_name}.", child_output, seen | {f"{prefix}{name}"})
             elif parts[0] not in ("var", "local", "each", "count", "path", "terraform", "self") and len(parts) >= 2:
                 kind = "data." if parts[0] == "data" else ""
                 rest = parts[1:] if kind else parts

@@ -210,7 +210,7 @@ def test_cli_rotate_whose_proof_fails_names_the_live_key_and_where_it_is(
     assert result.exit_code == 1
     message = " ".join(result.stderr.split())
     assert "did not pass verify" in message and "push credentials accepted: fail" in message
-    assert "the new service-account key of 'hub1' is live" in message
+    assert "The new service-account key of 'hub1' is live" in message
     assert f"enc-{env.HUB}.secret.values.yaml" in message
     assert secret_key(folder / f"enc-{env.HUB}.secret.values.yaml", age_keys[0]) == env.state_keys()[env.HUB]
     assert "PRIVATE KEY" not in result.stderr + result.stdout
@@ -252,3 +252,33 @@ def test_cli_rotate_whose_delivery_fails_names_the_terraform_output(
     finish = CliRunner().invoke(app, args, env=environ)
     assert finish.exit_code == 0, finish.stderr
     assert secret_key(secret, age_keys[0]) == env.state_keys()[env.HUB]
+
+
+def test_failed_apply_says_the_old_key_may_be_gone_and_how_to_finish(env: test_gcp.Env) -> None:
+    """terraform deletes the old key first: when the apply then fails, the message says so and names the way out."""
+    import subprocess
+
+    env.tfvars.write_text(
+        env.tfvars.read_text().replace('"existing", // the first one', '"existing", "fails-on-apply",')
+    )
+    applied = subprocess.run(
+        [env.tofu, f"-chdir={env.module}", "apply", "-input=false", "-no-color", "-auto-approve",
+         "-var-file=projects/c1.tfvars"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert applied.returncode != 0  # the key was created, then tainted by its failing provisioner
+    tfvars = env.tfvars.read_bytes()
+    with pytest.raises(ProvisionError) as err:
+        rotate(env, hub="fails-on-apply")
+    message = str(err.value)
+    assert "simulated apply failure" in message or "local-exec" in message
+    assert "may already be deleted" in message and "without --rotate" in message
+    assert env.tfvars.read_bytes() == tfvars
+
+
+def test_interrupted_delivery_exits_130_and_names_the_live_credential() -> None:
+    from provision.flows.gcp import GcpRequest
+    from provision.flows.rotation import for_gcp, undelivered
+
+    error = undelivered(KeyboardInterrupt(), for_gcp(GcpRequest(cluster="c1", hub="hub1")))
+    assert error.exit_code == 130
+    assert "interrupted" in str(error) and "registry_sa_keys['hub1']" in str(error)

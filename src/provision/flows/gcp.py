@@ -358,13 +358,7 @@ def project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
 def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
     edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
     project_id, region = project_and_region(edit)
-    try:
-        choice = choose_binary(req)
-        binary = choice.path
-        reporter.always(f"dry run: binary {binary} ({terraform.KINDS[choice.kind]}): {choice.reason}")
-    except TerraformError as exc:
-        binary = req.terraform_bin or "tofu"
-        reporter.always(f"dry run: a real run would stop here: {exc}")
+    binary = dry_run_binary(req, reporter)
     if edit.changed:
         reporter.always(f"dry run: would add {req.name!r} to {ATTRIBUTE} in {edit.path}:")
         reporter.always(edit.diff().rstrip())
@@ -372,7 +366,6 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
         reporter.always(f"dry run: {req.name!r} is already in {ATTRIBUTE} of {edit.path}")
     reconfigure, why = init_decision(req)
     reporter.always(f"dry run: backend: {why}; workspace {req.workspace_name}")
-    tf = Terraform(binary, req.terraform_dir)
     var_file, plan_file = edit.path, Path("<tmp>/tfplan")
     commands = [
         terraform.build_args("init", backend_configs=req.backend_configs, reconfigure=reconfigure),
@@ -382,13 +375,27 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
         terraform.build_args("apply", plan_file=plan_file),
         terraform.build_args("output", output_name=KEYS_OUTPUT),
     ]
-    reporter.block(
-        f"would run in {req.terraform_dir} (show and apply only when the plan changes resources; apply only after "
-        "the plan is judged and confirmed):",
-        [tf.display(args) for args in commands],
-    )
+    when = "show and apply only when the plan changes resources; apply only after the plan is judged and confirmed"
+    would_run(req, binary, commands, reporter, when=when)
     shape = registry_for(req.name, project_id=project_id, region=region, key="")
     return GcpResult(edit.changed, Plan(), False, shape, 0)
+
+
+def dry_run_binary(req: GcpRequest, reporter: Reporter) -> str:
+    """The binary a real run would choose (reported), or where a real run would stop, for a dry run."""
+    try:
+        choice = choose_binary(req)
+    except TerraformError as exc:
+        reporter.always(f"dry run: a real run would stop here: {exc}")
+        return req.terraform_bin or "tofu"
+    reporter.always(f"dry run: binary {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+    return choice.path
+
+
+def would_run(req: GcpRequest, binary: str, commands: list[list[str]], reporter: Reporter, *, when: str) -> None:
+    """The terraform commands a real run would start, as typed in the module folder."""
+    tf = Terraform(binary, req.terraform_dir)
+    reporter.block(f"would run in {req.terraform_dir} ({when}):", [tf.display(args) for args in commands])
 
 
 def _select_workspace(tf: Terraform, req: GcpRequest, backend: Backend) -> None:

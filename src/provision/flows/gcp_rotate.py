@@ -115,10 +115,11 @@ def _judge(tf: Terraform, plan_file: Path, req: GcpRequest, addresses: list[str]
     plan = Plan(changes=tuple(Change(c.action, c.action, c.address) for c in scope.changes))
     reporter.plan(plan, title="terraform plan")
     replaced = {c.address for c in scope.owned if c.action == "replace"}
-    own_other = [c for c in scope.owned if c.address not in addresses or c.action != "replace"]
-    foreign = [] if req.allow_unrelated_changes else list(scope.foreign)
-    if own_other or foreign:
-        listed = ", ".join(f"{c.action} {c.address}" for c in own_other + foreign)
+    unexpected = scope.unexpected(
+        lambda c: c.address in addresses and c.action == "replace", allow_foreign=req.allow_unrelated_changes
+    )
+    if unexpected:
+        listed = ", ".join(f"{c.action} {c.address}" for c in unexpected)
         raise ProvisionError(
             f"the plan changes more than the key of {req.name!r}: {listed}; nothing was applied",
             hint="apply pending changes first (`provision gcp` without --rotate for this hub's registry, terraform "
@@ -134,17 +135,10 @@ def _judge(tf: Terraform, plan_file: Path, req: GcpRequest, addresses: list[str]
 
 
 def _dry_run(req: GcpRequest, var_file: Path, reporter: Reporter, *, project_id: str, region: str) -> GcpResult:
-    try:
-        choice = gcp.choose_binary(req)
-        binary = choice.path
-        reporter.always(f"dry run: binary {binary} ({terraform.KINDS[choice.kind]}): {choice.reason}")
-    except TerraformError as exc:
-        binary = req.terraform_bin or "tofu"
-        reporter.always(f"dry run: a real run would stop here: {exc}")
+    binary = gcp.dry_run_binary(req, reporter)
     reconfigure, why = gcp.init_decision(req)
     reporter.always(f"dry run: {req.name!r} is in {ATTRIBUTE} of {var_file} (left unchanged)")
     reporter.always(f"dry run: backend: {why}; workspace {req.workspace_name}")
-    tf = Terraform(binary, req.terraform_dir)
     plan_file = Path("<tmp>/tfplan")
     key = f"<the key instance of {req.name!r}, found by the first plan>"
     commands = [
@@ -157,10 +151,7 @@ def _dry_run(req: GcpRequest, var_file: Path, reporter: Reporter, *, project_id:
         terraform.build_args("apply", plan_file=plan_file),
         terraform.build_args("output", output_name=KEYS_OUTPUT),
     ]
-    reporter.block(
-        f"would run in {req.terraform_dir} (apply only when the plan replaces nothing but that key, and after "
-        "confirmation; the old key is deleted by the apply):",
-        [tf.display(args) for args in commands],
-    )
+    when = "apply only when the plan replaces nothing but that key, and after confirmation; it deletes the old key"
+    gcp.would_run(req, binary, commands, reporter, when=when)
     shape = gcp.registry_for(req.name, project_id=project_id, region=region, key="")
     return GcpResult(False, Plan(), False, shape, 0)

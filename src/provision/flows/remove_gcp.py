@@ -32,7 +32,7 @@ from provision.flows.remove import (
     validate_files,
 )
 from provision.plan import Change, Plan
-from provision.terraform import Terraform, TerraformError
+from provision.terraform import Terraform
 
 WHAT = "the repository with every image, the service account, its key and IAM bindings"
 
@@ -110,10 +110,9 @@ def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, d
 def _judge(tf: Terraform, result: terraform.PlanResult, g: GcpRequest) -> list[tfplan.ResourceChange]:
     """The plan may only destroy this hub's registry resources; anything else refuses the removal."""
     scope = tfplan.scope(tf.show_plan(result.plan_file), [g.name], variable=ATTRIBUTE)
-    own_other = [c for c in scope.owned if c.action != "delete"]
-    foreign = [] if g.allow_unrelated_changes else list(scope.foreign)
-    if own_other or foreign:
-        listed = ", ".join(f"{c.action} {c.address}" for c in own_other + foreign)
+    unexpected = scope.unexpected(lambda c: c.action == "delete", allow_foreign=g.allow_unrelated_changes)
+    if unexpected:
+        listed = ", ".join(f"{c.action} {c.address}" for c in unexpected)
         raise ProvisionError(
             f"the plan does more than destroy the registry of {g.name!r}: {listed}; nothing was applied",
             hint="apply those changes separately first (they may be pending changes to other hubs or to this hub's "
@@ -125,13 +124,7 @@ def _judge(tf: Terraform, result: terraform.PlanResult, g: GcpRequest) -> list[t
 def _dry_run(
     g: GcpRequest, edit: tfvars.TfvarsEdit, ctx: Context, reporter: Reporter, confirm: Confirm
 ) -> RemoveResult:
-    try:
-        choice = gcp.choose_binary(g)
-        binary = choice.path
-        reporter.always(f"dry run: binary {binary} ({terraform.KINDS[choice.kind]}): {choice.reason}")
-    except TerraformError as exc:
-        binary = g.terraform_bin or "tofu"
-        reporter.always(f"dry run: a real run would stop here: {exc}")
+    binary = gcp.dry_run_binary(g, reporter)
     changes: list[Change] = []
     present: list[str] = []
     if edit.changed:
@@ -142,7 +135,6 @@ def _dry_run(
         present.append(f"{g.name!r} is not in {ATTRIBUTE} of {edit.path}")
     reconfigure, why = gcp.init_decision(g)
     reporter.always(f"dry run: backend: {why}; workspace {g.workspace_name}")
-    tf = Terraform(binary, g.terraform_dir)
     plan_file = Path("<tmp>/tfplan")
     commands = [
         terraform.build_args("init", backend_configs=g.backend_configs, reconfigure=reconfigure),
@@ -151,11 +143,8 @@ def _dry_run(
         terraform.build_args("show", plan_file=plan_file),
         terraform.build_args("apply", plan_file=plan_file),
     ]
-    reporter.block(
-        f"would run in {g.terraform_dir} (apply only when the plan destroys nothing but this hub's registry, and "
-        f"after the hub's name is typed, unless --yes):",
-        [tf.display(args) for args in commands],
-    )
+    when = "apply only when the plan destroys nothing but this hub's registry, after the hub's name is typed"
+    gcp.would_run(g, binary, commands, reporter, when=when)
     changes.append(Change(
         "terraform_destroy", "destroy", f"the registry of {g.name!r} in workspace {g.workspace_name}",
         f"{WHAT}, as the plan lists them",
