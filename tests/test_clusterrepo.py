@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provision.clusterrepo import ClusterRepoError, deep_merge, hub_chart, plan_registration, plan_values_edit
-from provision.hubconfig import HubRegistry, Profile, profile_values, public_values
+from provision.hubconfig import HubRegistry, ImageChoice, Profile, profile_values, public_values
 
 # Shaped like config/clusters/<cluster>/<hub>.values.yaml in 2i2c-org/infrastructure.
 VALUES = """\
@@ -126,11 +126,12 @@ def test_replacing_an_anchored_value_is_reported(tmp_path: Path) -> None:
 def test_profile_list_is_merged_by_slug(tmp_path: Path) -> None:
     path = tmp_path / "staging.values.yaml"
     path.write_text(VALUES)
-    edit, _ = plan_values_edit(path, profile_values(Profile()))
+    profile = Profile(images=(ImageChoice("r", "rocker/binder:4.3"),))
+    edit, _ = plan_values_edit(path, profile_values(profile))
     profiles = yaml.safe_load(edit.updated)["jupyterhub"]["singleuser"]["profileList"]
     assert [p["slug"] for p in profiles] == ["small", "build-your-own-image"]
     edit.apply()
-    again, _ = plan_values_edit(path, profile_values(Profile()))
+    again, _ = plan_values_edit(path, profile_values(profile))
     assert not again.changed
 
 

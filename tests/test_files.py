@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from provision import files
-from provision.errors import ProvisionError
-from provision.files import FileEdit, read_text, write_atomic
+from provision.errors import ProvisionError, UsageError
+from provision.files import FileEdit, check_writable, read_input, read_text, write_atomic
 
 
 def test_write_atomic_keeps_mode_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -31,6 +32,30 @@ def test_edit_apply_and_restore(tmp_path: Path) -> None:
     assert "+b: 1" in new.diff() and "/dev/null" in new.diff()
     new.restore()
     assert not new.path.exists()
+
+
+def test_careful_reads_name_the_file_never_its_content(tmp_path: Path) -> None:
+    cases = {"latin1": (b"caf\xe9-secret", "not UTF-8"), "nul": (b"a\x00b-secret", "binary")}
+    for name, (content, expected) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(UsageError) as info:
+            read_text(tmp_path / name, label="--values-file")
+        assert expected in str(info.value) and "--values-file" in str(info.value) and "secret" not in str(info.value)
+    with pytest.raises(UsageError, match="larger than"):
+        (tmp_path / "big").write_bytes(b"x" * 2048)
+        read_input(tmp_path / "big", max_bytes=1024)
+    with pytest.raises(UsageError, match="Is a directory"):
+        read_text(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UsageError, match="not a regular file"):
+        read_text(tmp_path / "fifo")  # would block forever if opened
+    assert read_text(tmp_path / "missing") is None
+    with pytest.raises(UsageError, match="is a directory"):
+        check_writable(tmp_path, label="--values-file")
+    with pytest.raises(UsageError, match="not a regular file"):
+        check_writable(tmp_path / "fifo", label="--values-file")
+    check_writable(tmp_path / "new.yaml", label="--values-file")
+    assert not list(tmp_path.glob("*.probe"))
 
 
 def test_lock_waits_then_times_out(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ def test_schema_check_can_fail() -> None:
 
 from provision.errors import UsageError  # noqa: E402
 from provision.hubconfig import (  # noqa: E402
+    IMAGE_RULE,
     HubOptions,
     ImageChoice,
     Profile,
@@ -162,7 +163,7 @@ def test_profile_shape_turns_on_image_building() -> None:
     assert option["dynamic_image_building"] == {"enabled": True}
     unlisted = option["unlisted_choice"]
     assert unlisted["enabled"] is True
-    assert unlisted["validation_regex"] == "^.+:.+$"
+    assert unlisted["validation_regex"] == IMAGE_RULE.pattern
     assert unlisted["kubespawner_override"] == {"image": "{value}"}
     assert option["choices"]["pangeo"] == {
         "display_name": "Pangeo",
@@ -171,8 +172,7 @@ def test_profile_shape_turns_on_image_building() -> None:
         "kubespawner_override": {"image": "pangeo/pangeo-notebook:2024.04.08"},
     }
     validate_hub_values(profile_values(PROFILE))
-    bare = profile_values(Profile())["jupyterhub"]["singleuser"]["profileList"][0]
-    assert "choices" not in bare["profile_options"]["image"]
+    assert entry["default"] is True  # a new profile list: this profile is its default
 
 
 @pytest.mark.parametrize(
@@ -200,3 +200,182 @@ def test_images_file() -> None:
         images_from_yaml("- slug: a\n  image: a:1\n  tag: x\n", source="f")
     with pytest.raises(UsageError, match="unique"):
         images_from_yaml("- {slug: a, image: 'a:1'}\n- {slug: a, image: 'b:1'}\n", source="f")
+
+
+# --- issue 11: profiles that always render, the unlisted-choice rule ----------------------------------------------
+
+import re  # noqa: E402
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TWO = Profile(
+    images=(ImageChoice("pangeo", "pangeo/pangeo-notebook:2024.04.08"), ImageChoice("r", "rocker/binder:4.3"))
+)
+
+
+def _option(doc: dict[str, object], chart: str = "basehub") -> dict[str, object]:
+    jupyterhub = doc if chart == "z2jh" else unwrap(doc, chart)["jupyterhub"]  # type: ignore[index]
+    [entry] = jupyterhub["singleuser"]["profileList"]  # type: ignore[index]
+    return entry["profile_options"]["image"]  # type: ignore[no-any-return]
+
+
+def _defaults(merged: dict[str, object]) -> list[str]:
+    [entry] = [p for p in merged["jupyterhub"]["singleuser"]["profileList"] if p["slug"] == "build-your-own-image"]  # type: ignore[index]
+    return [slug for slug, c in entry["profile_options"]["image"]["choices"].items() if c.get("default")]
+
+
+def _existing(choices: dict[str, object], *, others: list[dict[str, object]] | None = None) -> dict[str, object]:
+    entry = {"slug": "build-your-own-image", "default": True, "profile_options": {"image": {"choices": choices}}}
+    return {"jupyterhub": {"singleuser": {"profileList": [*(others or []), entry]}}}
+
+
+def _merge_into(existing: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+    import copy
+
+    from provision.clusterrepo import deep_merge  # the merge --values-file applies
+
+    out = copy.deepcopy(existing)
+    deep_merge(out, new)  # type: ignore[arg-type]
+    return out
+
+
+def test_a_profile_without_any_choice_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="at least one image choice"):
+        profile_values(Profile())
+    with pytest.raises(UsageError, match="at least one image choice"):
+        public_values(QUAY, HubOptions(profile=Profile()))
+    # Choices already in the values file are enough: --profile alone then only refreshes the option.
+    existing = _existing({"py": {"display_name": "Py", "default": True, "kubespawner_override": {"image": "p:1"}}})
+    merged = _merge_into(existing, profile_values(Profile(), existing=existing))
+    assert _defaults(merged) == ["py"]
+
+
+def test_exactly_one_default_choice() -> None:
+    assert [s for s, c in _option(profile_values(TWO))["choices"].items() if c.get("default")] == ["pangeo"]  # type: ignore[attr-defined]
+    named = Profile(images=TWO.images, default="r")
+    assert [s for s, c in _option(profile_values(named))["choices"].items() if c.get("default")] == ["r"]  # type: ignore[attr-defined]
+    with pytest.raises(UsageError, match="not one of the image choices"):
+        profile_values(Profile(images=TWO.images, default="julia"))
+
+
+def test_an_existing_default_is_kept_and_piled_up_defaults_are_repaired() -> None:
+    existing = _existing(
+        {
+            "old": {"default": True, "kubespawner_override": {"image": "old:1"}},
+            "older": {"default": True, "kubespawner_override": {"image": "older:1"}},  # a second default, piled up
+        }
+    )
+    merged = _merge_into(existing, profile_values(TWO, existing=existing))
+    assert _defaults(merged) == ["old"]  # KubeSpawner's pick (the first) stays the default
+    renamed = _merge_into(existing, profile_values(Profile(images=TWO.images, default="r"), existing=existing))
+    assert _defaults(renamed) == ["r"]
+    to_existing = _merge_into(existing, profile_values(Profile(images=TWO.images, default="older"), existing=existing))
+    assert _defaults(to_existing) == ["older"]
+
+
+def test_repeated_runs_never_pile_up_defaults() -> None:
+    doc: dict[str, object] = {}
+    for image in ("a=a/a:1", "b=b/b:1", "c=c/c:1"):
+        doc = _merge_into(doc, profile_values(Profile(images=(ImageChoice.parse(image),)), existing=doc))
+    assert _defaults(doc) == ["a"]
+    [entry] = doc["jupyterhub"]["singleuser"]["profileList"]  # type: ignore[index]
+    assert entry["default"] is True
+
+
+def test_build_your_own_image_is_never_a_second_default_profile() -> None:
+    small = {"slug": "small", "display_name": "Small", "default": True}
+    fresh = {"jupyterhub": {"singleuser": {"profileList": [small]}}}
+    merged = _merge_into(fresh, profile_values(TWO, existing=fresh))
+    assert [p["slug"] for p in merged["jupyterhub"]["singleuser"]["profileList"] if p.get("default")] == ["small"]  # type: ignore[index]
+    # An entry written as default by an older run, beside another default profile, gives its mark up.
+    old = _existing({"r": {"default": True, "kubespawner_override": {"image": "rocker/binder:4.3"}}}, others=[small])
+    merged = _merge_into(old, profile_values(TWO, existing=old))
+    assert [p["slug"] for p in merged["jupyterhub"]["singleuser"]["profileList"] if p.get("default")] == ["small"]  # type: ignore[index]
+    # The same for daskhub (under basehub:) and z2jh (the jupyterhub chart's own values).
+    wrapped = {"basehub": fresh}
+    dask = _merge_into(wrapped, profile_values(TWO, chart="daskhub", existing=wrapped))
+    assert [p.get("default") for p in dask["basehub"]["jupyterhub"]["singleuser"]["profileList"]] == [True, None]  # type: ignore[index]
+    z2jh_file = fresh["jupyterhub"]
+    z2jh = profile_values(TWO, chart="z2jh", existing=z2jh_file)["jupyterhub"]["singleuser"]["profileList"]
+    assert "default" not in z2jh[0]
+
+
+def test_images_file_default() -> None:
+    text = "- {slug: a, image: 'a/a:1'}\n- {slug: b, image: 'b/b:1', default: true}\n"
+    assert [c.default for c in images_from_yaml(text, source="f")] == [False, True]
+    with pytest.raises(UsageError, match="only one image"):
+        images_from_yaml(text.replace("a:1'}", "a:1', default: true}"), source="f")
+
+
+# Every image name BinderHub builds: <image_prefix><escaped repository slug>:<ref>, lower-cased (binderhub/builder.py),
+# for each registry kind's prefix shape (facts hub-config.md §7).
+SLUG = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?", fullmatch=True)
+REF = st.from_regex(r"[0-9a-f]{7,40}|[a-z0-9][a-z0-9._-]{0,30}", fullmatch=True)
+NAME = st.from_regex(r"[a-z0-9]{1,20}(?:-[a-z0-9]{1,20}){0,2}", fullmatch=True)
+PREFIXES = {
+    "quay": st.builds(lambda org, p: f"quay.io/{org}/{p}-", NAME, NAME),
+    "artifact-registry": st.builds(lambda r, p, n: f"{r}-docker.pkg.dev/{p}/{n}-registry/", NAME, NAME, NAME),
+    "dockerhub": st.builds(lambda ns, p: f"{ns}/{p}-", st.from_regex(r"[a-z0-9]{4,40}", fullmatch=True), NAME),
+    "host:port": st.builds(lambda h, port, p: f"{h}.example.org:{port}/team/{p}-", NAME, st.integers(1, 65535), NAME),
+    "localhost": st.builds(lambda port, p: f"localhost:{port}/{p}-", st.integers(1, 65535), NAME),
+}
+
+
+@pytest.mark.parametrize("kind", PREFIXES)
+@given(data=st.data())
+def test_the_unlisted_rule_accepts_every_image_binderhub_builds(kind: str, data: st.DataObject) -> None:
+    name = f"{data.draw(PREFIXES[kind])}{data.draw(SLUG)}:{data.draw(REF)}"
+    assert re.match(IMAGE_RULE.pattern, name), name  # KubeSpawner: re.match(validation_regex, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "registry.example.org:5000/team/image",  # untagged, with a port
+        "localhost:5000/image",
+        "pangeo/pangeo-notebook",
+        "image:",
+        ":tag",
+        "pangeo notebook:1",
+        " pangeo/pangeo-notebook:1",
+        "pangeo/pangeo-notebook:1 ",
+        "pangeo/pangeo-notebook:1\n",
+        "pangeo/pangeo-notebook:tag with space",
+        "host:5000:tag",
+        "",
+    ],
+)
+def test_the_unlisted_rule_refuses_untagged_and_spaced_values(value: str) -> None:
+    assert re.match(IMAGE_RULE.pattern, value) is None
+
+
+@given(st.text(min_size=1).filter(lambda t: any(c.isspace() for c in t)))
+def test_no_value_with_whitespace_passes(value: str) -> None:
+    assert re.match(IMAGE_RULE.pattern, value) is None
+
+
+def test_the_rule_means_the_same_in_the_browser() -> None:
+    """fancy-profiles checks the field with JavaScript's `new RegExp(rule, "g").test(value)` (node is on the
+    machine): the same verdicts as KubeSpawner's re.match, for names that pass and names that do not."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    assert node is not None, "node is needed to check the rule in JavaScript"
+    values = [
+        "quay.io/org/c1-hub-binder-2dexamples-55ab5c:0123abc",
+        "us-central1-docker.pkg.dev/proj/hub-registry/binder-x:0123abc",
+        "myorg/c1-hub-x:0123abc",
+        "localhost:5000/team/image:v1",
+        "registry.example.org:5000/team/image",
+        "pangeo notebook:1",
+        "img:tag\n",
+        "host:5000:tag",
+    ]
+    script = "const [rule, values] = JSON.parse(process.argv[1]);" \
+        "console.log(JSON.stringify(values.map(v => new RegExp(rule, 'g').test(v))));"  # fmt: skip
+    out = subprocess.run([node, "-e", script, json.dumps([IMAGE_RULE.pattern, values])], capture_output=True, text=True,
+                         check=True, timeout=30)  # fmt: skip
+    assert json.loads(out.stdout) == [re.match(IMAGE_RULE.pattern, v) is not None for v in values]

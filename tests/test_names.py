@@ -45,3 +45,19 @@ def test_ar_repo_accepted(value: str) -> None:
 def test_ar_repo_rejected(value: str) -> None:
     with pytest.raises(UsageError, match="repository name"):
         names.ar_repo(value)
+
+
+@pytest.mark.parametrize("value", ["myorg", "2i2c", "abcd", "x" * 40, "org123"])
+def test_dockerhub_namespaces_binderhub_reads(value: str) -> None:
+    assert names.dockerhub_namespace("--namespace", value) == value
+    assert names.binderhub_reads_as_docker_hub(f"{value}/c1-staging-binder-2dx")  # the name, tag split off
+
+
+@pytest.mark.parametrize("value", ["my-org", "my.org", "my_org", "ab", "abc", "x" * 41, "MyOrg", "", "org\n"])
+def test_dockerhub_namespaces_binderhub_misreads(value: str) -> None:
+    """BinderHub takes a name for a Docker Hub one only when it matches [a-z0-9]{4,40}/…: otherwise it looks up
+    another registry, finds nothing and rebuilds on every launch (facts charts.md §3)."""
+    with pytest.raises(UsageError) as err:
+        names.dockerhub_namespace("--namespace", value)
+    assert repr(value) in str(err.value) and "BinderHub" in str(err.value)
+    assert not names.binderhub_reads_as_docker_hub(f"{value}/c1-staging-binder-2dx")

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from provision.errors import REDACTED as REDACTED
+from provision.errors import add_secret, redact
 from provision.plan import Plan
-
-REDACTED = "***"
 
 
 def emit(text: str) -> None:
@@ -56,6 +56,15 @@ def to_yaml(doc: Any) -> str:
     return out.getvalue()
 
 
+def to_yaml_stream(docs: Iterable[tuple[str | None, Any]]) -> str:
+    """Values documents as one YAML text: a lone unnamed document as is, else a stream (`---`) with each document
+    headed by a comment naming the chart it is for (each is handed whole to `helm upgrade -f`)."""
+    docs = list(docs)
+    if len(docs) == 1 and docs[0][0] is None:
+        return to_yaml(docs[0][1])
+    return "---\n".join(f"# values for the {name} chart\n{to_yaml(doc)}" for name, doc in docs)
+
+
 def to_json(doc: Any) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
@@ -73,14 +82,14 @@ class Reporter:
         self._secrets: set[str] = set()
 
     def add_secret(self, secret: str | None) -> None:
-        """Register a value that must never be printed (tokens, passwords)."""
+        """Register a value that must never be printed (tokens, passwords), for this reporter and the whole run."""
         if secret:
             self._secrets.add(secret)
+            add_secret(secret)
 
     def redact(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return text
+        """The text without any secret this reporter or the run knows."""
+        return redact(text, self._secrets)
 
     def _write(self, text: str) -> None:
         # sys.stderr is looked up on each call so test runners that swap it capture our output.
@@ -130,6 +139,28 @@ class Reporter:
             self.info(f"  = {item}")
         for note in plan.notes:
             self.always(f"  note: {note}")
+
+    def log_handler(self) -> Any:
+        """A logging handler that shows the `provision` loggers' records through this reporter (so redacted):
+        DEBUG as debug lines (-v), INFO as progress (retries), WARNING and above as warnings."""
+        import logging
+
+        reporter = self
+
+        class _ToReporter(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                try:
+                    text = record.getMessage()
+                except Exception:  # a malformed log call must not break the command
+                    text = str(record.msg)
+                if record.levelno >= logging.WARNING:
+                    reporter.warn(text)
+                elif record.levelno >= logging.INFO:
+                    reporter.info(text)
+                else:
+                    reporter.debug(f"{record.name}: {text}")
+
+        return _ToReporter()
 
     def block(self, heading: str, lines: Iterable[str]) -> None:
         self.always(heading)

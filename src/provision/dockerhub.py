@@ -51,16 +51,21 @@ class AccessToken:
     label: str
     is_active: bool
     secret: str | None = field(default=None, repr=False)  # only in the answer that created it
+    created_at: str | None = None
+    last_used: str | None = None  # None: never used
 
     @classmethod
     def from_dict(cls, kind: TokenKind, data: dict[str, Any]) -> AccessToken:
         secret = data.get("token")
+        created, used = data.get("created_at"), data.get("last_used") or data.get("last_used_at")
         return cls(
             kind=kind,
             id=str(data.get("uuid") or data.get("id") or ""),
             label=str(data.get("token_label") or data.get("label") or ""),
             is_active=bool(data.get("is_active", True)),
             secret=secret if isinstance(secret, str) and secret and secret != "***" else None,
+            created_at=created if isinstance(created, str) else None,
+            last_used=used if isinstance(used, str) else None,
         )
 
 
@@ -91,8 +96,10 @@ class DockerHubClient:
         secret: str,
         timeout: tuple[float, float] = (5.0, 30.0),
         retry: Retry | None = None,
+        deadline: httpretry.Deadline | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self._deadline = deadline
         self.identifier = identifier
         self._secret = secret
         self._timeout = timeout
@@ -103,6 +110,11 @@ class DockerHubClient:
     def close(self) -> None:
         self._session.close()
 
+    def allow(self, seconds: float) -> None:
+        """Give the calls from now on a deadline of their own: clean-up after a failure must not be cut short by the
+        deadline that may have caused it."""
+        self._deadline = httpretry.Deadline(seconds)
+
     def _send(
         self, method: str, path: str, *, body: Any = None, recover: Callable[[], T | None] | None = None
     ) -> requests.Response | T:
@@ -110,11 +122,21 @@ class DockerHubClient:
         try:
             return httpretry.send(
                 self._session, method, url, retry=self._retry, timeout=self._timeout, recover=recover,
-                data=None if body is None else json.dumps(body),
+                deadline=self._deadline, data=None if body is None else json.dumps(body),
                 headers={"Content-Type": "application/json"} if body is not None else None,
             )  # fmt: skip
         except httpretry.Unreachable as exc:
-            raise DockerHubError(f"cannot reach {self.api_url} ({exc})", method=method, path=path) from exc.error
+            hint = (
+                "check that the server is up (and --api-url), or allow more time with --deadline"
+                if exc.deadline is not None
+                else "check --api-url and the network"
+            )
+            raise DockerHubError(
+                f"cannot reach {self.api_url}: {method} {path.split('?')[0]}: {exc}",
+                method=method,
+                path=path,
+                hint=hint,
+            ) from exc.error
 
     def _check(self, response: requests.Response, method: str, path: str) -> Any:
         if 200 <= response.status_code < 300:
@@ -141,8 +163,9 @@ class DockerHubClient:
         """Exchange the identity's password or token for a short-lived bearer. Raises DockerHubError (401: refused)."""
         data = self._call("POST", "/v2/auth/token", body={"identifier": self.identifier, "secret": self._secret})
         token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str):
-            raise DockerHubError("Docker Hub's login answer has no access_token", method="POST", path="/v2/auth/token")
+        if not isinstance(token, str) or not httpretry.header_safe(token):
+            raise DockerHubError("Docker Hub's login answer has no usable access_token", method="POST",
+                                 path="/v2/auth/token")  # fmt: skip
         self._session.headers["Authorization"] = f"Bearer {token}"
 
     def _paged(self, path: str, kind: TokenKind) -> list[AccessToken]:
@@ -187,6 +210,14 @@ class DockerHubClient:
                 raise DockerHubError("Docker Hub's answer holds no token secret", method="POST", path=path)
             return created
         raise DockerHubError(f"could not create token {label!r}: its answer was lost twice", method="POST", path=path)
+
+    def rename_token(self, token: AccessToken, label: str, *, org: str | None = None) -> None:
+        """Give a token another label (PATCH; an idempotent write). Raises DockerHubError."""
+        if token.kind == "oat":
+            path, body = f"/v2/orgs/{org}/access-tokens/{token.id}", {"label": label}
+        else:
+            path, body = f"/v2/access-tokens/{token.id}", {"token_label": label}
+        self._call("PATCH", path, body=body)
 
     def delete_token(self, token: AccessToken, *, org: str | None = None) -> None:
         """Delete a token (idempotent: one already gone is fine)."""

@@ -1,9 +1,12 @@
-"""File edits shared by every editor: a before/after pair with its diff, and an atomic, mode-keeping write."""
+"""Reading and writing the files a user names: careful reads (any file may be binary, huge, a directory or
+unreadable), a write check before anything changes, edits as before/after pairs with their diff, and an atomic,
+mode-keeping write."""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -12,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.errors import ProvisionError
+from provision.errors import ProvisionError, UsageError
+
+# The files we read are values files, cluster.yaml, image lists and tokens: a few KiB. Anything this big is not one
+# of them (a disk image, /dev/zero ...), and reading it whole would only exhaust memory.
+MAX_INPUT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -42,13 +49,79 @@ class FileEdit:
             write_atomic(self.path, self.original)
 
 
-def read_text(path: Path) -> str | None:
-    """The file's exact text (bytes decoded, newlines untouched), or None when it does not exist."""
+def read_text(path: Path, *, label: str | None = None) -> str | None:
+    """The file's exact text (bytes decoded, newlines untouched), or None when it does not exist.
+
+    Raises UsageError, naming the file (after `label`, e.g. "--values-file") but never its content, when it is a
+    directory, unreadable, larger than MAX_INPUT_BYTES, binary or not UTF-8.
+    """
     try:
-        # Not read_text(): universal newlines would turn CRLF into LF and change every line.
-        return path.read_bytes().decode("utf-8")
+        mode = path.stat().st_mode
     except FileNotFoundError:
         return None
+    except OSError:
+        mode = None  # read_input reports it
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # A named pipe or a device would block the read or never end; these files are edited in place anyway.
+        where = f"{label} {str(path)!r}" if label else str(path)
+        raise UsageError(f"{where} is not a regular file")
+    try:
+        return read_input(path, label=label)
+    except FileNotFoundError:
+        return None
+
+
+def read_input(path: Path, *, label: str | None = None, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """The text of a file the user named; a pipe (`--token-file <(pass show x)`) works too.
+
+    Raises FileNotFoundError when it does not exist, UsageError for anything else that is not a small UTF-8 text
+    file; the message names the file and never shows its content.
+    """
+    where = f"{label} {str(path)!r}" if label else str(path)
+    try:
+        # Not Path.read_text(): universal newlines would turn CRLF into LF and change every line.
+        with open(path, "rb") as handle:
+            if stat.S_ISDIR(os.fstat(handle.fileno()).st_mode):
+                raise IsADirectoryError(21, "Is a directory", str(path))
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot read {where}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > max_bytes:
+        raise UsageError(f"{where} is larger than {max_bytes // (1024 * 1024)} MiB: not a file this command reads")
+    if b"\0" in data:
+        raise UsageError(f"{where} is a binary file, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where} is not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def check_writable(path: Path, *, label: str) -> None:
+    """Make sure the file can be written (created, or replaced through a temporary file beside it) before anything
+    changes anywhere. Raises UsageError naming the file and what stands in the way."""
+    where = f"{label} {str(path)!r}"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UsageError(f"cannot use {where}: {exc.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UsageError(f"{where} is a directory, not a file")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UsageError(f"{where} is not a regular file: it cannot be replaced safely")
+    if mode is not None and not os.access(path, os.W_OK):
+        raise UsageError(f"{where} is not writable")
+    # Writes go through a temporary file in the same folder: that folder must take a new file (a probe, because
+    # permissions do not tell for root, read-only mounts or /proc).
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {where}: its folder does not take new files ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def unified_diff(path: Path, before: str | None, after: str) -> str:

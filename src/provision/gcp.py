@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from provision.errors import ProvisionError
+from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, retry_after_seconds
 
 if TYPE_CHECKING:
     from google.oauth2.service_account import Credentials
@@ -128,12 +130,15 @@ def test_permissions(
     *,
     api_endpoint: str | None = None,
     timeout: float = 30.0,
+    limiter: HostLimiter | None = None,
 ) -> frozenset[str]:
     """The subset of `permissions` that the key's service account holds on `repo`; no side effects.
 
     `key_json` is the service-account JSON key. `api_endpoint` is the Artifact Registry base URL (default
     https://artifactregistry.googleapis.com); the token endpoint is always the key's own `token_uri`. `timeout`
-    (seconds) applies to each of the two HTTP requests. Nothing is retried: `provision verify` reports a failure.
+    (seconds) applies to each of the two HTTP requests. Only a 429 of testIamPermissions is retried (1 s doubling,
+    up to hostlimit.MAX_429_ATTEMPTS); any other failure is reported.
+    `limiter` bounds the requests in flight per host across concurrent checks (a fleet run shares one).
 
     Raises GcpError when the key cannot be read, the token endpoint refuses it or cannot be reached, the
     repository does not exist, or Artifact Registry answers with an error. Raises ValueError when `permissions`
@@ -147,8 +152,21 @@ def test_permissions(
         raise ValueError("permissions must not be empty")
     host, scheme = _split_endpoint(api_endpoint or DEFAULT_ENDPOINT)
     credentials, token_uri = _credentials(key_json)
-    token = _fetch_token(credentials, token_uri=token_uri, timeout=timeout)
-    return _test_iam_permissions(token, repo, wanted, host=host, scheme=scheme, timeout=timeout)
+    limiter = limiter or HostLimiter()
+    with limiter.request(token_uri):
+        token = _fetch_token(credentials, token_uri=token_uri, timeout=timeout)
+    api = f"{scheme}://{host}"
+    for attempt in range(MAX_429_ATTEMPTS):
+        try:
+            with limiter.request(api):
+                return _test_iam_permissions(token, repo, wanted, host=host, scheme=scheme, timeout=timeout)
+        except GcpError as exc:
+            # A quota answer (429 RESOURCE_EXHAUSTED) is waited out, the host's slot released meanwhile.
+            if exc.status != 429 or attempt == MAX_429_ATTEMPTS - 1:
+                raise
+            limiter.note_429(api)
+            time.sleep(retry_after_seconds(None, attempt=attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # Pytest would collect `test_permissions` from a test module that imports it by name.

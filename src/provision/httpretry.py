@@ -4,6 +4,7 @@ jitter, Retry-After), and a write is re-sent only after reading the state again 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,13 +19,65 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class Unreachable(Exception):
-    """Every attempt failed before an HTTP answer arrived; callers turn it into their own error type."""
+DEFAULT_DEADLINE = 120.0  # seconds for a whole command's API calls; a normal run takes a few
 
-    def __init__(self, error: Exception, attempts: int) -> None:
-        super().__init__(f"{type(error).__name__} after {attempts} attempts")
+
+class Unreachable(Exception):
+    """Every attempt failed before an HTTP answer arrived (or the deadline passed); callers turn it into their
+    own error type."""
+
+    def __init__(self, error: Exception, attempts: int, *, deadline: Deadline | None = None) -> None:
+        what = describe(error)
+        if deadline is not None:
+            text = f"{what}; gave up when the {deadline.seconds:g} s deadline passed, after {attempts} attempt(s)"
+        else:
+            text = f"{what}, {attempts} attempt(s)"
+        super().__init__(text)
         self.error = error
         self.attempts = attempts
+        self.deadline = deadline
+
+
+class DeadlinePassed(Exception):
+    """The command's deadline passed before a call could be sent."""
+
+
+class Deadline:
+    """The time left for a whole command: every call and every wait between retries is cut to fit in it."""
+
+    def __init__(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError("a deadline must be positive")
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+
+def header_safe(value: str) -> bool:
+    """Whether a credential can go into an HTTP header as it is: one line of printable ASCII, no whitespace."""
+    return value.isascii() and value.isprintable() and not any(c.isspace() for c in value)
+
+
+def describe(error: BaseException) -> str:
+    """What went wrong with a call, in words (never the request's headers)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return "the connection timed out"
+    if isinstance(error, requests.ReadTimeout):
+        return "no answer in time (read timeout)"
+    if isinstance(error, requests.ConnectionError):
+        text = str(error).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "reset" in text or "aborted" in text or "remotedisconnected" in text:
+            return "the connection was reset"
+        if "name or service not known" in text or "resolve" in text or "nodename" in text:
+            return "the host name does not resolve"
+        return "the connection failed"
+    if isinstance(error, DeadlinePassed):
+        return "no time left"
+    return type(error).__name__
 
 
 def default_retry() -> Retry:
@@ -47,6 +100,7 @@ def send(
     retry: Retry,
     timeout: tuple[float, float],
     recover: Callable[[], T | None] | None = None,
+    deadline: Deadline | None = None,
     **kwargs: Any,
 ) -> requests.Response | T:
     """Send one call, retrying connection errors, timeouts, 429 and 5xx under `retry`.
@@ -55,15 +109,27 @@ def send(
     before each re-send and its result is returned when the earlier attempt turns out to have landed. Returns the
     last response (even a failed one, for the caller's error mapping). Raises Unreachable when no answer came.
     """
+    total = retry.total if isinstance(retry.total, int) and not isinstance(retry.total, bool) else None
+    where = f"{method} {url.split('?')[0]}"
+    attempt = 1
     while True:
         response: requests.Response | None = None
         error: Exception | None = None
+        left = deadline.remaining() if deadline is not None else None
+        if left is not None and left <= 0:
+            raise Unreachable(DeadlinePassed(), attempt - 1, deadline=deadline)
+        call_timeout = timeout if left is None else (min(timeout[0], left), min(timeout[1], left))
         try:
-            response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+            response = session.request(method, url, timeout=call_timeout, allow_redirects=False, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            waited = call_timeout[0] if isinstance(exc, requests.ConnectTimeout) else call_timeout[1]
+            limit = timeout[0] if isinstance(exc, requests.ConnectTimeout) else timeout[1]
+            if isinstance(exc, requests.Timeout) and waited < limit:
+                # The wait was cut to what the deadline left: the deadline, not the server's answer time, ended it.
+                raise Unreachable(exc, attempt, deadline=deadline) from exc
             error = exc
         else:
-            log.debug("%s %s -> %s", method, url.split("?")[0], response.status_code)
+            log.debug("%s -> %s", where, response.status_code)
             if response.status_code not in RETRY_STATUSES:
                 return response
         raw = response.raw if response is not None else None
@@ -73,11 +139,34 @@ def send(
             if response is not None:
                 return response
             assert error is not None
-            raise Unreachable(error, len(retry.history) + 1) from error
-        log.debug("%s %s failed (%s); retrying", method, url.split("?")[0], error or raw and raw.status)
-        retry.sleep(raw)
+            raise Unreachable(error, attempt) from error
+        wait = _wait(retry, raw)
+        failed = f"HTTP {response.status_code} {response.reason or ''}".rstrip() if response is not None else None
+        reason = failed or describe(error or Exception())
+        left = deadline.remaining() if deadline is not None else None
+        if left is not None and wait >= left:
+            if response is not None:
+                return response
+            assert error is not None
+            raise Unreachable(error, attempt, deadline=deadline) from error
+        attempt += 1
+        of = f" of {total + 1}" if total is not None else ""
+        # INFO, not DEBUG: a user waiting on a slow or failing server sees why (the CLI shows INFO as progress).
+        log.info("%s: %s; attempt %d%s in %.1f s", where, reason, attempt, of, wait)
+        if wait > 0:
+            time.sleep(wait)
         if recover is not None:
             found = recover()
             if found is not None:
-                log.debug("%s %s had landed; not re-sent", method, url.split("?")[0])
+                log.debug("%s had landed; not re-sent", where)
                 return found
+
+
+def _wait(retry: Retry, raw: Any) -> float:
+    """Seconds before the next attempt: Retry-After when the server sent one (and it is honoured), else the
+    policy's backoff with jitter."""
+    if raw is not None and retry.respect_retry_after_header:
+        after = retry.get_retry_after(raw)
+        if after is not None:
+            return max(0.0, after)  # not capped: the command's deadline decides whether to wait that long
+    return retry.get_backoff_time()

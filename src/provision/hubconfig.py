@@ -7,7 +7,8 @@ itself. Pure: no I/O. Keys follow ../shared/facts/hub-config.md.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from provision.errors import UsageError
@@ -17,7 +18,14 @@ Chart = Literal["basehub", "daskhub", "z2jh"]
 CHARTS: tuple[Chart, ...] = ("basehub", "daskhub", "z2jh")
 # The z2jh chart's pull secret, with its default empty fullnameOverride; dask pods reference it by name.
 PULL_SECRET_NAME = "image-pull-secret"
-IMAGE_RULE = re.compile(r"^.+:.+$")  # the same rule fancy-profiles applies to the "other image" field
+# The unlisted-choice rule, applied by fancy-profiles in the browser (JavaScript `new RegExp(rule, "g").test`) and by
+# KubeSpawner on the hub (Python `re.match`) to a typed image and to the image BinderHub built. It requires a tag
+# (`:` then Docker's tag grammar, after the last `/`) and no whitespace; a `:port` is allowed on the host only, so an
+# untagged `host:5000/team/image` is refused. Every name BinderHub builds (`<image_prefix><slug>:<ref>` on quay.io,
+# Artifact Registry, Docker Hub or a `host:port` registry) fits. `$(?!\n)`: Python's `$` also matches before a
+# trailing newline; JavaScript has no `\Z`.
+IMAGE_RULE = re.compile(r"^[^\s/:]+(?::[0-9]+/[^\s/:]+)?(?:/[^\s/:]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$(?!\n)")
+IMAGE_RULE_MESSAGE = "Must be an image name with a tag, e.g. quay.io/org/image:tag, and no spaces"
 SLUG_RULE = re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?")
 
 
@@ -51,6 +59,7 @@ class ImageChoice:
     image: str
     display_name: str | None = None
     description: str | None = None
+    default: bool = False  # marked `default: true` in an --images-file
 
     @classmethod
     def parse(cls, spec: str) -> ImageChoice:
@@ -67,8 +76,8 @@ class ImageChoice:
     ) -> ImageChoice:
         if SLUG_RULE.fullmatch(slug) is None:
             raise UsageError(f"invalid image slug {slug!r}: lower-case letters, digits, '-' and '_'")
-        if IMAGE_RULE.fullmatch(image) is None or any(c.isspace() for c in image):
-            raise UsageError(f"invalid image {image!r} for {slug!r}: expected IMAGE:TAG")
+        if IMAGE_RULE.match(image) is None:
+            raise UsageError(f"invalid image {image!r} for {slug!r}: expected IMAGE:TAG (a tag, no spaces)")
         return cls(slug, image, display_name, description)
 
 
@@ -93,15 +102,18 @@ def images_from_yaml(text: str, *, source: str) -> tuple[ImageChoice, ...]:
             or not isinstance(entry.get("image"), str)
         ):
             raise UsageError(f"{source}: image {index} needs `slug` and `image` strings")
-        unknown = set(entry) - {"slug", "image", "display_name", "description"}
+        unknown = set(entry) - {"slug", "image", "display_name", "description", "default"}
         if unknown:
             raise UsageError(f"{source}: image {index} has unknown keys {sorted(unknown)}")
-        choices.append(
-            ImageChoice.checked(entry["slug"], entry["image"], entry.get("display_name"), entry.get("description"))
-        )
+        if not isinstance(entry.get("default", False), bool):
+            raise UsageError(f"{source}: image {index} has a `default` that is not true or false")
+        choice = ImageChoice.checked(entry["slug"], entry["image"], entry.get("display_name"), entry.get("description"))
+        choices.append(replace(choice, default=entry.get("default", False)))
     slugs = [c.slug for c in choices]
     if len(set(slugs)) != len(slugs):
         raise UsageError(f"{source}: image slugs must be unique")
+    if sum(c.default for c in choices) > 1:
+        raise UsageError(f"{source}: only one image may be marked `default: true`")
     return tuple(choices)
 
 
@@ -110,6 +122,7 @@ class Profile:
     """The fancy-profiles profile that offers "build your own image" plus predefined images."""
 
     images: tuple[ImageChoice, ...] = ()
+    default: str | None = None  # the slug of the choice the user named as the default (--default-image)
     slug: str = "build-your-own-image"
     display_name: str = "Build your own image"
     description: str = "Choose an image, or build one from a GitHub repository"
@@ -182,8 +195,11 @@ def _deep_update(target: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return target
 
 
-def public_values(registry: HubRegistry, options: HubOptions | None = None) -> dict[str, Any]:
-    """The plain values for `<hub>.values.yaml`: everything except passwords."""
+def public_values(
+    registry: HubRegistry, options: HubOptions | None = None, *, existing: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The plain values for `<hub>.values.yaml`: everything except passwords. `existing`: the values file the
+    profile will be merged into (see profile_values). For z2jh, the top-level keys are the releases."""
     options = options or HubOptions()
     doc: dict[str, Any] = {
         "binderhub-service": {
@@ -201,7 +217,7 @@ def public_values(registry: HubRegistry, options: HubOptions | None = None) -> d
         # Dask schedulers and workers do not get the z2jh pull secret by themselves.
         doc["dask-gateway"] = {"gateway": {"backend": {"imagePullSecrets": [{"name": PULL_SECRET_NAME}]}}}
     if options.profile is not None:
-        doc["jupyterhub"] = profile_values(options.profile)["jupyterhub"]
+        doc["jupyterhub"] = _profile_jupyterhub(options.profile, chart=options.chart, existing=existing)
     if options.chart == "z2jh":
         _deep_update(doc["binderhub-service"], z2jh_binderhub_values())
         doc["jupyterhub"] = _deep_update(doc.get("jupyterhub", {}), z2jh_hub_values())
@@ -229,17 +245,58 @@ def secret_values(registry: HubRegistry, options: HubOptions | None = None) -> d
     return _wrap(doc, options.chart)
 
 
-def profile_values(profile: Profile, *, chart: Chart = "basehub") -> dict[str, Any]:
-    """The `jupyterhub.singleuser.profileList` entry that turns on image building in fancy-profiles."""
+def profile_values(
+    profile: Profile, *, chart: Chart = "basehub", existing: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `jupyterhub.singleuser.profileList` entry that turns on image building in fancy-profiles (for z2jh, with
+    what basehub would provide). See `_profile_jupyterhub` for `existing` and the UsageErrors."""
+    jupyterhub = _profile_jupyterhub(profile, chart=chart, existing=existing)
+    if chart == "z2jh":
+        _deep_update(jupyterhub, z2jh_hub_values())
+    return _wrap({"jupyterhub": jupyterhub}, chart)
+
+
+def _profile_jupyterhub(profile: Profile, *, chart: Chart, existing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The jupyterhub chart's values holding the image-building profile.
+
+    `existing` is the values document the entry will be deep-merged into (the hub's values file), so that the
+    merged image option ends with exactly one default choice: the one the user named (`profile.default`), else the
+    one already marked, else the first. Other choices marked default are set to `default: false`; this profile is
+    the default profile only in a list that has no other. Raises UsageError when the option would have no choice
+    (fancy-profiles cannot render it, KubeSpawner cannot pick a default) or the named default is not a choice.
+    """
+    old_entry, others_default = _existing_profile(existing, chart=chart, slug=profile.slug)
+    old_choices = get_path(old_entry, "profile_options", "image", "choices")
+    old_choices = old_choices if isinstance(old_choices, Mapping) else {}
+    new_slugs = [image.slug for image in profile.images]
+    slugs = [*[str(k) for k in old_choices if str(k) not in new_slugs], *new_slugs]
+    if not slugs:
+        raise UsageError(
+            "the image-building profile needs at least one image choice: with none, fancy-profiles cannot draw "
+            "the form and KubeSpawner cannot pick a default image; pass --image SLUG=IMAGE:TAG or --images-file"
+        )
+    if profile.default is not None and profile.default not in slugs:
+        raise UsageError(f"--default-image {profile.default!r} is not one of the image choices ({', '.join(slugs)})")
+    marked = [str(k) for k, v in old_choices.items() if isinstance(v, Mapping) and v.get("default")]
+    # KubeSpawner takes the first choice marked default: keep that one unless the user names another.
+    default = profile.default or (marked[0] if marked else new_slugs[0] if new_slugs else slugs[0])
+
     choices: dict[str, Any] = {}
-    for index, image in enumerate(profile.images):
+    for image in profile.images:
         choice: dict[str, Any] = {"display_name": image.display_name or image.image}
         if image.description:
             choice["description"] = image.description
-        if index == 0:
+        if image.slug == default:
             choice["default"] = True
+        elif image.slug in marked:
+            choice["default"] = False
         choice["kubespawner_override"] = {"image": image.image}
         choices[image.slug] = choice
+    for slug in marked:  # existing choices that must give up their mark, or keep it
+        if slug not in choices and slug != default:
+            choices[slug] = {"default": False}
+    if default not in choices and default not in marked:
+        choices[default] = {"default": True}  # an existing choice the user named
     option: dict[str, Any] = {
         "display_name": "Image",
         # fancy-profiles shows "build" only when the option key is `image` and both flags below are true.
@@ -250,28 +307,71 @@ def profile_values(profile: Profile, *, chart: Chart = "basehub") -> dict[str, A
             "display_name_in_choices": "Build your own image",
             "description_in_choices": "Build a new image from a GitHub repository, or use an existing image",
             "validation_regex": IMAGE_RULE.pattern,
-            "validation_message": "Must be an image of the form <image>:<tag>",
+            "validation_message": IMAGE_RULE_MESSAGE,
             "kubespawner_override": {"image": "{value}"},
         },
+        "choices": choices,
     }
-    if choices:
-        option["choices"] = choices
     entry: dict[str, Any] = {
         "display_name": profile.display_name,
         "slug": profile.slug,
         "description": profile.description,
-        "default": True,
-        "profile_options": {"image": option},
     }
-    jupyterhub: dict[str, Any] = {"singleuser": {"profileList": [entry]}}
-    if chart == "z2jh":
-        _deep_update(jupyterhub, z2jh_hub_values())
-    return _wrap({"jupyterhub": jupyterhub}, chart)
+    # Never a second default profile: KubeSpawner would take the first, fancy-profiles would mark another.
+    if others_default:
+        if isinstance(old_entry, Mapping) and old_entry.get("default"):
+            entry["default"] = False
+    elif old_entry is None and not others_default and not _has_profiles(existing, chart=chart):
+        entry["default"] = True
+    entry["profile_options"] = {"image": option}
+    return {"singleuser": {"profileList": [entry]}}
+
+
+def _profile_list(existing: Mapping[str, Any] | None, *, chart: Chart) -> list[Any]:
+    # The values file of a z2jh hub holds the jupyterhub chart's values themselves (one file per release).
+    keys = {"daskhub": ("basehub", "jupyterhub"), "basehub": ("jupyterhub",), "z2jh": ()}[chart]
+    profiles = get_path(existing, *keys, "singleuser", "profileList")
+    return list(profiles) if isinstance(profiles, list) else []
+
+
+def _has_profiles(existing: Mapping[str, Any] | None, *, chart: Chart) -> bool:
+    return bool(_profile_list(existing, chart=chart))
+
+
+def _existing_profile(
+    existing: Mapping[str, Any] | None, *, chart: Chart, slug: str
+) -> tuple[Mapping[str, Any] | None, bool]:
+    """This profile's entry in the existing values (or None), and whether another profile is the default."""
+    profiles = [p for p in _profile_list(existing, chart=chart) if isinstance(p, Mapping)]
+    mine = next((p for p in profiles if p.get("slug") == slug), None)
+    return mine, any(p.get("default") for p in profiles if p is not mine)
+
+
+def get_path(doc: Any, *keys: str) -> Any:
+    """The value at `keys` in nested mappings, or None when a level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(key)
+    return doc
 
 
 def _wrap(doc: dict[str, Any], chart: Chart) -> dict[str, Any]:
     # The legacy daskhub chart wraps basehub: every basehub key sits under `basehub:` or is silently ignored.
     return {"basehub": doc} if chart == "daskhub" else doc
+
+
+# A plain Zero to JupyterHub user installs one Helm release per chart, each from its own values file: each chart's
+# schema refuses the other's top-level key, so z2jh values are one document per release, in this order.
+Z2JH_RELEASES = ("jupyterhub", "binderhub-service", "dask-gateway")
+
+
+def releases(doc: dict[str, Any], chart: Chart) -> list[tuple[str | None, dict[str, Any]]]:
+    """The values documents to hand to Helm: for z2jh, (release chart, its values) for each release that has
+    something to set, in Z2JH_RELEASES order; else [(None, doc)]."""
+    if chart != "z2jh":
+        return [(None, doc)]
+    return [(name, doc[name]) for name in Z2JH_RELEASES if doc.get(name)]
 
 
 def secret_key_paths(doc: dict[str, Any]) -> list[str]:

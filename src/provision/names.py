@@ -48,3 +48,26 @@ AR_REPO_RULE = "1-18 characters: a lower-case letter, then lower-case letters, d
 def ar_repo(value: str) -> str:
     """Validate a container_repos entry (Artifact Registry repository `<name>-registry`); returns it unchanged."""
     return _check("repository name", value, AR_REPO, AR_REPO_RULE, min_len=1, max_len=18)
+
+
+# BinderHub takes an image name for a Docker Hub one only when it fully matches this (binderhub/builder.py);
+# otherwise it reads the first path part as a registry host, looks for the image in the wrong place, finds nothing
+# and rebuilds it on every launch. Docker Hub itself allows more (organizations with '-', for instance).
+BINDERHUB_DOCKER_HUB_NAME = re.compile(r"[a-z0-9]{4,40}/[a-z0-9._-]{2,255}")
+DOCKER_HUB_NAMESPACE = re.compile(r"[a-z0-9]{4,40}")
+DOCKER_HUB_NAMESPACE_RULE = (
+    "4-40 lower-case letters and digits only: BinderHub takes an image name for a Docker Hub one only when its "
+    "namespace is that, and otherwise looks for built images in the wrong place and rebuilds them on every launch; "
+    "use a Docker ID or organization without '-', '.' or '_'"
+)
+
+
+def dockerhub_namespace(kind: str, value: str) -> str:
+    """Validate a Docker Hub namespace (Docker ID or organization) that BinderHub reads correctly; returns it."""
+    return _check(kind, value, DOCKER_HUB_NAMESPACE, DOCKER_HUB_NAMESPACE_RULE, min_len=4, max_len=40)
+
+
+def binderhub_reads_as_docker_hub(image_name: str) -> bool:
+    """Whether BinderHub takes `image_name` (its tag split off at the last `:`) for a Docker Hub name
+    (`_get_image_basename_and_tag` in binderhub/builder.py)."""
+    return BINDERHUB_DOCKER_HUB_NAME.fullmatch(image_name) is not None

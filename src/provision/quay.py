@@ -156,10 +156,16 @@ class QuayClient:
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retry: Retry | None = None,
+        deadline: httpretry.Deadline | None = None,
     ) -> None:
+        if not httpretry.header_safe(token):
+            # The CLI refuses such tokens with their source; this keeps library callers from a traceback that
+            # would quote the header, token included.
+            raise QuayError("the Quay token contains characters an HTTP header cannot carry", hint=TOKEN_HINT)
         self.api_url = api_url.rstrip("/")
         self._base = f"{self.api_url}/api/v1"
         self._timeout = timeout
+        self._deadline = deadline
         self._retry = retry if retry is not None else httpretry.default_retry()
         self._session = requests.Session()
         self._session.headers.update(
@@ -198,12 +204,20 @@ class QuayClient:
                 retry=self._retry,
                 timeout=self._timeout,
                 recover=recover,
+                deadline=self._deadline,
                 params=params,
                 data=None if body is None else json.dumps(body),
                 headers={"Content-Type": "application/json"} if body is not None else None,
             )
         except httpretry.Unreachable as exc:
-            raise QuayError(f"cannot reach Quay at {self.api_url} ({exc})", method=method, path=path) from exc.error
+            hint = (
+                "check that the server is up (and --api-url), or allow more time with --deadline"
+                if exc.deadline is not None
+                else "check --api-url and the network, then re-run the same command"
+            )
+            raise QuayError(
+                f"cannot reach Quay at {self.api_url}: {method} {path}: {exc}", method=method, path=path, hint=hint
+            ) from exc.error
 
     def _check(self, response: requests.Response, method: str, path: str) -> Any:
         """Return the decoded body of a 2xx answer; raise QuayError for anything else."""
@@ -227,6 +241,15 @@ class QuayClient:
             path=path,
             hint=hint,
         )
+
+    def _found(self, method: str, path: str) -> bool:
+        """Send a call whose 404 means "no such thing": False for 404, True for success; QuayError otherwise."""
+        response = self._request(method, path)
+        assert isinstance(response, requests.Response)
+        if response.status_code == 404:
+            return False
+        self._check(response, method, path)
+        return True
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
@@ -269,6 +292,10 @@ class QuayClient:
             return None
         return Robot.from_dict(self._check(response, "GET", path))
 
+    def user_exists(self, name: str) -> bool:
+        """Whether a Quay user of that name exists (GET /users/{name}: 404 for unknown names, orgs and robots)."""
+        return self._found("GET", f"/users/{_seg(name)}")
+
     def list_team_members(self, org: str, team: str) -> list[TeamMember] | None:
         """Members of a team including pending invitations, or None when the team does not exist."""
         path = f"/organization/{_seg(org)}/team/{_seg(team)}/members"
@@ -287,12 +314,23 @@ class QuayClient:
         body: dict[str, str] = {"name": org}
         if email:
             body["email"] = email
-        result = self._request("POST", path, body=body, recover=lambda: self.get_org(org))
+
+        def landed() -> Organization | None:
+            found = self.get_org(org)
+            return found if found is not None and found.is_admin else None  # someone else's is not our landing
+
+        result = self._request("POST", path, body=body, recover=landed)
         if not isinstance(result, requests.Response):
             return
         try:
             self._check(result, "POST", path)
         except QuayError as exc:
+            if "already exists" in str(exc).lower():
+                # A concurrent run may have created it between our read and this write: if it is ours now, go on.
+                found = self.get_org(org)
+                if found is not None and found.is_admin:
+                    log.info("organization %s was created meanwhile (by another run?); it is yours, going on", org)
+                    return
             raise _org_refusal(exc, org) from exc
 
     def create_robot(self, org: str, short: str, *, description: str) -> Robot:
@@ -355,7 +393,7 @@ class QuayClient:
             if "already a member" in str(exc):
                 return TeamMember(name=name, is_robot="+" in name, invited=False)
             if "unknown user" in str(exc).lower():
-                exc.hint = f"check the spelling of {name!r}: it must be an existing Quay user name"
+                exc.hint = f"re-run with the right user name instead of {name!r} (an existing Quay user, not an e-mail)"
             raise
 
     # --- removal (provision remove quay) ----------------------------------------------------------------------
@@ -395,13 +433,7 @@ class QuayClient:
         """Delete a repository and its images (Quay marks it for garbage collection at once). Returns False when
         it was already gone. Needs the repo:admin scope."""
         # The repository path keeps its slash: Quay's route is repository/<namespace>/<name>.
-        path = f"/repository/{_seg(org)}/{_seg(name)}"
-        response = self._request("DELETE", path)
-        assert isinstance(response, requests.Response)
-        if response.status_code == 404:
-            return False
-        self._check(response, "DELETE", path)
-        return True
+        return self._found("DELETE", f"/repository/{_seg(org)}/{_seg(name)}")
 
 
 def _seg(value: str) -> str:
@@ -416,16 +448,22 @@ def _org_refusal(exc: QuayError, org: str) -> QuayError:
         exc.message = f"Quay refused to create organization {org!r} through the API (reCAPTCHA: 'Are you a bot?')"
         exc.hint = "create the organization in the Quay web UI, then re-run this command: it continues from there"
     elif "email address is required" in lower:
-        exc.hint = "pass --email with an address for the organization"
+        exc.hint = "re-run with --email and an address for the organization"
+    elif "invalid email" in lower:
+        exc.message = f"Quay refused the e-mail address for organization {org!r} as invalid"
+        exc.hint = "re-run with a valid --email address (name@domain.example); the same address fails again"
     elif "email has already been used" in lower:
         exc.message = f"Quay refused the e-mail address for organization {org!r}: it is already used by an account"
-        exc.hint = "pass --email with an address no Quay user uses (quay.io refuses your own account's address)"
+        exc.hint = (
+            "re-run with an --email address no Quay user uses (quay.io refuses your own account's address); "
+            "the same address fails again"
+        )
     elif "already exists" in lower:
-        exc.message = f"the name {org!r} is taken by a user account or by an organization you cannot see"
-        exc.hint = "choose another --org"
+        exc.message = f"the name {org!r} is taken by a user account or by an organization you do not administer"
+        exc.hint = "re-run with another --org (the same name fails again)"
     elif "not available" in lower:
         exc.message = f"the name {org!r} is reserved by a recently deleted organization"
-        exc.hint = "choose another --org, or wait until Quay has purged the deleted organization"
+        exc.hint = "re-run with another --org, or wait until Quay has purged the deleted organization"
     elif exc.status == 403 and exc.error_type == "insufficient_scope":
         exc.message = f"Quay refused to create organization {org!r}: the token lacks the user:admin scope"
         exc.hint = TOKEN_HINT + " (or create the organization in the web UI and re-run)"

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ import requests
 
 from provision import __version__
 from provision.errors import ProvisionError
+from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -86,24 +88,49 @@ class RegistryClient:
         username: str | None,
         password: str | None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        limiter: HostLimiter | None = None,
     ) -> None:
+        """`limiter` bounds the requests in flight per host across clients (a fleet run shares one)."""
         self.url = url.rstrip("/")
+        for what, value in (("user name", username), ("password", password)):
+            try:
+                (value or "").encode("latin-1")  # what requests' basic auth encodes with
+            except UnicodeEncodeError:
+                raise RegistryError(
+                    f"the registry {what} contains a character HTTP basic auth cannot carry (not Latin-1)",
+                    url=url,
+                    hint="check that the value was copied whole and alone",
+                ) from None
+        self._limiter = limiter or HostLimiter()
         self._auth = (username, password) if username is not None and password is not None else None
         self._timeout = timeout
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"provision/{__version__}"
         self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], str] = {}  # scopes -> token already issued for them
 
     def close(self) -> None:
         self._session.close()
 
     def _get(self, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._session.get(url, timeout=self._timeout, allow_redirects=True, **kwargs)
-        except requests.RequestException as exc:
-            raise RegistryError(f"cannot reach {url} ({type(exc).__name__})", url=url) from None
-        log.debug("GET %s -> %s", url.split("?")[0], response.status_code)
-        return response
+        """One GET, holding a slot of the host's limit; a 429 is waited out (Retry-After, bounded) with the slot
+        released, up to MAX_429_ATTEMPTS times, then returned as it is. Raises RegistryError when no answer came."""
+        for attempt in range(MAX_429_ATTEMPTS):
+            try:
+                with self._limiter.request(url):
+                    response = self._session.get(url, timeout=self._timeout, allow_redirects=True, **kwargs)
+            except requests.RequestException as exc:
+                raise RegistryError(f"cannot reach {url.split('?')[0]} ({type(exc).__name__})", url=url) from None
+            log.debug("GET %s -> %s", url.split("?")[0], response.status_code)
+            if response.status_code != 429 or attempt == MAX_429_ATTEMPTS - 1:
+                return response
+            wait = retry_after_seconds(response.headers.get("Retry-After"), attempt=attempt)
+            self._limiter.note_429(url)
+            log.info("GET %s: HTTP 429 (rate limited), attempt %d of %d, next try in %.1f s",
+                     url.split("?")[0], attempt + 1, MAX_429_ATTEMPTS, wait)  # fmt: skip
+            response.close()
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def challenge(self) -> Challenge | None:
         """Ask /v2/ anonymously. Returns the auth challenge (None: open registry). Raises RegistryError when the
@@ -144,8 +171,12 @@ class RegistryClient:
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         return 200, token if isinstance(token, str) else None
 
-    def check_credentials(self) -> CredentialResult:
-        """Whether the registry accepts the credentials, following its challenge (Basic, or a Bearer token)."""
+    def check_credentials(self, scopes: Sequence[str] = ()) -> CredentialResult:
+        """Whether the registry accepts the credentials, following its challenge (Basic, or a Bearer token).
+
+        With Bearer, the token is asked for `scopes` (none: a pure credential check) and kept, so that a later
+        `granted_actions` for the same scope costs no second request.
+        """
         challenge = self._challenge or self.challenge()
         if challenge is None:
             return CredentialResult(None, None, "the registry answers without credentials")
@@ -155,9 +186,10 @@ class RegistryClient:
             status = self._get(f"{self.url}/v2/", auth=self._auth).status_code
             return CredentialResult(status == 200, "basic", f"GET /v2/ with basic auth: HTTP {status}")
         if challenge.scheme == "bearer":
-            status, token = self._token(())
+            status, token = self._token(scopes)
             if status != 200 or token is None:
                 return CredentialResult(False, "bearer", f"token service refused the credentials: HTTP {status}")
+            self._tokens[tuple(scopes)] = token
             answer = self._get(f"{self.url}/v2/", headers={"Authorization": f"Bearer {token}"}).status_code
             return CredentialResult(answer == 200, "bearer", f"token accepted by /v2/: HTTP {answer}")
         return CredentialResult(None, challenge.scheme, f"unknown auth scheme {challenge.scheme!r}")
@@ -172,9 +204,12 @@ class RegistryClient:
         challenge = self._challenge or self.challenge()
         if challenge is None or challenge.scheme != "bearer" or self._auth is None:
             return None
-        status, token = self._token([f"repository:{repository}:{','.join(actions)}"])
-        if status != 200 or token is None:
-            return frozenset()
+        scope = (f"repository:{repository}:{','.join(actions)}",)
+        token = self._tokens.get(scope)
+        if token is None:
+            status, token = self._token(scope)
+            if status != 200 or token is None:
+                return frozenset()
         access = jwt_access(token)
         if access is None:
             return None

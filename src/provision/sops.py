@@ -338,9 +338,7 @@ class Sops:
         target = path.absolute()
         config = self.config_for((config_of or path).absolute())
         args = build_args("set", path=target, keys=keys, config=config.path)
-        self._run(
-            "set", args, target=(config_of or target), config=config, stdin=json.dumps(value), secrets=value
-        )
+        self._run("set", args, target=(config_of or target), config=config, stdin=json.dumps(value), secrets=value)
 
     def unset_value(self, path: Path, keys: Sequence[str], *, config_of: Path | None = None) -> None:
         """Remove the branch at `keys` from the encrypted file `path`, in place, keeping its metadata.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,19 +16,11 @@ from provision.console import Reporter
 from provision.dockerhub import DockerHubError
 from provision.errors import ProvisionError, UsageError
 from provision.flows.dockerhub import DockerHubRequest, DockerHubResult, run
+from tests.flows.conftest import DOCKERHUB_PASSWORD
 from tests.helpers import helm_merge, validate_hub_values
 from tests.servers.dockerhub import FakeDockerHub, RateLimited, ResetAfter, Status
 
-PASSWORD = "owner-password-123"
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeDockerHub]:
-    with FakeDockerHub() as server:
-        server.add_user("alice", password=PASSWORD)
-        server.add_org("myorg", owners=["alice"], plan="team")
-        server.add_org("freeorg", owners=["alice"], plan="personal")
-        yield server
+PASSWORD = DOCKERHUB_PASSWORD
 
 
 class Outcome:
@@ -88,7 +79,7 @@ def test_rerun_creates_no_duplicate_and_says_to_reuse_or_rotate(hub: FakeDockerH
     outcome = provision(hub)
     assert outcome.error is not None
     message = str(outcome.error)
-    assert "already exists" in message and "encrypted secrets" in message and "--rotate" in message
+    assert "already exists" in message and "hub's secrets" in message and "--rotate" in message
     assert len(hub.oats("myorg")) == 1
     assert hub.writes() == [r for r in hub.writes() if r.path == "/v2/auth/token"]  # only the login
 

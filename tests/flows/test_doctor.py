@@ -71,6 +71,13 @@ error   plaintext-secret               quay-broken unencrypted       enc-unencry
         binderhub-service.buildPodsRegistryCredentials.password
 # Docker Hub, the daskhub wrapper, fancy-profiles without BinderHub, listing problems
 error   image-prefix-mismatch          other-broken dockerhub-host   dockerhub-host.values.yaml     {PREFIX}
+error   dockerhub-prefix-misread       other-broken dockerhub-dash   dockerhub-dash.values.yaml     {PREFIX}
+error   option-without-choices         other-broken no-choices       no-choices.values.yaml
+        jupyterhub.singleuser.profileList[slug=images].profile_options.image.choices
+warning several-default-profiles       other-broken two-defaults     two-defaults.values.yaml
+        jupyterhub.singleuser.profileList
+warning several-default-choices        other-broken two-defaults     two-defaults.values.yaml
+        jupyterhub.singleuser.profileList[slug=images].profile_options.image.choices
 error   not-under-basehub              other-broken dask-wrong       dask-wrong.values.yaml         binderhub-service
 error   not-under-basehub              other-broken dask-wrong       enc-dask-wrong.secret.values.yaml  jupyterhub
 warning build-without-binderhub        other-broken fancy-no-binder  fancy-no-binder.values.yaml
@@ -337,13 +344,17 @@ def test_values_merge_in_listed_order_with_anchors_and_lists_replaced(tmp_path: 
                           image:
                             dynamic_image_building: {{enabled: true}}
                             unlisted_choice: {{enabled: true}}
+                            choices: {{py: {{kubespawner_override: {{image: "python:3.12"}}}}}}
                 """,
             "b.values.yaml": "{}\n",
         },
     )
     result = run(folder)
     by_hub = {hub: sorted(f.code for f in result.findings if f.hub == hub) for hub in ("a", "b")}
-    assert by_hub == {"a": [], "b": ["build-without-unlisted-choice", "use-registry-not-true"]}
+    assert by_hub == {
+        "a": [],
+        "b": ["build-without-unlisted-choice", "option-without-choices", "use-registry-not-true"],
+    }
     # the key b inherits is attributed to the shared file that sets it
     assert {f.file for f in result.findings} == {"common.values.yaml"}
 
@@ -430,7 +441,7 @@ def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(
     assert "other-broken (files no single hub uses): 1 warning" in lines
     assert any(line.split()[:2] == ["error", "missing-docker-registry"] for line in lines)
     assert lines[-1] == tree.summary()
-    assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 34 hubs", lines[-1])
+    assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 37 hubs", lines[-1])
     _no_secret_in(secrets, result.stdout, result.stderr)
 
     json_run = runner.invoke(_app(), [str(doctor_tree), "--format", "json"])

@@ -456,11 +456,11 @@ def test_profile_command(repo: Repo) -> None:
     assert choice["kubespawner_override"] == {"image": "rocker/binder:4.3"}
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "already up to date" in again.stderr
-    printed = CliRunner().invoke(app, ["profile", "--chart", "z2jh"])
-    doc = yaml.safe_load(printed.stdout)
-    assert "setup_ui(c)" in doc["jupyterhub"]["hub"]["extraConfig"]["07-enable-fancy-profiles"]
+    printed = CliRunner().invoke(app, ["profile", "--chart", "z2jh", "--image", "r=rocker/binder:4.3"])
+    doc = yaml.safe_load(printed.stdout)  # the jupyterhub chart's own values: one release, one document
+    assert "setup_ui(c)" in doc["hub"]["extraConfig"]["07-enable-fancy-profiles"]
     assert "hub image must contain jupyterhub-fancy-profiles" in printed.stderr
-    validate_hub_values(doc)
+    validate_hub_values({"jupyterhub": doc})
 
 
 def test_secret_file_allows_a_terminal(repo: Repo) -> None:
@@ -479,7 +479,7 @@ def test_what_we_write_passes_doctor(repo: Repo, chart_args: list[str]) -> None:
     from provision.console import Reporter
     from provision.flows import doctor
 
-    result = repo.invoke(*repo.files_args(), "--profile", *chart_args)
+    result = repo.invoke(*repo.files_args(), "--image", "pangeo=pangeo/pangeo-notebook:2024.04.08", *chart_args)
     assert result.exit_code == 0, result.stderr
     report = doctor.run(repo.cluster_dir, reporter=Reporter(stream=io.StringIO()))
     staging = [f for f in report.findings if f.hub == "staging"]

@@ -86,7 +86,8 @@ def test_from_empty(quay: FakeQuay) -> None:
     assert result.registry.image_prefix == f"{quay.host}/{ORG}/c1-staging-"
     # Nobody else is in a team of the new organization, so both are invited.
     assert result.member_report == ("alice: invited to team owners", "bob: invited to team owners")
-    assert len(quay.requests) <= 7 + 2
+    # 7 reads and writes, plus per member: does the user exist, and is it invited already (read just before)
+    assert len(quay.requests) <= 7 + 2 * 2 + 2
     assert [(r.method, r.status) for r in quay.writes()] == [
         ("POST", 201),
         ("PUT", 201),
@@ -338,9 +339,16 @@ def test_org_administered_by_someone_else(quay: FakeQuay) -> None:
     assert "not an administrator" in error_of(quay)
 
 
-def test_unknown_member(quay: FakeQuay) -> None:
-    message = error_of(quay, members=("nobody",))
-    assert "nobody" in message and "Already done:" in message and "re-run" in message
+def test_unknown_member_is_refused_before_any_change(quay: FakeQuay) -> None:
+    message = error_of(quay, members=("alice", "nobody"))
+    assert "no Quay user named 'nobody'" in message and "--member" in message and "re-run the same" not in message
+    assert quay.writes() == []
+
+
+def test_dry_run_with_a_token_checks_that_members_exist(quay: FakeQuay) -> None:
+    outcome = provision(quay, dry_run=True, members=("nobody",))
+    assert outcome.error is not None and "no Quay user named 'nobody'" in str(outcome.error)
+    assert quay.writes() == []
 
 
 # --- secrecy -------------------------------------------------------------------------------------------------

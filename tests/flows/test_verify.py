@@ -20,7 +20,7 @@ from provision.flows.verify import Check, PullSecret, VerifyRequest, run
 from provision.hubconfig import HubOptions, HubRegistry, public_values, secret_values
 from tests.servers.registry import DistributionRegistry, TokenIssuer, docker_config_auth, push_and_pull
 
-USERS = {"builder": "build-pw", "reader": "read-pw"}
+USERS = {"builder": "build-pw", "reader": "read-pw", "hubs+robot": "ROBOT-TOKEN-1234"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def basic_registry() -> Iterator[DistributionRegistry]:
 
 @pytest.fixture(scope="module")
 def token_registry() -> Iterator[tuple[DistributionRegistry, TokenIssuer]]:
-    grants = {"builder": [("hubs/*", {"pull", "push"})], "reader": [("hubs/*", {"pull"})]}
+    grants = {"builder": [("hubs/*", {"pull", "push"})], "reader": [("hubs/*", {"pull"})],
+              "hubs+robot": [("hubs/*", {"pull", "push"})]}  # fmt: skip
     with TokenIssuer(USERS, grants) as issuer, DistributionRegistry(token=issuer) as registry:
         yield registry, issuer
 
@@ -76,7 +77,9 @@ def test_token_auth_writer(token_registry: tuple[DistributionRegistry, TokenIssu
     permission = checks["may push and pull under image_prefix"]
     assert permission.status == "pass" and "hubs/c1-staging-provision-verify-probe" in permission.detail
     scopes = [r.query for r in issuer.requests[before:]]
-    assert any("scope=repository%3Ahubs%2Fc1-staging-provision-verify-probe%3Apull%2Cpush" in q for q in scopes)
+    # One token, asked for the probe scope, proves the credentials and tells the granted actions.
+    assert len(scopes) == 1
+    assert "scope=repository%3Ahubs%2Fc1-staging-provision-verify-probe%3Apull%2Cpush" in scopes[0]
 
 
 def test_token_auth_read_only(token_registry: tuple[DistributionRegistry, TokenIssuer]) -> None:
@@ -197,6 +200,51 @@ def test_cli_verify_unreachable_registry_is_a_failed_check(tmp_path: Path) -> No
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+    assert "done" not in result.stderr  # the request line tells the outcome, not "done" then "cannot reach"
+    assert "no answer" in result.stderr
+
+
+def test_cli_flag_mode_on_a_quay_robot_can_pass(
+    token_registry: tuple[DistributionRegistry, TokenIssuer], tmp_path: Path
+) -> None:
+    """Flag mode reads no values: the pull secret it cannot see is "could not check", not a failure."""
+    registry, _ = token_registry
+    password = tmp_path / "pw"
+    password.write_text("ROBOT-TOKEN-1234\n")
+    args = ["verify", "--server", registry.url, "--username", "hubs+robot", "--password-file", str(password),
+            "--image-prefix", f"{registry.host}/hubs/c1-staging-", "--format", "json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    statuses = {c["check"]: c["status"] for c in json.loads(result.stdout)}
+    assert statuses["pull secret present"] == "could-not-check"
+    assert statuses["may push and pull under image_prefix"] == "pass"  # org-wide pull, push never asked
+    assert "ROBOT-TOKEN-1234" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("secret_option", [["--secret-stdin"], ["--secret-file", "enc.yaml"]])
+def test_cli_flag_mode_refuses_secret_options(secret_option: list[str], tmp_path: Path) -> None:
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    args = ["verify", "--server", "https://quay.io", "--username", "o+r", "--password-file", str(password),
+            "--image-prefix", "quay.io/o/x-", *secret_option]  # fmt: skip
+    result = CliRunner().invoke(app, args, input="binderhub-service: {}\n")
+    assert result.exit_code == 2 and secret_option[0] in result.stderr and "--password-file" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["stdin", "password-file"])
+def test_cli_non_utf8_input_is_a_clear_message(where: str, tmp_path: Path) -> None:
+    values = tmp_path / "staging.values.yaml"
+    values.write_text("binderhub-service: {}\n")
+    password = tmp_path / "pw"
+    password.write_bytes(b"\xff\xfe binary \x00")
+    if where == "stdin":
+        args = ["verify", "--values-file", str(values), "--secret-stdin"]
+    else:
+        args = ["verify", "--server", "https://quay.io", "--username", "o+r", "--password-file", str(password),
+                "--image-prefix", "quay.io/o/x-"]  # fmt: skip
+    result = CliRunner().invoke(app, args, input=b"\xff\xfe\x00secret")
+    assert result.exit_code == 2, result.stderr
+    assert "not UTF-8" in result.stderr and "Traceback" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize(("granted", "expected"), [({"upload", "download"}, "pass"), ({"download"}, "fail")])

@@ -69,3 +69,38 @@ def test_consistent_values_pass() -> None:
 )  # fmt: skip
 def test_inconsistencies_fail(registry: HubRegistry, pull: PullSecret | None, failing: str) -> None:
     assert statuses(VerifyRequest(registry, pull))[failing] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("lookup", "expected", "words"),
+    [
+        (PullSecret("https://quay.io", "org+image_builder", "pw"), "pass", "the build pods' credentials"),
+        (PullSecret("https://quay.io", "org+other", "pw2"), "pass", "its own credentials"),
+        (PullSecret("", "", ""), "fail", "DockerRegistry.url is not set"),
+        (PullSecret("https://quay.io", "org+image_builder", ""), "fail", "DockerRegistry.password not set"),
+        (PullSecret("https://registry-1.docker.io", "org+image_builder", "pw"), "fail", "is not the push registry"),
+    ],
+)
+def test_binderhub_lookup_login(lookup: PullSecret, expected: str, words: str) -> None:
+    """BinderHub's own DockerRegistry login: without it, image lookups get 401 and every launch rebuilds."""
+    (check,) = [c for c in check_config(VerifyRequest(QUAY, None, lookup=lookup)) if c.name.startswith("BinderHub")]
+    assert check.status == expected and words in check.detail
+    assert "pw" not in check.detail.replace("pw2", "")
+
+
+def test_lookup_login_read_from_values_wrapped_or_not() -> None:
+    from provision.flows.verify import lookup_from_values
+
+    for chart in ("basehub", "daskhub"):
+        options = HubOptions(chart=chart)
+        lookup = lookup_from_values(public_values(QUAY, options), secret_values(QUAY, options))
+        assert lookup == PullSecret("https://quay.io", "org+image_builder", "pw")
+    assert lookup_from_values({}, {}) == PullSecret("", "", "")
+
+
+def test_target_url_of_a_bare_server_is_https() -> None:
+    from provision.flows.verify import target_url
+
+    bare = HubRegistry("quay", "quay.io", "o+r", "quay.io/o/x-", "pw")
+    assert target_url(VerifyRequest(bare)) == "https://quay.io"
+    assert target_url(VerifyRequest(bare, registry_url="http://127.0.0.1:5000")) == "http://127.0.0.1:5000"

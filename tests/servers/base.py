@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,6 +65,17 @@ class Delay:
     """Sleep, then handle the request normally."""
 
     seconds: float
+
+
+@dataclass(frozen=True)
+class Interleave:
+    """Run ``action()`` (in the server's handler thread, outside its lock), then handle the request normally.
+
+    It slips work of another client, such as a whole concurrent run, in between two requests of the client under
+    test, deterministically: the request waits until ``action`` returns.
+    """
+
+    action: Callable[[], object]
 
 
 @dataclass(frozen=True)
@@ -368,10 +380,13 @@ class FakeApiHandler(LoopbackHandler):
         fault_name = type(fault).__name__ if fault else None
         if isinstance(fault, Delay):
             time.sleep(fault.seconds)
+        if isinstance(fault, Interleave):
+            fault.action()
         if isinstance(fault, ResetBefore):
             fake._log(LoggedRequest(method, path, split.query, None, fault_name))
             return self.reset_connection()
-        if fault is not None and not isinstance(fault, Delay | ResetAfter):  # Status or the server's own kind
+        # A Status or the server's own kind of answer replaces the handling.
+        if fault is not None and not isinstance(fault, Delay | ResetAfter | Interleave):
             response = fake._fault_response(fault)
         else:
             try:

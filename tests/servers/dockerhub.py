@@ -28,6 +28,7 @@ from urllib.parse import SplitResult, parse_qs, unquote
 
 from tests.servers.base import Delay as Delay
 from tests.servers.base import FakeApi, FakeApiHandler, Reply, Response, json_response, route_pattern
+from tests.servers.base import Interleave as Interleave
 from tests.servers.base import LoggedRequest as LoggedRequest
 from tests.servers.base import ResetAfter as ResetAfter
 from tests.servers.base import ResetBefore as ResetBefore

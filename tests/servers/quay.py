@@ -25,6 +25,7 @@ from urllib.parse import SplitResult, parse_qs, unquote
 
 from tests.servers.base import Delay as Delay
 from tests.servers.base import FakeApi, FakeApiHandler, Reply, Response, json_response, route_pattern
+from tests.servers.base import Interleave as Interleave
 from tests.servers.base import LoggedRequest as LoggedRequest
 from tests.servers.base import ResetAfter as ResetAfter
 from tests.servers.base import ResetBefore as ResetBefore
@@ -47,6 +48,7 @@ _TEAM = "/api/v1/organization/{orgname}/team/{teamname}"
 # (method, path template as in the discovery document, handler FakeQuay._route_<name>)
 _ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
     ("GET", "/api/v1/user/", "get_user"),
+    ("GET", "/api/v1/users/{username}", "get_public_user"),
     ("POST", "/api/v1/organization/", "create_org"),
     ("GET", "/api/v1/organization/{orgname}", "get_org"),
     ("DELETE", "/api/v1/organization/{orgname}", "delete_org"),
@@ -200,6 +202,11 @@ class FakeQuay(FakeApi):
             if user not in self._users:
                 raise ValueError(f"unknown user {user!r}; call add_user first")
             self._tokens[token] = _Token(user, frozenset(scopes))
+
+    def add_admin(self, token: str, *, name: str = "admin") -> None:
+        """A user with a token holding the two scopes provision needs (org:admin and user:admin)."""
+        self.add_user(name, email=f"{name}@example.org")
+        self.add_token(token, user=name, scopes={"org:admin", "user:admin"})
 
     def add_org(self, name: str, *, admin: str, email: str | None = None) -> None:
         with self._lock:
@@ -420,6 +427,13 @@ class FakeQuay(FakeApi):
             view.update(email=self._users[call.user], can_create_repo=True, is_me=True, verified=True)
         view["organizations"] = organizations
         return json_response(200, view)
+
+    def _route_get_public_user(self, call: _Call) -> Response:
+        # endpoints/api/user.py Users.get: a public profile; robots, orgs and unknown names are flask's 404 (shape D).
+        name = call.params["username"]
+        if name not in self._users:
+            return json_response(404, {"message": _NOT_FOUND_TEXT})
+        return json_response(200, {"username": name, "avatar": {}, "super_user": False})
 
     def _route_create_org(self, call: _Call) -> Response:
         # Check order of endpoints/api/organization.py NewOrg.post, then data/model/organization.py.

@@ -311,17 +311,28 @@ class TokenIssuer(LoopbackServer):
         return _Answer(200, body, user)
 
     def _authenticate(self, authorization: str) -> str | None:
-        scheme, _, encoded = authorization.partition(" ")
-        if scheme.lower() != "basic":
+        credentials = basic_credentials(authorization)
+        if credentials is None:
             return None
-        try:
-            user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
-        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-            return None
+        user, password = credentials
+        return user if self.password_ok(user, password) else None
+
+    def password_ok(self, user: str, password: str) -> bool:
+        """Whether ``password`` is the user's (a subclass may accept several per user)."""
         expected = self.users.get(user)
-        if not sep or expected is None or not secrets.compare_digest(password.encode(), expected.encode()):
-            return None
-        return user
+        return expected is not None and secrets.compare_digest(password.encode(), expected.encode())
+
+
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """(user, password) of a ``Basic`` Authorization header, or None when it is not one."""
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return (user, password) if sep else None
 
 
 def _self_signed(key: rsa.RSAPrivateKey, name: str) -> x509.Certificate:

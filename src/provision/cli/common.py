@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.exceptions import Abort, TyperException
 
-from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
+from provision.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ProvisionError, UsageError
 
 if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
@@ -47,6 +48,15 @@ TokenFile = Annotated[
     Path | None,
     typer.Option("--token-file", help="Read the API token from this file instead of the environment.", dir_okay=False),
 ]
+DeadlineSeconds = Annotated[
+    float,
+    typer.Option(
+        "--deadline",
+        min=1,
+        help="Give up on the registry's API after this many seconds in all (retries and waits included).",
+    ),
+]
+DEFAULT_DEADLINE = 120.0  # the same as httpretry.DEFAULT_DEADLINE, which the CLI does not import (start-up)
 # Hub configuration options, shared by every registry command.
 ValuesFile = Annotated[
     Path | None,
@@ -110,6 +120,16 @@ ImagesFile = Annotated[
         rich_help_panel="Hub files",
     ),
 ]
+DefaultImage = Annotated[
+    str | None,
+    typer.Option(
+        "--default-image",
+        metavar="SLUG",
+        help="The image choice selected by default (one of --image, --images-file or the values file's choices); "
+        "default: the one already marked, else the first.",
+        rich_help_panel="Hub files",
+    ),
+]
 ProfileFlag = Annotated[
     bool,
     typer.Option(
@@ -157,47 +177,112 @@ VerifyTimeout = Annotated[
 
 @contextmanager
 def handled(reporter: Reporter, *, debug: bool) -> Iterator[None]:
-    """The one place that maps errors to exit codes: 1 operational, 2 usage, 130 interrupted."""
+    """The one place that maps errors to exit codes: 1 operational, 2 usage, 130 interrupted.
+
+    Every message goes through the reporter, so it is redacted of every secret the run has met. Anticipated
+    failures (ProvisionError) are one paragraph; anything else is a bug, reported as one paragraph too (its type and
+    redacted text) with the advice to re-run with --debug, which adds the traceback (redacted as well).
+    """
+    from provision.errors import secrets_scope
+
+    with secrets_scope(), _logs_through(reporter):
+        try:
+            yield
+        except ProvisionError as exc:
+            reporter.error(str(exc))
+            if debug:
+                reporter.always(_traceback(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            reporter.error("interrupted; re-run the same command to finish: steps already done are skipped")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, Abort, TyperException):
+            raise  # typer's own ways out (exit codes, usage errors) keep their meaning
+        except Exception as exc:
+            text = " ".join(str(exc).split()) or "no details"
+            reporter.error(
+                f"unexpected {type(exc).__name__}: {text}. This is a bug in provision, not in your input. "
+                + ("The traceback follows." if debug else "Re-run with --debug to see the traceback, and report it.")
+            )
+            if debug:
+                reporter.always(_traceback(exc))
+            raise typer.Exit(EXIT_FAILURE) from None
+
+
+def _traceback(exc: BaseException) -> str:
+    """The chained traceback as plain text, without locals (they would hold tokens); the reporter redacts it."""
+    import traceback
+
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
+@contextmanager
+def _logs_through(reporter: Reporter) -> Iterator[None]:
+    """For the run, the `provision` loggers write through the reporter (redacted): retries at normal verbosity,
+    each API call with -v. The logger is put back afterwards (tests run many commands in one process)."""
+    import logging
+
+    logger = logging.getLogger("provision")
+    handlers, level = logger.handlers[:], logger.level
+    logger.handlers[:] = [reporter.log_handler()]
+    logger.setLevel(logging.DEBUG if reporter.verbose else logging.INFO)
     try:
         yield
-    except ProvisionError as exc:
-        reporter.error(str(exc))
-        if debug:
-            import traceback
-
-            reporter.always("".join(traceback.format_exception(exc)))
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        reporter.error("interrupted; re-run the same command to finish: steps already done are skipped")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
 
 
 def make_reporter(*, quiet: bool, verbose: bool) -> Reporter:
     from provision.console import Reporter
 
-    reporter = Reporter(quiet=quiet, verbose=verbose)
-    if verbose:
-        import logging  # ~15 ms: only when asked for
-
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
-        logger = logging.getLogger("provision")
-        logger.handlers[:] = [handler]
-        logger.setLevel(logging.DEBUG)
-    return reporter
+    return Reporter(quiet=quiet, verbose=verbose)
 
 
 def read_token(env_var: str, token_file: Path | None) -> str | None:
-    """The API token, from --token-file or the environment; never from an argument value."""
+    """The API token, from --token-file or the environment; never from an argument value.
+
+    Surrounding whitespace (a trailing newline) is dropped. A token that no HTTP header can carry (inner
+    whitespace, a second line, control or non-ASCII characters) is a usage error naming where it came from,
+    never the token. Raises UsageError.
+    """
+    from provision.errors import add_secret
+    from provision.files import read_input
+
+    source = f"--token-file {str(token_file)!r}" if token_file is not None else env_var
     if token_file is not None:
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read --token-file {str(token_file)!r}: {exc.strerror}") from None
-        if not token:
+            raw = read_input(token_file, label="--token-file", max_bytes=64 * 1024)
+        except FileNotFoundError:
+            raise UsageError(f"cannot read --token-file {str(token_file)!r}: No such file or directory") from None
+    else:
+        raw = os.environ.get(env_var, "")
+    add_secret(raw)
+    token = raw.strip()
+    if not token:
+        if token_file is not None:
             raise UsageError(f"--token-file {str(token_file)!r} is empty")
-        return token
-    return os.environ.get(env_var, "").strip() or None
+        return None
+    problem = token_problem(token)
+    if problem:
+        raise UsageError(
+            f"the token in {source} {problem}: a token is one line of printable ASCII characters. "
+            "Check that it was copied whole and alone (no second line, no spaces)"
+        )
+    return token
+
+
+def token_problem(token: str) -> str | None:
+    """Why the token cannot go into an HTTP header (None when it can); never quotes the token."""
+    if any(c in "\r\n" for c in token):
+        return "has more than one line"
+    if any(c.isspace() for c in token):
+        return "contains whitespace"
+    if not token.isascii():
+        return "contains a non-ASCII character"
+    if not token.isprintable():
+        return "contains a control character"
+    return None
 
 
 def guard_terminal(*, show_secrets: bool, dry_run: bool, secret_file: Path | None = None) -> None:
@@ -210,18 +295,29 @@ def guard_terminal(*, show_secrets: bool, dry_run: bool, secret_file: Path | Non
         )
 
 
-def profile_from(images: list[str] | None, images_file: Path | None, flag: bool) -> Profile | None:
-    """The image-building profile asked for by --image, --images-file or --profile (None when none is)."""
+def profile_from(
+    images: list[str] | None, images_file: Path | None, flag: bool, default: str | None = None
+) -> Profile | None:
+    """The image-building profile asked for by --image, --images-file, --default-image or --profile (None when
+    none is). Whether it has any image choice is checked against the hub's values file later (check_profile)."""
+    from provision.files import read_input
     from provision.hubconfig import ImageChoice, Profile, images_from_yaml
 
     choices: list[ImageChoice] = [ImageChoice.parse(spec) for spec in images or ()]
     if images_file is not None:
-        choices += images_from_yaml(images_file.read_text(encoding="utf-8"), source=str(images_file))
+        try:
+            text = read_input(images_file, label="--images-file")
+        except FileNotFoundError:
+            raise UsageError(f"--images-file {str(images_file)!r} does not exist") from None
+        choices += images_from_yaml(text, source=f"--images-file {str(images_file)!r}")
     if len({c.slug for c in choices}) != len(choices):
         raise UsageError("image slugs must be unique")
-    if not choices and not flag:
+    marked = [c.slug for c in choices if c.default]
+    if default is not None and marked and marked != [default]:
+        raise UsageError(f"--default-image {default!r} and the images file's default {marked[0]!r} disagree")
+    if not choices and not flag and default is None:
         return None
-    return Profile(images=tuple(choices))
+    return Profile(images=tuple(choices), default=default or (marked[0] if marked else None))
 
 
 def files_request(
@@ -235,19 +331,27 @@ def files_request(
 def hub_options(
     files: FilesRequest, *, chart: ChartChoice | None, dask_gateway: bool, profile: Profile | None
 ) -> HubOptions:
-    from provision.flows.hubfiles import chart_for
+    from provision.flows.hubfiles import chart_for, check_profile
     from provision.hubconfig import HubOptions
 
     resolved = chart_for(files, chart.value if chart else None)
     # The daskhub chart runs dask-gateway by default: its pods need the pull secret without being asked.
-    return HubOptions(chart=resolved, dask_gateway=dask_gateway or resolved == "daskhub", profile=profile)
+    options = HubOptions(chart=resolved, dask_gateway=dask_gateway or resolved == "daskhub", profile=profile)
+    check_profile(files, options)  # before any change: a profile with no image choice is refused
+    return options
 
 
 def finish(
     reporter: Reporter, published: Published, *, fmt: OutputFormat, dry_run: bool, summary: dict[str, Any]
 ) -> None:
-    """Write the machine output to stdout, once: the secret values, unless they went into --secret-file."""
-    from provision.console import emit, to_json, to_yaml
+    """Write the machine output to stdout, once: the secret values, unless they went into --secret-file.
+
+    JSON names the chart; for z2jh, public_values and secret_values are keyed by release (jupyterhub,
+    binderhub-service), each value a whole values document for that chart.
+    """
+    from provision.console import emit, to_json
+
+    summary = {"chart": published.chart, **summary}
 
     if dry_run:
         reporter.always("dry run: nothing was changed")
@@ -263,7 +367,7 @@ def finish(
     if fmt is OutputFormat.json:
         emit(to_json({**summary, "public_values": published.public, "secret_values": published.secret}))
     else:
-        emit(to_yaml(published.secret))
+        emit(published.documents(published.secret))
 
 
 @dataclass(frozen=True)
@@ -288,6 +392,7 @@ class RegistryOptions:
     image: list[str] | None
     images_file: Path | None
     profile: bool
+    default_image: str | None
     dry_run: bool
     show_secrets: bool
     fmt: OutputFormat
@@ -308,16 +413,17 @@ class RegistryOptions:
 
         The decrypted secrets stay in memory in the result, for the merge after the remote work (no second decrypt).
         """
-        from provision.flows import hubfiles
+        from provision.flows import hubfiles, preflight
 
         files = files_request(
             values_file=self.values_file, secret_file=self.secret_file, cluster_config=self.cluster_config, hub=hub
         )
         sops_binary = hubfiles.validate(files)
-        profile = profile_from(self.image, self.images_file, self.profile)
+        preflight.check_hub_files(files)
+        profile = profile_from(self.image, self.images_file, self.profile, self.default_image)
         options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
         guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)
-        state = hubfiles.preflight(files, sops_binary=sops_binary)
+        state = hubfiles.preflight(files, sops_binary=sops_binary, chart=options.chart)
         return HubFiles(files, options, sops_binary, state)
 
 
@@ -331,6 +437,7 @@ REGISTRY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("image", Images, None),
     ("images_file", ImagesFile, None),
     ("profile", ProfileFlag, False),
+    ("default_image", DefaultImage, None),
     ("dry_run", DryRun, False),
     ("show_secrets", ShowSecrets, False),
     ("fmt", Format, OutputFormat.yaml),

@@ -8,9 +8,12 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
+    DEFAULT_DEADLINE,
+    DeadlineSeconds,
     RegistryOptions,
     TokenFile,
     handled,
+    publish,
     read_token,
     registry_command,
 )
@@ -35,6 +38,7 @@ def dockerhub(
     ] = False,
     api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
     token_file: TokenFile = None,
+    deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
     options: RegistryOptions,
 ) -> None:
@@ -59,13 +63,19 @@ def dockerhub(
             api_url=api_url,
         )
         flow.validate(request)
+        # Every local input is checked before the token exists: its secret can be shown only once.
         prepared = options.prepare_hub_files(hub=hub)
-        result = flow.run(request, reporter=reporter, dry_run=options.dry_run)
-        if not options.dry_run:
-            reporter.always("summary: " + "; ".join(result.applied))
-        summary = {"changes": [c.describe() for c in result.plan.changes]}
-        # Rotation writes through, then proves the new credential (issue 13: cli/rotation.py).
+
+        def deliver(result: flow.DockerHubResult) -> None:
+            # Called by the flow right after the token is created: if this fails, the flow deletes the token.
+            summary = {"changes": [c.describe() for c in result.plan.changes]}
+            publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+            if not options.dry_run:  # only once the secret is stored: a failure above deletes the token again
+                reporter.always("summary: " + "; ".join(result.applied))
+
+        result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline)
+        # After a rotation, prove the new token with the verify checks (issue 13: cli/rotation.py).
         from provision.cli import rotation
 
         rotated = rotation.for_dockerhub(request) if any(c.kind == "rotate" for c in result.plan.changes) else None
-        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated)
+        rotation.prove(reporter, prepared, result.registry, options=options, rotated=rotated)

@@ -10,6 +10,7 @@ from provision.cli.common import (
     ChartOption,
     ClusterConfig,
     Debug,
+    DefaultImage,
     DryRun,
     Images,
     ImagesFile,
@@ -28,6 +29,7 @@ def profile(
     hub: Annotated[str | None, typer.Option("--hub", help="Hub name (needed with --cluster-config).")] = None,
     image: Images = None,
     images_file: ImagesFile = None,
+    default_image: DefaultImage = None,
     values_file: ValuesFile = None,
     cluster_config: ClusterConfig = None,
     chart: ChartOption = None,
@@ -42,14 +44,17 @@ def profile(
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug):
-        from provision.console import emit, to_yaml
-        from provision.flows import hubfiles
+        from provision.console import emit
+        from provision.flows import hubfiles, preflight
 
         files = files_request(values_file=values_file, secret_file=None, cluster_config=cluster_config, hub=hub)
         hubfiles.validate(files)
-        options = hub_options(files, chart=chart, dask_gateway=False, profile=profile_from(image, images_file, True))
+        preflight.check_hub_files(files)
+        options = hub_options(
+            files, chart=chart, dask_gateway=False, profile=profile_from(image, images_file, True, default_image)
+        )
         published = hubfiles.publish_profile(options, files, reporter=reporter, dry_run=dry_run)
         if dry_run:
             reporter.always("dry run: nothing was changed")
         elif values_file is None:
-            emit(to_yaml(published.public))
+            emit(published.documents(published.public))

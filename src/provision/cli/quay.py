@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import (
+    DEFAULT_DEADLINE,
+    DeadlineSeconds,
     RegistryOptions,
     TokenFile,
     handled,
@@ -48,6 +50,7 @@ def quay(
         bool, typer.Option("--rotate", help="Regenerate the robot token (the old one stops working).")
     ] = False,
     token_file: TokenFile = None,
+    deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
     options: RegistryOptions,
 ) -> None:
@@ -74,7 +77,12 @@ def quay(
         )
         flow.validate(request)
         prepared = options.prepare_hub_files(hub=hub)
-        result = flow.run(request, reporter=reporter, dry_run=options.dry_run)
+        result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deadline=deadline)
+        if options.dry_run and email is None and request.host == "quay.io":
+            if any(c.kind == "create_org" for c in result.plan.changes):
+                reporter.warn(
+                    "quay.io requires an e-mail to create an organization: without --email the real run fails"
+                )
         if not options.dry_run:
             reporter.always(
                 "summary: " + ("; ".join(result.applied) if result.applied else "nothing to do, no change made")

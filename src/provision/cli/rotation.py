@@ -58,9 +58,23 @@ def publish(
         publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=False, summary=summary)
     except (ProvisionError, KeyboardInterrupt) as exc:
         raise rotation.undelivered(exc, rotated) from None
+    prove(reporter, prepared, registry, options=options, rotated=rotated)
+
+
+def prove(
+    reporter: Reporter, prepared: HubFiles, registry: HubRegistry, *, options: RegistryOptions, rotated: Rotated | None
+) -> None:
+    """After a rotation whose credential is delivered: the verify checks on it (unless --no-verify).
+
+    Docker Hub's flow delivers through its own callback (a token that cannot be stored is deleted there), so its
+    command calls this directly once the flow has returned."""
+    if rotated is None or options.dry_run:
+        return
+    from provision.flows import rotation
+
     if not options.verify:
         reporter.warn(f"not verified (--no-verify): {rotated.credential} was not tried against the registry")
         return
-    prove = rotation.ProveOptions(options.verify_registry_url, options.verify_ar_endpoint, options.verify_timeout)
+    settings = rotation.ProveOptions(options.verify_registry_url, options.verify_ar_endpoint, options.verify_timeout)
     delivered_to = rotation.destination(prepared.files.secret_file)
-    rotation.prove(registry, rotated=rotated, delivered_to=delivered_to, options=prove, reporter=reporter)
+    rotation.prove(registry, rotated=rotated, delivered_to=delivered_to, options=settings, reporter=reporter)

@@ -1,16 +1,26 @@
-"""provision verify: prove a hub's registry credentials work, without creating or changing anything."""
+"""provision verify: prove registry credentials work, without creating or changing anything: one hub from its values
+or flags, or every image-building hub under a folder of the 2i2c layout (the fleet check)."""
 
 from __future__ import annotations
 
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from provision.cli.common import Debug, Quiet, Verbose, handled, make_reporter
 from provision.errors import EXIT_FAILURE, UsageError
+
+if TYPE_CHECKING:
+    from provision.console import Reporter
+    from provision.flows.fleet import FleetResult
+    from provision.flows.verify import Check, VerifyRequest
+
+DEFAULT_JOBS = 16  # flows.fleet.DEFAULT_JOBS, repeated here so --help imports no flow
+DEFAULT_PER_HOST = 4  # hostlimit.DEFAULT_PER_HOST, likewise
+RESULT_LABELS = {"pass": "pass", "fail": "FAIL", "could-not-check": "could not check"}
 
 
 class ReportFormat(StrEnum):
@@ -19,6 +29,26 @@ class ReportFormat(StrEnum):
 
 
 def verify(
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            exists=True,
+            readable=True,
+            help="Check every image-building hub under this folder (config/clusters, one cluster's folder, or a "
+            "cluster.yaml), secrets decrypted with sops (SOPS_BIN, PATH or provision[sops]) into memory.",
+            show_default=False,
+        ),
+    ] = None,
+    cluster: Annotated[
+        list[str] | None, typer.Option("--cluster", help="With PATH: only this cluster (repeatable).")
+    ] = None,
+    hub: Annotated[
+        list[str] | None, typer.Option("--hub", help="With PATH: only this hub, HUB or CLUSTER/HUB (repeatable).")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="With PATH: hubs checked at once.", min=1)] = DEFAULT_JOBS,
+    per_host: Annotated[
+        int, typer.Option("--per-host", help="With PATH: requests in flight per registry host, across hubs.", min=1)
+    ] = DEFAULT_PER_HOST,
     values_file: Annotated[
         Path | None, typer.Option("--values-file", help="The hub's public values (<hub>.values.yaml).", dir_okay=False)
     ] = None,
@@ -29,16 +59,27 @@ def verify(
         ),
     ] = None,
     secret_stdin: Annotated[
-        bool, typer.Option("--secret-stdin", help="Read the secret values (YAML) from stdin, e.g. from sops decrypt.")
+        bool,
+        typer.Option(
+            "--secret-stdin", help="With --values-file: read the secret values (YAML) from stdin (sops decrypt …)."
+        ),
     ] = False,
     server: Annotated[str | None, typer.Option("--server", help="Registry server, instead of --values-file.")] = None,
     username: Annotated[str | None, typer.Option("--username", help="Registry user name.")] = None,
     password_file: Annotated[
-        Path | None, typer.Option("--password-file", help="File holding the registry password.", dir_okay=False)
+        Path | None,
+        typer.Option(
+            "--password-file", help="File holding the registry password (/dev/stdin: a pipe).", dir_okay=False
+        ),
     ] = None,
     image_prefix: Annotated[str | None, typer.Option("--image-prefix", help="BinderHub image_prefix.")] = None,
     registry_url: Annotated[
-        str | None, typer.Option("--registry-url", help="Talk to this v2 endpoint instead of the configured server.")
+        list[str] | None,
+        typer.Option(
+            "--registry-url",
+            help="Talk to this v2 endpoint instead of the configured registry (a mirror, a port-forward): URL for "
+            "one hub; HOST=URL with PATH, for the hubs on that registry host (repeatable).",
+        ),
     ] = None,
     ar_endpoint: Annotated[
         str | None, typer.Option("--ar-endpoint", help="Artifact Registry API endpoint (default: Google's).")
@@ -50,49 +91,176 @@ def verify(
     verbose: Verbose = False,
     debug: Debug = False,
 ) -> None:
-    """Check that a hub's registry answers, accepts its credentials and lets them push, with no side effect.
+    """Check that registries answer, accept the hubs' credentials and let them push, with no side effect.
 
-    Exit 0 only when no check failed (a check that could not be made does not fail).
+    Exit 0 only when no check failed (a single check that could not be made does not fail). With PATH, also
+    only when every hub could be checked: a hub whose secrets cannot be decrypted is "could not check".
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug):
-        import os
-
-        from provision.console import emit, to_json
-        from provision.flows import verify as flow
-        from provision.hubconfig import HubRegistry
-
-        if values_file is not None:
-            if secret_file is not None and secret_stdin:
-                raise UsageError("--secret-file and --secret-stdin are alternatives")
-            request = flow.request_from_files(
-                values_file,
-                secret_file=secret_file,
-                secret_text=sys.stdin.read() if secret_stdin else None,
-                sops_bin=os.environ.get("SOPS_BIN") or None,
-                registry_url=registry_url,
-                ar_endpoint=ar_endpoint,
+        urls = _registry_urls(registry_url or [])
+        if path is not None:
+            single = {
+                "--values-file": values_file, "--secret-file": secret_file, "--server": server,
+                "--username": username, "--password-file": password_file, "--image-prefix": image_prefix,
+            }  # fmt: skip
+            given = [name for name, value in single.items() if value is not None] + (
+                ["--secret-stdin"] if secret_stdin else []
             )
-        elif server and username and password_file and image_prefix:
-            try:
-                password = password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise UsageError(f"cannot read --password-file {str(password_file)!r}: {exc.strerror}") from None
-            hub_registry = HubRegistry(
-                kind=flow.kind_of(server, username), server=server, username=username,
-                image_prefix=image_prefix, password=password,
-            )  # fmt: skip
-            request = flow.VerifyRequest(hub_registry, None, registry_url, ar_endpoint)
+            if given:
+                raise UsageError(f"PATH checks a whole folder; {', '.join(given)} are for one hub (use --hub)")
+            ok = _fleet(reporter, path, cluster=cluster, hub=hub, jobs=jobs, per_host=per_host, urls=urls,
+                        ar_endpoint=ar_endpoint, fmt=fmt)  # fmt: skip
         else:
-            raise UsageError("give --values-file (and the secrets), or --server, --username, --password-file and "
-                             "--image-prefix")  # fmt: skip
-        checks = flow.run(request, reporter=reporter)
-        width = max(len(c.name) for c in checks)
-        for check in checks:
-            reporter.always(f"{check.status:<15} {check.name:<{width}}  {check.detail}")
-        failed = [c for c in checks if c.status == "fail"]
-        reporter.always(f"{len(checks)} checks: {len(failed)} failed")
-        if fmt is ReportFormat.json:
-            emit(to_json([{"check": c.name, "status": c.status, "detail": c.detail} for c in checks]))
-        if failed:
-            raise typer.Exit(EXIT_FAILURE)
+            if cluster or hub:
+                raise UsageError("--cluster and --hub select hubs under PATH: give the folder too")
+            if set(urls) - {""}:
+                raise UsageError("HOST=URL in --registry-url is for PATH; for one hub give the URL alone")
+            request = _single_request(
+                values_file=values_file, secret_file=secret_file, secret_stdin=secret_stdin, server=server,
+                username=username, password_file=password_file, image_prefix=image_prefix,
+                registry_url=urls.get(""), ar_endpoint=ar_endpoint,
+            )  # fmt: skip
+            ok = _single(reporter, request, fmt=fmt)
+    if not ok:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _registry_urls(values: list[str]) -> dict[str, str]:
+    """HOST=URL entries by registry host (Docker Hub's aliases as one); a bare URL under the key ""."""
+    from provision.flows.verify import host_of
+
+    urls: dict[str, str] = {}
+    for value in values:
+        host, sep, url = value.partition("=")
+        if not sep or "://" in host:
+            host, url = "", value
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"--registry-url {value!r}: the URL must start with http:// or https://")
+        urls[host_of(host) if host else ""] = url
+    return urls
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{source} is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+
+
+def _single_request(
+    *,
+    values_file: Path | None,
+    secret_file: Path | None,
+    secret_stdin: bool,
+    server: str | None,
+    username: str | None,
+    password_file: Path | None,
+    image_prefix: str | None,
+    registry_url: str | None,
+    ar_endpoint: str | None,
+) -> VerifyRequest:
+    import os
+
+    from provision.flows import verify as flow
+    from provision.hubconfig import HubRegistry
+
+    flags = {"--server": server, "--username": username, "--password-file": password_file,
+             "--image-prefix": image_prefix}  # fmt: skip
+    if values_file is not None:
+        if any(value is not None for value in flags.values()):
+            given = ", ".join(name for name, value in flags.items() if value is not None)
+            raise UsageError(f"--values-file and {given} are alternatives: give the hub's values or the flags")
+        if secret_file is not None and secret_stdin:
+            raise UsageError("--secret-file and --secret-stdin are alternatives")
+        return flow.request_from_files(
+            values_file,
+            secret_file=secret_file,
+            secret_text=_decode(sys.stdin.buffer.read(), "stdin (--secret-stdin)") if secret_stdin else None,
+            sops_bin=os.environ.get("SOPS_BIN") or None,
+            registry_url=registry_url,
+            ar_endpoint=ar_endpoint,
+        )
+    if secret_stdin or secret_file is not None:
+        option = "--secret-stdin" if secret_stdin else "--secret-file"
+        raise UsageError(
+            f"{option} gives the secrets for --values-file; with --server give the password with --password-file "
+            "(--password-file /dev/stdin reads it from a pipe)"
+        )
+    if not (server and username and password_file and image_prefix):
+        raise UsageError("give --values-file (and the secrets), or --server, --username, --password-file and "
+                         "--image-prefix, or a folder of clusters")  # fmt: skip
+    try:
+        data = password_file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read --password-file {str(password_file)!r}: {exc.strerror}") from None
+    password = _decode(data, f"--password-file {str(password_file)!r}").strip()
+    if not password:
+        raise UsageError(f"--password-file {str(password_file)!r} is empty")
+    hub_registry = HubRegistry(
+        kind=flow.kind_of(server, username), server=server, username=username,
+        image_prefix=image_prefix, password=password,
+    )  # fmt: skip
+    return flow.VerifyRequest(hub_registry, None, registry_url, ar_endpoint, from_values=False)
+
+
+def _single(reporter: Reporter, request: VerifyRequest, *, fmt: ReportFormat) -> bool:
+    from provision.console import emit, to_json
+    from provision.flows import verify as flow
+
+    checks = flow.run(request, reporter=reporter)
+    for line in check_rows(checks):
+        reporter.always(line)
+    failed = [c for c in checks if c.status == "fail"]
+    reporter.always(f"{len(checks)} checks: {len(failed)} failed")
+    if fmt is ReportFormat.json:
+        emit(reporter.redact(to_json([{"check": c.name, "status": c.status, "detail": c.detail} for c in checks])))
+    return not failed
+
+
+def check_rows(checks: list[Check]) -> list[str]:
+    width = max(len(c.name) for c in checks)
+    return [f"{c.status:<15} {c.name:<{width}}  {c.detail}" for c in checks]
+
+
+def _fleet(
+    reporter: Reporter,
+    path: Path,
+    *,
+    cluster: list[str] | None,
+    hub: list[str] | None,
+    jobs: int,
+    per_host: int,
+    urls: dict[str, str],
+    ar_endpoint: str | None,
+    fmt: ReportFormat,
+) -> bool:
+    import os
+
+    from provision.console import emit, to_json
+    from provision.flows import fleet
+
+    if "" in urls:
+        raise UsageError("with PATH, --registry-url takes HOST=URL: which registry host to reach elsewhere")
+    request = fleet.FleetRequest(
+        path, frozenset(cluster or ()), frozenset(hub or ()), jobs=jobs, per_host=per_host, registry_urls=urls,
+        ar_endpoint=ar_endpoint, sops_bin=os.environ.get("SOPS_BIN") or None,
+    )  # fmt: skip
+    result = fleet.run(request, reporter=reporter)
+    for line in fleet_table(result):
+        reporter.always(line)
+    reporter.always(result.summary())
+    if fmt is ReportFormat.json:
+        emit(reporter.redact(to_json(result.as_dict())))
+    return result.ok
+
+
+def fleet_table(result: FleetResult) -> list[str]:
+    """One row per hub: cluster, hub, registry, result, and the failing check with its reason."""
+    header = ("CLUSTER", "HUB", "REGISTRY", "RESULT", "CHECK AND REASON")
+    rows = [(h.cluster, h.hub, h.registry, RESULT_LABELS[h.result], h.reason or "-") for h in result.hubs]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    return [
+        "  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])), row[4]]).rstrip()
+        for row in [header, *rows]
+    ]

@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from provision import names
 from provision.console import Reporter
 from provision.errors import UsageError
+from provision.hubconfig import get_path as _get
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
@@ -199,14 +201,6 @@ def _line(exc: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Values
-
-
-def _get(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(key)
-    return doc
 
 
 def _has(doc: Any, keys: Sequence[str]) -> bool:
@@ -645,13 +639,24 @@ class _Hub:
         profiles = self.get("jupyterhub", "singleuser", "profileList")
         where = ("jupyterhub", "singleuser", "profileList")
         building = False
-        for index, profile in enumerate(profiles if isinstance(profiles, list) else ()):
+        profiles = profiles if isinstance(profiles, list) else []
+        defaults = [p for p in profiles if isinstance(p, Mapping) and p.get("default")]
+        if len(defaults) > 1:
+            self.add(
+                "warning",
+                "several-default-profiles",
+                where,
+                f"{len(defaults)} profiles are marked default: KubeSpawner starts the first one when none is chosen, "
+                "while fancy-profiles may preselect another; keep default: true on one profile",
+            )
+        for index, profile in enumerate(profiles):
             options = _get(profile, "profile_options")
             if not isinstance(options, Mapping):
                 continue
             slug = profile.get("slug")
             label = f"[slug={slug}]" if isinstance(slug, str) and slug else f"[{index}]"
             for option_key, option in options.items():
+                self.check_choices(option, key=f"{self.key(*where)}{label}.profile_options.{option_key}")
                 if _get(option, "dynamic_image_building", "enabled") is not True:
                     continue
                 building = True
@@ -681,6 +686,32 @@ class _Hub:
                 ("binderhub-service", "enabled"),
                 "a profile enables dynamic_image_building but binderhub-service is not enabled, so builds fail; "
                 "enable binderhub-service or drop dynamic_image_building",
+            )
+
+    def check_choices(self, option: Any, *, key: str) -> None:
+        """A profile option must offer choices with one default (charts.md §4)."""
+        where = ("jupyterhub", "singleuser", "profileList")
+        choices = _get(option, "choices")
+        if not isinstance(choices, Mapping) or not choices:
+            self.add(
+                "error",
+                "option-without-choices",
+                where,
+                "this profile option has no choices: fancy-profiles cannot draw the form (TypeError) and KubeSpawner "
+                "refuses to start a server when no value is sent (no default choice); add choices with one default "
+                "(provision profile --image SLUG=IMAGE:TAG)",
+                key=f"{key}.choices",
+            )
+            return
+        marked = [str(k) for k, v in choices.items() if isinstance(v, Mapping) and v.get("default")]
+        if len(marked) > 1:
+            self.add(
+                "warning",
+                "several-default-choices",
+                where,
+                f"{len(marked)} choices are marked default ({', '.join(marked)}): KubeSpawner uses the first when no "
+                "value is sent, the form may show another; keep default: true on one",
+                key=f"{key}.choices",
             )
 
     def check_registry(self, prefix: Any) -> None:
@@ -801,6 +832,15 @@ class _Hub:
                 PREFIX_KEY,
                 f"image_prefix {prefix!r} does not fit the registry the build pods push to ({host}); expected "
                 f"{expected}",
+            )
+        elif kind == "dockerhub" and not names.binderhub_reads_as_docker_hub(f"{prefix}image"):
+            self.add(
+                "error",
+                "dockerhub-prefix-misread",
+                PREFIX_KEY,
+                f"BinderHub does not read image names under {prefix!r} as Docker Hub ones (it needs "
+                f"<namespace>/<name>, the namespace being {names.DOCKER_HUB_NAMESPACE_RULE.split(':')[0]}): it looks "
+                "for built images elsewhere and rebuilds them on every launch; use such a namespace",
             )
         elif kind in ("quay", "other") and username and "+" in username and username.split("+", 1)[0] != parts[1]:
             self.add(

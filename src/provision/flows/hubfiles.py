@@ -7,22 +7,24 @@ Every edit is computed first (plan), then written; a failure while writing puts 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from provision import clusterrepo, files, sops
 from provision.console import Reporter
-from provision.errors import ProvisionError, UsageError
+from provision.errors import ProvisionError, UsageError, add_secrets_from
 from provision.files import FileEdit, read_text
 from provision.hubconfig import (
     CHARTS,
     Z2JH_NOTES,
+    Z2JH_RELEASES,
     Chart,
     HubOptions,
     HubRegistry,
     profile_values,
     public_values,
+    releases,
     secret_key_paths,
     secret_values,
 )
@@ -73,6 +75,11 @@ def validate(req: FilesRequest) -> str | None:
 
 def chart_for(req: FilesRequest, explicit: str | None) -> Chart:
     """The chart: --chart, else the hub's helm_chart in cluster.yaml, else basehub."""
+    if explicit == "z2jh" and req.cluster_config is not None:
+        raise UsageError(
+            "--cluster-config lists files for 2i2c's deployer, which installs one chart per hub; with --chart z2jh "
+            "each release (jupyterhub, binderhub-service) gets its own values file: drop --cluster-config"
+        )
     if explicit is not None:
         for chart in CHARTS:
             if explicit == chart:
@@ -83,6 +90,52 @@ def chart_for(req: FilesRequest, explicit: str | None) -> Chart:
         if helm_chart in CHART_OF_HELM_CHART:
             return CHART_OF_HELM_CHART[helm_chart]
     return "basehub"
+
+
+def existing_values(req: FilesRequest) -> Any:
+    """The current --values-file document (None when there is none): a profile is merged into it."""
+    text = read_text(req.values_file) if req.values_file is not None else None
+    if req.values_file is None or text is None or not text.strip():
+        return None
+    return clusterrepo.load(text, path=req.values_file)[0]
+
+
+def check_profile(req: FilesRequest, options: HubOptions) -> None:
+    """Refuse, before any change, a profile that would render no image choice or name a default that is none.
+    Raises UsageError (ClusterRepoError when the values file cannot be read)."""
+    if options.profile is not None:
+        profile_values(options.profile, chart=options.chart, existing=existing_values(req))
+
+
+def release_file(path: Path, release: str | None) -> Path:
+    """The file for a release's values: `path` itself for the hub (jupyterhub) release or a one-chart hub, else
+    a sibling named after the release: staging.values.yaml → staging.binderhub-service.values.yaml,
+    enc-staging.secret.values.yaml → enc-staging.binderhub-service.secret.values.yaml."""
+    if release is None or release == Z2JH_RELEASES[0]:
+        return path
+    for suffix in (".secret.values.yaml", ".values.yaml", ".yaml", ".yml", ""):
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            stem = path.name[: len(path.name) - len(suffix)]
+            return path.with_name(f"{stem}.{release}{suffix}")
+    return path.with_name(f"{path.name}.{release}")  # pragma: no cover - the "" suffix always matches
+
+
+def release_requests(req: FilesRequest, chart: Chart) -> list[tuple[str | None, FilesRequest]]:
+    """The files of each Helm release: for z2jh one request per release (siblings of the hub's files, see
+    release_file), else the request itself."""
+    if chart != "z2jh":
+        return [(None, req)]
+    return [
+        (
+            release,
+            replace(
+                req,
+                values_file=release_file(req.values_file, release) if req.values_file else None,
+                secret_file=release_file(req.secret_file, release) if req.secret_file else None,
+            ),
+        )
+        for release in Z2JH_RELEASES
+    ]
 
 
 @dataclass(frozen=True)
@@ -120,15 +173,23 @@ def read_secret(path: Path, client: sops.Sops) -> SecretState:
         return SecretState(path, original, doc, style, encrypted=False, config=config)
     # Nested secrets (OAuth client secrets ...) stay: the merge is deep, unlike the deployer's top-level update.
     doc, style = clusterrepo.load(client.decrypt(path), path=path)
+    add_secrets_from(doc)  # from here on, no message may show them
     return SecretState(path, original, doc, style, encrypted=True, config=config)
 
 
-def preflight(req: FilesRequest, *, sops_binary: str | None) -> SecretState | None:
+def preflight(req: FilesRequest, *, sops_binary: str | None, chart: Chart = "basehub") -> SecretState | None:
     """Every local check that can fail, before the command's first remote write: the values file and cluster.yaml
-    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule.
+    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule. For
+    z2jh, the other releases' files too (their state is read again when they are written).
 
     Returns the secret file's state (its plaintext stays in memory for the merge after the remote work).
     """
+    for release, sibling in release_requests(req, chart)[1:] if chart == "z2jh" else ():
+        if sibling.values_file is not None:
+            clusterrepo.plan_values_edit(sibling.values_file, {})
+        if sibling.secret_file is not None and release != "dask-gateway":  # dask-gateway gets no secret
+            assert sops_binary is not None
+            read_secret(sibling.secret_file, sops.Sops(sops_binary))
     if req.values_file is not None:
         clusterrepo.plan_values_edit(req.values_file, {})
     if req.cluster_config is not None and req.hub is not None:
@@ -309,6 +370,13 @@ class Published:
     secret: dict[str, Any] = field(repr=False)
     written: tuple[str, ...] = ()
     secret_in_file: bool = False
+    chart: Chart = "basehub"
+
+    def documents(self, doc: dict[str, Any]) -> str:
+        """`public` or `secret` as YAML for Helm: for z2jh a stream of one document per release."""
+        from provision.console import to_yaml_stream
+
+        return to_yaml_stream(releases(doc, self.chart))
 
 
 def publish(
@@ -325,7 +393,7 @@ def publish(
 
     `state`: the secret file as `preflight` read it (read now when not given).
     """
-    public = public_values(registry, options)
+    public = public_values(registry, options, existing=existing_values(req))
     secret = secret_values(registry, options)
     if req.secret_file is not None and state is None:
         state = preflight(req, sops_binary=sops_binary)
@@ -335,7 +403,7 @@ def publish(
 def publish_profile(options: HubOptions, req: FilesRequest, *, reporter: Reporter, dry_run: bool) -> Published:
     """Only the image-building profile, for a hub whose registry already exists (no secrets)."""
     assert options.profile is not None
-    public = profile_values(options.profile, chart=options.chart)
+    public = profile_values(options.profile, chart=options.chart, existing=existing_values(req))
     return _publish(public, {}, req, None, None, reporter, chart=options.chart, dry_run=dry_run)
 
 
@@ -354,24 +422,46 @@ def _publish(
         for note in Z2JH_NOTES:
             reporter.warn(note)
     if req.values_file is None:
-        from provision.console import to_yaml
+        from provision.console import to_yaml_stream
 
         reporter.always("")
-        reporter.always("public values (for <hub>.values.yaml):")
-        reporter.always(to_yaml(public).rstrip())
+        reporter.always(
+            "public values (one document per release: jupyterhub, then binderhub-service):"
+            if chart == "z2jh"
+            else "public values (for <hub>.values.yaml):"
+        )
+        reporter.always(to_yaml_stream(releases(public, chart)).rstrip())
     written: tuple[str, ...] = ()
     if req.writes_anything:
         folders = [p.parent for p in (req.values_file, req.secret_file, req.cluster_config) if p is not None]
         with files.locked(folders if not dry_run else ()):
-            plan = plan_files(
-                req,
-                public=public,
-                secret=secret if req.secret_file else None,
-                state=state,
-                sops_binary=sops_binary,
-                encrypt=not dry_run,
-            )
-            show_plan(plan, reporter, dry_run=dry_run)
+            # One set of files per Helm release (z2jh: the jupyterhub and binderhub-service charts), planned
+            # together so that they are all written or none.
+            public_docs, secret_docs = dict(releases(public, chart)), dict(releases(secret, chart))
+            parts: list[FilesPlan] = []
+            for release, release_req in release_requests(req, chart):
+                release_public, release_secret = public_docs.get(release), secret_docs.get(release)
+                # A z2jh release with nothing to set (no pull secret: no secret for the jupyterhub chart) gets no file.
+                release_req = replace(
+                    release_req,
+                    values_file=release_req.values_file if release_public else None,
+                    secret_file=release_req.secret_file if release_secret else None,
+                )
+                release_state = state if state is not None and state.path == release_req.secret_file else None
+                if release_req.secret_file is not None and release_state is None:
+                    assert sops_binary is not None
+                    release_state = read_secret(release_req.secret_file, sops.Sops(sops_binary))
+                part = plan_files(
+                    release_req,
+                    public=release_public or {},
+                    secret=release_secret if release_req.secret_file else None,
+                    state=release_state,
+                    sops_binary=sops_binary,
+                    encrypt=not dry_run,
+                )
+                show_plan(part, reporter, dry_run=dry_run)  # each part names its own encrypted file's key paths
+                parts.append(part)
+            plan = FilesPlan(*(tuple(x for part in parts for x in getattr(part, f.name)) for f in fields(FilesPlan)))
             if not dry_run:
                 written = apply_files(plan, reporter)
-    return Published(public, secret, written, secret_in_file=req.secret_file is not None)
+    return Published(public, secret, written, secret_in_file=req.secret_file is not None, chart=chart)

@@ -21,7 +21,7 @@ from provision import clusterrepo, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, read_text
-from provision.hubconfig import Chart, HubOptions, HubRegistry, Profile, public_values, secret_values
+from provision.hubconfig import Chart, HubOptions, HubRegistry, ImageChoice, Profile, public_values, secret_values
 from provision.plan import Change
 
 KeyPath = tuple[str, ...]
@@ -145,7 +145,9 @@ def plan_removal(
 
 def owned_public(target: RemovalTarget) -> dict[str, Any]:
     """Every public key provision may have written for this registry (profile and dask pull secret included)."""
-    options = HubOptions(chart=target.chart, dask_gateway=True, profile=Profile())
+    # profileList entries are removed whole, by slug: the one image only makes the profile renderable.
+    profile = Profile(images=(ImageChoice("image", "image:tag"),))
+    options = HubOptions(chart=target.chart, dask_gateway=True, profile=profile)
     registry = target.registry
     if registry.pull_secret_registry is None and target.pull_hosts:
         from dataclasses import replace

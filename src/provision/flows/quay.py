@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 from urllib3.util.retry import Retry
 
-from provision import names
+from provision import httpretry, names
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
@@ -20,6 +21,8 @@ TeamChoice = Literal["owners", "creator"]
 TEAM_ROLES: dict[str, str] = {"owners": "admin", "creator": "creator"}
 MEMBERS_TEAM = "owners"  # engineers administer the organization
 RESUME_HINT = "re-run the same command: steps already done are detected and skipped"
+# Quay's own check (util/validation.py): one @, a dotted domain, at most 254 characters.
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ def validate(req: QuayRequest) -> None:
         names.hub_name("cluster name", req.cluster)
     if req.hub is not None:
         names.hub_name("hub name", req.hub)
+    if req.email is not None and (len(req.email) > 254 or EMAIL.fullmatch(req.email) is None):
+        raise UsageError(f"invalid --email {req.email!r}: expected an address like name@domain.example")
     if req.team not in TEAM_ROLES:
         raise UsageError(f"invalid --team {req.team!r}: choose owners or creator")
     if req.shared_org and req.members:
@@ -119,6 +124,7 @@ def read_state(client: QuayClient, req: QuayRequest, reporter: Reporter) -> Quay
                 f"organization {req.org!r} does not exist on {req.host}",
                 hint="--shared-org only reuses an existing organization and robot; run without it to create them",
             )
+        _check_members_exist(client, req, set())
         return QuayState(user.username, None, None, {})
     if not org.is_admin and req.org in user.organizations and not org.is_member:
         # Quay caps the caller's roles by the token's scopes, but GET /user/ lists memberships uncapped.
@@ -152,7 +158,19 @@ def read_state(client: QuayClient, req: QuayRequest, reporter: Reporter) -> Quay
         return QuayState(user.username, org, robot, {})
     teams = [req.team] + ([MEMBERS_TEAM] if req.members and req.team != MEMBERS_TEAM else [])
     members = {team: client.list_team_members(req.org, team) if team in org.teams else None for team in teams}
+    _check_members_exist(client, req, {m.name for m in members.get(MEMBERS_TEAM) or ()})
     return QuayState(user.username, org, robot, members)
+
+
+def _check_members_exist(client: QuayClient, req: QuayRequest, listed: set[str]) -> None:
+    """Every --member not yet in the team must be a Quay user: found out before any change (and in a dry run),
+    not half-way through."""
+    missing = [name for name in req.members if name not in listed and not client.user_exists(name)]
+    if missing:
+        raise QuayError(
+            f"no Quay user named {', '.join(repr(m) for m in missing)}",
+            hint="re-run with the right --member names (Quay user names, not e-mail addresses); nothing was changed",
+        )
 
 
 def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
@@ -244,6 +262,7 @@ def run(
     dry_run: bool = False,
     retry: Retry | None = None,
     timeout: tuple[float, float] | None = None,
+    deadline: float = httpretry.DEFAULT_DEADLINE,
 ) -> QuayResult:
     """Provision (or, with dry_run, only plan) the organization, robot and teams of one hub.
 
@@ -258,7 +277,13 @@ def run(
         return QuayResult(plan, (), (), registry_for(req, ""))
 
     reporter.add_secret(req.token)
-    client = QuayClient(req.api_url, req.token, retry=retry, **({"timeout": timeout} if timeout else {}))
+    client = QuayClient(
+        req.api_url,
+        req.token,
+        retry=retry,
+        deadline=httpretry.Deadline(deadline),
+        **({"timeout": timeout} if timeout else {}),
+    )
     try:
         state = read_state(client, req, reporter)
         if state.robot is not None:
@@ -286,18 +311,28 @@ def _apply(client: QuayClient, req: QuayRequest, plan: Plan, state: QuayState, r
                     reporter.add_secret(robot.token)
                 elif change.kind == "rotate":
                     assert robot is not None
-                    robot = client.regenerate_robot_token(req.org, req.robot, old_token=robot.token)
-                    reporter.add_secret(robot.token)
+                    robot = _rotate(client, req, robot, reporter)
                 elif change.kind == "put_team":
                     (team,) = change.args
                     client.put_team(req.org, team, role=TEAM_ROLES[team], description="managed by provision")
                 elif change.kind == "add_member":
                     team, name = change.args
-                    member = client.add_team_member(req.org, team, name)
-                    joined[name] = f"{name}: {'invited to' if member.invited else 'added to'} team {team}"
+                    joined[name] = _add_member(client, req, team, name)
                 else:  # pragma: no cover - plan and apply are written together
                     raise AssertionError(change.kind)
             done.append(change.describe())
+    except QuayError as exc:
+        if exc.status == 403 and exc.error_type == "insufficient_scope" and change.kind != "create_org":
+            # We administer the organization (read_state checked it, or we just created it): only the token's
+            # scopes can be missing. Creating an organization needs user:admin; everything inside it org:admin.
+            exc = QuayError(
+                f"Quay refused to {change.describe()} (HTTP 403): the token lacks the org:admin scope "
+                "(creating an organization needs only user:admin, robots and teams need org:admin)",
+                status=403,
+                error_type=exc.error_type,
+                hint=f"{TOKEN_HINT}, then re-run: what is already done is reused",
+            )
+        raise exc.with_context(done=done, hint=RESUME_HINT) from None
     except ProvisionError as exc:
         raise exc.with_context(done=done, hint=RESUME_HINT) from None
     report = []
@@ -311,6 +346,34 @@ def _apply(client: QuayClient, req: QuayRequest, plan: Plan, state: QuayState, r
             hint="only organization administrators can read robot tokens; check that you administer the organization",
         )
     return QuayResult(plan, tuple(done), tuple(report), registry_for(req, robot.token))
+
+
+def _rotate(client: QuayClient, req: QuayRequest, robot: Robot, reporter: Reporter) -> Robot:
+    """Regenerate the robot's token, then read it back: a concurrent rotation may have replaced ours, and the token
+    to print is the one Quay holds, not the one our call returned."""
+    rotated = client.regenerate_robot_token(req.org, req.robot, old_token=robot.token)
+    reporter.add_secret(rotated.token)
+    current = client.get_robot(req.org, req.robot)
+    if current is None or not current.token:
+        return rotated
+    reporter.add_secret(current.token)
+    if current.token != rotated.token:
+        reporter.warn(
+            f"the token of robot {req.robot_full} changed again right after this rotation (another run rotated it "
+            "too): using the token Quay holds now"
+        )
+    return current
+
+
+def _add_member(client: QuayClient, req: QuayRequest, team: str, name: str) -> str:
+    """Add or invite one member, reading the team again first: another run may have invited them since this run
+    read the state, and a second PUT for a pending user sends a second invitation."""
+    if "+" not in name:
+        found = next((m for m in client.list_team_members(req.org, team) or () if m.name == name), None)
+        if found is not None:
+            return _member_status(found, team) + " (meanwhile, by another run)"
+    member = client.add_team_member(req.org, team, name)
+    return f"{name}: {'invited to' if member.invited else 'added to'} team {team}"
 
 
 def _robot_description(req: QuayRequest) -> str:

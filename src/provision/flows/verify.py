@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,11 +12,13 @@ from urllib.parse import urlsplit
 from provision import clusterrepo, gcp, registry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
+from provision.hostlimit import HostLimiter
 from provision.hubconfig import HubRegistry, RegistryKind
 
 Status = Literal["pass", "fail", "could-not-check"]
 DOCKER_HUB_HOSTS = {"index.docker.io", "registry-1.docker.io", "docker.io", "registry.hub.docker.com"}
 PROBE = "provision-verify-probe"  # a repository name that is only ever asked about, never written
+V2_CHECK = "registry answers the v2 API"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class VerifyRequest:
     pull_secret: PullSecret | None = None
     registry_url: str | None = None  # talk to this v2 endpoint instead (a mirror, a port-forward, tests)
     ar_endpoint: str | None = None  # Artifact Registry API endpoint (default Google's)
+    from_values: bool = True  # False when given by flags: no values, so nothing to say about a pull secret
+    # BinderHub's own login (config.DockerRegistry), with which it asks whether an image exists; None: not known
+    # (flags, or a caller without values), so not checked.
+    lookup: PullSecret | None = None
 
 
 def host_of(server: str) -> str:
@@ -68,6 +75,9 @@ def _get(doc: Mapping[str, Any], *path: str) -> Any:
 
 def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[HubRegistry, PullSecret | None]:
     """The registry and pull secret a hub's values describe (`basehub:`-wrapped or not). Raises UsageError."""
+    for label, doc in (("values", public), ("secret values", secret)):
+        if not isinstance(doc, Mapping):
+            raise UsageError(f"the {label} are not a YAML mapping at the top level")
     public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
     secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
     creds = {**(_get(public, "binderhub-service", "buildPodsRegistryCredentials") or {}),
@@ -101,6 +111,16 @@ def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[H
     return hub_registry, pull_secret
 
 
+def lookup_from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> PullSecret:
+    """BinderHub's `config.DockerRegistry` url (as `registry`), username and password, merged, `basehub:`-wrapped or
+    not; empty strings for what the values do not set."""
+    public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
+    secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
+    path = ("binderhub-service", "config", "DockerRegistry")
+    login = {**(_get(public, *path) or {}), **(_get(secret, *path) or {})}
+    return PullSecret(*(str(login.get(k) or "") for k in ("url", "username", "password")))
+
+
 def request_from_files(
     values_file: Path,
     *,
@@ -123,7 +143,8 @@ def request_from_files(
     elif secret_text is not None:
         secret, _ = clusterrepo.load(secret_text, path=Path("<stdin>"))
     hub_registry, pull_secret = from_values(public, secret)
-    return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint)
+    lookup = lookup_from_values(public, secret)
+    return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint, lookup=lookup)
 
 
 def _probe_repository(image_prefix: str, *, kind: str) -> str:
@@ -156,35 +177,84 @@ def check_config(req: VerifyRequest) -> list[Check]:
             "pull secret is for the push registry", "pass" if same else "fail",
             f"imagePullSecret.registry {req.pull_secret.registry!r} vs {reg.server!r}",
         ))  # fmt: skip
+    elif kind in ("quay", "dockerhub") and not req.from_values:
+        checks.append(Check(
+            "pull secret present", "could-not-check",
+            "given by --server/--username/--password-file, no values were read: pass --values-file (and the "
+            "secrets) to check jupyterhub.imagePullSecret",
+        ))  # fmt: skip
     elif kind in ("quay", "dockerhub"):
         checks.append(Check(
             "pull secret present", "fail" if kind == "quay" else "could-not-check",
             "quay makes pushed repositories private: user pods need jupyterhub.imagePullSecret"
             if kind == "quay" else "Docker Hub repositories may be private: then pods need an imagePullSecret",
         ))  # fmt: skip
+    if req.lookup is not None:
+        checks.append(_lookup_config_check(req))
     return checks
 
 
-def _credential_checks(client: registry.RegistryClient, label: str) -> list[Check]:
+LOOKUP_CHECK = "BinderHub image lookup login set"
+LOOKUP_CREDENTIALS = "BinderHub image lookup credentials accepted"
+
+
+def _lookup_config_check(req: VerifyRequest) -> Check:
+    """BinderHub asks `DockerRegistry.url` whether an image exists, with `DockerRegistry.username/password`; without
+    them it gets 401 (or asks Docker Hub) and rebuilds every image on every launch (2i2c infrastructure#4315, #8458)."""
+    lookup, reg = req.lookup, req.registry
+    assert lookup is not None
+    if not lookup.registry:
+        return Check(LOOKUP_CHECK, "fail", "binderhub-service.config.DockerRegistry.url is not set: BinderHub looks "
+                     "for images on Docker Hub and rebuilds every image on every launch")  # fmt: skip
+    missing = [k for k in ("username", "password") if not getattr(lookup, k)]
+    if missing:
+        keys = ", ".join(f"config.DockerRegistry.{k}" for k in missing)
+        return Check(LOOKUP_CHECK, "fail", f"binderhub-service {keys} not set: BinderHub's image lookups get 401, "
+                     "so it rebuilds every image on every launch")  # fmt: skip
+    if host_of(lookup.registry) != host_of(reg.registry_url if reg.kind != "dockerhub" else "docker.io"):
+        return Check(LOOKUP_CHECK, "fail", f"config.DockerRegistry.url {lookup.registry!r} is not the push registry "
+                     f"({reg.server!r}): BinderHub looks for images where they are not pushed")  # fmt: skip
+    same = (lookup.username, lookup.password) == (reg.username, reg.password)
+    return Check(LOOKUP_CHECK, "pass", "the build pods' credentials" if same else "its own credentials (checked below)")
+
+
+def _credential_checks(client: registry.RegistryClient, label: str, *, scopes: Sequence[str] = ()) -> list[Check]:
     try:
         challenge = client.challenge()
     except ProvisionError as exc:
-        return [Check("registry answers the v2 API", "fail", str(exc))]
-    checks = [Check("registry answers the v2 API", "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
-    result = client.check_credentials()
+        return [Check(V2_CHECK, "fail", str(exc))]
+    checks = [Check(V2_CHECK, "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
+    result = client.check_credentials(scopes)
     status: Status = "pass" if result.accepted else "fail" if result.accepted is False else "could-not-check"
     checks.append(Check(f"{label} credentials accepted", status, result.detail))
     return checks
 
 
-def _permission_check(req: VerifyRequest, client: registry.RegistryClient) -> Check:
+def _probe_actions(kind: str) -> list[str]:
+    # Never ask Quay for push on a name that does not exist: it would create that repository.
+    return ["pull"] if kind == "quay" else ["pull", "push"]
+
+
+def _probe_scopes(req: VerifyRequest) -> tuple[str, ...]:
+    """The token scope the permission check will ask for, asked already when the credentials are checked: one
+    token request fewer per hub. None for Artifact Registry, whose permissions come from testIamPermissions."""
+    kind = req.registry.kind
+    if kind == "artifact-registry":
+        return ()
+    probe = _probe_repository(req.registry.image_prefix, kind=kind)
+    return (f"repository:{probe}:{','.join(_probe_actions(kind))}",)
+
+
+def _permission_check(
+    req: VerifyRequest, client: registry.RegistryClient, *, limiter: HostLimiter | None = None
+) -> Check:
     reg = req.registry
     kind = reg.kind
     name = "may push and pull under image_prefix"
     if kind == "artifact-registry":
         try:
             repo = gcp.RepositoryRef.from_image_prefix(reg.image_prefix)
-            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint)
+            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint, limiter=limiter)
         except ProvisionError as exc:
             return Check(name, "could-not-check", str(exc))
         missing = {gcp.UPLOAD, gcp.DOWNLOAD} - held
@@ -193,14 +263,13 @@ def _permission_check(req: VerifyRequest, client: registry.RegistryClient) -> Ch
         return Check(name, "pass", f"testIamPermissions on {repo.name}")
     probe = _probe_repository(reg.image_prefix, kind=kind)
     if kind == "quay":
-        # Never ask Quay for push on a name that does not exist: it would create that repository.
-        granted = client.granted_actions(probe, ["pull"])
+        granted = client.granted_actions(probe, _probe_actions(kind))
         if granted and "pull" in granted:
             return Check(name, "pass", f"org-wide pull on {probe}: the robot is in an admin team (owners)")
         return Check(name, "could-not-check",
                      "no org-wide pull: a creator-team robot (may create and push its own repositories) or no access; "
                      "Quay creates a repository when asked for push, so push is not probed")  # fmt: skip
-    granted = client.granted_actions(probe, ["pull", "push"])
+    granted = client.granted_actions(probe, _probe_actions(kind))
     if granted is None:
         return Check(name, "could-not-check", "Basic auth (or an opaque token) tells nothing without pushing")
     if {"pull", "push"} <= granted:
@@ -208,29 +277,69 @@ def _permission_check(req: VerifyRequest, client: registry.RegistryClient) -> Ch
     return Check(name, "fail", f"token for {probe} grants only {', '.join(sorted(granted)) or 'nothing'}")
 
 
-def run(req: VerifyRequest, *, reporter: Reporter) -> list[Check]:
-    """Every check, in order; network failures become failed checks, never exceptions."""
+def target_url(req: VerifyRequest) -> str:
+    """The v2 API URL the checks talk to: --registry-url, else the values' DockerRegistry.url or server."""
+    reg = req.registry
+    if req.registry_url:
+        return req.registry_url
+    if reg.kind == "dockerhub":
+        return "https://registry-1.docker.io"  # the server key (index.docker.io/v1/) is no v2 API
+    url = reg.registry_url
+    # The chart also takes a bare `quay.io` as the server (docker config keys need no scheme); registries speak HTTPS.
+    return url if "://" in url else f"https://{url}"
+
+
+def run(
+    req: VerifyRequest, *, reporter: Reporter, limiter: HostLimiter | None = None, announce: bool = True
+) -> list[Check]:
+    """Every check, in order; network failures become failed checks, never exceptions.
+
+    `limiter` bounds requests in flight per host (shared by concurrent runs); `announce` prints the request
+    line with its elapsed time (a fleet run reports per hub instead).
+    """
     reporter.add_secret(req.registry.password)
-    if req.pull_secret is not None:
-        reporter.add_secret(req.pull_secret.password)
+    for login in (req.pull_secret, req.lookup):
+        if login is not None:
+            reporter.add_secret(login.password)
     checks = check_config(req)
     reg = req.registry
-    url = req.registry_url or reg.registry_url
-    if reg.kind == "dockerhub" and not req.registry_url:
-        url = "https://registry-1.docker.io"
-    with reporter.step(f"ask {url}/v2/"):
-        client = registry.RegistryClient(url, username=reg.username, password=reg.password)
-        try:
-            checks += _credential_checks(client, "push")
-            if checks[-1].status != "fail" and checks[-2].status == "pass":
-                checks.append(_permission_check(req, client))
-        finally:
-            client.close()
+    url = target_url(req)
+    start = time.monotonic()
+    if announce:
+        reporter.info(f"ask {url}/v2/ ...")
+    client = registry.RegistryClient(url, username=reg.username, password=reg.password, limiter=limiter)
+    try:
+        checks += _credential_checks(client, "push", scopes=_probe_scopes(req))
+        if checks[-1].status != "fail" and checks[-2].status == "pass":
+            checks.append(_permission_check(req, client, limiter=limiter))
+    finally:
+        client.close()
     pull = req.pull_secret
     if pull is not None and (pull.username, pull.password) != (reg.username, reg.password):
-        client = registry.RegistryClient(url, username=pull.username, password=pull.password)
+        client = registry.RegistryClient(url, username=pull.username, password=pull.password, limiter=limiter)
         try:
             checks += [c for c in _credential_checks(client, "pull secret") if "credentials" in c.name]
         finally:
             client.close()
+    lookup = req.lookup
+    if (
+        lookup is not None
+        and lookup.username
+        and lookup.password
+        and (lookup.username, lookup.password)
+        != (
+            reg.username,
+            reg.password,
+        )
+    ):
+        client = registry.RegistryClient(url, username=lookup.username, password=lookup.password, limiter=limiter)
+        try:
+            checks += [c for c in _credential_checks(client, "BinderHub image lookup") if "credentials" in c.name]
+        finally:
+            client.close()
+    if announce:
+        # Not "done": a registry that did not answer is a result, told by the table, not a finished step.
+        answered = any(c.name == V2_CHECK and c.status == "pass" for c in checks)
+        outcome = "answered" if answered else "no answer"
+        reporter.info(f"ask {url}/v2/: {outcome} ({time.monotonic() - start:.2f} s)")
     return checks
