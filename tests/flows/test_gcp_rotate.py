@@ -282,3 +282,20 @@ def test_interrupted_delivery_exits_130_and_names_the_live_credential() -> None:
     error = undelivered(KeyboardInterrupt(), for_gcp(GcpRequest(cluster="c1", hub="hub1")))
     assert error.exit_code == 130
     assert "interrupted" in str(error) and "registry_sa_keys['hub1']" in str(error)
+
+
+def test_cli_rotate_dry_run_and_option_clash(env: test_gcp.Env, tmp_path: Path) -> None:
+    env.run()
+    state, tfvars = state_file(env).read_bytes(), env.tfvars.read_bytes()
+    args = ["gcp", "--cluster", env.CLUSTER, "--hub", env.HUB, "--terraform-dir", str(env.module),
+            "--terraform-bin", env.tofu, "--rotate"]  # fmt: skip
+    dry = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.stderr
+    assert "-replace=" in dry.stderr and "dry run: nothing was changed" in dry.stderr
+    assert state_file(env).read_bytes() == state and env.tfvars.read_bytes() == tfvars
+    clash = CliRunner().invoke(app, [*args, "--create-workspace"])
+    assert clash.exit_code == 2 and "--create-workspace" in clash.stderr
+    # No answer (stdin closed) is no: nothing is applied, the old key still stands.
+    closed = CliRunner().invoke(app, args, input="")
+    assert closed.exit_code == 1 and "declined" in closed.stderr
+    assert state_file(env).read_bytes() == state

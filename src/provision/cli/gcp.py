@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -65,39 +65,11 @@ LockTimeout = Annotated[
 ]
 
 
-def gcp_request(
-    *,
-    cluster: str,
-    hub: str,
-    repo: str | None,
-    terraform_dir: Path,
-    var_file: Path | None,
-    workspace: str | None,
-    backend_config: list[str] | None,
-    terraform_bin: str | None,
-    allow_unrelated_changes: bool,
-    allow_binary_switch: bool,
-    lock_timeout: float,
-    yes: bool,
-    create_workspace: bool = False,
-) -> GcpRequest:
+def gcp_request(*, backend_config: list[str] | None, **fields: Any) -> GcpRequest:
+    """The flow's request from the command's options (the same names, but --backend-config is repeatable)."""
     from provision.flows.gcp import GcpRequest
 
-    return GcpRequest(
-        cluster=cluster,
-        hub=hub,
-        repo=repo,
-        terraform_dir=terraform_dir,
-        var_file=var_file,
-        workspace=workspace,
-        backend_configs=tuple(backend_config or ()),
-        terraform_bin=terraform_bin,
-        create_workspace=create_workspace,
-        allow_unrelated_changes=allow_unrelated_changes,
-        allow_binary_switch=allow_binary_switch,
-        lock_timeout=lock_timeout,
-        yes=yes,
-    )
+    return GcpRequest(backend_configs=tuple(backend_config or ()), **fields)
 
 
 @registry_command
