@@ -95,6 +95,23 @@ def load(text: str, *, path: Path) -> tuple[Any, Style]:
     return doc, Style(explicit_start=explicit)
 
 
+def load_documents(text: str, *, path: Path) -> list[Any]:
+    """Every document of a YAML stream (`---` between them, as provision prints z2jh values: one per Helm release),
+    for reading only. Empty documents (nothing, or comments only) are left out. Raises ClusterRepoError."""
+    from ruamel.yaml.error import MarkedYAMLError
+
+    try:
+        docs = list(_yaml(STYLES[0]).load_all(text))
+    except MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ClusterRepoError(f"not valid YAML ({exc.problem})", path=path, line=line) from None
+    for number, doc in enumerate(docs, 1):
+        if doc is not None and not isinstance(doc, Mapping):
+            where = f"document {number}" if len(docs) > 1 else "the top level"
+            raise ClusterRepoError(f"{where} is not a mapping", path=path)
+    return [doc for doc in docs if doc]
+
+
 def dump(doc: Any, style: Style) -> str:
     out = io.StringIO()
     _yaml(style).dump(doc, out)

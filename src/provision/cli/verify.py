@@ -50,18 +50,29 @@ def verify(
         int, typer.Option("--per-host", help="With PATH: requests in flight per registry host, across hubs.", min=1)
     ] = DEFAULT_PER_HOST,
     values_file: Annotated[
-        Path | None, typer.Option("--values-file", help="The hub's public values (<hub>.values.yaml).", dir_okay=False)
+        list[Path] | None,
+        typer.Option(
+            "--values-file",
+            help="The hub's public values (<hub>.values.yaml); repeatable, merged in order as Helm does. For a "
+            "z2jh hub, each release's file (found beside the given one when not given).",
+            dir_okay=False,
+        ),
     ] = None,
     secret_file: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
-            "--secret-file", help="The hub's encrypted secrets, decrypted with sops into memory.", dir_okay=False
+            "--secret-file",
+            help="The hub's encrypted secrets, decrypted with sops into memory; repeatable (z2jh: each release's, "
+            "found beside the given one when not given).",
+            dir_okay=False,
         ),
     ] = None,
     secret_stdin: Annotated[
         bool,
         typer.Option(
-            "--secret-stdin", help="With --values-file: read the secret values (YAML) from stdin (sops decrypt …)."
+            "--secret-stdin",
+            help="With --values-file: read the secret values (YAML; a stream of one document per release for "
+            "z2jh) from stdin (sops decrypt …).",
         ),
     ] = False,
     server: Annotated[str | None, typer.Option("--server", help="Registry server, instead of --values-file.")] = None,
@@ -101,7 +112,7 @@ def verify(
         urls = _registry_urls(registry_url or [])
         if path is not None:
             single = {
-                "--values-file": values_file, "--secret-file": secret_file, "--server": server,
+                "--values-file": values_file or None, "--secret-file": secret_file or None, "--server": server,
                 "--username": username, "--password-file": password_file, "--image-prefix": image_prefix,
             }  # fmt: skip
             given = [name for name, value in single.items() if value is not None] + (
@@ -117,9 +128,9 @@ def verify(
             if set(urls) - {""}:
                 raise UsageError("HOST=URL in --registry-url is for PATH; for one hub give the URL alone")
             request = _single_request(
-                values_file=values_file, secret_file=secret_file, secret_stdin=secret_stdin, server=server,
-                username=username, password_file=password_file, image_prefix=image_prefix,
-                registry_url=urls.get(""), ar_endpoint=ar_endpoint,
+                values_files=values_file or [], secret_files=secret_file or [], secret_stdin=secret_stdin,
+                server=server, username=username, password_file=password_file, image_prefix=image_prefix,
+                registry_url=urls.get(""), ar_endpoint=ar_endpoint, reporter=reporter,
             )  # fmt: skip
             ok = _single(reporter, request, fmt=fmt)
     if not ok:
@@ -150,8 +161,8 @@ def _decode(data: bytes, source: str) -> str:
 
 def _single_request(
     *,
-    values_file: Path | None,
-    secret_file: Path | None,
+    values_files: list[Path],
+    secret_files: list[Path],
     secret_stdin: bool,
     server: str | None,
     username: str | None,
@@ -159,6 +170,7 @@ def _single_request(
     image_prefix: str | None,
     registry_url: str | None,
     ar_endpoint: str | None,
+    reporter: Reporter,
 ) -> VerifyRequest:
     import os
 
@@ -167,21 +179,22 @@ def _single_request(
 
     flags = {"--server": server, "--username": username, "--password-file": password_file,
              "--image-prefix": image_prefix}  # fmt: skip
-    if values_file is not None:
+    if values_files:
         if any(value is not None for value in flags.values()):
             given = ", ".join(name for name, value in flags.items() if value is not None)
             raise UsageError(f"--values-file and {given} are alternatives: give the hub's values or the flags")
-        if secret_file is not None and secret_stdin:
+        if secret_files and secret_stdin:
             raise UsageError("--secret-file and --secret-stdin are alternatives")
         return flow.request_from_files(
-            values_file,
-            secret_file=secret_file,
+            values_files,
+            secret_files=secret_files,
             secret_text=_decode(sys.stdin.buffer.read(), "stdin (--secret-stdin)") if secret_stdin else None,
             sops_bin=os.environ.get("SOPS_BIN") or None,
             registry_url=registry_url,
             ar_endpoint=ar_endpoint,
+            reporter=reporter,
         )
-    if secret_stdin or secret_file is not None:
+    if secret_stdin or secret_files:
         option = "--secret-stdin" if secret_stdin else "--secret-file"
         raise UsageError(
             f"{option} gives the secrets for --values-file; with --server give the password with --password-file "

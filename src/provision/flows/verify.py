@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -13,7 +13,7 @@ from provision import clusterrepo, gcp, registry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import HostLimiter
-from provision.hubconfig import HubRegistry, RegistryKind
+from provision.hubconfig import Z2JH_RELEASES, HubRegistry, RegistryKind
 
 Status = Literal["pass", "fail", "could-not-check"]
 DOCKER_HUB_HOSTS = {"index.docker.io", "registry-1.docker.io", "docker.io", "registry.hub.docker.com"}
@@ -91,7 +91,8 @@ def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[H
         )
         raise UsageError(
             f"the values lack binderhub-service {', '.join(what)}",
-            hint="pass the hub's values file and its secrets (provision doctor explains what is missing)",
+            hint="pass the hub's values and its secrets (--secret-file, or --secret-stdin); provision doctor explains "
+            "what is missing",
         )
     server, username = creds["server"], creds["username"]
     hub_registry = HubRegistry(
@@ -121,30 +122,224 @@ def lookup_from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> 
     return PullSecret(*(str(login.get(k) or "") for k in ("url", "username", "password")))
 
 
+# Top-level keys that only one chart's schema allows (each schema refuses keys it does not know), so a document's
+# keys tell which Helm release's values it holds, whatever its file is called. Keys every chart has (enabled,
+# global, custom, ingress, rbac, nameOverride, fullnameOverride) tell nothing, and verify reads none of them.
+RELEASE_KEYS: dict[str, frozenset[str]] = {
+    "jupyterhub": frozenset({"cull", "debug", "httpRoute", "hub", "imagePullSecret", "imagePullSecrets",
+                             "prePuller", "proxy", "scheduling", "singleuser"}),
+    "binderhub-service": frozenset({
+        "affinity", "buildPodsDockerConfig", "buildPodsRegistryCredentials", "config", "dockerApi", "extraConfig",
+        "extraCredentials", "extraEnv", "extraVolumeMounts", "extraVolumes", "image", "networkPolicy",
+        "nodeSelector", "podAnnotations", "podLabels", "podSecurityContext", "replicas", "resources",
+        "securityContext", "service", "serviceAccount", "tolerations",
+    }),
+    "dask-gateway": frozenset({"gateway", "controller", "traefik"}),
+}  # fmt: skip
+HUB_KEYS = frozenset({"basehub", *Z2JH_RELEASES})  # a basehub/daskhub hub's values: each chart under its own key
+BINDERHUB = Z2JH_RELEASES[1]
+
+
+def release_of(doc: Mapping[Any, Any], *, where: str) -> str | None:
+    """What a values document holds, by its top-level keys: "hub" (2i2c's basehub/daskhub layout, the charts under
+    `jupyterhub:`, `binderhub-service:`), one z2jh release's values ("jupyterhub", "binderhub-service",
+    "dask-gateway"), or None (only keys every chart has). Raises UsageError for one document with two charts' keys.
+    """
+    keys = {str(key) for key in doc}
+    if keys & HUB_KEYS:
+        return "hub"
+    found = {release: sorted(keys & own) for release, own in RELEASE_KEYS.items() if keys & own}
+    if len(found) > 1:
+        mixed = " and ".join(f"the {release} chart's ({', '.join(own)})" for release, own in found.items())
+        raise UsageError(
+            f"{where} mixes top-level keys of {mixed}",
+            hint="each Helm release takes its own values document: one file (or `---` document) per chart, as "
+            "provision --chart z2jh writes them",
+        )
+    return next(iter(found), None)
+
+
+@dataclass(frozen=True)
+class ValuesDocument:
+    """One document read for verify: where it came from, what it holds (release_of), its values."""
+
+    source: str
+    release: str | None
+    values: Mapping[Any, Any] = field(repr=False)
+
+    def as_hub(self) -> Mapping[Any, Any]:
+        """In the hub layout from_values reads: a release's values under its chart's key, `basehub:` unwrapped."""
+        if self.release == "hub":
+            inner = self.values.get("basehub")
+            return inner if isinstance(inner, Mapping) else self.values
+        return {self.release: self.values} if self.release else {}
+
+    def describe(self) -> str:
+        if self.release == "hub":
+            return "a hub's values (jupyterhub:, binderhub-service: keys)"
+        return f"the {self.release} chart's values" if self.release else "no key verify reads"
+
+
+def read_documents(text: str, *, path: Path, label: str, encrypted_hint: str) -> list[ValuesDocument]:
+    """The documents of one input (a file, or stdin), each classified by release_of. Raises UsageError for a
+    document still sops-encrypted, ClusterRepoError for YAML that does not parse."""
+    docs = clusterrepo.load_documents(text, path=path)
+    out = []
+    for number, doc in enumerate(docs, 1):
+        where = f"{label} (document {number})" if len(docs) > 1 else label
+        if isinstance(doc.get("sops"), Mapping) and "mac" in doc["sops"]:
+            raise UsageError(f"{where} is sops-encrypted", hint=encrypted_hint)
+        out.append(ValuesDocument(where, release_of(doc, where=where), doc))
+    return out
+
+
+def merged_hub(docs: Sequence[ValuesDocument]) -> dict[Any, Any]:
+    """The documents in the hub layout, merged in order as Helm merges its -f files (later wins)."""
+    from provision.flows.doctor import _merge
+
+    merged: dict[Any, Any] = {}
+    for doc in docs:
+        merged = _merge(merged, doc.as_hub())
+    return merged
+
+
+def release_sibling(path: Path, release: str) -> Path | None:
+    """The file of another z2jh release beside `path`, named as provision writes them (hubfiles.release_file):
+    staging.values.yaml ↔ staging.binderhub-service.values.yaml, enc-staging.secret.values.yaml ↔
+    enc-staging.binderhub-service.secret.values.yaml. None when that is `path` itself."""
+    from provision.flows.hubfiles import release_file
+
+    base = path
+    for other in Z2JH_RELEASES[1:]:
+        candidate = path.with_name(path.name.replace(f".{other}", "", 1))
+        if candidate != path and release_file(candidate, other) == path:
+            base = candidate
+    sibling = release_file(base, release)
+    return None if sibling == path else sibling
+
+
+@dataclass
+class _Reading:
+    """The documents read so far for one side (values or secrets), and the files they came from."""
+
+    option: str
+    given: Sequence[Path]
+    read: Callable[[Path], list[ValuesDocument]]
+    docs: list[ValuesDocument] = field(default_factory=list)
+    looked_for: list[tuple[str, Path, Path]] = field(default_factory=list)  # (release, sibling, given file beside)
+
+    def has(self, release: str) -> bool:
+        return any(d.release == release or (d.release == "hub" and release in d.as_hub()) for d in self.docs)
+
+    def add_siblings(self, reporter: Reporter | None) -> None:
+        """For a z2jh hub: each release's file not given is looked for beside the given ones."""
+        for release in Z2JH_RELEASES[:2]:
+            if self.has(release):
+                continue
+            for path in self.given:
+                sibling = release_sibling(path, release)
+                if sibling is None or sibling in self.given:
+                    continue
+                self.looked_for.append((release, sibling, path))
+                if sibling.is_file():
+                    found = self.read(sibling)
+                    self.docs += found
+                    if reporter is not None:
+                        held = ", ".join(d.describe() for d in found) or "nothing"
+                        reporter.info(f"{self.option}: {sibling} (found beside {path.name}) holds {held}")
+                    break
+
+
 def request_from_files(
-    values_file: Path,
+    values_files: Sequence[Path],
     *,
-    secret_file: Path | None = None,
+    secret_files: Sequence[Path] = (),
     secret_text: str | None = None,
     sops_bin: str | None = None,
     registry_url: str | None = None,
     ar_endpoint: str | None = None,
+    reporter: Reporter | None = None,
 ) -> VerifyRequest:
-    """Read a hub's public values and its secrets (decrypted with sops into memory, or given as text)."""
+    """Read a hub's values and secrets (decrypted with sops into memory, or given as text).
+
+    Each file (or stdin) may hold one document or a stream of them. Documents are told apart by their keys
+    (release_of): 2i2c's one-document hub values, or a plain Zero to JupyterHub hub's one document per Helm
+    release. For the latter, a release's file that was not given is looked for beside the given ones
+    (release_sibling); without binderhub-service's values (or, when secrets are given, its secrets) nothing can be
+    checked: UsageError.
+    """
     from provision.files import read_text
 
-    text = read_text(values_file)
-    if text is None:
-        raise UsageError(f"--values-file {str(values_file)!r} does not exist")
-    public, _ = clusterrepo.load(text, path=values_file)
-    secret: Mapping[str, Any] = {}
-    if secret_file is not None:
-        secret, _ = clusterrepo.load(sops.Sops(sops.find_binary(sops_bin)).decrypt(secret_file), path=secret_file)
-    elif secret_text is not None:
-        secret, _ = clusterrepo.load(secret_text, path=Path("<stdin>"))
-    hub_registry, pull_secret = from_values(public, secret)
-    lookup = lookup_from_values(public, secret)
+    def read_values(path: Path) -> list[ValuesDocument]:
+        try:
+            text = read_text(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text (byte {exc.start})"
+            raise UsageError(f"--values-file {str(path)!r} cannot be read: {reason}") from None
+        if text is None:
+            raise _missing("--values-file", path)
+        return read_documents(text, path=path, label=path.name,
+                              encrypted_hint="give encrypted files with --secret-file")  # fmt: skip
+
+    client: sops.Sops | None = None
+
+    def read_secret(path: Path) -> list[ValuesDocument]:
+        nonlocal client
+        if not path.is_file():
+            raise _missing("--secret-file", path)
+        client = client or sops.Sops(sops.find_binary(sops_bin))
+        return read_documents(client.decrypt(path), path=path, label=path.name, encrypted_hint="")
+
+    public = _Reading("--values-file", values_files, read_values)
+    secret = _Reading("--secret-file", secret_files, read_secret)
+    for reading in (public, secret):
+        for path in reading.given:
+            reading.docs += reading.read(path)
+    if secret_text is not None:
+        secret.option = "--secret-stdin"
+        secret.docs += read_documents(
+            secret_text, path=Path("<stdin>"), label="stdin (--secret-stdin)",
+            encrypted_hint="pipe the decrypted secrets (sops decrypt FILE), or give the file with --secret-file",
+        )  # fmt: skip
+    if any(d.release in RELEASE_KEYS for d in public.docs + secret.docs):
+        public.add_siblings(reporter)
+        secret.add_siblings(reporter)
+        _require_binderhub(public, "values")
+        if secret.given or secret_text is not None:
+            _require_binderhub(secret, "secrets")
+    hub_public, hub_secret = merged_hub(public.docs), merged_hub(secret.docs)
+    hub_registry, pull_secret = from_values(hub_public, hub_secret)
+    lookup = lookup_from_values(hub_public, hub_secret)
     return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint, lookup=lookup)
+
+
+def _missing(option: str, path: Path) -> UsageError:
+    """A given file that does not exist; when another z2jh release's file is there, the hint names it (a release
+    with nothing to set gets no file: on Artifact Registry, no secrets for the jupyterhub chart)."""
+    others = [s for r in Z2JH_RELEASES[:2] if (s := release_sibling(path, r)) is not None and s.is_file()]
+    hint = (f"{' and '.join(map(str, others))} exists: give it instead (provision writes no file for a release "
+            "with nothing to set)") if others else None  # fmt: skip
+    return UsageError(f"{option} {str(path)!r} does not exist", hint=hint)
+
+
+def _require_binderhub(reading: _Reading, what: str) -> None:
+    """A z2jh hub's binderhub-service release must be among the documents: its values name the registry and its
+    secrets hold the password. Raises UsageError saying what was read and where the file was looked for."""
+    if reading.has(BINDERHUB):
+        return
+    held = "; ".join(f"{d.source} holds {d.describe()}" for d in reading.docs) or f"no {what} were given"
+    looked = "".join(
+        f"; there is no {sibling.name} beside {given.name} ({sibling} does not exist)"
+        for release, sibling, given in reading.looked_for
+        if release == BINDERHUB and not sibling.is_file()
+    )
+    if reading.option == "--secret-stdin":
+        hint = ("pipe both releases' secrets as one YAML stream (as provision --chart z2jh prints them), or give "
+                "the encrypted files with --secret-file (the other release's file is found beside it)")  # fmt: skip
+    else:
+        hint = (f"give the binderhub-service release's {what} file (the one Helm installs that release with) with "
+                f"another {reading.option}")  # fmt: skip
+    raise UsageError(f"no {what} for the {BINDERHUB} release: {held}{looked}", hint=hint)
 
 
 def _probe_repository(image_prefix: str, *, kind: str) -> str:
