@@ -143,3 +143,28 @@ def test_dry_run_rotation_changes_nothing(repo: Repo, quay: FakeQuay) -> None:
     assert result.exit_code == 0, result.stderr
     assert "regenerate token of robot hubs+image_builder" in result.stderr
     assert repo.snapshot() == before and quay.robot_token("hubs", "image_builder") == token
+
+
+def test_the_proof_reads_the_written_files_back(repo: Repo, quay: FakeQuay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With both hub files, the proof decrypts what was written: a file without the new credential fails it."""
+    import io
+
+    from provision.console import Reporter
+    from provision.errors import ProvisionError
+    from provision.flows import rotation
+    from provision.flows.quay import QuayRequest, registry_for
+
+    provision_quay(repo, quay)
+    for key, value in repo.env().items():
+        monkeypatch.setenv(key, value)
+    request = QuayRequest(org="hubs", api_url=quay.url, cluster="c1", hub="staging")
+    rotated = rotation.for_quay(request)
+    with pytest.raises(ProvisionError) as err:
+        rotation.prove(
+            registry_for(request, "a-token-that-is-not-in-the-file"), rotated=rotated, delivered_to=str(repo.secret),
+            options=rotation.ProveOptions(settle=0), reporter=Reporter(stream=io.StringIO()),
+            values_file=repo.values, secret_file=repo.secret, sops_binary=repo.sops,
+        )  # fmt: skip
+    message = str(err.value)
+    assert "does not hold the new credential" in message and f"Quay robot {ROBOT} is live" in message
+    assert "a-token-that-is-not-in-the-file" not in message

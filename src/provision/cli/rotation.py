@@ -77,4 +77,8 @@ def prove(
         return
     settings = rotation.ProveOptions(options.verify_registry_url, options.verify_ar_endpoint, options.verify_timeout)
     delivered_to = rotation.destination(prepared.files.secret_file)
-    rotation.prove(registry, rotated=rotated, delivered_to=delivered_to, options=settings, reporter=reporter)
+    files = prepared.files
+    rotation.prove(
+        registry, rotated=rotated, delivered_to=delivered_to, options=settings, reporter=reporter,
+        values_file=files.values_file, secret_file=files.secret_file, sops_binary=prepared.sops_binary,
+    )  # fmt: skip

@@ -93,6 +93,39 @@ class ProveOptions:
     settle: float = DEFAULT_SETTLE  # seconds a new credential may take to be accepted
 
 
+def proof_request(
+    registry: HubRegistry,
+    *,
+    rotated: Rotated,
+    delivered_to: str,
+    options: ProveOptions,
+    values_file: Path | None = None,
+    secret_file: Path | None = None,
+    sops_binary: str | None = None,
+    reporter: Reporter | None = None,
+) -> verify.VerifyRequest:
+    """What to verify: the hub's files as they are now when both were written (so the proof covers what the hub
+    will deploy, and that the file holds the new credential), else the new credential as the run holds it."""
+    if values_file is None or secret_file is None:
+        pull = (
+            verify.PullSecret(registry.pull_secret_registry, registry.username, registry.password)
+            if registry.pull_secret_registry
+            else None
+        )  # the pull secret provision writes holds the same credential
+        return verify.VerifyRequest(registry, pull, options.registry_url, options.ar_endpoint)
+    try:
+        request = verify.request_from_files(
+            [values_file], secret_files=[secret_file], sops_bin=sops_binary, registry_url=options.registry_url,
+            ar_endpoint=options.ar_endpoint, reporter=reporter,
+        )  # fmt: skip
+    except ProvisionError as exc:
+        reason = f"the hub's files cannot be read back ({str(exc).rstrip('.')})"
+        raise _unproven(reason, rotated, delivered_to) from None
+    if request.registry.password != registry.password:
+        raise _unproven(f"{secret_file} does not hold the new credential after writing it", rotated, delivered_to)
+    return request
+
+
 def prove(
     registry: HubRegistry,
     *,
@@ -100,19 +133,21 @@ def prove(
     delivered_to: str,
     options: ProveOptions,
     reporter: Reporter,
+    values_file: Path | None = None,
+    secret_file: Path | None = None,
+    sops_binary: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[verify.Check]:
     """Run the verify checks on the new credential until they pass or `options.settle` seconds have passed.
 
-    Passing means no check failed and the registry accepted the credential. Raises ProvisionError naming the live
-    credential and where it was delivered (its value never appears).
+    With both hub files, the checks read them back (decrypting the secret file into memory), as `provision verify`
+    would. Passing means no check failed and the registry accepted the credential. Raises ProvisionError naming the
+    live credential and where it was delivered (its value never appears).
     """
-    pull = (
-        verify.PullSecret(registry.pull_secret_registry, registry.username, registry.password)
-        if registry.pull_secret_registry
-        else None
-    )  # the pull secret provision writes holds the same credential
-    request = verify.VerifyRequest(registry, pull, options.registry_url, options.ar_endpoint)
+    request = proof_request(
+        registry, rotated=rotated, delivered_to=delivered_to, options=options, values_file=values_file,
+        secret_file=secret_file, sops_binary=sops_binary, reporter=reporter,
+    )  # fmt: skip
     deadline = time.monotonic() + options.settle
     while True:
         checks = verify.run(request, reporter=reporter)
@@ -131,8 +166,12 @@ def prove(
         sleep(min(RETRY_EVERY, remaining))
     problems = failed or [c for c in checks if c.name == CREDENTIAL_CHECK] or checks
     listed = "; ".join(f"{c.name}: {c.status} ({c.detail})" for c in problems)
-    raise ProvisionError(
-        f"the rotated credential did not pass verify: {listed}. {_sentence(rotated.credential)} is live "
+    raise _unproven(listed, rotated, delivered_to)
+
+
+def _unproven(reason: str, rotated: Rotated, delivered_to: str) -> ProvisionError:
+    return ProvisionError(
+        f"the rotated credential did not pass verify: {reason}. {_sentence(rotated.credential)} is live "
         f"(the old one no longer works) and was written to {delivered_to}",
         hint="check the failures above with `provision verify` on the hub's files; if the registry is only slow to "
         "accept the new credential, verify again later",
