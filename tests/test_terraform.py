@@ -59,6 +59,12 @@ V = Path("/abs/projects/c1.tfvars")
             {"var_file": V, "plan_file": P},
             ["plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={P}", f"-var-file={V}"],
         ),
+        (
+            "plan",
+            {"var_file": V, "plan_file": P, "replace": ['m.k["a b"]'], "refresh": False},
+            ["plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", "-refresh=false",
+             '-replace=m.k["a b"]', f"-out={P}", f"-var-file={V}"],
+        ),  # fmt: skip
         ("apply", {"plan_file": P}, ["apply", "-input=false", "-no-color", "-json", str(P)]),
         # Flags before the positional name: `output NAME -json` is an error.
         ("output", {"output_name": "registry_sa_keys"}, ["output", "-no-color", "-json", "registry_sa_keys"]),

@@ -61,6 +61,14 @@ module "per_hub" {
   names    = []
   other    = [each.key]
 }
+# what rotation reads: the keys, found from the output that reads them (here also through a module output)
+output "registry_sa_keys" {
+  value     = { for name, key in terraform_data.registry_sa_keys : name => key.output }
+  sensitive = true
+}
+output "child_keys" {
+  value = module.passed.keys
+}
 """
 CHILD = """\
 variable "names" {
@@ -76,6 +84,9 @@ resource "terraform_data" "from_names" {
 resource "terraform_data" "from_other" {
   for_each = toset(var.other)
   input    = each.key
+}
+output "keys" {
+  value = terraform_data.from_other
 }
 """
 
@@ -131,6 +142,25 @@ def test_scope_splits_by_resource_not_by_key(plan: dict[str, Any]) -> None:
     assert not prod.owned
 
 
+def test_key_resources_are_the_registry_resources_the_keys_output_reads(plan: dict[str, Any]) -> None:
+    configuration = plan["configuration"]
+    assert tfplan.key_resources(configuration) == {"terraform_data.registry_sa_keys"}
+    assert tfplan.output_sources(configuration, "child_keys") == {"module.passed.terraform_data.from_other"}
+    # from_other in module.passed is fed by persistent_disks: read by an output, but not a registry resource.
+    assert tfplan.key_resources(configuration, output="child_keys") == frozenset()
+    assert tfplan.output_sources(configuration, "no_such_output") == frozenset()
+
+
+def test_hub_keys_name_the_instance_to_replace(plan: dict[str, Any]) -> None:
+    assert [(c.address, c.action) for c in tfplan.hub_keys(plan, "prod")] == [
+        ('terraform_data.registry_sa_keys["prod"]', "no-op")
+    ]
+    assert [(c.address, c.action) for c in tfplan.hub_keys(plan, "staging")] == [
+        ('terraform_data.registry_sa_keys["staging"]', "create")
+    ]
+    assert tfplan.hub_keys(plan, "nobody") == []
+
+
 def _change(address: str, actions: list[str], **extra: Any) -> dict[str, Any]:
     return {"address": address, "mode": "managed", "change": {"actions": actions}, **extra}
 
@@ -179,6 +209,11 @@ def test_actions_and_other_hubs() -> None:
     ]
     # Another hub's registry, and a resource counted (not keyed) over the list, are foreign.
     assert [c.address for c in scope.foreign] == ['g.key["b"]', "g.counted[0]"]
+    # A rotation of a's key expects only that replace; everything else is unexpected, foreign changes unless allowed.
+    rotation = scope.unexpected(lambda c: c.address == 'g.key["a"]' and c.action == "replace")
+    assert [c.address for c in rotation] == ['g.binding["a/member"]', 'g.key["b"]', "g.counted[0]"]
+    allowed = scope.unexpected(lambda c: c.action in ("replace", "update"), allow_foreign=True)
+    assert allowed == ()
 
 
 @pytest.mark.parametrize(

@@ -126,8 +126,14 @@ def build_args(
     var_file: Path | None = None,
     plan_file: Path | None = None,
     output_name: str | None = None,
+    replace: Sequence[str] = (),
+    refresh: bool = True,
 ) -> list[str]:
-    """Arguments (after the binary and -chdir) for one command. Pure; flags always precede positionals."""
+    """Arguments (after the binary and -chdir) for one command. Pure; flags always precede positionals.
+
+    `replace`: plan the replacement of these resource instances (`-replace=ADDR`, key rotation); `refresh=False`:
+    plan from the state as stored (a read-only look at the configuration and the instances, no API reads).
+    """
     if command == "init":
         configs = [f"-backend-config={c}" for c in backend_configs]
         # -reconfigure: a different backend than last time is intended, not a migration of states.
@@ -144,6 +150,7 @@ def build_args(
         assert var_file and plan_file
         return [
             "plan", "-input=false", "-no-color", "-json", "-detailed-exitcode",
+            *([] if refresh else ["-refresh=false"]), *(f"-replace={a}" for a in replace),
             f"-out={plan_file}", f"-var-file={var_file}",
         ]  # fmt: skip
     if command == "apply":
@@ -278,9 +285,11 @@ class Terraform:
         _, _, text = self._run(build_args("workspace list"), json_events=False)
         return [line.strip(" *") for line in text.splitlines() if line.strip(" *")]
 
-    def plan(self, *, var_file: Path, plan_file: Path) -> PlanResult:
+    def plan(
+        self, *, var_file: Path, plan_file: Path, replace: Sequence[str] = (), refresh: bool = True
+    ) -> PlanResult:
         """Plan into `plan_file`. Exit code 2 means changes, to resources or only to outputs."""
-        args = build_args("plan", var_file=var_file, plan_file=plan_file)
+        args = build_args("plan", var_file=var_file, plan_file=plan_file, replace=replace, refresh=refresh)
         code, events, _ = self._run(args, json_events=True, ok=(0, 2))
         changes = tuple(PlannedChange.from_event(e) for e in events if e.get("type") == "planned_change")
         summary = next((e.get("changes") or {} for e in events if e.get("type") == "change_summary"), {})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,14 @@ class PlanScope:
     @property
     def changes(self) -> tuple[ResourceChange, ...]:
         return self.owned + self.foreign
+
+    def unexpected(
+        self, expected: Callable[[ResourceChange], bool], *, allow_foreign: bool = False
+    ) -> tuple[ResourceChange, ...]:
+        """The changes a flow did not ask for: the named hubs' changes that `expected` rejects (a rotation expects
+        only its key replaced, a removal only destroys), then every foreign change unless `allow_foreign`."""
+        own = tuple(c for c in self.owned if not expected(c))
+        return own + (() if allow_foreign else self.foreign)
 
 
 def parse_module_address(address: str) -> list[tuple[str, str | int | None]]:
@@ -211,3 +219,51 @@ def scope(plan: Mapping[str, Any], hubs: Iterable[str], *, variable: str = REGIS
             continue
         (owned if mine else foreign).append(change)
     return PlanScope(registry, tuple(owned), tuple(foreign), tuple(instances))
+
+
+KEYS_OUTPUT = "registry_sa_keys"
+
+
+def output_sources(configuration: Mapping[str, Any], output: str) -> frozenset[str]:
+    """Config addresses of the resources a root output reads, followed through module outputs
+    (`module.m.keys` → the references of output `keys` in module m). Pure."""
+    found: set[str] = set()
+
+    def follow(module: Mapping[str, Any], prefix: str, name: str, seen: frozenset[str]) -> None:
+        if f"{prefix}{name}" in seen:
+            return
+        block = (module.get("outputs") or {}).get(name) or {}
+        for ref in _refs(block.get("expression")):
+            parts = ref.split(".")
+            if parts[0] == "module" and len(parts) >= 2:
+                call_name = parts[1].split("[")[0]
+                child = ((module.get("module_calls") or {}).get(call_name) or {}).get("module") or {}
+                # `module.m.out` reads one output; `module.m` (the whole object) reads them all.
+                outputs = [parts[2].split("[")[0]] if len(parts) >= 3 else list(child.get("outputs") or {})
+                for child_output in outputs:
+                    follow(child, f"{prefix}module.{call_name}.", child_output, seen | {f"{prefix}{name}"})
+            elif parts[0] not in ("var", "local", "each", "count", "path", "terraform", "self") and len(parts) >= 2:
+                kind = "data." if parts[0] == "data" else ""
+                rest = parts[1:] if kind else parts
+                if len(rest) >= 2:
+                    found.add(f"{prefix}{kind}{rest[0]}.{rest[1].split('[')[0]}")
+
+    follow(configuration.get("root_module") or {}, "", output, frozenset())
+    return frozenset(found)
+
+
+def key_resources(
+    configuration: Mapping[str, Any], *, output: str = KEYS_OUTPUT, variable: str = REGISTRY_VARIABLE
+) -> frozenset[str]:
+    """The registry resources whose instances are the hubs' keys: those the key output reads (our module's
+    `google_service_account_key.registry_sa_keys`, 2i2c's of the same name, or a fixture's stand-in), so rotation
+    needs no resource name written into provision."""
+    return output_sources(configuration, output) & registry_resources(configuration, variable=variable)
+
+
+def hub_keys(
+    plan: Mapping[str, Any], hub: str, *, output: str = KEYS_OUTPUT, variable: str = REGISTRY_VARIABLE
+) -> list[ResourceChange]:
+    """The hub's key instances in a plan (changed or not): what `-replace` must name to rotate its key."""
+    keys = key_resources(plan.get("configuration") or {}, output=output, variable=variable)
+    return [c for c in scope(plan, [hub], variable=variable).instances if c.config_address in keys]

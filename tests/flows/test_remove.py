@@ -364,11 +364,6 @@ def test_dockerhub_removal_from_a_provisioned_hub(repo: Repo, dockerhub: FakeDoc
     assert again.exit_code == 0 and "nothing to remove" in again.stderr and repo.snapshot() == after
 
 
-def test_remove_gcp_is_not_there_yet() -> None:
-    result = CliRunner().invoke(app, ["remove", "gcp", "--cluster", "c1", "--hub", "staging"])
-    assert result.exit_code == 2 and "not available yet" in result.stderr
-
-
 @pytest.mark.parametrize(
     ("keys", "index"),
     [

@@ -149,6 +149,41 @@ ProfileFlag = Annotated[
     ),
 ]
 
+# What --rotate does after writing the new credential: the verify checks (issue 13).
+_ROTATION = "After --rotate"
+VerifyRotation = Annotated[
+    bool,
+    typer.Option(
+        "--verify/--no-verify",
+        help="After --rotate, prove the new credential with the `provision verify` checks.",
+        rich_help_panel=_ROTATION,
+    ),
+]
+VerifyRegistryUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--verify-registry-url",
+        help="Prove the new credential against this v2 endpoint instead of the registry's own (a mirror).",
+        rich_help_panel=_ROTATION,
+    ),
+]
+VerifyArEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--verify-ar-endpoint", help="Artifact Registry API endpoint for the proof.", hidden=True,
+        rich_help_panel=_ROTATION,
+    ),
+]  # fmt: skip
+VerifyTimeout = Annotated[
+    float,
+    typer.Option(
+        "--verify-timeout",
+        min=0,
+        help="Seconds to wait for the registry to accept the new credential (new GCP keys take a while).",
+        rich_help_panel=_ROTATION,
+    ),
+]
+
 
 @contextmanager
 def handled(reporter: Reporter, *, debug: bool) -> Iterator[None]:
@@ -387,6 +422,10 @@ class RegistryOptions:
     quiet: bool
     verbose: bool
     debug: bool
+    verify: bool = True
+    verify_registry_url: str | None = None
+    verify_ar_endpoint: str | None = None
+    verify_timeout: float = 60.0
 
     def reporter(self) -> Reporter:
         return make_reporter(quiet=self.quiet, verbose=self.verbose)
@@ -433,6 +472,10 @@ REGISTRY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("quiet", Quiet, False),
     ("verbose", Verbose, False),
     ("debug", Debug, False),
+    ("verify", VerifyRotation, True),
+    ("verify_registry_url", VerifyRegistryUrl, None),
+    ("verify_ar_endpoint", VerifyArEndpoint, None),
+    ("verify_timeout", VerifyTimeout, 60.0),
 )
 
 

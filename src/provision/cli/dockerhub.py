@@ -73,4 +73,9 @@ def dockerhub(
             if not options.dry_run:  # only once the secret is stored: a failure above deletes the token again
                 reporter.always("summary: " + "; ".join(result.applied))
 
-        flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline)
+        result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline)
+        # After a rotation, prove the new token with the verify checks (issue 13: cli/rotation.py).
+        from provision.cli import rotation
+
+        rotated = rotation.for_dockerhub(request) if any(c.kind == "rotate" for c in result.plan.changes) else None
+        rotation.prove(reporter, prepared, result.registry, options=options, rotated=rotated)

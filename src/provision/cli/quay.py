@@ -13,7 +13,6 @@ from provision.cli.common import (
     RegistryOptions,
     TokenFile,
     handled,
-    publish,
     read_token,
     registry_command,
 )
@@ -95,4 +94,8 @@ def quay(
             "present": list(result.plan.present),
             "members": list(result.member_report),
         }
-        publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+        # Rotation writes through, then proves the new credential (issue 13: cli/rotation.py).
+        from provision.cli import rotation
+
+        rotated = rotation.for_quay(request) if any(c.kind == "rotate" for c in result.plan.changes) else None
+        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated)

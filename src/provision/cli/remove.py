@@ -25,7 +25,20 @@ from provision.cli.common import (
     read_token,
     with_shared_options,
 )
-from provision.errors import EXIT_FAILURE, UsageError
+from provision.cli.gcp import (
+    AllowBinarySwitch,
+    AllowUnrelated,
+    BackendConfig,
+    Cluster,
+    LockTimeout,
+    Repo,
+    TerraformBin,
+    TerraformDir,
+    VarFile,
+    Workspace,
+    gcp_request,
+)
+from provision.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
     from provision.console import Reporter
@@ -214,14 +227,40 @@ def remove_dockerhub(
     options.run(removal)
 
 
-@remove.command("gcp", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def remove_gcp(debug: Debug = False) -> None:
-    """Not yet: removing an Artifact Registry repository through terraform comes with the next release."""
-    reporter = make_reporter(quiet=False, verbose=False)
-    with handled(reporter, debug=debug):
-        raise UsageError(
-            "provision remove gcp is not available yet: it needs the resource-based plan guard of `provision gcp`",
-            hint="for now remove the hub from container_repos in the cluster's tfvars, check that `terraform plan` "
-            "destroys only that hub's repository, service account, key and IAM bindings, apply, then remove the "
-            "registry keys from the hub's files by hand",
-        )
+@remove.command("gcp")
+@removal_command
+def remove_gcp(
+    cluster: Cluster,
+    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission; also the repository unless --repo.")],
+    repo: Repo = None,
+    terraform_dir: TerraformDir = Path("terraform/gcp"),
+    var_file: VarFile = None,
+    workspace: Workspace = None,
+    backend_config: BackendConfig = None,
+    terraform_bin: TerraformBin = None,
+    allow_unrelated_changes: AllowUnrelated = False,
+    allow_binary_switch: AllowBinarySwitch = False,
+    lock_timeout: LockTimeout = 600.0,
+    *,
+    options: RemovalOptions,
+) -> None:
+    """Destroy a hub's Artifact Registry repository (with its images), service account, key and IAM bindings
+    through terraform; remove its keys from the hub's files.
+
+    Takes the hub out of container_repos in the cluster's tfvars, plans, refuses a plan that changes anything
+    else, asks for the hub's name (unless --yes), applies.
+    """
+
+    def removal(reporter: Reporter) -> RemoveResult:
+        from provision.flows import remove_gcp as flow
+
+        request = gcp_request(
+            cluster=cluster, hub=hub, repo=repo, terraform_dir=terraform_dir, var_file=var_file,
+            workspace=workspace, backend_config=backend_config, terraform_bin=terraform_bin,
+            allow_unrelated_changes=allow_unrelated_changes, allow_binary_switch=allow_binary_switch,
+            lock_timeout=lock_timeout, yes=options.yes,
+        )  # fmt: skip
+        removal_request = flow.GcpRemoveRequest(gcp=request, files=options.files())
+        return flow.remove_gcp(removal_request, reporter=reporter, confirm=confirm, dry_run=options.dry_run)
+
+    options.run(removal)

@@ -238,27 +238,17 @@ def run(
     tfvars.check_writable(req.tfvars_path)
     folders = [req.terraform_dir, req.tfvars_path.parent]
     with files.locked(folders, timeout=req.lock_timeout, on_wait=reporter.always):
-        choice = choose_binary(req)
-        reporter.always(f"binary: {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+        tf = terraform_for(req, reporter)
         edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
-        project_id, region = _project_and_region(edit)
-        tf = Terraform(
-            choice.path,
-            req.terraform_dir,
-            on_progress=lambda line: reporter.info(f"  {line}"),
-            on_output=lambda line: reporter.debug(line),
-        )
+        project_id, region = project_and_region(edit)
         progress = _Progress()
-        with _own_edit_undone_on_failure(edit, req.name, progress, reporter), _private_dir() as tmp:
+        with _own_edit_undone_on_failure(edit, req.name, progress, reporter), private_dir() as tmp:
             if edit.changed:
                 tfvars.write(edit.path, edit.updated)
                 reporter.info(f"added {req.name!r} to {ATTRIBUTE} in {edit.path}")
             else:
                 reporter.info(f"{req.name!r} is already in {ATTRIBUTE} of {edit.path}")
-            backend = _init(tf, req, reporter)
-            with reporter.step(f"terraform workspace select {req.workspace_name}"):
-                _select_workspace(tf, req, backend)
-            reporter.always(f"terraform: backend {backend.describe()}, workspace {req.workspace_name}")
+            connect(tf, req, reporter)
             with reporter.step("terraform plan"):
                 result = tf.plan(var_file=edit.path, plan_file=tmp / "tfplan")
             plan = _judge(tf, result, req, reporter)
@@ -295,6 +285,27 @@ def run(
     reporter.add_secret(key)
     registry = registry_for(req.name, project_id=project_id, region=region, key=key)
     return GcpResult(edit.changed, plan, progress.applied, registry, tf.process_count)
+
+
+def terraform_for(req: GcpRequest, reporter: Reporter) -> Terraform:
+    """The runner for the binary this module's state calls for (reported on stderr). Raises TerraformError."""
+    choice = choose_binary(req)
+    reporter.always(f"binary: {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+    return Terraform(
+        choice.path,
+        req.terraform_dir,
+        on_progress=lambda line: reporter.info(f"  {line}"),
+        on_output=lambda line: reporter.debug(line),
+    )
+
+
+def connect(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
+    """init (to the right backend) and select the workspace. Raises TerraformError."""
+    backend = _init(tf, req, reporter)
+    with reporter.step(f"terraform workspace select {req.workspace_name}"):
+        _select_workspace(tf, req, backend)
+    reporter.always(f"terraform: backend {backend.describe()}, workspace {req.workspace_name}")
+    return backend
 
 
 def _judge(tf: Terraform, result: PlanResult, req: GcpRequest, reporter: Reporter) -> Plan:
@@ -334,7 +345,7 @@ def _init(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
     return backend
 
 
-def _project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
+def project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
     project_id, region = edit.values.get("project_id"), edit.values.get("region")
     if not isinstance(project_id, str) or not isinstance(region, str):
         raise tfvars.TfvarsError(
@@ -346,14 +357,8 @@ def _project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
 
 def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
     edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
-    project_id, region = _project_and_region(edit)
-    try:
-        choice = choose_binary(req)
-        binary = choice.path
-        reporter.always(f"dry run: binary {binary} ({terraform.KINDS[choice.kind]}): {choice.reason}")
-    except TerraformError as exc:
-        binary = req.terraform_bin or "tofu"
-        reporter.always(f"dry run: a real run would stop here: {exc}")
+    project_id, region = project_and_region(edit)
+    binary = dry_run_binary(req, reporter)
     if edit.changed:
         reporter.always(f"dry run: would add {req.name!r} to {ATTRIBUTE} in {edit.path}:")
         reporter.always(edit.diff().rstrip())
@@ -361,7 +366,6 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
         reporter.always(f"dry run: {req.name!r} is already in {ATTRIBUTE} of {edit.path}")
     reconfigure, why = init_decision(req)
     reporter.always(f"dry run: backend: {why}; workspace {req.workspace_name}")
-    tf = Terraform(binary, req.terraform_dir)
     var_file, plan_file = edit.path, Path("<tmp>/tfplan")
     commands = [
         terraform.build_args("init", backend_configs=req.backend_configs, reconfigure=reconfigure),
@@ -371,13 +375,27 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
         terraform.build_args("apply", plan_file=plan_file),
         terraform.build_args("output", output_name=KEYS_OUTPUT),
     ]
-    reporter.block(
-        f"would run in {req.terraform_dir} (show and apply only when the plan changes resources; apply only after "
-        "the plan is judged and confirmed):",
-        [tf.display(args) for args in commands],
-    )
+    when = "show and apply only when the plan changes resources; apply only after the plan is judged and confirmed"
+    would_run(req, binary, commands, reporter, when=when)
     shape = registry_for(req.name, project_id=project_id, region=region, key="")
     return GcpResult(edit.changed, Plan(), False, shape, 0)
+
+
+def dry_run_binary(req: GcpRequest, reporter: Reporter) -> str:
+    """The binary a real run would choose (reported), or where a real run would stop, for a dry run."""
+    try:
+        choice = choose_binary(req)
+    except TerraformError as exc:
+        reporter.always(f"dry run: a real run would stop here: {exc}")
+        return req.terraform_bin or "tofu"
+    reporter.always(f"dry run: binary {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+    return choice.path
+
+
+def would_run(req: GcpRequest, binary: str, commands: list[list[str]], reporter: Reporter, *, when: str) -> None:
+    """The terraform commands a real run would start, as typed in the module folder."""
+    tf = Terraform(binary, req.terraform_dir)
+    reporter.block(f"would run in {req.terraform_dir} ({when}):", [tf.display(args) for args in commands])
 
 
 def _select_workspace(tf: Terraform, req: GcpRequest, backend: Backend) -> None:
@@ -453,7 +471,7 @@ def _undo_own_edit(edit: tfvars.TfvarsEdit, name: str) -> str:
 
 
 @contextmanager
-def _private_dir() -> Iterator[Path]:
+def private_dir() -> Iterator[Path]:
     """A 0700 directory for the plan file (a plan embeds prior state, keys included); removed afterwards."""
     try:
         path = Path(tempfile.mkdtemp(prefix="provision-"))

@@ -59,7 +59,7 @@ class RemoveResult:
 
 
 @dataclass
-class _Context:
+class Context:
     """What apply needs besides the plan: the file steps and the clients."""
 
     files: hubfiles_remove.FilesRemoval = field(default_factory=hubfiles_remove.FilesRemoval)
@@ -111,7 +111,7 @@ def local_input() -> Iterator[None]:
 
 def plan_files(
     req: HubFilesRequest, target: hubfiles_remove.RemovalTarget, *, hub: str | None, sops_binary: str | None
-) -> _Context:
+) -> Context:
     client = sops.Sops(sops_binary) if sops_binary is not None else None
     with local_input():
         files = hubfiles_remove.plan_removal(
@@ -122,7 +122,7 @@ def plan_files(
             hub=hub,
             sops_client=client,
         )
-    return _Context(files, client)
+    return Context(files, client)
 
 
 def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
@@ -168,7 +168,7 @@ def _confirm(plan: Plan, *, hub: str, yes: bool, confirm: Confirm, destroys_data
     return confirm(f"apply these {len(plan.changes)} change(s)?", None)
 
 
-def _show(plan: Plan, ctx: _Context, reporter: Reporter, *, dry_run: bool) -> None:
+def _show(plan: Plan, ctx: Context, reporter: Reporter, *, dry_run: bool) -> None:
     if plan.empty:
         reporter.always("nothing to remove: everything is already gone")
         for note in plan.notes:
@@ -178,7 +178,7 @@ def _show(plan: Plan, ctx: _Context, reporter: Reporter, *, dry_run: bool) -> No
     hubfiles_remove.show(ctx.files, reporter)
 
 
-def _apply(plan: Plan, ctx: _Context, reporter: Reporter, remote: Callable[[Change], None]) -> tuple[str, ...]:
+def _apply(plan: Plan, ctx: Context, reporter: Reporter, remote: Callable[[Change], None]) -> tuple[str, ...]:
     done: list[str] = []
     try:
         for index, change in enumerate(plan.changes, start=1):
@@ -194,9 +194,9 @@ def _apply(plan: Plan, ctx: _Context, reporter: Reporter, remote: Callable[[Chan
     return tuple(done)
 
 
-def _finish(
+def finish(
     plan: Plan,
-    ctx: _Context,
+    ctx: Context,
     reporter: Reporter,
     *,
     hub: str,
@@ -284,7 +284,7 @@ def remove_quay(
         if req.delete_repositories:
             notes.append(f"no Quay token: the repositories {q.org}/{req.repository_prefix}* were not listed")
         plan = Plan(tuple(changes + ctx.files.changes()), notes=tuple(notes))
-        return _finish(plan, ctx, reporter, hub=q.hub or "", yes=req.yes, dry_run=dry_run, confirm=confirm,
+        return finish(plan, ctx, reporter, hub=q.hub or "", yes=req.yes, dry_run=dry_run, confirm=confirm,
                        destroys_data=req.delete_repositories, remote=lambda c: None)  # fmt: skip
 
     reporter.add_secret(q.token)
@@ -357,7 +357,7 @@ def remove_quay(
             elif change.kind == "delete_robot":
                 client.delete_robot(q.org, q.robot)
 
-        return _finish(plan, ctx, reporter, hub=q.hub or "", yes=req.yes, dry_run=dry_run, confirm=confirm,
+        return finish(plan, ctx, reporter, hub=q.hub or "", yes=req.yes, dry_run=dry_run, confirm=confirm,
                        destroys_data=req.delete_repositories, remote=remote)  # fmt: skip
     finally:
         client.close()
@@ -404,7 +404,7 @@ def remove_dockerhub(
             (Change("delete_token", "delete", subject, "it stops working"), *ctx.files.changes()),
             notes=("no Docker Hub credentials: nothing was read; the token is assumed to exist", *ctx.files.notes),
         )
-        return _finish(plan, ctx, reporter, hub=d.hub, yes=req.yes, dry_run=True, confirm=confirm,
+        return finish(plan, ctx, reporter, hub=d.hub, yes=req.yes, dry_run=True, confirm=confirm,
                        destroys_data=False, remote=lambda c: None)  # fmt: skip
     reporter.add_secret(d.secret)
     client = DockerHubClient(d.api_url, identifier=d.username, secret=d.secret, retry=retry)
@@ -427,7 +427,7 @@ def remove_dockerhub(
             for token in tokens:
                 client.delete_token(token, org=org)
 
-        return _finish(plan, ctx, reporter, hub=d.hub, yes=req.yes, dry_run=dry_run, confirm=confirm,
+        return finish(plan, ctx, reporter, hub=d.hub, yes=req.yes, dry_run=dry_run, confirm=confirm,
                        destroys_data=False, remote=remote)  # fmt: skip
     finally:
         client.close()

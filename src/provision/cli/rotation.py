@@ -1,0 +1,84 @@
+"""The end of every registry command: publish the values; after a rotation, also prove the new credential works.
+
+The credential is delivered first (the secret file written, or stdout), then verified: a proof that fails must not
+lose the only copy of a token. Any failure after the rotation says which credential is live and where it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from provision.cli.common import HubFiles, RegistryOptions
+from provision.cli.common import publish as publish_values
+
+if TYPE_CHECKING:
+    from provision.console import Reporter
+    from provision.flows.dockerhub import DockerHubRequest
+    from provision.flows.gcp import GcpRequest
+    from provision.flows.quay import QuayRequest
+    from provision.flows.rotation import Rotated
+    from provision.hubconfig import HubRegistry
+
+
+def for_quay(req: QuayRequest) -> Rotated:
+    from provision.flows import rotation
+
+    return rotation.for_quay(req)
+
+
+def for_dockerhub(req: DockerHubRequest) -> Rotated:
+    from provision.flows import rotation
+
+    return rotation.for_dockerhub(req)
+
+
+def for_gcp(req: GcpRequest) -> Rotated:
+    from provision.flows import rotation
+
+    return rotation.for_gcp(req)
+
+
+def publish(
+    reporter: Reporter,
+    prepared: HubFiles,
+    registry: HubRegistry,
+    *,
+    options: RegistryOptions,
+    summary: dict[str, Any],
+    rotated: Rotated | None,
+) -> None:
+    """Write the hub's values and print the machine output; when `rotated`, then run the verify checks on it."""
+    if rotated is None or options.dry_run:
+        publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+        return
+    from provision.errors import ProvisionError
+    from provision.flows import rotation
+
+    try:
+        publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=False, summary=summary)
+    except (ProvisionError, KeyboardInterrupt) as exc:
+        raise rotation.undelivered(exc, rotated) from None
+    prove(reporter, prepared, registry, options=options, rotated=rotated)
+
+
+def prove(
+    reporter: Reporter, prepared: HubFiles, registry: HubRegistry, *, options: RegistryOptions, rotated: Rotated | None
+) -> None:
+    """After a rotation whose credential is delivered: the verify checks on it (unless --no-verify).
+
+    Docker Hub's flow delivers through its own callback (a token that cannot be stored is deleted there), so its
+    command calls this directly once the flow has returned."""
+    if rotated is None or options.dry_run:
+        return
+    from provision.flows import rotation
+
+    if not options.verify:
+        reporter.warn(f"not verified (--no-verify): {rotated.credential} was not tried against the registry")
+        return
+    settings = rotation.ProveOptions(options.verify_registry_url, options.verify_ar_endpoint, options.verify_timeout)
+    delivered_to = rotation.destination(prepared.files.secret_file)
+    files = prepared.files
+    rotation.prove(
+        registry, rotated=rotated, delivered_to=delivered_to, options=settings, reporter=reporter,
+        values_file=files.values_file, secret_file=files.secret_file, sops_binary=prepared.sops_binary,
+    )  # fmt: skip
