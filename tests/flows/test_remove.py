@@ -403,8 +403,7 @@ def test_unset_keeps_recipients_and_the_file_on_failure(repo: Repo) -> None:
     [
         ("basehub", ["--dask-gateway"]),
         ("daskhub", []),  # values under basehub:, dask pods given the pull secret by default
-        # z2jh is not here: since issue 11 its values are one file per Helm release (the hub file and
-        # <hub>.binderhub-service.values.yaml) and --cluster-config is refused with it; remove reads one file.
+        # z2jh (one file per Helm release, no cluster.yaml): test_z2jh_provision_then_remove_gives_back_the_files
     ],
 )
 def test_provision_then_remove_gives_back_the_files(repo: Repo, quay: FakeQuay, chart: str, extra: list[str]) -> None:
@@ -422,6 +421,88 @@ def test_provision_then_remove_gives_back_the_files(repo: Repo, quay: FakeQuay, 
     assert repo.values.read_text() == original
     assert repo.decrypt() == SECRETS
     assert quay.robot_token("hubs", "image_builder") is None
+
+
+def z2jh_files(repo: Repo) -> dict[str, Path]:
+    """A plain Zero to JupyterHub hub's files: the jupyterhub chart's values and secrets themselves (no
+    `jupyterhub:` key), encrypted for all three keys; no cluster.yaml."""
+    repo.values.write_text("".join(line[2:] + "\n" for line in VALUES.splitlines()[1:]))
+    encrypt_file(repo.secret, yaml.safe_dump(SECRETS["jupyterhub"]), [k.recipient for k in repo.keys])
+    repo.cluster.unlink()
+    return {
+        release: repo.dir / name
+        for release, name in (
+            ("binderhub-service", "staging.binderhub-service.values.yaml"),
+            ("binderhub-service secret", "enc-staging.binderhub-service.secret.values.yaml"),
+            ("dask-gateway", "staging.dask-gateway.values.yaml"),
+        )
+    }
+
+
+@pytest.mark.parametrize("registry", ["quay", "dockerhub"])
+def test_z2jh_provision_then_remove_gives_back_the_files(
+    repo: Repo, quay: FakeQuay, dockerhub: FakeDockerHub, registry: str
+) -> None:
+    """A z2jh hub's values live in one file per Helm release: removal cleans the hub's files and deletes the
+    release files provision created (every one listed by the dry run); the rest comes back byte for byte, the
+    secrets decrypt to what they were and keep their recipients."""
+    siblings = z2jh_files(repo)
+    original = repo.values.read_text()
+    before = repo.snapshot()
+    files = ["--values-file", str(repo.values), "--secret-file", str(repo.secret), "--chart", "z2jh"]
+    image = ["--image", "r=rocker/binder:4.3"]
+    if registry == "quay":
+        provision = ["quay", *quay_args(quay), *files, *image, "--dask-gateway"]
+        remove = ["remove", "quay", *quay_args(quay), *files]
+        env = repo.env(QUAY_TOKEN=TOKEN)
+    else:
+        provision = ["dockerhub", *dh_args(dockerhub), "--private", *files, *image, "--dask-gateway"]
+        remove = ["remove", "dockerhub", *dh_args(dockerhub), *files]
+        env = dh_env(repo)
+    provisioned = CliRunner().invoke(app, provision, env=env)
+    assert provisioned.exit_code == 0, provisioned.stderr
+    assert all(path.is_file() for path in siblings.values()), provisioned.stderr
+    assert repo.values.read_text() != original and "imagePullSecret" in repo.decrypt()
+    provisioned_files = repo.snapshot()
+
+    dry = CliRunner().invoke(app, [*remove, "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.stderr
+    assert repo.snapshot() == provisioned_files
+    for step in (f"remove from {repo.secret}", f"remove from {repo.values}", *(f"delete {p}" for p in siblings.values())):
+        assert step in dry.stderr
+    assert "-  extraConfig:" in dry.stderr  # the hub file's diff: fancy-profiles' setup leaves it
+
+    result = CliRunner().invoke(app, [*remove, "--yes"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert not any(path.exists() for path in siblings.values())
+    assert repo.values.read_text() == original
+    after = repo.snapshot()
+    assert {k: v for k, v in after.items() if "enc-" not in k} == {k: v for k, v in before.items() if "enc-" not in k}
+    assert after.keys() == before.keys()
+    for key in repo.keys:  # every recipient can still decrypt, and only the OAuth secret is left
+        assert repo.decrypt(key) == SECRETS["jupyterhub"]
+    assert repo.recipients() == {k.recipient for k in repo.keys}
+    assert quay.robot_token("hubs", "image_builder") is None and dockerhub.oats("myorg") == []
+    for secret in (TOKEN, DH_PASSWORD, "OAUTH-SECRET-123"):
+        assert secret not in result.stderr + dry.stderr
+
+    again = CliRunner().invoke(app, [*remove, "--yes"], env=env)
+    assert again.exit_code == 0 and "nothing to remove" in again.stderr and repo.snapshot() == after
+
+
+def test_z2jh_removal_wants_the_hub_files(repo: Repo, quay: FakeQuay) -> None:
+    """A release's sibling given as the hub's file, or --cluster-config with z2jh: refused before any request."""
+    z2jh_files(repo)
+    sibling = repo.dir / "staging.binderhub-service.values.yaml"
+    result = remove_quay_z2jh = CliRunner().invoke(
+        app, ["remove", "quay", *quay_args(quay), "--values-file", str(sibling), "--chart", "z2jh", "--yes"],
+        env=repo.env(QUAY_TOKEN=TOKEN),
+    )  # fmt: skip
+    assert result.exit_code == 2 and f"give the hub's own file ({repo.values}" in remove_quay_z2jh.stderr
+    repo.cluster.write_text(CLUSTER)
+    clustered = remove_quay(repo, quay, "--chart", "z2jh", "--yes")
+    assert clustered.exit_code == 2 and "drop --cluster-config" in clustered.stderr
+    assert quay.requests == []
 
 
 def test_dry_run_without_a_token_reads_nothing_and_plans_everything(repo: Repo, quay: FakeQuay) -> None:

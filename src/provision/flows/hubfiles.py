@@ -159,6 +159,16 @@ def release_file(path: Path, release: str | None) -> Path:
     return path.with_name(f"{path.name}.{release}")  # pragma: no cover - the "" suffix always matches
 
 
+def release_base(path: Path) -> tuple[Path, str | None]:
+    """The hub's file that `path` is a release's sibling of (release_file backwards), and that release; `path`
+    itself and None when it is not named like a sibling."""
+    for release in Z2JH_RELEASES[1:]:
+        candidate = path.with_name(path.name.replace(f".{release}", "", 1))
+        if candidate != path and release_file(candidate, release) == path:
+            return candidate, release
+    return path, None
+
+
 def release_requests(req: FilesRequest, chart: Chart) -> list[tuple[str | None, FilesRequest]]:
     """The files of each Helm release: for z2jh one request per release (siblings of the hub's files, see
     release_file), else the request itself."""

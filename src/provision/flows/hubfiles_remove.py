@@ -2,6 +2,11 @@
 and comments kept) and the sops-encrypted `enc-<hub>.secret.values.yaml` (`sops unset`, recipients kept); a file left
 with no key at all is deleted and unlisted from the hub's `helm_chart_values_files` in `cluster.yaml`.
 
+A plain Zero to JupyterHub hub (--chart z2jh) has one values file and one secret file per Helm release, named as
+provision writes them (hubfiles.release_file: `<hub>.binderhub-service.values.yaml` beside `<hub>.values.yaml`...):
+each is cleaned of its release's keys, and one left with no key is deleted (there is no cluster.yaml to unlist it
+from).
+
 "The keys provision wrote" are read off the one hub-config model (hubconfig.public_values / secret_values), so this
 stays in step with what the registry commands write. A key whose value is not what provision writes is kept (the
 user changed it), except the hub-specific ones (image prefix, registry URL, user name): when those name another
@@ -13,7 +18,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,8 @@ from provision import clusterrepo, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, read_text
-from provision.hubconfig import Chart, HubOptions, HubRegistry, ImageChoice, Profile, public_values, secret_values
+from provision.flows.hubfiles import release_base, release_file
+from provision.hubconfig import Z2JH_RELEASES, Chart, HubOptions, HubRegistry, ImageChoice, Profile, public_values, secret_values
 from provision.plan import Change
 
 KeyPath = tuple[str, ...]
@@ -49,6 +55,11 @@ class RemovalTarget:
         return ("basehub", *path) if self.chart == "daskhub" else path
 
 
+def _view(doc: Any, release: str | None) -> Any:
+    """A release file's document seen in the hub layout (its values under the release's key), for reading."""
+    return {release: doc} if release is not None else doc
+
+
 @dataclass(frozen=True)
 class FilesRemoval:
     """Every file step of a removal, computed before anything is written; each step is idempotent."""
@@ -63,20 +74,40 @@ class FilesRemoval:
     deletions: tuple[Path, ...] = ()  # files left with no key, deleted
     notes: tuple[str, ...] = field(default=())
 
-    def changes(self) -> list[Change]:
-        """The plan's file steps, in the order apply runs them."""
+    def changes(self, part: int = 0) -> list[Change]:
+        """The plan's file steps, in the order apply runs them; `part`: this removal's index in a HubFilesRemoval
+        (carried in each Change's args, for apply_step)."""
         out: list[Change] = []
+        args = (str(part),)
         if self.secret_file is not None and self.secret_unset and self.secret_file not in self.deletions:
-            out.append(Change("secret_unset", "remove", f"from {self.secret_file}", ", ".join(self.secret_removed)))
+            removed = ", ".join(self.secret_removed)
+            out.append(Change("secret_unset", "remove", f"from {self.secret_file}", removed, args))
         if self.values_file is not None and self.values_edit is not None and self.values_file not in self.deletions:
-            out.append(Change("values_edit", "remove", f"from {self.values_file}", ", ".join(self.values_removed)))
+            removed = ", ".join(self.values_removed)
+            out.append(Change("values_edit", "remove", f"from {self.values_file}", removed, args))
         if self.registration is not None and self.registration.changed:
             names = ", ".join(p.name for p in self.deletions)
-            out.append(Change("unlist", "unlist", f"{names} in {self.registration.path}", "helm_chart_values_files"))
+            where = f"{names} in {self.registration.path}"
+            out.append(Change("unlist", "unlist", where, "helm_chart_values_files", args))
         for path in self.deletions:
-            what = self.secret_removed if path == self.secret_file else self.values_removed
-            out.append(Change("delete_file", "delete", str(path), "no key left after removing " + ", ".join(what)))
+            what = ", ".join(self.secret_removed if path == self.secret_file else self.values_removed)
+            out.append(Change("delete_file", "delete", str(path), f"no key left after removing {what}", args))
         return out
+
+
+@dataclass(frozen=True)
+class HubFilesRemoval:
+    """The file steps of every set of files the hub's values live in: one for a 2i2c hub, one per Helm release for
+    a z2jh hub (the hub's files, then their siblings)."""
+
+    parts: tuple[FilesRemoval, ...] = ()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(note for part in self.parts for note in part.notes)
+
+    def changes(self) -> list[Change]:
+        return [change for index, part in enumerate(self.parts) for change in part.changes(index)]
 
 
 # --- planning -------------------------------------------------------------------------------------------------
@@ -90,9 +121,11 @@ def plan_removal(
     cluster_config: Path | None,
     hub: str | None,
     sops_client: sops.Sops | None,
+    release: str | None = None,
 ) -> FilesRemoval:
     """Read the hub's files and compute what leaves them. Writes nothing; decrypts only in memory, and only when
-    the secret file holds a pull secret whose registry must be checked.
+    the secret file holds a pull secret whose registry must be checked. `release`: the files hold that z2jh
+    release's values (see plan_hub_removal); a file they leave with no key is deleted.
 
     Raises UsageError when the values describe another registry, ClusterRepoError for files that cannot be edited
     safely, SopsError when the secret file cannot be decrypted.
@@ -102,7 +135,7 @@ def plan_removal(
     values_removed: list[str] = []
     values_empty = False
     if values_file is not None:
-        values_edit, values_removed, values_empty, kept = _plan_values(values_file, target)
+        values_edit, values_removed, values_empty, kept = _plan_values(values_file, target, release)
         notes += [
             f"{values_file.name}: kept {k}" + ("" if k.startswith("profile ") else ": not what provision writes")
             for k in kept
@@ -113,11 +146,19 @@ def plan_removal(
     secret_removed: list[str] = []
     secret_empty = False
     if secret_file is not None:
-        secret_unset, secret_removed, secret_empty, secret_notes = _plan_secret(secret_file, target, sops_client)
+        secret_unset, secret_removed, secret_empty, secret_notes = _plan_secret(
+            secret_file, target, sops_client, release
+        )
         notes += secret_notes
     deletions: list[Path] = []
     registration = None
-    if cluster_config is not None and hub is not None:
+    if release is not None:  # a z2jh release's file: no cluster.yaml lists it
+        deletions = [
+            path
+            for path, empty, removed in ((values_file, values_empty, values_removed), (secret_file, secret_empty, secret_removed))
+            if path is not None and empty and removed
+        ]
+    elif cluster_config is not None and hub is not None:
         if values_file is not None and values_empty and values_removed:
             deletions.append(values_file)
         if secret_file is not None and secret_empty and secret_removed:
@@ -143,6 +184,52 @@ def plan_removal(
     )
 
 
+def plan_hub_removal(
+    target: RemovalTarget,
+    *,
+    values_file: Path | None,
+    secret_file: Path | None,
+    cluster_config: Path | None,
+    hub: str | None,
+    sops_client: sops.Sops | None,
+) -> HubFilesRemoval:
+    """plan_removal for every file the hub's values live in. For z2jh, each Helm release's files are found beside
+    the given ones, named as provision writes them (hubfiles.release_file); dask-gateway has no secret file.
+
+    Raises UsageError when a given file is itself a release's sibling (the hub's file is the one to give), and what
+    plan_removal raises.
+    """
+    if target.chart != "z2jh":
+        part = plan_removal(target, values_file=values_file, secret_file=secret_file, cluster_config=cluster_config,
+                            hub=hub, sops_client=sops_client)  # fmt: skip
+        siblings = [release_file(values_file, r) for r in Z2JH_RELEASES[1:2] if values_file is not None]
+        notes = [f"{s} is there: if it is this hub's (a z2jh hub), pass --chart z2jh" for s in siblings if s.is_file()]
+        return HubFilesRemoval((replace(part, notes=(*part.notes, *notes)),))
+    for option, given in (("--values-file", values_file), ("--secret-file", secret_file)):
+        base, release = release_base(given) if given is not None else (None, None)
+        if release is not None:
+            raise UsageError(
+                f"{option} {str(given)!r} is the {release} release's file: with --chart z2jh give the hub's own "
+                f"file ({base}, the jupyterhub release's); the other releases' files are found beside it",
+                hint="pass the files you passed to provision; nothing was changed",
+            )
+    parts = []
+    for release in Z2JH_RELEASES:
+        part = plan_removal(
+            target,
+            values_file=release_file(values_file, release) if values_file is not None else None,
+            secret_file=release_file(secret_file, release) if secret_file is not None and release != "dask-gateway" else None,
+            cluster_config=None,
+            hub=hub,
+            sops_client=sops_client,
+            release=release,
+        )
+        if release == "dask-gateway":  # written only for hubs with dask-gateway: its absence is no news
+            part = replace(part, notes=tuple(n for n in part.notes if not n.endswith(": does not exist")))
+        parts.append(part)
+    return HubFilesRemoval(tuple(parts))
+
+
 def owned_public(target: RemovalTarget) -> dict[str, Any]:
     """Every public key provision may have written for this registry (profile and dask pull secret included)."""
     # profileList entries are removed whole, by slug: the one image only makes the profile renderable.
@@ -150,13 +237,13 @@ def owned_public(target: RemovalTarget) -> dict[str, Any]:
     options = HubOptions(chart=target.chart, dask_gateway=True, profile=profile)
     registry = target.registry
     if registry.pull_secret_registry is None and target.pull_hosts:
-        from dataclasses import replace
-
         registry = replace(registry, pull_secret_registry=target.pull_hosts[0])
     return public_values(registry, options)
 
 
-def _plan_values(path: Path, target: RemovalTarget) -> tuple[FileEdit | None, list[str], bool, list[str]]:
+def _plan_values(
+    path: Path, target: RemovalTarget, release: str | None
+) -> tuple[FileEdit | None, list[str], bool, list[str]]:
     original = read_text(path)
     if original is None or not original.strip():
         return None, [], False, []
@@ -167,18 +254,30 @@ def _plan_values(path: Path, target: RemovalTarget) -> tuple[FileEdit | None, li
             path=path,
             hint="remove the registry keys by hand (--dry-run lists them), or normalise the file's formatting first",
         )
-    _check_identity(doc, target, path)
+    _check_identity(_view(doc, release), target, path)
     removed: list[str] = []
     kept: list[str] = []
     identity = {target.wrap(leaf) for leaf in IDENTITY_LEAVES}
     pending: list[str] = []
-    _remove_owned(doc, owned_public(target), (), identity, removed, kept, pending)
+    owned = owned_public(target)
+    if release is not None:
+        owned, prefix = owned.get(release) or {}, (release,)
+    else:
+        prefix = ()
+    _remove_owned(doc, owned, prefix, identity, removed, kept, pending)
     _place_pending(doc, pending)
-    kept += _other_build_profiles(doc, target)
+    kept += _other_build_profiles(_view(doc, release), target)
+    removed, kept = _in_file(removed, release), _in_file(kept, release)
     if not removed:
         return None, [], False, kept
     empty = len(doc) == 0
     return FileEdit(path, original, clusterrepo.dump(doc, style)), removed, empty, kept
+
+
+def _in_file(names: list[str], release: str | None) -> list[str]:
+    """Dotted key paths as the file has them: a z2jh release's file holds its values without the release's key."""
+    start = f"{release}."
+    return [name[len(start) :] if release is not None and name.startswith(start) else name for name in names]
 
 
 def _other_build_profiles(doc: Any, target: RemovalTarget) -> list[str]:
@@ -359,9 +458,10 @@ def _place_pending(doc: Any, pending: list[str]) -> None:
 
 
 def _plan_secret(
-    path: Path, target: RemovalTarget, client: sops.Sops | None
+    path: Path, target: RemovalTarget, client: sops.Sops | None, release: str | None
 ) -> tuple[list[KeyPath], list[str], bool, list[str]]:
-    """Branches of the encrypted file to unset, read from its key names (sops leaves keys readable)."""
+    """Branches of the encrypted file to unset, read from its key names (sops leaves keys readable). A z2jh
+    release's file is read in the hub layout (under the release's key) and its branches given back without it."""
     text = read_text(path)
     if text is None:
         return [], [], False, [f"{path}: does not exist"]
@@ -378,7 +478,7 @@ def _plan_secret(
             path=path,
             hint="if it was committed in plaintext, rotate the secrets it holds, then encrypt it with sops",
         )
-    data = {k: v for k, v in doc.items() if k != "sops"}
+    data = _view({k: v for k, v in doc.items() if k != "sops"}, release)
     owned = secret_values(target.registry, HubOptions(chart=target.chart))
     wanted: list[KeyPath] = []
     for leaf in _leaf_paths(owned):
@@ -390,12 +490,13 @@ def _plan_secret(
     pull = target.wrap(PULL_SECRET)
     if isinstance(_get(data, pull), Mapping):
         assert client is not None, "the CLI finds the sops binary whenever a secret file is given"
-        plain = YAML(typ="safe").load(client.decrypt(path)) or {}
+        plain = _view(YAML(typ="safe").load(client.decrypt(path)) or {}, release)
         registry = _get(plain, (*pull, "registry"))
         if str(registry) in target.pull_hosts:
             wanted.append(pull)
         else:
-            notes.append(f"{path.name}: kept {'.'.join(pull)}: its registry is not this registry's")
+            kept = _in_file([".".join(pull)], release)[0]
+            notes.append(f"{path.name}: kept {kept}: its registry is not this registry's")
     if not wanted:
         return [], [], False, notes
     remaining = copy.deepcopy(data)
@@ -404,7 +505,10 @@ def _plan_secret(
     # Unset the highest branch each removal empties: sops unset leaves empty parents behind.
     branches = sorted({_emptied_branch(data, remaining, leaf) for leaf in wanted}, key=len)
     minimal: list[KeyPath] = [b for b in branches if not any(b[: len(o)] == o and b != o for o in branches)]
-    removed = [".".join(leaf) for leaf in wanted]
+    removed = _in_file([".".join(leaf) for leaf in wanted], release)
+    if release is not None:
+        # (release,) itself: the file is left empty and deleted rather than unset.
+        minimal = [branch[1:] for branch in minimal if branch[1:]]
     return minimal, removed, not _prune(remaining), notes
 
 
@@ -479,11 +583,12 @@ def _plan_unlisting(path: Path, hub: str, deletions: Sequence[Path]) -> FileEdit
 # --- applying -------------------------------------------------------------------------------------------------
 
 
-def apply_step(removal: FilesRemoval, change: Change, *, sops_client: sops.Sops | None) -> None:
+def apply_step(hub_removal: HubFilesRemoval, change: Change, *, sops_client: sops.Sops | None) -> None:
     """Run one file step of the plan. Each is idempotent: a resumed run finds it done or does it again.
 
     A file that changed since it was planned (another run, an editor) is not overwritten: ProvisionError.
     """
+    removal = hub_removal.parts[int(change.args[0])]
     try:
         if change.kind == "secret_unset":
             assert removal.secret_file is not None and sops_client is not None
@@ -512,9 +617,11 @@ def _unchanged_since_plan(edit: FileEdit) -> None:
         )
 
 
-def show(removal: FilesRemoval, reporter: Reporter) -> None:
-    """The values file's diff (plain YAML) and the encrypted file's key paths (its diff would be ciphertext)."""
-    if removal.values_edit is not None and removal.values_file not in removal.deletions:
-        reporter.always(removal.values_edit.diff().rstrip())
-    if removal.registration is not None and removal.registration.changed:
-        reporter.always(removal.registration.diff().rstrip())
+def show(hub_removal: HubFilesRemoval, reporter: Reporter) -> None:
+    """Each values file's diff (plain YAML), and cluster.yaml's; the encrypted files' key paths are in the plan
+    (their diff would be ciphertext)."""
+    for removal in hub_removal.parts:
+        if removal.values_edit is not None and removal.values_file not in removal.deletions:
+            reporter.always(removal.values_edit.diff().rstrip())
+        if removal.registration is not None and removal.registration.changed:
+            reporter.always(removal.registration.diff().rstrip())

@@ -62,7 +62,7 @@ class RemoveResult:
 class Context:
     """What apply needs besides the plan: the file steps and the clients."""
 
-    files: hubfiles_remove.FilesRemoval = field(default_factory=hubfiles_remove.FilesRemoval)
+    files: hubfiles_remove.HubFilesRemoval = field(default_factory=hubfiles_remove.HubFilesRemoval)
     sops_client: sops.Sops | None = None
 
 
@@ -72,6 +72,11 @@ class Context:
 def validate_files(req: HubFilesRequest, *, hub: str | None) -> str | None:
     """Check the file options before any request. Returns the sops binary when the secret file needs one."""
     if req.cluster_config is not None:
+        if req.chart == "z2jh":
+            raise UsageError(
+                "--cluster-config is for 2i2c's deployer, which installs one chart per hub; a z2jh hub's release "
+                "files (beside --values-file and --secret-file) are deleted when left empty: drop --cluster-config"
+            )
         if hub is None:
             raise UsageError("--cluster-config needs --hub: the hub whose helm_chart_values_files to update")
         if not req.cluster_config.is_file():
@@ -114,7 +119,7 @@ def plan_files(
 ) -> Context:
     client = sops.Sops(sops_binary) if sops_binary is not None else None
     with local_input():
-        files = hubfiles_remove.plan_removal(
+        files = hubfiles_remove.plan_hub_removal(
             target,
             values_file=req.values_file,
             secret_file=req.secret_file,

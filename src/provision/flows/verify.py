@@ -207,14 +207,9 @@ def release_sibling(path: Path, release: str) -> Path | None:
     """The file of another z2jh release beside `path`, named as provision writes them (hubfiles.release_file):
     staging.values.yaml ↔ staging.binderhub-service.values.yaml, enc-staging.secret.values.yaml ↔
     enc-staging.binderhub-service.secret.values.yaml. None when that is `path` itself."""
-    from provision.flows.hubfiles import release_file
+    from provision.flows.hubfiles import release_base, release_file
 
-    base = path
-    for other in Z2JH_RELEASES[1:]:
-        candidate = path.with_name(path.name.replace(f".{other}", "", 1))
-        if candidate != path and release_file(candidate, other) == path:
-            base = candidate
-    sibling = release_file(base, release)
+    sibling = release_file(release_base(path)[0], release)
     return None if sibling == path else sibling
 
 
