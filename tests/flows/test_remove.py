@@ -445,8 +445,14 @@ def test_z2jh_provision_then_remove_gives_back_the_files(
 ) -> None:
     """A z2jh hub's values live in one file per Helm release: removal cleans the hub's files and deletes the
     release files provision created (every one listed by the dry run); the rest comes back byte for byte, the
-    secrets decrypt to what they were and keep their recipients."""
+    secrets decrypt to what they were and keep their recipients. In the quay case the binderhub-service release
+    already had files of its own (they are cleaned, not deleted)."""
     siblings = z2jh_files(repo)
+    own_secret = {"config": {"GitHubRepoProvider": {"access_token": "GH-TOKEN-456"}}}
+    if registry == "quay":
+        siblings["binderhub-service"].write_text("# the BinderHub release\nnodeSelector:\n  pool: build # big nodes\n")
+        encrypt_file(siblings["binderhub-service secret"], yaml.safe_dump(own_secret), [k.recipient for k in repo.keys])
+        existing = [siblings.pop("binderhub-service"), siblings.pop("binderhub-service secret")]
     original = repo.values.read_text()
     before = repo.snapshot()
     files = ["--values-file", str(repo.values), "--secret-file", str(repo.secret), "--chart", "z2jh"]
@@ -468,8 +474,10 @@ def test_z2jh_provision_then_remove_gives_back_the_files(
     dry = CliRunner().invoke(app, [*remove, "--dry-run"], env=env)
     assert dry.exit_code == 0, dry.stderr
     assert repo.snapshot() == provisioned_files
-    for step in (f"remove from {repo.secret}", f"remove from {repo.values}", *(f"delete {p}" for p in siblings.values())):
-        assert step in dry.stderr
+    steps = [f"remove from {repo.secret}", f"remove from {repo.values}", *(f"delete {p}" for p in siblings.values())]
+    steps += [f"remove from {p}" for p in existing] if registry == "quay" else []
+    for step in steps:
+        assert step in dry.stderr, step
     assert "-  extraConfig:" in dry.stderr  # the hub file's diff: fancy-profiles' setup leaves it
 
     result = CliRunner().invoke(app, [*remove, "--yes"], env=env)
@@ -482,8 +490,11 @@ def test_z2jh_provision_then_remove_gives_back_the_files(
     for key in repo.keys:  # every recipient can still decrypt, and only the OAuth secret is left
         assert repo.decrypt(key) == SECRETS["jupyterhub"]
     assert repo.recipients() == {k.recipient for k in repo.keys}
+    if registry == "quay":
+        done = decrypt_file(existing[1], repo.keys[2])
+        assert done.returncode == 0 and yaml.safe_load(done.stdout) == own_secret
     assert quay.robot_token("hubs", "image_builder") is None and dockerhub.oats("myorg") == []
-    for secret in (TOKEN, DH_PASSWORD, "OAUTH-SECRET-123"):
+    for secret in (TOKEN, DH_PASSWORD, "OAUTH-SECRET-123", "GH-TOKEN-456"):
         assert secret not in result.stderr + dry.stderr
 
     again = CliRunner().invoke(app, [*remove, "--yes"], env=env)

@@ -117,6 +117,24 @@ def test_removal_with_our_module_keeps_other_hubs(env: test_gcp.Env, repo: Repo)
     assert_files_clean(repo)
 
 
+def test_z2jh_removal_gives_back_the_files(env: test_gcp.Env, repo: Repo) -> None:
+    """A z2jh hub (one file per Helm release, no cluster.yaml): Artifact Registry needs no pull secret, so the hub's
+    secret file is never touched; the binderhub-service files provision created are deleted again."""
+    siblings = test_remove.z2jh_files(repo)
+    before = repo.snapshot()
+    files = ["--values-file", str(repo.values), "--secret-file", str(repo.secret), "--chart", "z2jh"]
+    provisioned = CliRunner().invoke(app, ["gcp", *tf_args(env), "--yes", *files, "--image", "r=rocker/binder:4.3"],
+                                     env=repo.env())  # fmt: skip
+    assert provisioned.exit_code == 0, provisioned.stderr
+    assert siblings["binderhub-service"].is_file() and siblings["binderhub-service secret"].is_file()
+    result = CliRunner().invoke(app, ["remove", "gcp", *tf_args(env), "--yes", *files], env=repo.env())
+    assert result.exit_code == 0, result.stderr
+    assert f"delete {siblings['binderhub-service secret']}" in result.stderr
+    assert registry_of(env, "hub1") == set() and env.tfvars.read_text() == test_gcp.TFVARS
+    assert repo.snapshot() == before  # the hub's secret file too: provision gcp wrote nothing into it
+    assert repo.decrypt(repo.keys[2]) == SECRETS["jupyterhub"]
+
+
 def test_destroy_needs_the_typed_hub_name(env_2i2c: test_gcp_2i2c.Env, repo: Repo) -> None:
     provision(env_2i2c, repo)
     before = snapshot(env_2i2c, repo)
