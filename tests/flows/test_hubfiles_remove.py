@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,50 @@ def test_nothing_to_remove(tmp_path: Path) -> None:
     values.write_text(EXPECTED)
     removal = plan(values)
     assert removal.values_edit is None and removal.changes() == []
+
+
+def test_z2jh_release_files_are_found_beside_the_hub_file_and_deleted_when_emptied(tmp_path: Path) -> None:
+    """Files as `provision quay --chart z2jh --dask-gateway` writes them into an empty folder: each release's file
+    is emptied by the removal and deleted (no cluster.yaml to unlist it from); another registry's sibling is
+    refused, a sibling given as the hub's file too."""
+    from provision import clusterrepo
+    from provision.flows.hubfiles import release_file
+    from provision.flows.hubfiles_remove import plan_hub_removal
+    from provision.hubconfig import HubOptions, ImageChoice, Profile, public_values, releases
+
+    options = HubOptions("z2jh", dask_gateway=True, profile=Profile(images=(ImageChoice("r", "rocker/binder:4.3"),)))
+    hub_file = tmp_path / "staging.values.yaml"
+    written = []
+    for release, doc in releases(public_values(REGISTRY, options), "z2jh"):
+        path = release_file(hub_file, release)
+        clusterrepo.plan_values_edit(path, doc)[0].apply()  # as provision writes it
+        written.append(path)
+    assert [p.name for p in written] == [
+        "staging.values.yaml", "staging.binderhub-service.values.yaml", "staging.dask-gateway.values.yaml",
+    ]  # fmt: skip
+    target = RemovalTarget(REGISTRY, "z2jh", pull_hosts=("quay.io",))
+    removal = plan_hub_removal(
+        target, values_file=hub_file, secret_file=None, cluster_config=None, hub="staging", sops_client=None
+    )
+    assert [(c.kind, c.subject) for c in removal.changes()] == [("delete_file", str(p)) for p in written]
+    deleted = removal.changes()[1].detail
+    assert "config.BinderHub.image_prefix" in deleted and "binderhub-service." not in deleted  # keys as in the file
+
+    # A file edited after the plan is not deleted; the others are.
+    from provision.errors import ProvisionError
+    from provision.flows.hubfiles_remove import apply_step
+
+    written[1].write_text(written[1].read_text() + "nodeSelector: {pool: build}\n")
+    with pytest.raises(ProvisionError, match="changed while this removal ran"):
+        apply_step(removal, removal.changes()[1], sops_client=None)
+    apply_step(removal, removal.changes()[2], sops_client=None)
+    assert written[1].is_file() and not written[2].exists()
+    written[1].write_text(written[1].read_text().replace("nodeSelector: {pool: build}\n", ""))
+
+    other = RemovalTarget(replace(REGISTRY, image_prefix="quay.io/org/c1-other-"), "z2jh")
+    with pytest.raises(UsageError, match="staging.binderhub-service.values.yaml describes another registry"):
+        plan_hub_removal(other, values_file=hub_file, secret_file=None, cluster_config=None, hub="x", sops_client=None)
+    with pytest.raises(UsageError, match="is the binderhub-service release's file"):
+        plan_hub_removal(
+            target, values_file=written[1], secret_file=None, cluster_config=None, hub="x", sops_client=None
+        )

@@ -27,7 +27,16 @@ from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, read_text
 from provision.flows.hubfiles import release_base, release_file
-from provision.hubconfig import Z2JH_RELEASES, Chart, HubOptions, HubRegistry, ImageChoice, Profile, public_values, secret_values
+from provision.hubconfig import (
+    Z2JH_RELEASES,
+    Chart,
+    HubOptions,
+    HubRegistry,
+    ImageChoice,
+    Profile,
+    public_values,
+    secret_values,
+)
 from provision.plan import Change
 
 KeyPath = tuple[str, ...]
@@ -70,6 +79,7 @@ class FilesRemoval:
     secret_file: Path | None = None
     secret_unset: tuple[KeyPath, ...] = ()  # branches to `sops unset`
     secret_removed: tuple[str, ...] = ()
+    secret_original: str | None = field(default=None, repr=False)  # ciphertext as planned (a deletion checks it)
     registration: FileEdit | None = None  # cluster.yaml without the files deleted below
     deletions: tuple[Path, ...] = ()  # files left with no key, deleted
     notes: tuple[str, ...] = field(default=())
@@ -150,27 +160,23 @@ def plan_removal(
             secret_file, target, sops_client, release
         )
         notes += secret_notes
-    deletions: list[Path] = []
-    registration = None
-    if release is not None:  # a z2jh release's file: no cluster.yaml lists it
-        deletions = [
-            path
-            for path, empty, removed in ((values_file, values_empty, values_removed), (secret_file, secret_empty, secret_removed))
-            if path is not None and empty and removed
-        ]
-    elif cluster_config is not None and hub is not None:
-        if values_file is not None and values_empty and values_removed:
-            deletions.append(values_file)
-        if secret_file is not None and secret_empty and secret_removed:
-            deletions.append(secret_file)
-        registration = _plan_unlisting(cluster_config, hub, deletions)
-    else:
+    emptied = [
+        path
         for path, empty, removed in (
             (values_file, values_empty, values_removed),
             (secret_file, secret_empty, secret_removed),
-        ):
-            if path is not None and empty and removed:
-                notes.append(f"{path.name} has no key left: pass --cluster-config to delete it and unlist it")
+        )
+        if path is not None and empty and removed
+    ]
+    deletions: list[Path] = []
+    registration = None
+    if release is not None:  # a z2jh release's file: no cluster.yaml lists it
+        deletions = emptied
+    elif cluster_config is not None and hub is not None:
+        deletions = emptied
+        registration = _plan_unlisting(cluster_config, hub, deletions)
+    else:
+        notes += [f"{path.name} has no key left: pass --cluster-config to delete it and unlist it" for path in emptied]
     return FilesRemoval(
         values_file=values_file,
         values_edit=values_edit if values_removed else None,
@@ -178,6 +184,7 @@ def plan_removal(
         secret_file=secret_file,
         secret_unset=tuple(secret_unset),
         secret_removed=tuple(secret_removed),
+        secret_original=read_text(secret_file) if secret_file is not None else None,
         registration=registration,
         deletions=tuple(deletions),
         notes=tuple(notes),
@@ -218,7 +225,7 @@ def plan_hub_removal(
         part = plan_removal(
             target,
             values_file=release_file(values_file, release) if values_file is not None else None,
-            secret_file=release_file(secret_file, release) if secret_file is not None and release != "dask-gateway" else None,
+            secret_file=release_file(secret_file, release) if secret_file and release != "dask-gateway" else None,
             cluster_config=None,
             hub=hub,
             sops_client=sops_client,
@@ -260,10 +267,9 @@ def _plan_values(
     identity = {target.wrap(leaf) for leaf in IDENTITY_LEAVES}
     pending: list[str] = []
     owned = owned_public(target)
-    if release is not None:
+    prefix: KeyPath = ()
+    if release is not None:  # the file holds the release's values themselves
         owned, prefix = owned.get(release) or {}, (release,)
-    else:
-        prefix = ()
     _remove_owned(doc, owned, prefix, identity, removed, kept, pending)
     _place_pending(doc, pending)
     kept += _other_build_profiles(_view(doc, release), target)
@@ -602,7 +608,15 @@ def apply_step(hub_removal: HubFilesRemoval, change: Change, *, sops_client: sop
             _unchanged_since_plan(removal.registration)
             removal.registration.apply()
         elif change.kind == "delete_file":
-            Path(change.subject).unlink(missing_ok=True)
+            path = Path(change.subject)
+            planned = removal.values_edit.original if path == removal.values_file and removal.values_edit else None
+            planned = removal.secret_original if path == removal.secret_file else planned
+            if read_text(path) not in (None, planned):
+                raise ProvisionError(
+                    f"{path} changed while this removal ran (another run or an editor); it was not deleted",
+                    hint="re-run the same command: it plans again from the file as it is now",
+                )
+            path.unlink(missing_ok=True)
         else:  # pragma: no cover - plan and apply are written together
             raise AssertionError(change.kind)
     except OSError as exc:
