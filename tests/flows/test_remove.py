@@ -502,14 +502,18 @@ def test_z2jh_provision_then_remove_gives_back_the_files(
 
 
 def test_z2jh_removal_wants_the_hub_files(repo: Repo, quay: FakeQuay) -> None:
-    """A release's sibling given as the hub's file, or --cluster-config with z2jh: refused before any request."""
+    """A release's sibling given as the hub's file, or --cluster-config with z2jh: refused before any request.
+    Without --chart z2jh, a sibling beside the values file is pointed out."""
     z2jh_files(repo)
     sibling = repo.dir / "staging.binderhub-service.values.yaml"
-    result = remove_quay_z2jh = CliRunner().invoke(
-        app, ["remove", "quay", *quay_args(quay), "--values-file", str(sibling), "--chart", "z2jh", "--yes"],
-        env=repo.env(QUAY_TOKEN=TOKEN),
-    )  # fmt: skip
-    assert result.exit_code == 2 and f"give the hub's own file ({repo.values}" in remove_quay_z2jh.stderr
+    given = ["remove", "quay", *quay_args(quay), "--values-file", str(sibling), "--chart", "z2jh", "--yes"]
+    result = CliRunner().invoke(app, given, env=repo.env(QUAY_TOKEN=TOKEN))
+    assert result.exit_code == 2 and f"give the hub's own file ({repo.values}" in result.stderr
+    sibling.write_text("enabled: true\n")
+    no_chart = ["remove", "quay", *quay_args(quay), "--values-file", str(repo.values), "--dry-run"]
+    unsaid = CliRunner().invoke(app, no_chart, env=repo.env())
+    assert unsaid.exit_code == 0, unsaid.stderr
+    assert f"{sibling} is there: if it is this hub's (a z2jh hub), pass --chart z2jh" in unsaid.stderr
     repo.cluster.write_text(CLUSTER)
     clustered = remove_quay(repo, quay, "--chart", "z2jh", "--yes")
     assert clustered.exit_code == 2 and "drop --cluster-config" in clustered.stderr
