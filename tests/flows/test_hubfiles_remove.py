@@ -111,7 +111,7 @@ def test_z2jh_release_files_are_found_beside_the_hub_file_and_deleted_when_empti
     refused, a sibling given as the hub's file too."""
     from provision import clusterrepo
     from provision.flows.hubfiles import release_file
-    from provision.flows.hubfiles_remove import plan_hub_removal
+    from provision.flows.hubfiles_remove import HubFiles, plan_hub_removal
     from provision.hubconfig import HubOptions, ImageChoice, Profile, public_values, releases
 
     options = HubOptions("z2jh", dask_gateway=True, profile=Profile(images=(ImageChoice("r", "rocker/binder:4.3"),)))
@@ -125,9 +125,7 @@ def test_z2jh_release_files_are_found_beside_the_hub_file_and_deleted_when_empti
         "staging.values.yaml", "staging.binderhub-service.values.yaml", "staging.dask-gateway.values.yaml",
     ]  # fmt: skip
     target = RemovalTarget(REGISTRY, "z2jh", pull_hosts=("quay.io",))
-    removal = plan_hub_removal(
-        target, values_file=hub_file, secret_file=None, cluster_config=None, hub="staging", sops_client=None
-    )
+    removal = plan_hub_removal(target, HubFiles(hub_file, hub="staging"), sops_client=None)
     assert [(c.kind, c.subject) for c in removal.changes()] == [("delete_file", str(p)) for p in written]
     deleted = removal.changes()[1].detail
     assert "config.BinderHub.image_prefix" in deleted and "binderhub-service." not in deleted  # keys as in the file
@@ -145,8 +143,6 @@ def test_z2jh_release_files_are_found_beside_the_hub_file_and_deleted_when_empti
 
     other = RemovalTarget(replace(REGISTRY, image_prefix="quay.io/org/c1-other-"), "z2jh")
     with pytest.raises(UsageError, match="staging.binderhub-service.values.yaml describes another registry"):
-        plan_hub_removal(other, values_file=hub_file, secret_file=None, cluster_config=None, hub="x", sops_client=None)
+        plan_hub_removal(other, HubFiles(hub_file), sops_client=None)
     with pytest.raises(UsageError, match="is the binderhub-service release's file"):
-        plan_hub_removal(
-            target, values_file=written[1], secret_file=None, cluster_config=None, hub="x", sops_client=None
-        )
+        plan_hub_removal(target, HubFiles(written[1]), sops_client=None)

@@ -191,32 +191,35 @@ def plan_removal(
     )
 
 
-def plan_hub_removal(
-    target: RemovalTarget,
-    *,
-    values_file: Path | None,
-    secret_file: Path | None,
-    cluster_config: Path | None,
-    hub: str | None,
-    sops_client: sops.Sops | None,
-) -> HubFilesRemoval:
+@dataclass(frozen=True)
+class HubFiles:
+    """The files a removal was given (--values-file, --secret-file, --cluster-config) and the hub they are for."""
+
+    values_file: Path | None = None
+    secret_file: Path | None = None
+    cluster_config: Path | None = None
+    hub: str | None = None
+
+
+def plan_hub_removal(target: RemovalTarget, given: HubFiles, *, sops_client: sops.Sops | None) -> HubFilesRemoval:
     """plan_removal for every file the hub's values live in. For z2jh, each Helm release's files are found beside
     the given ones, named as provision writes them (hubfiles.release_file); dask-gateway has no secret file.
 
     Raises UsageError when a given file is itself a release's sibling (the hub's file is the one to give), and what
     plan_removal raises.
     """
+    values_file, secret_file, hub = given.values_file, given.secret_file, given.hub
     if target.chart != "z2jh":
-        part = plan_removal(target, values_file=values_file, secret_file=secret_file, cluster_config=cluster_config,
-                            hub=hub, sops_client=sops_client)  # fmt: skip
+        part = plan_removal(target, values_file=values_file, secret_file=secret_file,
+                            cluster_config=given.cluster_config, hub=hub, sops_client=sops_client)  # fmt: skip
         siblings = [release_file(values_file, r) for r in Z2JH_RELEASES[1:2] if values_file is not None]
         notes = [f"{s} is there: if it is this hub's (a z2jh hub), pass --chart z2jh" for s in siblings if s.is_file()]
         return HubFilesRemoval((replace(part, notes=(*part.notes, *notes)),))
-    for option, given in (("--values-file", values_file), ("--secret-file", secret_file)):
-        base, release = release_base(given) if given is not None else (None, None)
+    for option, path in (("--values-file", values_file), ("--secret-file", secret_file)):
+        base, release = release_base(path) if path is not None else (None, None)
         if release is not None:
             raise UsageError(
-                f"{option} {str(given)!r} is the {release} release's file: with --chart z2jh give the hub's own "
+                f"{option} {str(path)!r} is the {release} release's file: with --chart z2jh give the hub's own "
                 f"file ({base}, the jupyterhub release's); the other releases' files are found beside it",
                 hint="pass the files you passed to provision; nothing was changed",
             )

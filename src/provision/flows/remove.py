@@ -119,14 +119,8 @@ def plan_files(
 ) -> Context:
     client = sops.Sops(sops_binary) if sops_binary is not None else None
     with local_input():
-        files = hubfiles_remove.plan_hub_removal(
-            target,
-            values_file=req.values_file,
-            secret_file=req.secret_file,
-            cluster_config=req.cluster_config,
-            hub=hub,
-            sops_client=client,
-        )
+        given = hubfiles_remove.HubFiles(req.values_file, req.secret_file, req.cluster_config, hub)
+        files = hubfiles_remove.plan_hub_removal(target, given, sops_client=client)
     return Context(files, client)
 
 
