@@ -194,17 +194,20 @@ def test_ctrl_c_while_the_creation_is_on_its_way(hub: FakeDockerHub, tmp_path: P
     It must delete that token, say so, and exit 130.
     """
     env = {**os.environ, "DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": PASSWORD, "PYTHONPATH": str(REPO / "src")}
+    started: list[subprocess.Popen[bytes]] = []
+
+    def interrupt() -> None:
+        started[0].send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the client is interrupted while waiting; the creation then happens all the same
+
+    # Armed before the program starts: on a busy machine it could otherwise reach the POST first and finish.
+    hub.inject("POST", TOKENS, Interleave(interrupt))
     proc = subprocess.Popen(
         [sys.executable, "-m", "provision", "dockerhub", "--namespace", "myorg", "--org", "--cluster", "c1",
          "--hub", "staging", "--api-url", hub.url],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
     )  # fmt: skip
-
-    def interrupt() -> None:
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)  # the client is interrupted while waiting; the creation then happens all the same
-
-    hub.inject("POST", TOKENS, Interleave(interrupt))
+    started.append(proc)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr.decode()
     assert stdout == b""
