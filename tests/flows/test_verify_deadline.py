@@ -123,3 +123,29 @@ def test_fleet_reports_hubs_not_reached_by_the_deadline(
     assert report["deadline_passed"] is True
     assert "the 2 s deadline passed with 2 hub(s) not (fully) checked" in result.stderr
     assert USERS["builder"] not in result.stderr + result.stdout
+
+
+def test_the_rotation_proof_ends_at_its_deadline_naming_the_live_credential(proxy: RegistryProxy) -> None:
+    """A hung registry after a rotation: the proof ends after --verify-timeout plus its last attempt's time, and the
+    message still says which credential is live and where it was written."""
+    import io
+
+    from provision.console import Reporter
+    from provision.errors import ProvisionError
+    from provision.flows import rotation
+    from provision.hubconfig import HubRegistry
+
+    host = proxy.url.split("://")[1]
+    reg = HubRegistry(kind="registry", server=proxy.url, username="builder", image_prefix=f"{host}/hubs/x-",
+                      password=USERS["builder"])  # fmt: skip
+    rotated = rotation.Rotated("the new token of robot x", "the registry's console", None)
+    proxy.inject("GET", "/v2/", Delay(4), times=20)
+    start = time.monotonic()
+    with pytest.raises(ProvisionError) as info:
+        rotation.prove(reg, rotated=rotated, delivered_to="the encrypted file enc-x.secret.values.yaml",
+                       options=rotation.ProveOptions(settle=0.5, last_attempt=1.5),
+                       reporter=Reporter(stream=io.StringIO()))  # fmt: skip
+    assert 1.5 < time.monotonic() - start < 4.5
+    text = str(info.value)
+    assert "no answer in time" in text and "2 s deadline passed" in text and "was pending" in text
+    assert "The new token of robot x is live" in text and "enc-x.secret.values.yaml" in text
