@@ -202,7 +202,9 @@ def test_secrets_refused_on_a_terminal_unless_show_secrets(quay: FakeQuay) -> No
     assert quay.robot_token("hubs", "image_builder") in output
 
 
-def test_the_verbose_log_handler_does_not_outlive_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_verbose_log_handler_does_not_outlive_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """-v shows the `provision` loggers through the run's reporter; CliRunner closes the run's stderr afterwards, so a
     handler left behind would make every later log call (another test's) write into a closed stream."""
     import logging

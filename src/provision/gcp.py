@@ -29,8 +29,9 @@ from provision.errors import ProvisionError
 from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, SlotTimeout, retry_after_seconds
 
 if TYPE_CHECKING:
-    from provision.httpretry import Deadline  # (httpretry imports requests: the import stays light)
     from google.oauth2.service_account import Credentials
+
+    from provision.httpretry import Deadline  # (httpretry imports requests: the import stays light)
 
 log = logging.getLogger(__name__)
 

@@ -102,9 +102,9 @@ def test_fleet_reports_hubs_not_reached_by_the_deadline(
     folder = tmp_path / "c1"
     folder.mkdir()
     hubs = [("hung", "hung.example:5000"), ("late", registry.host)]
-    (folder / "cluster.yaml").write_text(yaml.safe_dump(
-        {"name": "c1", "hubs": [{"name": name, "helm_chart": "basehub", "helm_chart_values_files": [f"{name}.values.yaml"]}
-                                for name, _ in hubs]}))  # fmt: skip
+    entries = [{"name": name, "helm_chart": "basehub", "helm_chart_values_files": [f"{name}.values.yaml"]}
+               for name, _ in hubs]  # fmt: skip
+    (folder / "cluster.yaml").write_text(yaml.safe_dump({"name": "c1", "hubs": entries}))
     for name, host in hubs:
         server = f"http://{host}"
         (folder / f"{name}.values.yaml").write_text(yaml.safe_dump(_hub_values(server, host)))

@@ -343,8 +343,8 @@ def _check_hub(
     try:
         checks += single.run(req, reporter=reporter, limiter=limiter, announce=False, deadline=deadline)
     except single.DeadlinePassed as exc:
-        unmade = f"; not checked: {', '.join(exc.not_made)}" if exc.not_made else ""
-        return late(f"{exc.pending}{unmade}", [*checks, *exc.checks])
+        left = f"; not checked: {', '.join(exc.not_made)}" if exc.not_made else ""
+        return late(f"{exc.pending}{left}", [*checks, *exc.checks])
     registry = single.host_of(reg.server)
     failed = [c for c in checks if c.status == "fail"]
     if failed:
