@@ -140,7 +140,7 @@ class RegistryClient:
             except requests.RequestException as exc:
                 cut_short = isinstance(exc, requests.Timeout) and timeout != self._timeout
                 if self._deadline is not None and (cut_short or self._deadline.remaining() <= 0):
-                    raise self._passed(f"{where} was pending ({httpretry.describe(exc)})", url) from None
+                    raise self._passed(f"{where} was pending: {httpretry.describe(exc)}", url) from None
                 raise RegistryError(f"cannot reach {url.split('?')[0]} ({type(exc).__name__})", url=url) from None
             log.debug("%s -> %s", where, response.status_code)
             if response.status_code != 429 or attempt == MAX_429_ATTEMPTS - 1:

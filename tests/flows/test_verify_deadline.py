@@ -64,7 +64,8 @@ def test_a_hung_token_answer_is_named_after_the_checks_already_made(proxy: Regis
     result = CliRunner().invoke(app, [*flags(proxy.url, tmp_path), "--deadline", "2"])
     assert result.exit_code == 1, result.stderr
     [line] = errors(result.stderr)
-    assert "Checked before: image_prefix matches the registry: pass" in line
+    assert "Checked before: image_prefix matches the registry: pass; registry answers the v2 API: pass" in line
+    assert "was pending: no answer in time" in line
     assert "Not checked: push credentials accepted, may push and pull under image_prefix" in line
 
 

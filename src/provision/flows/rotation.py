@@ -159,7 +159,8 @@ def prove(
         try:
             checks = verify.run(request, reporter=reporter, deadline=clock)
         except verify.DeadlinePassed as exc:
-            raise _unproven(f"no answer in time ({exc})", rotated, delivered_to) from None
+            reason = f"no answer in time ({exc.message}; allow more with --verify-timeout)"
+            raise _unproven(reason, rotated, delivered_to) from None
         failed = [c for c in checks if c.status == "fail"]
         accepted = any(c.name == CREDENTIAL_CHECK and c.status == "pass" for c in checks)
         if not failed and accepted:

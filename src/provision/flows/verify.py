@@ -421,7 +421,10 @@ def _credential_checks(client: registry.RegistryClient, label: str, *, scopes: S
     except ProvisionError as exc:
         return [Check(V2_CHECK, "fail", str(exc))]
     checks = [Check(V2_CHECK, "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
-    result = client.check_credentials(scopes)
+    try:
+        result = client.check_credentials(scopes)
+    except registry.RegistryDeadline as exc:
+        raise DeadlinePassed(exc.pending, seconds=exc.seconds, checks=checks) from None
     status: Status = "pass" if result.accepted else "fail" if result.accepted is False else "could-not-check"
     checks.append(Check(f"{label} credentials accepted", status, result.detail))
     return checks
@@ -567,7 +570,8 @@ def run(
                 checks += [c for c in _credential_checks(client, label) if "credentials" in c.name]
                 stages.pop(0)
         except (registry.RegistryDeadline, DeadlinePassed) as exc:
-            raise DeadlinePassed(exc.pending, seconds=exc.seconds, checks=checks, not_made=stages) from None
+            made = [*checks, *exc.checks] if isinstance(exc, DeadlinePassed) else checks
+            raise DeadlinePassed(exc.pending, seconds=exc.seconds, checks=made, not_made=stages) from None
         finally:
             client.close()
     if announce:
