@@ -200,3 +200,24 @@ def test_secrets_refused_on_a_terminal_unless_show_secrets(quay: FakeQuay) -> No
     code, output = _run_on_terminal([*args, "--show-secrets"], {"QUAY_TOKEN": TOKEN})
     assert code == 0
     assert quay.robot_token("hubs", "image_builder") in output
+
+
+def test_the_verbose_log_handler_does_not_outlive_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-v shows the `provision` loggers through the run's reporter; CliRunner closes the run's stderr afterwards, so a
+    handler left behind would make every later log call (another test's) write into a closed stream."""
+    import logging
+
+    logger = logging.getLogger("provision")
+    before = (logger.handlers[:], logger.level)
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    args = ["verify", "-v", "--server", "http://127.0.0.1:9", "--username", "u", "--password-file", str(password),
+            "--image-prefix", "127.0.0.1:9/hubs/x-", "--deadline", "5"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "debug: provision.registry: " not in result.stdout
+    assert "ask http://127.0.0.1:9/v2/" in result.stderr  # the run itself did log through the reporter
+    assert (logger.handlers, logger.level) == before
+    logging.getLogger("provision.registry").warning("after the command")
+    assert "Logging error" not in capsys.readouterr().err

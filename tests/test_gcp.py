@@ -326,3 +326,30 @@ def test_import_loads_no_google_library() -> None:
     code = "import sys, provision.gcp; print(sorted({m.split('.')[0] for m in sys.modules} & {'google', 'requests'}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never answers: a hung server."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server.getsockname()[1]
+
+
+@pytest.mark.parametrize("hung", ["api", "token endpoint"])
+def test_a_hung_google_ends_at_the_deadline(google: FakeGoogle, key: str, silent_port: int, hung: str) -> None:
+    import time
+
+    from provision.httpretry import Deadline
+
+    google.grant(EMAIL, REPO.name, WRITER)
+    silent = f"http://127.0.0.1:{silent_port}"
+    api, used_key = (silent, key) if hung == "api" else (google.url, key.replace(google.token_uri, f"{silent}/token"))
+    start = time.monotonic()
+    with pytest.raises(gcp.GcpDeadline) as caught:
+        gcp.test_permissions(used_key, REPO, api_endpoint=api, deadline=Deadline(2))
+    assert time.monotonic() - start < 4
+    pending = "testIamPermissions on" if hung == "api" else "the token exchange at"
+    assert "2 s deadline passed" in str(caught.value) and pending in str(caught.value)
+    assert "--deadline" in (caught.value.hint or "")

@@ -16,6 +16,7 @@ access token, or puts them into an error message.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -25,10 +26,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from provision.errors import ProvisionError
-from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, retry_after_seconds
+from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, SlotTimeout, retry_after_seconds
 
 if TYPE_CHECKING:
     from google.oauth2.service_account import Credentials
+
+    from provision.httpretry import Deadline  # (httpretry imports requests: the import stays light)
+
+log = logging.getLogger(__name__)
 
 UPLOAD = "artifactregistry.repositories.uploadArtifacts"
 DOWNLOAD = "artifactregistry.repositories.downloadArtifacts"
@@ -123,6 +128,16 @@ class RepositoryRef:
         return f"projects/{self.project}/locations/{self.location}/repositories/{self.repository}"
 
 
+class GcpDeadline(GcpError):
+    """The command's deadline passed while a call to Google was pending (`pending` says which)."""
+
+    def __init__(self, pending: str, *, seconds: float) -> None:
+        super().__init__(f"the {seconds:g} s deadline passed while {pending}",
+                         hint="check the network and any proxy (HTTPS_PROXY), or allow more time with --deadline")
+        self.pending = pending
+        self.seconds = seconds
+
+
 def test_permissions(
     key_json: str,
     repo: RepositoryRef,
@@ -131,6 +146,7 @@ def test_permissions(
     api_endpoint: str | None = None,
     timeout: float = 30.0,
     limiter: HostLimiter | None = None,
+    deadline: Deadline | None = None,
 ) -> frozenset[str]:
     """The subset of `permissions` that the key's service account holds on `repo`; no side effects.
 
@@ -139,6 +155,8 @@ def test_permissions(
     (seconds) applies to each of the two HTTP requests. Only a 429 of testIamPermissions is retried (1 s doubling,
     up to hostlimit.MAX_429_ATTEMPTS); any other failure is reported.
     `limiter` bounds the requests in flight per host across concurrent checks (a fleet run shares one).
+    `deadline` (the command's) cuts each request, each wait for a slot and each 429 wait to the time it leaves;
+    GcpDeadline when it passes first.
 
     Raises GcpError when the key cannot be read, the token endpoint refuses it or cannot be reached, the
     repository does not exist, or Artifact Registry answers with an error. Raises ValueError when `permissions`
@@ -153,19 +171,53 @@ def test_permissions(
     host, scheme = _split_endpoint(api_endpoint or DEFAULT_ENDPOINT)
     credentials, token_uri = _credentials(key_json)
     limiter = limiter or HostLimiter()
-    with limiter.request(token_uri):
-        token = _fetch_token(credentials, token_uri=token_uri, timeout=timeout)
+
+    def left() -> float | None:
+        return None if deadline is None else max(deadline.remaining(), 0.0)
+
+    def passed(pending: str) -> GcpDeadline:
+        assert deadline is not None
+        return GcpDeadline(pending, seconds=deadline.seconds)
+
+    def nearly_over() -> bool:  # a call cut to the time left fails a moment before the deadline itself
+        return deadline is not None and deadline.remaining() < 0.25
+
+    def cut() -> float:
+        remaining = left()
+        return timeout if remaining is None else max(min(timeout, remaining), 0.001)
+
+    exchange = f"the token exchange at {token_uri} was pending"
+    try:
+        with limiter.request(token_uri, timeout=left()):
+            token = _fetch_token(credentials, token_uri=token_uri, timeout=cut())
+    except SlotTimeout:
+        raise passed(f"{exchange} (waiting for a free request slot)") from None
+    except GcpError as exc:
+        if exc.status is None and exc.code is None and nearly_over():
+            raise passed(exchange) from None
+        raise
     api = f"{scheme}://{host}"
+    call = f"testIamPermissions on {repo.name} at {api} was pending"
     for attempt in range(MAX_429_ATTEMPTS):
         try:
-            with limiter.request(api):
-                return _test_iam_permissions(token, repo, wanted, host=host, scheme=scheme, timeout=timeout)
+            with limiter.request(api, timeout=left()):
+                return _test_iam_permissions(token, repo, wanted, host=host, scheme=scheme, timeout=cut())
+        except SlotTimeout:
+            raise passed(f"{call} (waiting for a free request slot)") from None
         except GcpError as exc:
+            if exc.status is None and nearly_over():
+                raise passed(call) from None
             # A quota answer (429 RESOURCE_EXHAUSTED) is waited out, the host's slot released meanwhile.
             if exc.status != 429 or attempt == MAX_429_ATTEMPTS - 1:
                 raise
             limiter.note_429(api)
-            time.sleep(retry_after_seconds(None, attempt=attempt))
+            wait = retry_after_seconds(None, attempt=attempt)
+            remaining = left()
+            if remaining is not None and wait >= remaining:
+                raise passed(f"{call} (rate limited, HTTP 429, next try after the deadline)") from None
+            log.info("%s: HTTP 429 (rate limited), attempt %d of %d, next try in %.1f s",
+                     f"testIamPermissions {api}", attempt + 1, MAX_429_ATTEMPTS, wait)  # fmt: skip
+            time.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

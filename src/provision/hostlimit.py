@@ -21,6 +21,10 @@ DEFAULT_WAIT = 1.0  # seconds, doubled per attempt, when a 429 carries no Retry-
 MAX_429_ATTEMPTS = 5
 
 
+class SlotTimeout(TimeoutError):
+    """No request slot for the host came free in time."""
+
+
 def host_key(url: str) -> str:
     """`https://quay.io/v2/` → `quay.io`; the port stays (`127.0.0.1:5000`): it is another server."""
     return urlsplit(url).netloc.lower() or url
@@ -66,11 +70,14 @@ class HostLimiter:
             return self._slots[host]
 
     @contextmanager
-    def request(self, url: str) -> Iterator[None]:
-        """Hold one of the host's slots while the request runs."""
+    def request(self, url: str, *, timeout: float | None = None) -> Iterator[None]:
+        """Hold one of the host's slots while the request runs. Raises TimeoutError when no slot came free within
+        `timeout` seconds (None: wait as long as it takes)."""
         host = host_key(url)
         slot = self._slot(host)
-        with slot:
+        if not slot.acquire(timeout=timeout):
+            raise SlotTimeout(f"no free request slot for {host}")
+        try:
             with self._lock:
                 self._in_flight[host] = self._in_flight.get(host, 0) + 1
                 self.peak[host] = max(self.peak.get(host, 0), self._in_flight[host])
@@ -79,6 +86,8 @@ class HostLimiter:
             finally:
                 with self._lock:
                     self._in_flight[host] -= 1
+        finally:
+            slot.release()
 
     def note_429(self, url: str) -> None:
         host = host_key(url)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import requests
@@ -53,6 +54,20 @@ class Deadline:
 
     def remaining(self) -> float:
         return self._end - time.monotonic()
+
+    def cut(self, timeout: tuple[float, float]) -> tuple[float, float]:
+        """A call's (connect, read) timeout cut to the time left (never below a millisecond: 0 means no timeout)."""
+        left = max(self.remaining(), 0.001)
+        return min(timeout[0], left), min(timeout[1], left)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the clock while the user answers a question: the deadline is for the network, not for people."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self._end += time.monotonic() - start
 
 
 def header_safe(value: str) -> bool:

@@ -14,9 +14,9 @@ from typing import Any
 
 import requests
 
-from provision import __version__
+from provision import __version__, httpretry
 from provision.errors import ProvisionError
-from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, retry_after_seconds
+from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, SlotTimeout, host_key, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,16 @@ class RegistryError(ProvisionError):
         super().__init__(message, hint=hint)
         self.url = url
         self.status = status
+
+
+class RegistryDeadline(RegistryError):
+    """The command's deadline passed while a request was pending (`pending` says which, and what it waited on)."""
+
+    def __init__(self, pending: str, *, url: str, seconds: float) -> None:
+        super().__init__(f"the {seconds:g} s deadline passed while {pending}", url=url,
+                         hint="check that the registry is up, or allow more time with --deadline")  # fmt: skip
+        self.pending = pending
+        self.seconds = seconds
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,10 @@ class RegistryClient:
         password: str | None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         limiter: HostLimiter | None = None,
+        deadline: httpretry.Deadline | None = None,
     ) -> None:
-        """`limiter` bounds the requests in flight per host across clients (a fleet run shares one)."""
+        """`limiter` bounds the requests in flight per host across clients (a fleet run shares one); `deadline` is
+        the command's: every request, every wait for a slot and every 429 wait is cut to the time it leaves."""
         self.url = url.rstrip("/")
         for what, value in (("user name", username), ("password", password)):
             try:
@@ -104,6 +116,7 @@ class RegistryClient:
         self._limiter = limiter or HostLimiter()
         self._auth = (username, password) if username is not None and password is not None else None
         self._timeout = timeout
+        self._deadline = deadline
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"provision/{__version__}"
         self._challenge: Challenge | None = None
@@ -114,23 +127,42 @@ class RegistryClient:
 
     def _get(self, url: str, **kwargs: Any) -> requests.Response:
         """One GET, holding a slot of the host's limit; a 429 is waited out (Retry-After, bounded) with the slot
-        released, up to MAX_429_ATTEMPTS times, then returned as it is. Raises RegistryError when no answer came."""
+        released, up to MAX_429_ATTEMPTS times, then returned as it is. Raises RegistryError when no answer came,
+        RegistryDeadline when the deadline passed first."""
+        where = f"GET {url.split('?')[0]}"
         for attempt in range(MAX_429_ATTEMPTS):
+            timeout = self._timeout if self._deadline is None else self._deadline.cut(self._timeout)
             try:
-                with self._limiter.request(url):
-                    response = self._session.get(url, timeout=self._timeout, allow_redirects=True, **kwargs)
+                with self._limiter.request(url, timeout=self._left()):
+                    response = self._session.get(url, timeout=timeout, allow_redirects=True, **kwargs)
+            except SlotTimeout:
+                raise self._passed(f"{where} waited for a free request slot to {host_key(url)}", url) from None
             except requests.RequestException as exc:
+                cut_short = isinstance(exc, requests.Timeout) and timeout != self._timeout
+                if self._deadline is not None and (cut_short or self._deadline.remaining() <= 0):
+                    raise self._passed(f"{where} was pending: {httpretry.describe(exc)}", url) from None
                 raise RegistryError(f"cannot reach {url.split('?')[0]} ({type(exc).__name__})", url=url) from None
-            log.debug("GET %s -> %s", url.split("?")[0], response.status_code)
+            log.debug("%s -> %s", where, response.status_code)
             if response.status_code != 429 or attempt == MAX_429_ATTEMPTS - 1:
                 return response
             wait = retry_after_seconds(response.headers.get("Retry-After"), attempt=attempt)
             self._limiter.note_429(url)
-            log.info("GET %s: HTTP 429 (rate limited), attempt %d of %d, next try in %.1f s",
-                     url.split("?")[0], attempt + 1, MAX_429_ATTEMPTS, wait)  # fmt: skip
             response.close()
+            left = self._left()
+            if left is not None and wait >= left:
+                raise self._passed(f"{where} was rate limited (HTTP 429) and asked for a wait of {wait:.0f} s", url)
+            # INFO: shown at normal verbosity, so a user waiting on a rate limit sees why.
+            log.info("%s: HTTP 429 (rate limited), attempt %d of %d, next try in %.1f s",
+                     where, attempt + 1, MAX_429_ATTEMPTS, wait)  # fmt: skip
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _left(self) -> float | None:
+        return None if self._deadline is None else max(self._deadline.remaining(), 0.0)
+
+    def _passed(self, pending: str, url: str) -> RegistryDeadline:
+        assert self._deadline is not None
+        return RegistryDeadline(pending, url=url.split("?")[0], seconds=self._deadline.seconds)
 
     def challenge(self) -> Challenge | None:
         """Ask /v2/ anonymously. Returns the auth challenge (None: open registry). Raises RegistryError when the

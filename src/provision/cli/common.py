@@ -179,7 +179,8 @@ VerifyTimeout = Annotated[
     typer.Option(
         "--verify-timeout",
         min=0,
-        help="Seconds to wait for the registry to accept the new credential (new GCP keys take a while).",
+        help="Seconds to wait for the registry to accept the new credential (new GCP keys take a while); the "
+        "proof's last attempt gets 30 s more, then a registry that does not answer ends it.",
         rich_help_panel=_ROTATION,
     ),
 ]

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from provision.cli.common import (
+    DEFAULT_DEADLINE,
     ChartChoice,
     ChartOption,
+    DeadlineSeconds,
     Debug,
     DryRun,
     Quiet,
@@ -167,6 +169,7 @@ def remove_quay(
         ),
     ] = False,
     token_file: TokenFile = None,
+    deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
     options: RemovalOptions,
 ) -> None:
@@ -187,7 +190,8 @@ def remove_quay(
         request = flow.QuayRemoveRequest(
             quay=quay, files=options.files(), delete_repositories=delete_repositories, yes=options.yes
         )
-        return flow.remove_quay(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run)
+        return flow.remove_quay(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run,
+                                deadline=deadline)  # fmt: skip
 
     options.run(removal)
 
@@ -204,6 +208,7 @@ def remove_dockerhub(
     ] = None,
     api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
     token_file: TokenFile = None,
+    deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
     options: RemovalOptions,
 ) -> None:
@@ -222,7 +227,8 @@ def remove_dockerhub(
             secret=read_token("DOCKERHUB_TOKEN", token_file),
         )  # fmt: skip
         request = flow.DockerHubRemoveRequest(dockerhub=dockerhub, files=options.files(), yes=options.yes)
-        return flow.remove_dockerhub(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run)
+        return flow.remove_dockerhub(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run,
+                                     deadline=deadline)  # fmt: skip
 
     options.run(removal)
 

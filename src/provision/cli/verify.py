@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from provision.cli.common import Debug, Quiet, Verbose, handled, make_reporter
+from provision.cli.common import DEFAULT_DEADLINE, Debug, Quiet, Verbose, handled, make_reporter
 from provision.errors import EXIT_FAILURE, UsageError
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 DEFAULT_JOBS = 16  # flows.fleet.DEFAULT_JOBS, repeated here so --help imports no flow
 DEFAULT_PER_HOST = 4  # hostlimit.DEFAULT_PER_HOST, likewise
+DEFAULT_FLEET_DEADLINE = 600.0  # a folder of hubs: many requests, rate limits shared between them
 RESULT_LABELS = {"pass": "pass", "fail": "FAIL", "could-not-check": "could not check"}
 
 
@@ -98,6 +99,17 @@ def verify(
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="table on stderr, or JSON on stdout.")
     ] = ReportFormat.table,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            min=1,
+            help=f"Give up after this many seconds of registry requests in all (retries and 429 waits included); "
+            f"what was pending is reported. Default: {DEFAULT_DEADLINE:g} for one hub, {DEFAULT_FLEET_DEADLINE:g} "
+            "with PATH (hubs not reached are 'could not check').",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     debug: Debug = False,
@@ -121,7 +133,7 @@ def verify(
             if given:
                 raise UsageError(f"PATH checks a whole folder; {', '.join(given)} are for one hub (use --hub)")
             ok = _fleet(reporter, path, cluster=cluster, hub=hub, jobs=jobs, per_host=per_host, urls=urls,
-                        ar_endpoint=ar_endpoint, fmt=fmt)  # fmt: skip
+                        ar_endpoint=ar_endpoint, fmt=fmt, deadline=deadline or DEFAULT_FLEET_DEADLINE)  # fmt: skip
         else:
             if cluster or hub:
                 raise UsageError("--cluster and --hub select hubs under PATH: give the folder too")
@@ -132,7 +144,7 @@ def verify(
                 server=server, username=username, password_file=password_file, image_prefix=image_prefix,
                 registry_url=urls.get(""), ar_endpoint=ar_endpoint, reporter=reporter,
             )  # fmt: skip
-            ok = _single(reporter, request, fmt=fmt)
+            ok = _single(reporter, request, fmt=fmt, deadline=deadline or DEFAULT_DEADLINE)
     if not ok:
         raise typer.Exit(EXIT_FAILURE)
 
@@ -217,11 +229,11 @@ def _single_request(
     return flow.VerifyRequest(hub_registry, None, registry_url, ar_endpoint, from_values=False)
 
 
-def _single(reporter: Reporter, request: VerifyRequest, *, fmt: ReportFormat) -> bool:
+def _single(reporter: Reporter, request: VerifyRequest, *, fmt: ReportFormat, deadline: float) -> bool:
     from provision.console import emit, to_json
     from provision.flows import verify as flow
 
-    checks = flow.run(request, reporter=reporter)
+    checks = flow.run(request, reporter=reporter, deadline=deadline)
     for line in check_rows(checks):
         reporter.always(line)
     failed = [c for c in checks if c.status == "fail"]
@@ -247,6 +259,7 @@ def _fleet(
     urls: dict[str, str],
     ar_endpoint: str | None,
     fmt: ReportFormat,
+    deadline: float,
 ) -> bool:
     import os
 
@@ -257,7 +270,7 @@ def _fleet(
         raise UsageError("with PATH, --registry-url takes HOST=URL: which registry host to reach elsewhere")
     request = fleet.FleetRequest(
         path, frozenset(cluster or ()), frozenset(hub or ()), jobs=jobs, per_host=per_host, registry_urls=urls,
-        ar_endpoint=ar_endpoint, sops_bin=os.environ.get("SOPS_BIN") or None,
+        ar_endpoint=ar_endpoint, sops_bin=os.environ.get("SOPS_BIN") or None, deadline=deadline,
     )  # fmt: skip
     result = fleet.run(request, reporter=reporter)
     for line in fleet_table(result):

@@ -15,11 +15,12 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from provision import sops
+from provision import httpretry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.flows import clusterfiles
@@ -32,6 +33,7 @@ DEFAULT_JOBS = 16  # hubs checked at once: threads mostly waiting on the network
 VALUES_CHECK = "values name the registry and its credentials"
 DECRYPT_CHECK = "hub secrets decrypted"
 FILES_CHECK = "values files readable"
+DEADLINE_REASON = "deadline passed"
 # Keys whose decrypted values are credentials: redacted from every line, whatever check prints them.
 _SECRET_KEY = re.compile(r"password|token|secret|key", re.I)
 
@@ -46,6 +48,7 @@ class FleetRequest:
     registry_urls: Mapping[str, str] = field(default_factory=dict)  # registry host -> v2 URL to talk to instead
     ar_endpoint: str | None = None
     sops_bin: str | None = None
+    deadline: float | None = None  # seconds for the whole run's registry checks (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class FleetResult:
     peak_in_flight: Mapping[str, int]
     waits_429: Mapping[str, int]
     seconds: float
+    deadline: float | None = None  # seconds, when it passed before every hub was checked
 
     def count(self, result: Result) -> int:
         return sum(1 for h in self.hubs if h.result == result)
@@ -110,6 +114,10 @@ class FleetResult:
         parts.append(f"{self.decrypted_files} encrypted files decrypted")
         if self.waits_429:
             parts.append(f"waited out {sum(self.waits_429.values())} rate limit answer(s) (429)")
+        if self.deadline is not None:
+            late = sum(1 for h in self.hubs if h.reason.startswith(DEADLINE_REASON))
+            parts.append(f"the {self.deadline:g} s deadline passed with {late} hub(s) not (fully) checked: "
+                         "allow more time with --deadline")  # fmt: skip
         return "; ".join(parts) + f" ({self.seconds:.1f} s)"
 
     def as_dict(self) -> dict[str, Any]:
@@ -122,6 +130,7 @@ class FleetResult:
             "peak_requests_in_flight": dict(self.peak_in_flight),
             "waits_429": dict(self.waits_429),
             "seconds": round(self.seconds, 3),
+            "deadline_passed": self.deadline is not None,
             "hubs": [h.as_dict() for h in self.hubs],
         }
 
@@ -290,6 +299,7 @@ def _check_hub(
     *,
     reporter: Reporter,
     limiter: HostLimiter,
+    deadline: httpretry.Deadline | None = None,
 ) -> HubResult:
     start = time.monotonic()
 
@@ -297,13 +307,23 @@ def _check_hub(
         return HubResult(target.cluster, target.hub, registry, result, reason, tuple(checks),
                          time.monotonic() - start)  # fmt: skip
 
+    def late(pending: str, checks: Iterable[single.Check] = ()) -> HubResult:
+        reason = f"{DEADLINE_REASON}: {pending}"
+        return done(target.registry, "could-not-check", reason,
+                    [*checks, single.Check("checked before the deadline", "could-not-check", reason)])  # fmt: skip
+
     if target.problem:
         return done(target.registry, "could-not-check", target.problem,
                     [single.Check(FILES_CHECK, "could-not-check", target.problem)])  # fmt: skip
+    if deadline is not None and deadline.remaining() <= 0:
+        return late("before this hub's turn came")
     merged: dict[Any, Any] = {}
     for path in target.files:
         if path in target.encrypted:
-            secret = decrypted[path].result()  # decrypted once, by whichever hub's file came first
+            try:  # decrypted once, by whichever hub's file came first
+                secret = decrypted[path].result(timeout=None if deadline is None else max(deadline.remaining(), 0))
+            except FutureTimeout:
+                return late(f"its secrets were still being decrypted ({path.name})")
             if secret.doc is None:
                 reason = secret.error or "sops could not decrypt it"
                 detail = f"{reason}. {secret.hint}" if secret.hint else reason
@@ -320,7 +340,11 @@ def _check_hub(
     lookup = single.lookup_from_values(_view(merged, target.chart), {})
     req = single.VerifyRequest(reg, pull, _registry_url(reg, request), request.ar_endpoint, lookup=lookup)
     checks = [single.Check(VALUES_CHECK, "pass", f"{reg.kind} registry {reg.server}, user {reg.username}")]
-    checks += single.run(req, reporter=reporter, limiter=limiter, announce=False)
+    try:
+        checks += single.run(req, reporter=reporter, limiter=limiter, announce=False, deadline=deadline)
+    except single.DeadlinePassed as exc:
+        left = f"; not checked: {', '.join(exc.not_made)}" if exc.not_made else ""
+        return late(f"{exc.pending}{left}", [*checks, *exc.checks])
     registry = single.host_of(reg.server)
     failed = [c for c in checks if c.status == "fail"]
     if failed:
@@ -354,6 +378,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
     needed = list(dict.fromkeys(p for t in targets if not t.problem for p in sorted(t.encrypted, key=t.files.index)))
     runner = sops.Sops(sops.find_binary(request.sops_bin)) if needed else None
     limiter = HostLimiter(request.per_host)
+    deadline = httpretry.Deadline(request.deadline) if request.deadline else None
     results: dict[int, HubResult] = {}  # by the target's position (two cluster folders may share a name)
     if needed:
         reporter.info(f"decrypting {len(needed)} encrypted files with sops, checking {len(targets)} hubs "
@@ -377,7 +402,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
 
             def check(target: _Target) -> HubResult:
                 return _safely(target, lambda: _check_hub(target, decrypted, request, reporter=reporter,
-                                                          limiter=limiter))  # fmt: skip
+                                                          limiter=limiter, deadline=deadline))  # fmt: skip
 
             futures: dict[Future[HubResult], int] = {pool.submit(check, t): i for i, t in enumerate(targets)}
             for index, future in enumerate(as_completed(futures), start=1):
@@ -390,7 +415,8 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     ordered = tuple(results[i] for i in range(len(targets)))
+    passed = deadline is not None and any(h.reason.startswith(DEADLINE_REASON) for h in ordered)
     return FleetResult(
         str(request.path), ordered, tuple(skipped), len(needed), dict(limiter.peak), dict(limiter.waits_429),
-        time.monotonic() - start,
+        time.monotonic() - start, request.deadline if passed else None,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 
 from urllib3.util.retry import Retry
 
-from provision import clusterrepo, sops
+from provision import clusterrepo, httpretry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.files import read_text
@@ -33,6 +33,18 @@ from provision.plan import Change, Plan
 RESUME_HINT = "re-run the same command: what is already removed is detected and skipped"
 # (question, word to type or None for yes/no) -> answer
 Confirm = Callable[[str, str | None], bool]
+
+
+def paused(deadline: httpretry.Deadline, confirm: Confirm) -> Confirm:
+    """`confirm` with the deadline's clock stopped while the user answers: it is for the network, not for people."""
+
+    def asking(question: str, word: str | None) -> bool:
+        with deadline.paused():
+            return confirm(question, word)
+
+    return asking
+
+
 DOCKERHUB_PULL_HOSTS = (DOCKERHUB_SERVER, "docker.io", "index.docker.io", "registry-1.docker.io")
 
 
@@ -258,6 +270,7 @@ def remove_quay(
     confirm: Confirm,
     dry_run: bool = False,
     retry: Retry | None = None,
+    deadline: float = httpretry.DEFAULT_DEADLINE,
 ) -> RemoveResult:
     """Remove a hub's Quay registry: its repositories (if asked), its robot (unless shared) and its files' keys.
 
@@ -287,7 +300,9 @@ def remove_quay(
                        destroys_data=req.delete_repositories, remote=lambda c: None)  # fmt: skip
 
     reporter.add_secret(q.token)
-    client = QuayClient(q.api_url, q.token, retry=retry)
+    clock = httpretry.Deadline(deadline)  # from the first call; stopped while the user answers
+    confirm = paused(clock, confirm)
+    client = QuayClient(q.api_url, q.token, retry=retry, deadline=clock)
     try:
         with reporter.step("check the token (GET /api/v1/user/)"):
             user = client.get_user()
@@ -379,6 +394,7 @@ def remove_dockerhub(
     confirm: Confirm,
     dry_run: bool = False,
     retry: Retry | None = None,
+    deadline: float = httpretry.DEFAULT_DEADLINE,
 ) -> RemoveResult:
     """Remove a hub's Docker Hub token (by label) and its files' keys. Raises UsageError, DockerHubError..."""
     from provision.dockerhub import DockerHubClient, DockerHubError
@@ -406,7 +422,9 @@ def remove_dockerhub(
         return finish(plan, ctx, reporter, hub=d.hub, yes=req.yes, dry_run=True, confirm=confirm,
                        destroys_data=False, remote=lambda c: None)  # fmt: skip
     reporter.add_secret(d.secret)
-    client = DockerHubClient(d.api_url, identifier=d.username, secret=d.secret, retry=retry)
+    clock = httpretry.Deadline(deadline)  # from the first call; stopped while the user answers
+    confirm = paused(clock, confirm)
+    client = DockerHubClient(d.api_url, identifier=d.username, secret=d.secret, retry=retry, deadline=clock)
     org = d.namespace if d.org else None
     try:
         with reporter.step(f"log in to Docker Hub as {d.username}"):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from provision import httpretry
 from provision.console import Reporter
 from provision.errors import EXIT_INTERRUPTED, ProvisionError
 from provision.flows import verify
@@ -25,6 +26,9 @@ CREDENTIAL_CHECK = "push credentials accepted"
 # the wait only costs time when the proof would otherwise fail.
 DEFAULT_SETTLE = 60.0
 RETRY_EVERY = 5.0
+# The last attempt of the proof may start just before --verify-timeout ends: it gets this long to be answered, so
+# the proof as a whole (every request, every wait) ends within --verify-timeout + LAST_ATTEMPT seconds.
+LAST_ATTEMPT = 30.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class ProveOptions:
     registry_url: str | None = None  # talk to this v2 endpoint instead of the registry's own (a mirror, tests)
     ar_endpoint: str | None = None  # Artifact Registry API endpoint (default Google's)
     settle: float = DEFAULT_SETTLE  # seconds a new credential may take to be accepted
+    last_attempt: float = LAST_ATTEMPT  # seconds more for the attempt started last (see LAST_ATTEMPT)
 
 
 def proof_request(
@@ -148,9 +153,14 @@ def prove(
         registry, rotated=rotated, delivered_to=delivered_to, options=options, values_file=values_file,
         secret_file=secret_file, sops_binary=sops_binary, reporter=reporter,
     )  # fmt: skip
-    deadline = time.monotonic() + options.settle
+    settled = time.monotonic() + options.settle  # no new attempt after this
+    clock = httpretry.Deadline(options.settle + options.last_attempt)  # and no request or wait after this
     while True:
-        checks = verify.run(request, reporter=reporter)
+        try:
+            checks = verify.run(request, reporter=reporter, deadline=clock)
+        except verify.DeadlinePassed as exc:
+            reason = f"no answer in time ({exc.message}; allow more with --verify-timeout)"
+            raise _unproven(reason, rotated, delivered_to) from None
         failed = [c for c in checks if c.status == "fail"]
         accepted = any(c.name == CREDENTIAL_CHECK and c.status == "pass" for c in checks)
         if not failed and accepted:
@@ -159,7 +169,7 @@ def prove(
             reporter.always(f"verified: {rotated.credential} works ({len(checks)} checks, none failed)")
             return checks
         config_only = failed and all(c.name in {x.name for x in verify.check_config(request)} for c in failed)
-        remaining = deadline - time.monotonic()
+        remaining = settled - time.monotonic()
         if config_only or remaining <= 0:
             break
         reporter.info(f"the registry does not accept the new credential yet; checking again in {RETRY_EVERY:.0f} s")

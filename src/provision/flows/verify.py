@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from provision import clusterrepo, gcp, registry, sops
+from provision import clusterrepo, gcp, httpretry, registry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import HostLimiter
@@ -411,10 +411,15 @@ def _lookup_config_check(req: VerifyRequest) -> Check:
 def _credential_checks(client: registry.RegistryClient, label: str, *, scopes: Sequence[str] = ()) -> list[Check]:
     try:
         challenge = client.challenge()
+    except registry.RegistryDeadline:
+        raise  # not the registry's answer: the run's time is up (run() says what was left)
     except ProvisionError as exc:
         return [Check(V2_CHECK, "fail", str(exc))]
     checks = [Check(V2_CHECK, "pass", f"auth: {challenge.scheme if challenge else 'none'}")]
-    result = client.check_credentials(scopes)
+    try:
+        result = client.check_credentials(scopes)
+    except registry.RegistryDeadline as exc:
+        raise DeadlinePassed(exc.pending, seconds=exc.seconds, checks=checks) from None
     status: Status = "pass" if result.accepted else "fail" if result.accepted is False else "could-not-check"
     checks.append(Check(f"{label} credentials accepted", status, result.detail))
     return checks
@@ -436,7 +441,11 @@ def _probe_scopes(req: VerifyRequest) -> tuple[str, ...]:
 
 
 def _permission_check(
-    req: VerifyRequest, client: registry.RegistryClient, *, limiter: HostLimiter | None = None
+    req: VerifyRequest,
+    client: registry.RegistryClient,
+    *,
+    limiter: HostLimiter | None = None,
+    deadline: httpretry.Deadline | None = None,
 ) -> Check:
     reg = req.registry
     kind = reg.kind
@@ -444,7 +453,10 @@ def _permission_check(
     if kind == "artifact-registry":
         try:
             repo = gcp.RepositoryRef.from_image_prefix(reg.image_prefix)
-            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint, limiter=limiter)
+            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint, limiter=limiter,
+                                        deadline=deadline)  # fmt: skip
+        except gcp.GcpDeadline as exc:
+            raise DeadlinePassed(exc.pending, seconds=exc.seconds) from None
         except ProvisionError as exc:
             return Check(name, "could-not-check", str(exc))
         missing = {gcp.UPLOAD, gcp.DOWNLOAD} - held
@@ -479,14 +491,44 @@ def target_url(req: VerifyRequest) -> str:
     return url if "://" in url else f"https://{url}"
 
 
+class DeadlinePassed(ProvisionError):
+    """The command's deadline passed before every check was made: what was pending, and which checks were not made
+    (`checks` holds those that were)."""
+
+    def __init__(
+        self, pending: str, *, seconds: float, checks: Sequence[Check] = (), not_made: Sequence[str] = ()
+    ) -> None:
+        made = "; ".join(f"{c.name}: {c.status}" for c in checks)
+        text = f"gave up when the {seconds:g} s deadline passed: {pending}"
+        if not_made:
+            text += f". Not checked: {', '.join(not_made)}"
+        if made:
+            text += f". Checked before: {made}"
+        super().__init__(text, hint="check that the registry is up and reachable from here (or give --registry-url), "
+                         "or allow more time with --deadline")  # fmt: skip
+        self.pending = pending
+        self.seconds = seconds
+        self.checks = tuple(checks)
+        self.not_made = tuple(not_made)
+
+
 def run(
-    req: VerifyRequest, *, reporter: Reporter, limiter: HostLimiter | None = None, announce: bool = True
+    req: VerifyRequest,
+    *,
+    reporter: Reporter,
+    limiter: HostLimiter | None = None,
+    announce: bool = True,
+    deadline: httpretry.Deadline | float | None = None,
 ) -> list[Check]:
-    """Every check, in order; network failures become failed checks, never exceptions.
+    """Every check, in order; network failures become failed checks, never exceptions, except the deadline.
 
     `limiter` bounds requests in flight per host (shared by concurrent runs); `announce` prints the request
-    line with its elapsed time (a fleet run reports per hub instead).
+    line with its elapsed time (a fleet run reports per hub instead); `deadline` cuts every request and wait to the
+    time it leaves (seconds: a deadline starting now). Raises DeadlinePassed when it passes before the checks are
+    made.
     """
+    if isinstance(deadline, int | float):
+        deadline = httpretry.Deadline(deadline)
     reporter.add_secret(req.registry.password)
     for login in (req.pull_secret, req.lookup):
         if login is not None:
@@ -497,34 +539,34 @@ def run(
     start = time.monotonic()
     if announce:
         reporter.info(f"ask {url}/v2/ ...")
-    client = registry.RegistryClient(url, username=reg.username, password=reg.password, limiter=limiter)
-    try:
-        checks += _credential_checks(client, "push", scopes=_probe_scopes(req))
-        if checks[-1].status != "fail" and checks[-2].status == "pass":
-            checks.append(_permission_check(req, client, limiter=limiter))
-    finally:
-        client.close()
     pull = req.pull_secret
-    if pull is not None and (pull.username, pull.password) != (reg.username, reg.password):
-        client = registry.RegistryClient(url, username=pull.username, password=pull.password, limiter=limiter)
-        try:
-            checks += [c for c in _credential_checks(client, "pull secret") if "credentials" in c.name]
-        finally:
-            client.close()
     lookup = req.lookup
-    if (
-        lookup is not None
-        and lookup.username
-        and lookup.password
-        and (lookup.username, lookup.password)
-        != (
-            reg.username,
-            reg.password,
-        )
-    ):
-        client = registry.RegistryClient(url, username=lookup.username, password=lookup.password, limiter=limiter)
+    own = (reg.username, reg.password)
+    # The logins checked, each with its own client: the build pods' (push), then the pull secret's and BinderHub's
+    # lookup login when they differ from it.
+    logins: list[tuple[str, str, str]] = [("push", reg.username, reg.password)]
+    if pull is not None and (pull.username, pull.password) != own:
+        logins.append(("pull secret", pull.username, pull.password))
+    if lookup is not None and lookup.username and lookup.password and (lookup.username, lookup.password) != own:
+        logins.append(("BinderHub image lookup", lookup.username, lookup.password))
+    stages = [f"{label} credentials accepted" for label, _, _ in logins]
+    stages.insert(1, "may push and pull under image_prefix")
+    for label, username, password in logins:
+        client = registry.RegistryClient(url, username=username, password=password, limiter=limiter,
+                                         deadline=deadline)  # fmt: skip
         try:
-            checks += [c for c in _credential_checks(client, "BinderHub image lookup") if "credentials" in c.name]
+            if label == "push":
+                checks += _credential_checks(client, label, scopes=_probe_scopes(req))
+                stages.pop(0)
+                if checks[-1].status != "fail" and checks[-2].status == "pass":
+                    checks.append(_permission_check(req, client, limiter=limiter, deadline=deadline))
+                stages.pop(0)
+            else:
+                checks += [c for c in _credential_checks(client, label) if "credentials" in c.name]
+                stages.pop(0)
+        except (registry.RegistryDeadline, DeadlinePassed) as exc:
+            made = [*checks, *exc.checks] if isinstance(exc, DeadlinePassed) else checks
+            raise DeadlinePassed(exc.pending, seconds=exc.seconds, checks=made, not_made=stages) from None
         finally:
             client.close()
     if announce:

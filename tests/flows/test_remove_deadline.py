@@ -1,0 +1,91 @@
+"""provision remove quay|dockerhub under --deadline: a hung API ends the run near the deadline with one paragraph
+naming the pending call; the clock stops while the user answers the confirmation."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from provision.cli import app
+from provision.console import Reporter
+from provision.flows.quay import QuayRequest
+from provision.flows.remove import QuayRemoveRequest, remove_quay
+from tests.servers.base import Delay
+from tests.servers.dockerhub import FakeDockerHub
+from tests.servers.quay import FakeQuay
+
+TOKEN = "Q" * 40
+DH_PASSWORD = "alice-dh-password-77"
+
+
+@pytest.fixture
+def quay() -> Iterator[FakeQuay]:
+    with FakeQuay() as server:
+        server.add_user("admin", email="admin@example.org")
+        server.add_token(TOKEN, user="admin", scopes={"org:admin", "user:admin", "repo:admin"})
+        server.add_org("hubs", admin="admin")
+        server.add_robot("hubs", "image_builder")
+        yield server
+
+
+@pytest.fixture
+def dockerhub() -> Iterator[FakeDockerHub]:
+    with FakeDockerHub() as server:
+        server.add_user("alice", password=DH_PASSWORD)
+        server.add_pat("alice", label="binderhub-c1-staging", scopes=["repo:write"])
+        yield server
+
+
+def one_error(stderr: str) -> str:
+    [line] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in stderr
+    return line
+
+
+def test_a_hung_quay_ends_the_removal_near_the_deadline(quay: FakeQuay) -> None:
+    quay.inject("GET", "/api/v1/user/", Delay(4), times=20)
+    start = time.monotonic()
+    result = CliRunner().invoke(
+        app, ["remove", "quay", "--org", "hubs", "--cluster", "c1", "--hub", "staging", "--api-url", quay.url,
+              "--yes", "--deadline", "2"], env={"QUAY_TOKEN": TOKEN},
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    assert time.monotonic() - start < 5
+    line = one_error(result.stderr)
+    assert "GET /user/: no answer in time" in line and "2 s deadline passed" in line and "--deadline" in line
+    assert TOKEN not in result.stderr and quay.robot_token("hubs", "image_builder") is not None
+
+
+def test_a_hung_docker_hub_ends_the_removal_near_the_deadline(dockerhub: FakeDockerHub) -> None:
+    dockerhub.inject("POST", "/v2/users/login", Delay(4), times=20)
+    dockerhub.inject("POST", "/v2/auth/token", Delay(4), times=20)
+    start = time.monotonic()
+    result = CliRunner().invoke(
+        app, ["remove", "dockerhub", "--namespace", "alice", "--cluster", "c1", "--hub", "staging", "--api-url",
+              dockerhub.url, "--yes", "--deadline", "2"],
+        env={"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": DH_PASSWORD},
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    assert time.monotonic() - start < 5
+    line = one_error(result.stderr)
+    assert "2 s deadline passed" in line and "POST /v2/" in line
+    assert DH_PASSWORD not in result.stderr and len(dockerhub.pats("alice")) == 1
+
+
+def test_a_slow_answer_to_the_prompt_does_not_eat_the_deadline(quay: FakeQuay) -> None:
+    asked: list[str] = []
+
+    def slow_yes(question: str, word: str | None) -> bool:
+        asked.append(question)
+        time.sleep(2.5)  # longer than the whole deadline
+        return True
+
+    request = QuayRemoveRequest(quay=QuayRequest(org="hubs", api_url=quay.url, cluster="c1", hub="staging",
+                                                 token=TOKEN))  # fmt: skip
+    result = remove_quay(request, reporter=Reporter(stream=io.StringIO()), confirm=slow_yes, deadline=2)
+    assert asked and not result.declined
+    assert quay.robot_token("hubs", "image_builder") is None  # the DELETE after the prompt still had its time
