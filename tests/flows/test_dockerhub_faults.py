@@ -206,6 +206,9 @@ def test_ctrl_c_while_the_creation_is_on_its_way(hub: FakeDockerHub, tmp_path: P
         [sys.executable, "-m", "provision", "dockerhub", "--namespace", "myorg", "--org", "--cluster", "c1",
          "--hub", "staging", "--api-url", hub.url],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+        # A suite started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, and so would the
+        # child: Python then never raises KeyboardInterrupt. Give the child the default action, as a terminal does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     started.append(proc)
     stdout, stderr = proc.communicate(timeout=60)
