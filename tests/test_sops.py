@@ -314,3 +314,11 @@ def test_environment_is_not_modified(real_sops: str, repo: Path, alice: AgeKey) 
     sops = Sops(real_sops, env=sops_env(alice, SOPS_CONFIG="/nonexistent/.sops.yaml"))
     target.write_text(sops.encrypt(PLAINTEXT, filename=target, secrets=DOC))  # the repository's config won
     assert dict(os.environ) == environ
+
+
+def test_detect_indent_reads_the_first_nested_block() -> None:
+    from provision.sops import detect_indent
+
+    assert detect_indent("# c\na: 1\nb:\n  # note\n  c: 2\nsops:\n    age: []\n") == 2
+    assert detect_indent("a:\n    - x\nsops:\n    mac: y\n") == 4
+    assert detect_indent("a: 1\n") is None

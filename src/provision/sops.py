@@ -13,6 +13,9 @@ Facts in ../shared/facts/sops.md (§6a: what the real 3.11 binary does). Three c
   --filename-override` rebuilds the metadata from the rule and drops extra recipients, key groups, the shamir
   threshold and the file's own encrypted_regex; `set` keeps them all (and the comments). `set` writes in place and
   not atomically, so callers run it on a ciphertext copy and rename the copy over the file.
+- With no `.sops.yaml` at all, sops would re-emit the whole file with its default 4-space indent; `set`/`unset`
+  then get a generated config holding only the file's own indent (`stores: yaml: indent: N`, no secret) from a
+  private temporary folder outside the repository, removed afterwards, so the other lines keep their bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +53,8 @@ MAX_CONFIG_DEPTH = 100
 MIN_QUOTED_VALUE = 4
 # At most this many lines of sops's explanation go into a message (a wrong key names each recipient).
 MAX_REASON_LINES = 12
+# sops's YAML indent when no `.sops.yaml` sets `stores: yaml: indent:` (facts §6a).
+DEFAULT_INDENT = 4
 
 
 class SopsError(ProvisionError):
@@ -68,6 +75,10 @@ class SopsError(ProvisionError):
         self.cmd = list(cmd)
         self.returncode = returncode
         self.reason = reason
+
+
+class SopsTimeout(SopsError):
+    """sops did not finish within the time it was given; the process was killed."""
 
 
 def find_binary(explicit: str | None) -> str:
@@ -118,6 +129,38 @@ class ConfigChoice:
         if self.ignored_env is not None and self.ignored_env != self.path:
             text += f"; SOPS_CONFIG={self.ignored_env} is not used for repository files"
         return text
+
+
+def detect_indent(text: str) -> int | None:
+    """The mapping indent of a sops-written YAML file: how far the first child of a top-level block key (the `sops:`
+    metadata at the latest) is indented. sops indents sequences inside mappings by the same amount. None if none.
+    """
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    for line, following in zip(lines, lines[1:], strict=False):
+        if line[:1] in (" ", "-") or not line.rstrip().endswith(":"):
+            continue
+        indent = len(following) - len(following.lstrip(" "))
+        if indent > 0:
+            return indent
+    return None
+
+
+@contextmanager
+def indent_config(target: Path) -> Iterator[Path | None]:
+    """A generated `.sops.yaml` saying only `stores: yaml: indent: N` (N read from `target`), in a private temporary
+    folder removed on exit; None when the indent cannot be read or is sops's default anyway. Holds no secret.
+    """
+    try:
+        indent = detect_indent(target.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        indent = None
+    if indent is None or indent == DEFAULT_INDENT or target.suffix not in (".yaml", ".yml"):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="provision-sops-") as folder:
+        config = Path(folder) / ".sops.yaml"
+        config.write_text(f"stores:\n  yaml:\n    indent: {indent}\n", encoding="utf-8")
+        yield config
 
 
 def _index(keys: Sequence[str]) -> str:
@@ -282,9 +325,11 @@ class Sops:
 
     def _run(
         self, command: str, args: list[str], *, target: Path, config: ConfigChoice, stdin: str | None = None,
-        secrets: object = None,
+        secrets: object = None, timeout: float | None = None,
     ) -> str:  # fmt: skip
-        """Run sops; returns its stdout. Raises SopsError (with sops's reason, never plaintext) on any failure."""
+        """Run sops; returns its stdout. Raises SopsError (with sops's reason, never plaintext) on any failure, and
+        SopsTimeout when `timeout` seconds pass first (the process is killed; a hung key service must not hang us).
+        """
         argv = [self.binary, *args]
         env = dict(self.env)
         if config.path is not None:
@@ -293,8 +338,12 @@ class Sops:
         try:
             proc = subprocess.run(
                 argv, input=stdin, stdin=subprocess.DEVNULL if stdin is None else None,
-                capture_output=True, text=True, encoding="utf-8", cwd=self.cwd, env=env, check=False,
+                capture_output=True, text=True, encoding="utf-8", cwd=self.cwd, env=env, check=False, timeout=timeout,
             )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            # subprocess.run killed sops. `from None`: the exception holds its partial output, which may be plaintext.
+            raise SopsTimeout(f"sops did not finish {command} of {target} within {timeout:g} s (stopped)",
+                              cmd=argv) from None  # fmt: skip
         except UnicodeError:
             # `from None`: the exception object holds the undecodable bytes, which may be plaintext.
             raise SopsError(f"`{self.display([command])}` exchanged text that is not UTF-8", cmd=argv) from None
@@ -307,12 +356,13 @@ class Sops:
             )
         return proc.stdout
 
-    def decrypt(self, path: Path) -> str:
-        """The plaintext YAML of the sops-encrypted file `path`, in memory only. Raises SopsError."""
+    def decrypt(self, path: Path, *, timeout: float | None = None) -> str:
+        """The plaintext YAML of the sops-encrypted file `path`, in memory only. Raises SopsError; SopsTimeout when
+        sops takes longer than `timeout` seconds (it is killed)."""
         target = path.absolute()
         config = self.config_for(target)
         args = build_args("decrypt", path=target, config=config.path)
-        return self._run("decrypt", args, target=target, config=config)
+        return self._run("decrypt", args, target=target, config=config, timeout=timeout)
 
     def encrypt(self, plaintext: str, *, filename: Path, secrets: object) -> str:
         """The ciphertext sops prints for `plaintext` as the new file `filename` (its creation rule, its format).
@@ -337,8 +387,18 @@ class Sops:
         """
         target = path.absolute()
         config = self.config_for((config_of or path).absolute())
-        args = build_args("set", path=target, keys=keys, config=config.path)
-        self._run("set", args, target=(config_of or target), config=config, stdin=json.dumps(value), secrets=value)
+        with self._edit_config(config, target) as config_path:
+            args = build_args("set", path=target, keys=keys, config=config_path)
+            self._run("set", args, target=(config_of or target), config=config, stdin=json.dumps(value), secrets=value)
+
+    @contextmanager
+    def _edit_config(self, config: ConfigChoice, target: Path) -> Iterator[Path | None]:
+        """The `--config` for changing the existing file `target`: the chosen one, else one keeping its indent."""
+        if config.path is not None:
+            yield config.path
+            return
+        with indent_config(target) as generated:
+            yield generated
 
     def unset_value(self, path: Path, keys: Sequence[str], *, config_of: Path | None = None) -> None:
         """Remove the branch at `keys` from the encrypted file `path`, in place, keeping its metadata.
@@ -347,8 +407,9 @@ class Sops:
         """
         target = path.absolute()
         config = self.config_for((config_of or path).absolute())
-        self._run("unset", build_args("unset", path=target, keys=keys, config=config.path),
-                  target=(config_of or target), config=config)  # fmt: skip
+        with self._edit_config(config, target) as config_path:
+            self._run("unset", build_args("unset", path=target, keys=keys, config=config_path),
+                      target=(config_of or target), config=config)  # fmt: skip
 
 
 # --- removing keys (provision remove): additive to the runner above -------------------------------------------

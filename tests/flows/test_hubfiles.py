@@ -517,3 +517,27 @@ def test_concurrent_runs_take_turns_and_keep_each_others_edits(repo: Repo) -> No
     assert secrets["other"]["token"] == "OTHER-RUN-TOKEN"
     token = repo.quay.robot_token("hubs", "image_builder")
     assert secrets["binderhub-service"]["config"]["DockerRegistry"]["password"] == token
+
+
+def test_no_sops_config_anywhere_keeps_the_files_own_indent(repo: Repo, tmp_path: Path) -> None:
+    """With no .sops.yaml up the tree and no SOPS_CONFIG, sops would re-emit a 2-space file with its default 4-space
+    indent; provision gives it the file's own indent, so every line it did not change keeps its bytes."""
+    (repo.root / ".sops.yaml").unlink()
+    indent_only = tmp_path / "elsewhere" / ".sops.yaml"  # not an ancestor of the repository
+    indent_only.parent.mkdir()
+    indent_only.write_text("stores:\n  yaml:\n    indent: 2\n")
+    encrypt_file(repo.secret, yaml.safe_dump(SECRETS, sort_keys=False), [repo.alice.recipient],
+                 env=sops_env(SOPS_CONFIG=str(indent_only)))  # fmt: skip
+    before = repo.secret.read_text().splitlines()
+    assert before[1].startswith("  hub:")  # written with a 2-space indent
+    result = repo.invoke("--secret-file", str(repo.secret))
+    assert result.exit_code == 0, result.stderr
+    after = repo.secret.read_text().splitlines()
+    assert repo.decrypt()["binderhub-service"]["config"]["DockerRegistry"]["password"]
+    # The lines provision changed: the 4 replaced values, the metadata's timestamp and MAC; all others kept.
+    import difflib
+
+    removed = [line[2:] for line in difflib.ndiff(before, after) if line.startswith("- ")]
+    assert 5 <= len(removed) <= 6, "\n".join(removed)  # lastmodified may fall in the same second
+    assert all("ENC[" in line or line.startswith("  lastmodified:") for line in removed), "\n".join(removed)
+    assert [line for line in before if line not in removed] == [line for line in after if line in before]

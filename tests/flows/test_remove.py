@@ -598,3 +598,42 @@ def test_secret_file_problems_stop_the_removal_before_any_request(repo: Repo, qu
     plaintext = remove_quay(repo, quay, "--yes")
     assert plaintext.exit_code == 1 and "not encrypted" in plaintext.stderr and "PLAIN-PW-1" not in plaintext.stderr
     assert quay.writes() == [] and quay.robot_token("hubs", "image_builder")
+
+
+def test_removal_waits_for_a_writer_and_keeps_its_edits(repo: Repo, quay: FakeQuay) -> None:
+    """A removal whose file steps find the folder locked by a writer (a provision run) waits for it, then removes
+    its keys from the files as that writer left them: the writer's edits stay."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    provision_quay(repo, quay)
+    provision = str(Path(sys.executable).with_name("provision"))
+    args = [provision, "remove", "quay", *quay_args(quay), *repo.files_args(), "--yes"]
+    folder = os.open(repo.dir, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # "a provision run" holds the hub's folder
+        proc = subprocess.Popen(args, env=repo.env(QUAY_TOKEN=TOKEN), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while quay.robot_token("hubs", "image_builder") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()  # the robot is gone; the file steps wait for the lock
+        # The writer's edits, made while it holds the lock: a key in each file.
+        subprocess.run(
+            [repo.sops, "set", "--value-stdin", str(repo.secret), '["other"]["token"]'],
+            input='"OTHER-RUN-TOKEN"', text=True, check=True, capture_output=True, env=repo.env(),
+        )  # fmt: skip
+        repo.values.write_text(repo.values.read_text() + "other: kept # written by the other run\n")
+    finally:
+        os.close(folder)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "waiting for another provision run" in stderr
+    assert repo.decrypt() == {**SECRETS, "other": {"token": "OTHER-RUN-TOKEN"}}
+    values = yaml.safe_load(repo.values.read_text())
+    assert "binderhub-service" not in values and values["other"] == "kept"
+    assert "other: kept # written by the other run\n" in repo.values.read_text()

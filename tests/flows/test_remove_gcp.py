@@ -228,3 +228,29 @@ def test_bad_hub_name_is_refused_before_terraform(env: test_gcp.Env) -> None:
             confirm=lambda *_: True,
         )  # fmt: skip
     assert env.tfvars.read_bytes() == before
+
+
+def test_hub_files_beside_the_tfvars_do_not_wait_for_the_removal_itself(env: test_gcp.Env, repo: Repo) -> None:
+    """The removal holds the tfvars folder's lock; hub files in that same folder are edited under it, without a
+    second lock on the folder (which would wait for this very run for ever)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.realsops import write_sops_config
+
+    folder = env.tfvars.parent
+    for name in ("cluster", "values", "secret"):
+        moved = folder / getattr(repo, name).name
+        shutil.move(getattr(repo, name), moved)
+        setattr(repo, name, moved)
+    shutil.move(repo.dir / "common.values.yaml", folder / "common.values.yaml")
+    repo.dir = folder
+    write_sops_config(folder, [k.recipient for k in repo.keys[:2]])
+    provision(env, repo)
+    provision_bin = str(Path(sys.executable).with_name("provision"))
+    done = subprocess.run([provision_bin, "remove", "gcp", *tf_args(env), *repo.files_args(), "--yes"],
+                          env=repo.env(), capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert registry_of(env, "hub1") == set()
+    assert_files_clean(repo)

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -150,3 +151,69 @@ def test_the_rotation_proof_ends_at_its_deadline_naming_the_live_credential(prox
     text = str(info.value)
     assert "no answer in time" in text and "2 s deadline passed" in text and "was pending" in text
     assert "The new token of robot x is live" in text and "enc-x.secret.values.yaml" in text
+
+
+SLOW_SOPS = '''#!{python}
+"""The real sops, except that decrypting a file whose name holds "slow" first hangs (a key service not answering)."""
+import os, sys, time
+with open({pids!r}, "a") as log:
+    log.write(f"{{os.getpid()}}\\n")
+if any("slow" in arg for arg in sys.argv[1:]):
+    time.sleep(15)
+os.execv({binary!r}, [{binary!r}, *sys.argv[1:]])
+'''
+
+
+def test_fleet_stops_a_hung_sops_at_the_deadline(
+    registry: DistributionRegistry, tmp_path: Path, age_keys: Any
+) -> None:
+    """A sops that hangs decrypting one hub's file is killed when the deadline passes: the run ends near it, that hub
+    is "could not check" naming the file, the other hub (its file decrypted in time) is checked."""
+    import os
+    import sys
+
+    from tests.realsops import encrypt_file, sops_binary, sops_env
+
+    alice = age_keys[0]
+    folder = tmp_path / "clusters" / "c1"
+    folder.mkdir(parents=True)
+    names = ["fast", "slow"]
+    entries = [{"name": name, "helm_chart": "basehub",
+                "helm_chart_values_files": [f"{name}.values.yaml", f"enc-{name}.secret.values.yaml"]}
+               for name in names]  # fmt: skip
+    (folder / "cluster.yaml").write_text(yaml.safe_dump({"name": "c1", "hubs": entries}))
+    server = f"http://{registry.host}"
+    for name in names:
+        values: Any = _hub_values(server, registry.host)
+        secret = {"binderhub-service": {"config": {"DockerRegistry": {"password": USERS["builder"]}},
+                                        "buildPodsRegistryCredentials": {"password": USERS["builder"]}},
+                  "jupyterhub": {"imagePullSecret": {"password": USERS["builder"]}}}  # fmt: skip
+        del values["binderhub-service"]["config"]["DockerRegistry"]["password"]
+        del values["binderhub-service"]["buildPodsRegistryCredentials"]["password"]
+        del values["jupyterhub"]["imagePullSecret"]["password"]
+        (folder / f"{name}.values.yaml").write_text(yaml.safe_dump(values))
+        encrypt_file(folder / f"enc-{name}.secret.values.yaml", yaml.safe_dump(secret), [alice.recipient])
+    wrapper, pids = tmp_path / "bin" / "sops", tmp_path / "bin" / "pids"
+    wrapper.parent.mkdir()
+    wrapper.write_text(SLOW_SOPS.format(python=sys.executable, binary=sops_binary(), pids=str(pids)))
+    wrapper.chmod(0o755)
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SOPS_")}
+    env.update({k: v for k, v in sops_env(alice).items() if k.startswith(("SOPS_", "XDG_"))})
+    env["SOPS_BIN"] = str(wrapper)
+
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["verify", str(tmp_path / "clusters"), "--deadline", "3", "--format", "json"],
+                                env=env)  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert elapsed < 7, (elapsed, result.stderr)
+    assert result.exit_code == 1, result.stderr
+    report = json.loads(result.stdout)
+    by_hub = {h["hub"]: h for h in report["hubs"]}
+    assert by_hub["fast"]["result"] == "pass", by_hub["fast"]
+    assert by_hub["slow"]["result"] == "could-not-check"
+    assert by_hub["slow"]["reason"] == "deadline passed while sops decrypted enc-slow.secret.values.yaml"
+    assert report["deadline_passed"] is True
+    for pid in map(int, pids.read_text().split()):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the hung sops was stopped, not left behind
+    assert USERS["builder"] not in result.stderr + result.stdout

@@ -243,6 +243,7 @@ class _Decrypted:
     doc: Mapping[Any, Any] | None
     error: str | None = None  # sops's reason, for the table
     hint: str | None = None  # what to do, for the JSON detail
+    late: bool = False  # the deadline passed before sops finished (or started)
 
 
 def _parse_secret(text: str) -> _Decrypted:
@@ -264,9 +265,15 @@ def _parse_secret(text: str) -> _Decrypted:
     return _Decrypted(_strip_sops(doc))
 
 
-def _decrypt_one(runner: sops.Sops, path: Path) -> _Decrypted:
+def _decrypt_one(runner: sops.Sops, path: Path, deadline: httpretry.Deadline | None = None) -> _Decrypted:
+    """Decrypt within the time left: a sops hung on its key service is killed at the deadline."""
+    timeout = None if deadline is None else deadline.remaining()
+    if timeout is not None and timeout <= 0:
+        return _Decrypted(None, late=True)
     try:
-        return _parse_secret(runner.decrypt(path))
+        return _parse_secret(runner.decrypt(path, timeout=timeout))
+    except sops.SopsTimeout:
+        return _Decrypted(None, late=True)
     except ProvisionError as exc:
         return _Decrypted(None, exc.message, exc.hint)
 
@@ -307,8 +314,8 @@ def _check_hub(
         return HubResult(target.cluster, target.hub, registry, result, reason, tuple(checks),
                          time.monotonic() - start)  # fmt: skip
 
-    def late(pending: str, checks: Iterable[single.Check] = ()) -> HubResult:
-        reason = f"{DEADLINE_REASON}: {pending}"
+    def late(pending: str, checks: Iterable[single.Check] = (), sep: str = ": ") -> HubResult:
+        reason = f"{DEADLINE_REASON}{sep}{pending}"
         return done(target.registry, "could-not-check", reason,
                     [*checks, single.Check("checked before the deadline", "could-not-check", reason)])  # fmt: skip
 
@@ -323,7 +330,9 @@ def _check_hub(
             try:  # decrypted once, by whichever hub's file came first
                 secret = decrypted[path].result(timeout=None if deadline is None else max(deadline.remaining(), 0))
             except FutureTimeout:
-                return late(f"its secrets were still being decrypted ({path.name})")
+                secret = _Decrypted(None, late=True)
+            if secret.late:
+                return late(f"while sops decrypted {path.name}", sep=" ")
             if secret.doc is None:
                 reason = secret.error or "sops could not decrypt it"
                 detail = f"{reason}. {secret.hint}" if secret.hint else reason
@@ -393,7 +402,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
 
             def decrypt(path: Path) -> _Decrypted:
                 assert runner is not None
-                secret = _decrypt_one(runner, path)
+                secret = _decrypt_one(runner, path, deadline)
                 for value in _secret_leaves(secret.doc):
                     reporter.add_secret(value)  # before any hub that uses the file can print anything
                 return secret

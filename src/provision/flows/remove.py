@@ -15,7 +15,7 @@ from typing import Any
 
 from urllib3.util.retry import Retry
 
-from provision import clusterrepo, httpretry, sops
+from provision import clusterrepo, files, httpretry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.files import read_text
@@ -76,6 +76,15 @@ class Context:
 
     files: hubfiles_remove.HubFilesRemoval = field(default_factory=hubfiles_remove.HubFilesRemoval)
     sops_client: sops.Sops | None = None
+    # Plans the file steps again from the files as they are (under the lock, before they are changed).
+    replan: Callable[[], hubfiles_remove.HubFilesRemoval] | None = None
+    folders: tuple[Path, ...] = ()  # the folders the writers lock (flows/hubfiles.py): the given files' folders
+    # Folders the caller holds locked already (remove gcp: its terraform folders); a second flock on a new
+    # descriptor of one of them would wait for this very process.
+    held: tuple[Path, ...] = ()
+
+
+FILE_STEPS = ("secret_unset", "values_edit", "unlist", "delete_file")
 
 
 # --- shared: files, confirmation, apply ------------------------------------------------------------------------
@@ -130,10 +139,14 @@ def plan_files(
     req: HubFilesRequest, target: hubfiles_remove.RemovalTarget, *, hub: str | None, sops_binary: str | None
 ) -> Context:
     client = sops.Sops(sops_binary) if sops_binary is not None else None
-    with local_input():
-        given = hubfiles_remove.HubFiles(req.values_file, req.secret_file, req.cluster_config, hub)
-        files = hubfiles_remove.plan_hub_removal(target, given, sops_client=client)
-    return Context(files, client)
+    given = hubfiles_remove.HubFiles(req.values_file, req.secret_file, req.cluster_config, hub)
+
+    def replan() -> hubfiles_remove.HubFilesRemoval:
+        with local_input():
+            return hubfiles_remove.plan_hub_removal(target, given, sops_client=client)
+
+    folders = tuple(p.parent for p in (req.values_file, req.secret_file, req.cluster_config) if p is not None)
+    return Context(replan(), client, replan, folders)
 
 
 def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
@@ -190,16 +203,34 @@ def _show(plan: Plan, ctx: Context, reporter: Reporter, *, dry_run: bool) -> Non
 
 
 def _apply(plan: Plan, ctx: Context, reporter: Reporter, remote: Callable[[Change], None]) -> tuple[str, ...]:
+    """The registry steps, then the file steps under the folder lock the writers take (flows/hubfiles.py), planned
+    again there: a provision run that wrote the files since they were read keeps its edit, and none can write
+    between a step's check and its write."""
     done: list[str] = []
+    remote_steps = [c for c in plan.changes if c.kind not in FILE_STEPS]
+    total = len(plan.changes)
+
+    def run(index: int, change: Change, step: Callable[[Change], None]) -> None:
+        label = f"{change.action} {change.subject}"  # the plan showed the details
+        with reporter.step(label, index=index, total=total):
+            step(change)
+        done.append(label)
+
+    def file_step(change: Change) -> None:
+        hubfiles_remove.apply_step(ctx.files, change, sops_client=ctx.sops_client)
+
     try:
-        for index, change in enumerate(plan.changes, start=1):
-            label = f"{change.action} {change.subject}"  # the plan showed the details
-            with reporter.step(label, index=index, total=len(plan.changes)):
-                if change.kind in ("secret_unset", "values_edit", "unlist", "delete_file"):
-                    hubfiles_remove.apply_step(ctx.files, change, sops_client=ctx.sops_client)
-                else:
-                    remote(change)
-            done.append(label)
+        for index, change in enumerate(remote_steps, start=1):
+            run(index, change, remote)
+        if len(remote_steps) < total:
+            held = {p.resolve() for p in ctx.held}
+            with files.locked([p for p in ctx.folders if p.resolve() not in held], on_wait=reporter.always):
+                if ctx.replan is not None:
+                    ctx.files = ctx.replan()  # as the files are now that no writer can change them
+                file_steps = ctx.files.changes()
+                total = len(remote_steps) + len(file_steps)
+                for index, change in enumerate(file_steps, start=len(remote_steps) + 1):
+                    run(index, change, file_step)
     except ProvisionError as exc:
         raise exc.with_context(done=done, hint=RESUME_HINT) from None
     return tuple(done)

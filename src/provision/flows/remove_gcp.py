@@ -67,6 +67,7 @@ def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, d
         return _dry_run(g, edit, ctx, reporter, confirm)
     tfvars.check_writable(g.tfvars_path)
     folders = [g.terraform_dir, g.tfvars_path.parent]
+    ctx.held = tuple(folders)  # the hub files' folders are locked too, around their steps (remove._apply)
     with files.locked(folders, timeout=g.lock_timeout, on_wait=reporter.always):
         tf = gcp.terraform_for(g, reporter)
         edit = tfvars.plan_remove(g.tfvars_path, g.name, attribute=ATTRIBUTE)  # as it is now, under the lock
