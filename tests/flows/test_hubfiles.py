@@ -517,3 +517,18 @@ def test_concurrent_runs_take_turns_and_keep_each_others_edits(repo: Repo) -> No
     assert secrets["other"]["token"] == "OTHER-RUN-TOKEN"
     token = repo.quay.robot_token("hubs", "image_builder")
     assert secrets["binderhub-service"]["config"]["DockerRegistry"]["password"] == token
+
+
+def test_rerun_with_nothing_to_change_leaves_the_secret_file_alone(repo: Repo, tmp_path: Path) -> None:
+    """A second identical run reports the encrypted file as up to date, runs no `sops set` and leaves it as it was."""
+    args = [*repo.files_args(), "--image", "pangeo=pangeo/pangeo-notebook:2024.04.08;Pangeo"]
+    first = repo.invoke(*args)
+    assert first.exit_code == 0, first.stderr
+    before = repo.snapshot()
+    wrapper, log = recording_sops(tmp_path / "rec")
+    again = repo.invoke(*args, env=repo.env(SOPS_BIN=str(wrapper)))
+    assert again.exit_code == 0, again.stderr
+    assert [c["argv"][2] for c in read_calls(log)] == ["decrypt"]
+    assert repo.snapshot() == before
+    assert f"{repo.secret}: already up to date" in again.stderr
+    assert "updated in place" not in again.stderr and "encrypting" not in again.stderr

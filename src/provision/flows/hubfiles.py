@@ -282,7 +282,8 @@ def plan_files(
         secret_edit, secret_replaced, state = _plan_secret(state, secret, client, encrypt=encrypt)
         secret_paths = secret_key_paths(secret)
         replaced += [f"{req.secret_file.name}: {p}" for p in secret_replaced]
-        notes.append(_secret_note(state))
+        if secret_edit is None or secret_edit.changed:  # an unchanged file is "already up to date", nothing more
+            notes.append(_secret_note(state))
         if secret_edit is not None:
             edits.append(secret_edit)
         else:
