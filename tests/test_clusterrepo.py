@@ -11,8 +11,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provision.clusterrepo import ClusterRepoError, deep_merge, hub_chart, plan_registration, plan_values_edit
-from provision.hubconfig import HubRegistry, ImageChoice, Profile, profile_values, public_values
+from provision.clusterrepo import ClusterRepoError, ValuesConflict, deep_merge, hub_chart, plan_registration, plan_values_edit
+from provision.hubconfig import HubOptions, HubRegistry, ImageChoice, Profile, profile_values, public_values
 
 # Shaped like config/clusters/<cluster>/<hub>.values.yaml in 2i2c-org/infrastructure.
 VALUES = """\
@@ -201,6 +201,19 @@ def leaves(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str,
     return out
 
 
+def kind_conflict(old: Any, new: Any, prefix: str = "") -> str | None:
+    """The first key (in `new`'s order, depth first) holding a mapping on one side and a scalar on the other."""
+    for key, value in new.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key in old and isinstance(old[key], dict) != isinstance(value, dict):
+            return path
+        if key in old and isinstance(value, dict):
+            found = kind_conflict(old[key], value, path)
+            if found:
+                return found
+    return None
+
+
 keys = st.sampled_from(["a", "b", "c", "password", "config"])
 trees = st.recursive(
     st.one_of(st.integers(0, 3), st.text("xyz", max_size=2)),
@@ -213,6 +226,11 @@ trees = st.recursive(
 @given(old=trees, new=trees)
 def test_deep_merge_loses_nothing_unrelated_and_adds_everything_new(old: dict[str, Any], new: dict[str, Any]) -> None:
     merged = copy.deepcopy(old)
+    conflict = kind_conflict(old, new)
+    if conflict is not None:  # a scalar where a mapping goes, or the reverse: refused, naming the key
+        with pytest.raises(ValuesConflict, match=f": {conflict}: is a "):
+            deep_merge(merged, new)
+        return
     report = deep_merge(merged, new)
     merged_leaves, new_leaves = leaves(merged), leaves(new)
     for path, value in new_leaves.items():  # every new key is present with its new value
@@ -223,3 +241,55 @@ def test_deep_merge_loses_nothing_unrelated_and_adds_everything_new(old: dict[st
             assert merged_leaves.get(path) == value
     dotted = {".".join(p) for p in leaves(old)} | {".".join(p[:i]) for p in leaves(old) for i in range(1, len(p))}
     assert all(p in dotted for p in report.replaced)  # only existing keys are reported as replaced
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("binderhub-service: x\n", "binderhub-service"),
+        ("jupyterhub:\n  singleuser:\n    profileList: 3\n", "jupyterhub.singleuser.profileList"),
+        ("jupyterhub:\n  singleuser:\n    profileList:\n      - slug: small\n      - 3\n",
+         "jupyterhub.singleuser.profileList[1]"),
+        ("binderhub-service:\n  config: [1, 2]\n", "binderhub-service.config"),
+        ("binderhub-service:\n  enabled:\n    x: 1\n", "binderhub-service.enabled"),
+    ],
+)  # fmt: skip
+def test_wrongly_typed_values_are_refused_not_replaced(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "staging.values.yaml"
+    path.write_text(text)
+    profile = Profile(images=(ImageChoice("r", "rocker/binder:4.3"),))
+    with pytest.raises(ValuesConflict) as err:
+        plan_values_edit(path, public_values(REGISTRY, HubOptions(profile=profile)))
+    assert err.value.exit_code == 2
+    assert str(err.value).startswith(f"{path}: {key}: is a ")
+    assert path.read_text() == text
+
+
+def test_null_sections_and_profiles_without_slug_are_filled_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "staging.values.yaml"
+    path.write_text("binderhub-service:\njupyterhub:\n  singleuser:\n    profileList:\n      - display_name: Small\n")
+    profile = Profile(images=(ImageChoice("r", "rocker/binder:4.3"),))
+    edit, _ = plan_values_edit(path, public_values(REGISTRY, HubOptions(profile=profile)))
+    merged = yaml.safe_load(edit.updated)
+    assert merged["binderhub-service"]["enabled"] is True
+    profiles = merged["jupyterhub"]["singleuser"]["profileList"]
+    assert [p.get("slug") for p in profiles] == [None, "build-your-own-image"]  # the user's profile stays
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("base: &x\n  singleuser: {}\njupyterhub: *x\n", "jupyterhub: is shared through the YAML anchor &x"),
+        ("jupyterhub: &x\n  singleuser: {}\nother: *x\n", "jupyterhub: is shared through the YAML anchor &x"),
+        ("defaults: &d\n  singleuser:\n    cpu_limit: 1\njupyterhub:\n  <<: *d\n",
+         "jupyterhub.singleuser: comes from the YAML merge key `<<: *d`"),
+    ],
+)  # fmt: skip
+def test_a_merge_never_changes_another_key_through_an_alias(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "staging.values.yaml"
+    path.write_text(text)
+    profile = Profile(images=(ImageChoice("r", "rocker/binder:4.3"),))
+    with pytest.raises(ValuesConflict) as err:
+        plan_values_edit(path, profile_values(profile))
+    assert message in str(err.value) and err.value.exit_code == 2
+    assert path.read_text() == text

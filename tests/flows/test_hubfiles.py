@@ -532,3 +532,27 @@ def test_rerun_with_nothing_to_change_leaves_the_secret_file_alone(repo: Repo, t
     assert repo.snapshot() == before
     assert f"{repo.secret}: already up to date" in again.stderr
     assert "updated in place" not in again.stderr and "encrypting" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("values", "staging.values.yaml: binderhub-service: is a scalar where provision writes a mapping"),
+        ("values-list", "staging.values.yaml: jupyterhub.singleuser.profileList[1]: is a scalar in a list"),
+        ("secret", "enc-staging.secret.values.yaml: jupyterhub.imagePullSecret: is a scalar where provision"),
+    ],
+)
+def test_wrongly_typed_values_are_refused_before_any_remote_write(repo: Repo, target: str, message: str) -> None:
+    if target == "values":
+        repo.values.write_text(VALUES + 'binderhub-service: "x"\n')
+    elif target == "values-list":
+        repo.values.write_text(VALUES + "      - 3\n")
+    else:
+        secrets = {**SECRETS, "jupyterhub": {**SECRETS["jupyterhub"], "imagePullSecret": "x"}}
+        encrypt_file(repo.secret, yaml.safe_dump(secrets, sort_keys=False), [repo.alice.recipient])
+    before = repo.snapshot()
+    result = repo.invoke(*repo.files_args(), "--image", "pangeo=pangeo/pangeo-notebook:2024.04.08")
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
+    assert repo.snapshot() == before
+    assert repo.quay.requests == []

@@ -226,28 +226,47 @@ def read_secret(path: Path, client: sops.Sops) -> SecretState:
     return SecretState(path, original, doc, style, encrypted=True, config=config)
 
 
-def preflight(req: FilesRequest, *, sops_binary: str | None, chart: Chart = "basehub") -> SecretState | None:
+# Stands in for the registry not yet created or read when the pre-flight checks the files: only the shape of the
+# values matters there (every key provision may write, the pull secret included), never these strings.
+SHAPE_REGISTRY = HubRegistry(
+    "registry", "registry.invalid", "user", "registry.invalid/prefix-", password="placeholder",
+    api_url="https://registry.invalid", pull_secret_registry="registry.invalid",
+)  # fmt: skip
+
+
+def preflight(
+    req: FilesRequest, *, sops_binary: str | None, chart: Chart = "basehub", options: HubOptions | None = None
+) -> SecretState | None:
     """Every local check that can fail, before the command's first remote write: the values file and cluster.yaml
-    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule. For
-    z2jh, the other releases' files too (their state is read again when they are written).
+    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule, and
+    the values provision will merge fit what the files hold (no scalar where a mapping goes, no alias shared with
+    another key: see clusterrepo.deep_merge). For z2jh, the other releases' files too (their state is read again
+    when they are written).
 
     Returns the secret file's state (its plaintext stays in memory for the merge after the remote work).
     """
-    for release, sibling in release_requests(req, chart)[1:] if chart == "z2jh" else ():
-        if sibling.values_file is not None:
-            clusterrepo.plan_values_edit(sibling.values_file, {})
-        if sibling.secret_file is not None and release != "dask-gateway":  # dask-gateway gets no secret
+    import copy
+
+    options = options or HubOptions(chart=chart)
+    public = dict(releases(public_values(SHAPE_REGISTRY, options, existing=existing_values(req)), chart))
+    secret = dict(releases(secret_values(SHAPE_REGISTRY, options), chart))
+    state: SecretState | None = None
+    for release, part in release_requests(req, chart):
+        if part.values_file is not None:
+            clusterrepo.plan_values_edit(part.values_file, public.get(release) or {})
+        if part.secret_file is not None and (release is None or secret.get(release)):
             assert sops_binary is not None
-            read_secret(sibling.secret_file, sops.Sops(sops_binary))
-    if req.values_file is not None:
-        clusterrepo.plan_values_edit(req.values_file, {})
+            part_state = read_secret(part.secret_file, sops.Sops(sops_binary))
+            clusterrepo.deep_merge(copy.deepcopy(part_state.doc), secret.get(release) or {}, source=part.secret_file)
+            if part.secret_file == req.secret_file:
+                state = part_state
     if req.cluster_config is not None and req.hub is not None:
         listed = [p for p in (req.values_file, req.secret_file) if p is not None]
         clusterrepo.plan_registration(req.cluster_config, req.hub, listed)
-    if req.secret_file is None:
-        return None
-    assert sops_binary is not None
-    return read_secret(req.secret_file, sops.Sops(sops_binary))
+    if req.secret_file is not None and state is None:
+        assert sops_binary is not None
+        state = read_secret(req.secret_file, sops.Sops(sops_binary))
+    return state
 
 
 def plan_files(
@@ -314,7 +333,7 @@ def _plan_secret(
         # Another run replaced the file since the pre-flight: merge into its version, so its edits stay.
         state = read_secret(state.path, client)
     merged = copy.deepcopy(state.doc)
-    report = clusterrepo.deep_merge(merged, secret)
+    report = clusterrepo.deep_merge(merged, secret, source=state.path)
     if not report.changed:
         return FileEdit(state.path, current, current or ""), [], state
     if not encrypt:
