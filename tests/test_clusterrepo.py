@@ -293,3 +293,39 @@ def test_a_merge_never_changes_another_key_through_an_alias(tmp_path: Path, text
         plan_values_edit(path, profile_values(profile))
     assert message in str(err.value) and err.value.exit_code == 2
     assert path.read_text() == text
+
+
+@pytest.mark.parametrize("text", ["# values for the staging hub\n# (Zero to JupyterHub)\n", "---\n# comments\n", ""])
+def test_comment_only_or_empty_values_file_keeps_its_comments(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    edit, report = plan_values_edit(path, public_values(REGISTRY))
+    assert report.added and edit.updated.startswith(text)
+    assert yaml.safe_load(edit.updated) == public_values(REGISTRY)
+    edit.apply()
+    again, _ = plan_values_edit(path, public_values(REGISTRY))
+    assert not again.changed
+
+
+@pytest.mark.parametrize(("bom", "newline"), [("\ufeff", "\n"), ("", "\r\n"), ("\ufeff", "\r\n")])
+def test_bom_and_crlf_files_are_edited_byte_for_byte(tmp_path: Path, bom: str, newline: str) -> None:
+    path = tmp_path / "staging.values.yaml"
+    original = (bom + VALUES.replace("\n", newline)).encode()
+    path.write_bytes(original)
+    plain = tmp_path / "plain.values.yaml"
+    plain.write_text(VALUES)
+    expected = bom + plan_values_edit(plain, public_values(REGISTRY))[0].updated.replace("\n", newline)
+    edit, _ = plan_values_edit(path, public_values(REGISTRY))
+    edit.apply()
+    assert path.read_bytes() == expected.encode()  # the same edit, every line ending and the BOM kept
+    assert not plan_values_edit(path, public_values(REGISTRY))[0].changed
+
+
+def test_mixed_line_endings_are_refused_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "staging.values.yaml"
+    path.write_bytes(b"a: 1\r\nb: 2\n")
+    with pytest.raises(ClusterRepoError) as err:
+        plan_values_edit(path, {"c": 3})
+    assert "mixes Windows (CRLF) and Unix (LF) line endings" in str(err.value)
+    assert "dos2unix" in str(err.value)
+    assert path.read_bytes() == b"a: 1\r\nb: 2\n"

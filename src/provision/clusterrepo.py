@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class Style:
     sequence_indent: int = 4
     offset: int = 2
     explicit_start: bool = False
+    # How the file is framed around the YAML ruamel reads and writes: a UTF-8 byte order mark, Windows line endings
+    # (every line, else the file is refused: mixed endings cannot be written back byte for byte).
+    bom: bool = False
+    crlf: bool = False
 
 
 def _yaml(style: Style) -> Any:
@@ -69,6 +73,9 @@ STYLES = tuple(
 )
 
 
+BOM = "\ufeff"
+
+
 def load(text: str, *, path: Path) -> tuple[Any, Style]:
     """Parse YAML for a round trip; returns the document and the indentation style that writes it back as it was.
 
@@ -76,9 +83,15 @@ def load(text: str, *, path: Path) -> tuple[Any, Style]:
     """
     from ruamel.yaml.error import MarkedYAMLError
 
-    explicit = text.lstrip().startswith("---")
+    bom = text.startswith(BOM)
+    body = text[len(BOM) :] if bom else text
+    rest = body.replace("\r\n", "")
+    crlf = "\r\n" in body and "\n" not in rest and "\r" not in rest
+    if crlf:
+        body = body.replace("\r\n", "\n")
+    explicit = body.lstrip().startswith("---")
     try:
-        doc = _yaml(STYLES[0]).load(text)
+        doc = _yaml(STYLES[0]).load(body)
     except MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ClusterRepoError(f"not valid YAML ({exc.problem})", path=path, line=line) from None
@@ -89,10 +102,17 @@ def load(text: str, *, path: Path) -> tuple[Any, Style]:
     if not isinstance(doc, MutableMapping):
         raise ClusterRepoError("the top level is not a mapping", path=path)
     for style in STYLES:
-        style = Style(style.indent, style.sequence_indent, style.offset, explicit)
+        style = Style(style.indent, style.sequence_indent, style.offset, explicit, bom, crlf)
         if dump(doc, style) == text:
             return doc, style
-    return doc, Style(explicit_start=explicit)
+    return doc, Style(explicit_start=explicit, bom=bom, crlf=crlf)
+
+
+def no_data(text: str) -> bool:
+    """No YAML data at all: blank lines, comments, document markers (a new Zero to JupyterHub config.yaml may hold
+    only comments). ruamel keeps no comment of such a document, so its text is kept as it is."""
+    lines = text.removeprefix(BOM).splitlines()
+    return all(not line.strip() or line.lstrip().startswith(("#", "---")) for line in lines)
 
 
 def load_documents(text: str, *, path: Path) -> list[Any]:
@@ -115,12 +135,21 @@ def load_documents(text: str, *, path: Path) -> list[Any]:
 def dump(doc: Any, style: Style) -> str:
     out = io.StringIO()
     _yaml(style).dump(doc, out)
-    return out.getvalue()
+    text = out.getvalue()
+    return (BOM if style.bom else "") + (text.replace("\n", "\r\n") if style.crlf else text)
 
 
 def _round_trippable(text: str, *, path: Path) -> tuple[Any, Style]:
     doc, style = load(text, path=path)
     if dump(doc, style) != text:
+        if "\r" in text and not style.crlf:
+            raise ClusterRepoError(
+                "mixes Windows (CRLF) and Unix (LF) line endings (or has a lone CR), which cannot be written back "
+                "byte for byte",
+                path=path,
+                hint=f"give every line the same ending first, e.g. `dos2unix {path}` (or `unix2dos`), then run the "
+                "command again",
+            )
         raise ClusterRepoError(
             "cannot be edited without reformatting other lines (ruamel.yaml would not write it back byte for byte)",
             path=path,
@@ -294,12 +323,17 @@ def _plain(value: Any) -> Any:
 def plan_values_edit(path: Path, values: Mapping[str, Any]) -> tuple[FileEdit, MergeReport]:
     """The edit that deep-merges `values` into the file (created when missing). Writes nothing."""
     original = read_text(path)
-    if original is None or not original.strip():
+    if original is None or no_data(original):
         doc, style = load(original or "", path=path)
-    else:
-        doc, style = _round_trippable(original, path=path)
+        report = deep_merge(doc, values, source=path)
+        if not report.changed or not original or not original.removeprefix(BOM).strip():
+            return FileEdit(path, original, dump(doc, style) if report.changed else (original or "")), report
+        # Comments only: they lead, the values follow (ruamel would drop them).
+        lead = original.rstrip("\r\n") + ("\r\n" if style.crlf else "\n")
+        return FileEdit(path, original, lead + dump(doc, replace(style, explicit_start=False, bom=False))), report
+    doc, style = _round_trippable(original, path=path)
     report = deep_merge(doc, values, source=path)
-    return FileEdit(path, original, dump(doc, style) if report.changed else (original or "")), report
+    return FileEdit(path, original, dump(doc, style) if report.changed else original), report
 
 
 def hub_entry(doc: Any, hub: str, *, path: Path) -> MutableMapping[str, Any]:

@@ -207,16 +207,11 @@ class SecretState:
 PROBE_DOCUMENT = "provision_preflight: creation rule check\n"
 
 
-def _is_empty_yaml(text: str) -> bool:
-    """No data at all: blank lines, comments, document markers (sops cannot decrypt it; nothing to keep but text)."""
-    return all(not line.strip() or line.lstrip().startswith(("#", "---")) for line in text.splitlines())
-
-
 def read_secret(path: Path, client: sops.Sops) -> SecretState:
     """Decrypt an existing secret file into memory, or check that a new one has a creation rule. Raises SopsError."""
     original = read_text(path)
     config = client.config_for(path)
-    if original is None or _is_empty_yaml(original):
+    if original is None or clusterrepo.no_data(original):
         client.encrypt(PROBE_DOCUMENT, filename=path, secrets=None)  # output discarded
         doc, style = clusterrepo.load(original or "", path=path)
         return SecretState(path, original, doc, style, encrypted=False, config=config)
