@@ -152,7 +152,7 @@ def layout_problems(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         check_files(support, "support")
     hubs = doc.get("hubs")
     if hubs is not None and not isinstance(hubs, list):
-        problems.append(("hubs", f"is {_kind(hubs)}, not a list of hubs (`- name: <hub>` mappings): no hub is deployed"))
+        problems.append(("hubs", f"is {_kind(hubs)}, not a list of hubs (`- name: <hub>` mappings): none is deployed"))
         return problems
     for index, entry in enumerate(hubs or ()):
         if not isinstance(entry, Mapping):
