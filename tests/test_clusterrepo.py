@@ -11,7 +11,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provision.clusterrepo import ClusterRepoError, ValuesConflict, deep_merge, hub_chart, plan_registration, plan_values_edit
+from provision.clusterrepo import (
+    ClusterRepoError,
+    ValuesConflict,
+    deep_merge,
+    hub_chart,
+    plan_registration,
+    plan_values_edit,
+)
 from provision.hubconfig import HubOptions, HubRegistry, ImageChoice, Profile, profile_values, public_values
 
 # Shaped like config/clusters/<cluster>/<hub>.values.yaml in 2i2c-org/infrastructure.
