@@ -540,6 +540,7 @@ def test_rerun_with_nothing_to_change_leaves_the_secret_file_alone(repo: Repo, t
         ("values", "staging.values.yaml: binderhub-service: is a scalar where provision writes a mapping"),
         ("values-list", "staging.values.yaml: jupyterhub.singleuser.profileList[1]: is a scalar in a list"),
         ("secret", "enc-staging.secret.values.yaml: jupyterhub.imagePullSecret: is a scalar where provision"),
+        ("alias", "staging.values.yaml: jupyterhub: is shared through the YAML anchor &x"),
     ],
 )
 def test_wrongly_typed_values_are_refused_before_any_remote_write(repo: Repo, target: str, message: str) -> None:
@@ -547,6 +548,8 @@ def test_wrongly_typed_values_are_refused_before_any_remote_write(repo: Repo, ta
         repo.values.write_text(VALUES + 'binderhub-service: "x"\n')
     elif target == "values-list":
         repo.values.write_text(VALUES + "      - 3\n")
+    elif target == "alias":
+        repo.values.write_text("base: &x\n  singleuser: {}\njupyterhub: *x\n")
     else:
         secrets = {**SECRETS, "jupyterhub": {**SECRETS["jupyterhub"], "imagePullSecret": "x"}}
         encrypt_file(repo.secret, yaml.safe_dump(secrets, sort_keys=False), [repo.alice.recipient])
