@@ -139,6 +139,15 @@ def dump(doc: Any, style: Style) -> str:
     return (BOM if style.bom else "") + (text.replace("\n", "\r\n") if style.crlf else text)
 
 
+def dump_after(original: str | None, doc: Any, style: Style) -> str:
+    """`doc` written into a file that held no data (see no_data): its comments (ruamel would drop them) and
+    document marker lead, the values follow; a blank file is simply replaced."""
+    if not original or not original.removeprefix(BOM).strip():
+        return dump(doc, style)
+    lead = original.rstrip("\r\n") + ("\r\n" if style.crlf else "\n")
+    return lead + dump(doc, replace(style, explicit_start=False, bom=False))
+
+
 def _round_trippable(text: str, *, path: Path) -> tuple[Any, Style]:
     doc, style = load(text, path=path)
     if dump(doc, style) != text:
@@ -326,11 +335,8 @@ def plan_values_edit(path: Path, values: Mapping[str, Any]) -> tuple[FileEdit, M
     if original is None or no_data(original):
         doc, style = load(original or "", path=path)
         report = deep_merge(doc, values, source=path)
-        if not report.changed or not original or not original.removeprefix(BOM).strip():
-            return FileEdit(path, original, dump(doc, style) if report.changed else (original or "")), report
-        # Comments only: they lead, the values follow (ruamel would drop them).
-        lead = original.rstrip("\r\n") + ("\r\n" if style.crlf else "\n")
-        return FileEdit(path, original, lead + dump(doc, replace(style, explicit_start=False, bom=False))), report
+        updated = dump_after(original, doc, style) if report.changed else (original or "")
+        return FileEdit(path, original, updated), report
     doc, style = _round_trippable(original, path=path)
     report = deep_merge(doc, values, source=path)
     return FileEdit(path, original, dump(doc, style) if report.changed else original), report

@@ -410,13 +410,15 @@ def test_relative_key_file_from_the_repository_root(repo: Repo, monkeypatch: pyt
     )
 
 
-def test_comment_only_file_is_encrypted_by_the_rule_and_keeps_its_comment(repo: Repo) -> None:
-    repo.secret.write_text("# registry secrets for staging, written by provision\n")
+@pytest.mark.parametrize("lead", ["", "---\n"])
+def test_comment_only_file_is_encrypted_by_the_rule_and_keeps_its_comment(repo: Repo, lead: str) -> None:
+    repo.secret.write_text(lead + "# registry secrets for staging, written by provision\n")
     result = repo.invoke(*repo.files_args())
     assert result.exit_code == 0, result.stderr
     assert "type:comment]" in repo.secret.read_text()
     out = decrypt_file(repo.secret, repo.alice)
     assert out.stdout.startswith("# registry secrets for staging, written by provision\n")
+    assert list(yaml.safe_load(out.stdout)) == ["binderhub-service", "jupyterhub"]  # one document, not two
 
 
 def test_an_edit_made_after_the_preflight_is_kept(repo: Repo) -> None:

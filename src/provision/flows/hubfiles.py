@@ -336,9 +336,7 @@ def _plan_secret(
     if state.encrypted:
         ciphertext = _set_in_copy(state, merged, secret, client)
     else:
-        plaintext = clusterrepo.dump(merged, state.style)
-        if current and current.strip():
-            plaintext = current.rstrip("\n") + "\n" + plaintext  # a comment-only file: its comments lead
+        plaintext = clusterrepo.dump_after(current, merged, state.style)  # a comment-only file: its comments lead
         ciphertext = client.encrypt(plaintext, filename=state.path, secrets=secret)
     return FileEdit(state.path, current, ciphertext), report.replaced, state
 
