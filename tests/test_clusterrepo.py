@@ -11,8 +11,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provision.clusterrepo import ClusterRepoError, deep_merge, hub_chart, plan_registration, plan_values_edit
-from provision.hubconfig import HubRegistry, ImageChoice, Profile, profile_values, public_values
+from provision.clusterrepo import (
+    ClusterRepoError,
+    ValuesConflict,
+    deep_merge,
+    hub_chart,
+    plan_registration,
+    plan_values_edit,
+)
+from provision.hubconfig import HubOptions, HubRegistry, ImageChoice, Profile, profile_values, public_values
 
 # Shaped like config/clusters/<cluster>/<hub>.values.yaml in 2i2c-org/infrastructure.
 VALUES = """\
@@ -201,6 +208,19 @@ def leaves(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str,
     return out
 
 
+def kind_conflict(old: Any, new: Any, prefix: str = "") -> str | None:
+    """The first key (in `new`'s order, depth first) holding a mapping on one side and a scalar on the other."""
+    for key, value in new.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key in old and isinstance(old[key], dict) != isinstance(value, dict):
+            return path
+        if key in old and isinstance(value, dict):
+            found = kind_conflict(old[key], value, path)
+            if found:
+                return found
+    return None
+
+
 keys = st.sampled_from(["a", "b", "c", "password", "config"])
 trees = st.recursive(
     st.one_of(st.integers(0, 3), st.text("xyz", max_size=2)),
@@ -213,6 +233,11 @@ trees = st.recursive(
 @given(old=trees, new=trees)
 def test_deep_merge_loses_nothing_unrelated_and_adds_everything_new(old: dict[str, Any], new: dict[str, Any]) -> None:
     merged = copy.deepcopy(old)
+    conflict = kind_conflict(old, new)
+    if conflict is not None:  # a scalar where a mapping goes, or the reverse: refused, naming the key
+        with pytest.raises(ValuesConflict, match=f": {conflict}: is a "):
+            deep_merge(merged, new)
+        return
     report = deep_merge(merged, new)
     merged_leaves, new_leaves = leaves(merged), leaves(new)
     for path, value in new_leaves.items():  # every new key is present with its new value
@@ -223,3 +248,78 @@ def test_deep_merge_loses_nothing_unrelated_and_adds_everything_new(old: dict[st
             assert merged_leaves.get(path) == value
     dotted = {".".join(p) for p in leaves(old)} | {".".join(p[:i]) for p in leaves(old) for i in range(1, len(p))}
     assert all(p in dotted for p in report.replaced)  # only existing keys are reported as replaced
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("binderhub-service: x\n", "binderhub-service: is a scalar where provision writes a mapping"),
+        ("jupyterhub:\n  singleuser:\n    profileList: 3\n",
+         "jupyterhub.singleuser.profileList: is a scalar where provision writes a list"),
+        ("jupyterhub:\n  singleuser:\n    profileList:\n      - slug: small\n      - 3\n",
+         "jupyterhub.singleuser.profileList[1]: is a scalar in a list of mappings"),
+        ("binderhub-service:\n  config: [1, 2]\n", "binderhub-service.config: is a list where"),
+        ("binderhub-service:\n  enabled:\n    x: 1\n", "binderhub-service.enabled: is a mapping where"),
+        # Through an alias the change would reach another key: refused (see clusterrepo._refuse_shared).
+        ("base: &x\n  singleuser: {}\njupyterhub: *x\n", "jupyterhub: is shared through the YAML anchor &x"),
+        ("jupyterhub: &x\n  singleuser: {}\nother: *x\n", "jupyterhub: is shared through the YAML anchor &x"),
+        ("defaults: &d\n  singleuser:\n    cpu_limit: 1\njupyterhub:\n  <<: *d\n",
+         "jupyterhub.singleuser: comes from the YAML merge key `<<: *d`"),
+    ],
+)  # fmt: skip
+def test_wrong_kinds_and_aliased_targets_are_refused_not_replaced(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "staging.values.yaml"
+    path.write_text(text)
+    profile = Profile(images=(ImageChoice("r", "rocker/binder:4.3"),))
+    with pytest.raises(ValuesConflict) as err:
+        plan_values_edit(path, public_values(REGISTRY, HubOptions(profile=profile)))
+    assert err.value.exit_code == 2
+    assert str(err.value).startswith(f"{path}: {message}")
+    assert path.read_text() == text
+
+
+def test_null_sections_and_profiles_without_slug_are_filled_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "staging.values.yaml"
+    path.write_text("binderhub-service:\njupyterhub:\n  singleuser:\n    profileList:\n      - display_name: Small\n")
+    profile = Profile(images=(ImageChoice("r", "rocker/binder:4.3"),))
+    edit, _ = plan_values_edit(path, public_values(REGISTRY, HubOptions(profile=profile)))
+    merged = yaml.safe_load(edit.updated)
+    assert merged["binderhub-service"]["enabled"] is True
+    profiles = merged["jupyterhub"]["singleuser"]["profileList"]
+    assert [p.get("slug") for p in profiles] == [None, "build-your-own-image"]  # the user's profile stays
+
+
+@pytest.mark.parametrize("text", ["# values for the staging hub\n# (Zero to JupyterHub)\n", "---\n# comments\n", ""])
+def test_comment_only_or_empty_values_file_keeps_its_comments(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    edit, report = plan_values_edit(path, public_values(REGISTRY))
+    assert report.added and edit.updated.startswith(text)
+    assert yaml.safe_load(edit.updated) == public_values(REGISTRY)
+    edit.apply()
+    again, _ = plan_values_edit(path, public_values(REGISTRY))
+    assert not again.changed
+
+
+@pytest.mark.parametrize(("bom", "newline"), [("\ufeff", "\n"), ("", "\r\n"), ("\ufeff", "\r\n")])
+def test_bom_and_crlf_files_are_edited_byte_for_byte(tmp_path: Path, bom: str, newline: str) -> None:
+    path = tmp_path / "staging.values.yaml"
+    original = (bom + VALUES.replace("\n", newline)).encode()
+    path.write_bytes(original)
+    plain = tmp_path / "plain.values.yaml"
+    plain.write_text(VALUES)
+    expected = bom + plan_values_edit(plain, public_values(REGISTRY))[0].updated.replace("\n", newline)
+    edit, _ = plan_values_edit(path, public_values(REGISTRY))
+    edit.apply()
+    assert path.read_bytes() == expected.encode()  # the same edit, every line ending and the BOM kept
+    assert not plan_values_edit(path, public_values(REGISTRY))[0].changed
+
+
+def test_mixed_line_endings_are_refused_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "staging.values.yaml"
+    path.write_bytes(b"a: 1\r\nb: 2\n")
+    with pytest.raises(ClusterRepoError) as err:
+        plan_values_edit(path, {"c": 3})
+    assert "mixes Windows (CRLF) and Unix (LF) line endings" in str(err.value)
+    assert "dos2unix" in str(err.value)
+    assert path.read_bytes() == b"a: 1\r\nb: 2\n"

@@ -379,3 +379,23 @@ def test_the_rule_means_the_same_in_the_browser() -> None:
     out = subprocess.run([node, "-e", script, json.dumps([IMAGE_RULE.pattern, values])], capture_output=True, text=True,
                          check=True, timeout=30)  # fmt: skip
     assert json.loads(out.stdout) == [re.match(IMAGE_RULE.pattern, v) is not None for v in values]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{slug: a, image: 'a/a:1', display_name: [1]}", "f: image 2 (a): `display_name` must be a string, not a list"),
+        ("{slug: a, image: 'a/a:1', description: {x: 1}}", "f: image 2 (a): `description` must be a string, not a map"),
+        ("{slug: a, image: 'a/a:1', display_name: 2024}", "f: image 2 (a): `display_name` must be a string, not a num"),
+        ("{slug: a, image: 'a/a:1', display_name: }", "f: image 2 (a): `display_name` must be a string, not empty"),
+        ("{slug: 7, image: 'a/a:1'}", "f: image 2: `slug` must be a string, not a number"),
+        ("{slug: a, image: [x]}", "f: image 2 (a): `image` must be a string, not a list"),
+        ("{slug: a, image: 'a/a:1', default: 'yes'}", "f: image 2 (a): `default` must be true or false, not a string"),
+        ("{slug: a}", "f: image 2 (a) needs `slug` and `image` strings"),
+        ("[a]", "f: image 2 is not a mapping"),
+    ],
+)
+def test_images_file_fields_must_have_their_type(entry: str, message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        images_from_yaml(f"- {{slug: ok, image: 'o/o:1'}}\n- {entry}\n", source="f")
+    assert str(err.value).startswith(message)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provision.errors import ProvisionError
+from provision.errors import EXIT_USAGE, ProvisionError
 from provision.files import FileEdit, read_text
 
 # Lists of mappings merged entry by entry on this key instead of being replaced (profileList entries).
@@ -49,6 +49,10 @@ class Style:
     sequence_indent: int = 4
     offset: int = 2
     explicit_start: bool = False
+    # How the file is framed around the YAML ruamel reads and writes: a UTF-8 byte order mark, Windows line endings
+    # (every line, else the file is refused: mixed endings cannot be written back byte for byte).
+    bom: bool = False
+    crlf: bool = False
 
 
 def _yaml(style: Style) -> Any:
@@ -69,6 +73,9 @@ STYLES = tuple(
 )
 
 
+BOM = "\ufeff"
+
+
 def load(text: str, *, path: Path) -> tuple[Any, Style]:
     """Parse YAML for a round trip; returns the document and the indentation style that writes it back as it was.
 
@@ -76,9 +83,15 @@ def load(text: str, *, path: Path) -> tuple[Any, Style]:
     """
     from ruamel.yaml.error import MarkedYAMLError
 
-    explicit = text.lstrip().startswith("---")
+    bom = text.startswith(BOM)
+    body = text[len(BOM) :] if bom else text
+    rest = body.replace("\r\n", "")
+    crlf = "\r\n" in body and "\n" not in rest and "\r" not in rest
+    if crlf:
+        body = body.replace("\r\n", "\n")
+    explicit = body.lstrip().startswith("---")
     try:
-        doc = _yaml(STYLES[0]).load(text)
+        doc = _yaml(STYLES[0]).load(body)
     except MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ClusterRepoError(f"not valid YAML ({exc.problem})", path=path, line=line) from None
@@ -89,10 +102,17 @@ def load(text: str, *, path: Path) -> tuple[Any, Style]:
     if not isinstance(doc, MutableMapping):
         raise ClusterRepoError("the top level is not a mapping", path=path)
     for style in STYLES:
-        style = Style(style.indent, style.sequence_indent, style.offset, explicit)
+        style = Style(style.indent, style.sequence_indent, style.offset, explicit, bom, crlf)
         if dump(doc, style) == text:
             return doc, style
-    return doc, Style(explicit_start=explicit)
+    return doc, Style(explicit_start=explicit, bom=bom, crlf=crlf)
+
+
+def no_data(text: str) -> bool:
+    """No YAML data at all: blank lines, comments, document markers (a new Zero to JupyterHub config.yaml may hold
+    only comments). ruamel keeps no comment of such a document, so its text is kept as it is."""
+    lines = text.removeprefix(BOM).splitlines()
+    return all(not line.strip() or line.lstrip().startswith(("#", "---")) for line in lines)
 
 
 def load_documents(text: str, *, path: Path) -> list[Any]:
@@ -115,12 +135,30 @@ def load_documents(text: str, *, path: Path) -> list[Any]:
 def dump(doc: Any, style: Style) -> str:
     out = io.StringIO()
     _yaml(style).dump(doc, out)
-    return out.getvalue()
+    text = out.getvalue()
+    return (BOM if style.bom else "") + (text.replace("\n", "\r\n") if style.crlf else text)
+
+
+def dump_after(original: str | None, doc: Any, style: Style) -> str:
+    """`doc` written into a file that held no data (see no_data): its comments (ruamel would drop them) and
+    document marker lead, the values follow; a blank file is simply replaced."""
+    if not original or not original.removeprefix(BOM).strip():
+        return dump(doc, style)
+    lead = original.rstrip("\r\n") + ("\r\n" if style.crlf else "\n")
+    return lead + dump(doc, replace(style, explicit_start=False, bom=False))
 
 
 def _round_trippable(text: str, *, path: Path) -> tuple[Any, Style]:
     doc, style = load(text, path=path)
     if dump(doc, style) != text:
+        if "\r" in text and not style.crlf:
+            raise ClusterRepoError(
+                "mixes Windows (CRLF) and Unix (LF) line endings (or has a lone CR), which cannot be written back "
+                "byte for byte",
+                path=path,
+                hint=f"give every line the same ending first, e.g. `dos2unix {path}` (or `unix2dos`), then run the "
+                "command again",
+            )
         raise ClusterRepoError(
             "cannot be edited without reformatting other lines (ruamel.yaml would not write it back byte for byte)",
             path=path,
@@ -129,33 +167,116 @@ def _round_trippable(text: str, *, path: Path) -> tuple[Any, Style]:
     return doc, style
 
 
-def deep_merge(target: MutableMapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> MergeReport:
+class ValuesConflict(ClusterRepoError):
+    """The file holds, where provision writes, a value it cannot merge into without losing the user's data or
+    changing another key: bad input, refused before any change (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class _Conflict(Exception):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+def deep_merge(
+    target: MutableMapping[str, Any], new: Mapping[str, Any], prefix: str = "", *, source: Path | None = None
+) -> MergeReport:
     """Merge `new` into `target` in place: maps key by key, keyed lists entry by entry, other values replaced.
 
-    Returns the paths added and replaced; keys of `target` that `new` does not mention are never touched.
+    Returns the paths added and replaced; keys of `target` that `new` does not mention are never touched. Raises
+    ValuesConflict (naming `source` and the key path) instead of replacing a value of another kind (a scalar where
+    a mapping or list goes, a list entry that is not a mapping) or changing a mapping or list shared through a YAML
+    anchor; `target` may then be half merged (callers merge into a copy or a freshly loaded document).
     """
+    try:
+        return _merge(target, new, prefix)
+    except _Conflict as exc:
+        raise ValuesConflict(
+            f"{exc.key}: {exc.message}",
+            path=source or Path("<values>"),
+            hint="fix that key by hand (or remove it), then run the command again",
+        ) from None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "a scalar"
+
+
+def _merge(target: MutableMapping[str, Any], new: Mapping[str, Any], prefix: str) -> MergeReport:
     report = MergeReport()
     for key, value in new.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in target:
             target[key] = value
             report.added.append(path)
-        elif isinstance(value, Mapping) and isinstance(target[key], MutableMapping):
-            sub = deep_merge(target[key], value, path)
+            continue
+        old = target[key]
+        # null (`key:` with nothing after it) is the usual empty section: it is filled, as Helm would.
+        if old is not None and _kind(old) != _kind(value):
+            raise _Conflict(
+                path,
+                f"is {_kind(old)} where provision writes {_kind(value)}; replacing it would silently drop what "
+                "is there",
+            )
+        if isinstance(value, Mapping) and isinstance(old, MutableMapping):
+            sub = _merge(old, value, path)
+            _refuse_shared(target, key, old, path, sub)
             report.added += sub.added
             report.replaced += sub.replaced
             report.anchored += sub.anchored
-        elif _keyed_list(value) and _keyed_list(target[key]):
-            sub = _merge_keyed_list(target[key], value, path)
+        elif _keyed_list(value) and isinstance(old, list):
+            sub = _merge_keyed_list(old, value, path)
+            _refuse_shared(target, key, old, path, sub)
             report.added += sub.added
             report.replaced += sub.replaced
-        elif _plain(target[key]) != _plain(value):
-            anchor = getattr(target[key], "anchor", None)
+            report.anchored += sub.anchored
+        elif _plain(old) != _plain(value):
+            anchor = getattr(old, "anchor", None)
             if anchor is not None and getattr(anchor, "value", None):
                 report.anchored.append(path)
-            target[key] = value
+            target[key] = value  # a new node for this key only: aliases of the old one keep it
             report.replaced.append(path)
     return report
+
+
+def _refuse_shared(parent: Any, key: Any, node: Any, path: str, sub: MergeReport) -> None:
+    """Refuse a change made inside a mapping or list that other keys share through a YAML anchor (`&x` ... `*x`,
+    or a `<<: *x` merge key): it would change them too.
+
+    Refused rather than copied: un-aliasing writes a second copy of the whole anchored block into the file and
+    silently ends the sharing the user set up (later edits of the anchor would no longer reach this key), and when
+    the anchor sits on this key its aliases would change meaning. The user knows which of those they want.
+    """
+    if not sub.changed:
+        return
+    anchor = getattr(getattr(node, "anchor", None), "value", None)
+    if anchor:
+        raise _Conflict(
+            path,
+            f"is shared through the YAML anchor &{anchor}: adding {', '.join(sub.added + sub.replaced)} here would "
+            f"change every key that uses *{anchor} too; write this key out without the alias (or move the anchor)",
+        )
+    own = getattr(parent, "_ok", None)
+    merged_from = getattr(parent, "merge", None)
+    if own is not None and merged_from and key not in own:
+        names = [getattr(getattr(m, "anchor", None), "value", None) for m in _merge_sources(merged_from)]
+        source = ", ".join(f"*{n}" for n in names if n) or "an alias"
+        raise _Conflict(
+            path,
+            f"comes from the YAML merge key `<<: {source}`: changing it would change that anchor's mapping and every "
+            "key that merges it; write this key out in this mapping first",
+        )
+
+
+def _merge_sources(merged_from: Any) -> list[Any]:
+    """The mappings of a `<<:` merge key (ruamel keeps them as mappings or (index, mapping) pairs)."""
+    return [m[1] if isinstance(m, tuple) else m for m in merged_from]
 
 
 def _keyed_list(value: Any) -> bool:
@@ -172,18 +293,28 @@ def _entry_key(entry: Mapping[str, Any]) -> tuple[str, Any]:
 
 
 def _merge_keyed_list(target: list[Any], new: list[Any], prefix: str) -> MergeReport:
+    """Entries matched by slug (or name) are merged, new ones appended; the others stay where they are."""
+    for index, entry in enumerate(target):
+        if not isinstance(entry, Mapping):
+            raise _Conflict(
+                f"{prefix}[{index}]",
+                f"is {_kind(entry)} in a list of mappings (entries with a slug or name); provision would have to "
+                "drop it",
+            )
     report = MergeReport()
     for entry in new:
         name, key = _entry_key(entry)
         path = f"{prefix}[{name}={key}]"
-        match = next((t for t in target if isinstance(t, Mapping) and t.get(name) == key), None)
+        match = next((t for t in target if t.get(name) == key), None)
         if match is None:
             target.append(entry)
             report.added.append(path)
-        elif isinstance(match, MutableMapping):
-            sub = deep_merge(match, entry, path)
+        else:
+            sub = _merge(match, entry, path)
+            _refuse_shared(None, None, match, path, sub)
             report.added += sub.added
             report.replaced += sub.replaced
+            report.anchored += sub.anchored
     return report
 
 
@@ -201,12 +332,14 @@ def _plain(value: Any) -> Any:
 def plan_values_edit(path: Path, values: Mapping[str, Any]) -> tuple[FileEdit, MergeReport]:
     """The edit that deep-merges `values` into the file (created when missing). Writes nothing."""
     original = read_text(path)
-    if original is None or not original.strip():
+    if original is None or no_data(original):
         doc, style = load(original or "", path=path)
-    else:
-        doc, style = _round_trippable(original, path=path)
-    report = deep_merge(doc, values)
-    return FileEdit(path, original, dump(doc, style) if report.changed else (original or "")), report
+        report = deep_merge(doc, values, source=path)
+        updated = dump_after(original, doc, style) if report.changed else (original or "")
+        return FileEdit(path, original, updated), report
+    doc, style = _round_trippable(original, path=path)
+    report = deep_merge(doc, values, source=path)
+    return FileEdit(path, original, dump(doc, style) if report.changed else original), report
 
 
 def hub_entry(doc: Any, hub: str, *, path: Path) -> MutableMapping[str, Any]:

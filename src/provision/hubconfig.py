@@ -81,6 +81,14 @@ class ImageChoice:
         return cls(slug, image, display_name, description)
 
 
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, for messages (never the value itself)."""
+    if value is None:
+        return "empty"
+    kinds = ((dict, "a mapping"), (list, "a list"), (str, "a string"), (bool, "true/false"), (int | float, "a number"))
+    return next((name for t, name in kinds if isinstance(value, t)), "a date")
+
+
 def images_from_yaml(text: str, *, source: str) -> tuple[ImageChoice, ...]:
     """Image choices from a small YAML file: a list (or `images:` list) of {slug, image, display_name?,
     description?}. Raises UsageError naming the file and the entry."""
@@ -96,17 +104,24 @@ def images_from_yaml(text: str, *, source: str) -> tuple[ImageChoice, ...]:
         raise UsageError(f"{source}: expected a list of images (or an `images:` list)")
     choices = []
     for index, entry in enumerate(entries, start=1):
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("slug"), str)
-            or not isinstance(entry.get("image"), str)
-        ):
-            raise UsageError(f"{source}: image {index} needs `slug` and `image` strings")
+        if not isinstance(entry, dict):
+            raise UsageError(f"{source}: image {index} is not a mapping of slug, image, display_name, description")
         unknown = set(entry) - {"slug", "image", "display_name", "description", "default"}
         if unknown:
             raise UsageError(f"{source}: image {index} has unknown keys {sorted(unknown)}")
+        slug = entry.get("slug")
+        name = f"image {index}" + (f" ({slug})" if isinstance(slug, str) else "")
+        for key in ("slug", "image"):
+            if key not in entry:
+                raise UsageError(f"{source}: {name} needs `slug` and `image` strings")
+        # Written into the profile as they are: a list or a number would reach fancy-profiles and KubeSpawner.
+        for key in ("slug", "image", "display_name", "description"):
+            if key in entry and not isinstance(entry[key], str):
+                raise UsageError(
+                    f"{source}: {name}: `{key}` must be a string, not {_yaml_kind(entry[key])} (quote it)"
+                )
         if not isinstance(entry.get("default", False), bool):
-            raise UsageError(f"{source}: image {index} has a `default` that is not true or false")
+            raise UsageError(f"{source}: {name}: `default` must be true or false, not {_yaml_kind(entry['default'])}")
         choice = ImageChoice.checked(entry["slug"], entry["image"], entry.get("display_name"), entry.get("description"))
         choices.append(replace(choice, default=entry.get("default", False)))
     slugs = [c.slug for c in choices]

@@ -479,3 +479,25 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no cluster.yaml" in result.stderr and result.stdout == ""
     missing = runner.invoke(_app(), [str(tmp_path / "nope")])
     assert missing.exit_code == 2 and missing.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("cluster", "key"),
+    [
+        ("name: c1\nhubs:\n  - name: a\n    helm_chart_values_files: a.values.yaml\n",
+         "hubs[name=a].helm_chart_values_files"),
+        ("name: c1\nhubs: [a]\n", "hubs[0]"),
+        ("name: c1\nhubs: a\n", "hubs"),
+        ("name: c1\nhubs:\n  - domain: a.example.org\n", "hubs[0].name"),
+        ("name: c1\nsupport:\n  helm_chart_values_files: support.values.yaml\nhubs: []\n",
+         "support.helm_chart_values_files"),
+        ("name: c1\nhubs:\n  - name: a\n    helm_chart_values_files: [[a.values.yaml]]\n",
+         "hubs[name=a].helm_chart_values_files[0]"),
+    ],
+)  # fmt: skip
+def test_a_cluster_yaml_the_deployer_cannot_use_is_an_error(tmp_path: Path, cluster: str, key: str) -> None:
+    folder = _cluster(tmp_path, {"cluster.yaml": cluster, "a.values.yaml": "{}\n"})
+    result = run(folder)
+    layout = [f for f in result.findings if f.code == "bad-cluster-layout"]
+    assert [(f.severity, f.file, f.key) for f in layout] == [("error", "cluster.yaml", key)]
+    assert result.has_errors and layout[0].message.startswith(f"cluster.yaml: {key} is ")

@@ -410,13 +410,15 @@ def test_relative_key_file_from_the_repository_root(repo: Repo, monkeypatch: pyt
     )
 
 
-def test_comment_only_file_is_encrypted_by_the_rule_and_keeps_its_comment(repo: Repo) -> None:
-    repo.secret.write_text("# registry secrets for staging, written by provision\n")
+@pytest.mark.parametrize("lead", ["", "---\n"])
+def test_comment_only_file_is_encrypted_by_the_rule_and_keeps_its_comment(repo: Repo, lead: str) -> None:
+    repo.secret.write_text(lead + "# registry secrets for staging, written by provision\n")
     result = repo.invoke(*repo.files_args())
     assert result.exit_code == 0, result.stderr
     assert "type:comment]" in repo.secret.read_text()
     out = decrypt_file(repo.secret, repo.alice)
     assert out.stdout.startswith("# registry secrets for staging, written by provision\n")
+    assert list(yaml.safe_load(out.stdout)) == ["binderhub-service", "jupyterhub"]  # one document, not two
 
 
 def test_an_edit_made_after_the_preflight_is_kept(repo: Repo) -> None:
@@ -541,3 +543,45 @@ def test_no_sops_config_anywhere_keeps_the_files_own_indent(repo: Repo, tmp_path
     assert 5 <= len(removed) <= 6, "\n".join(removed)  # lastmodified may fall in the same second
     assert all("ENC[" in line or line.startswith("  lastmodified:") for line in removed), "\n".join(removed)
     assert [line for line in before if line not in removed] == [line for line in after if line in before]
+
+
+def test_rerun_with_nothing_to_change_leaves_the_secret_file_alone(repo: Repo, tmp_path: Path) -> None:
+    """A second identical run reports the encrypted file as up to date, runs no `sops set` and leaves it as it was."""
+    args = [*repo.files_args(), "--image", "pangeo=pangeo/pangeo-notebook:2024.04.08;Pangeo"]
+    first = repo.invoke(*args)
+    assert first.exit_code == 0, first.stderr
+    before = repo.snapshot()
+    wrapper, log = recording_sops(tmp_path / "rec")
+    again = repo.invoke(*args, env=repo.env(SOPS_BIN=str(wrapper)))
+    assert again.exit_code == 0, again.stderr
+    assert [c["argv"][2] for c in read_calls(log)] == ["decrypt"]
+    assert repo.snapshot() == before
+    assert f"{repo.secret}: already up to date" in again.stderr
+    assert "updated in place" not in again.stderr and "encrypting" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("values", "staging.values.yaml: binderhub-service: is a scalar where provision writes a mapping"),
+        ("values-list", "staging.values.yaml: jupyterhub.singleuser.profileList[1]: is a scalar in a list"),
+        ("secret", "enc-staging.secret.values.yaml: jupyterhub.imagePullSecret: is a scalar where provision"),
+        ("alias", "staging.values.yaml: jupyterhub: is shared through the YAML anchor &x"),
+    ],
+)
+def test_wrongly_typed_values_are_refused_before_any_remote_write(repo: Repo, target: str, message: str) -> None:
+    if target == "values":
+        repo.values.write_text(VALUES + 'binderhub-service: "x"\n')
+    elif target == "values-list":
+        repo.values.write_text(VALUES + "      - 3\n")
+    elif target == "alias":
+        repo.values.write_text("base: &x\n  singleuser: {}\njupyterhub: *x\n")
+    else:
+        secrets = {**SECRETS, "jupyterhub": {**SECRETS["jupyterhub"], "imagePullSecret": "x"}}
+        encrypt_file(repo.secret, yaml.safe_dump(secrets, sort_keys=False), [repo.alice.recipient])
+    before = repo.snapshot()
+    result = repo.invoke(*repo.files_args(), "--image", "pangeo=pangeo/pangeo-notebook:2024.04.08")
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
+    assert repo.snapshot() == before
+    assert repo.quay.requests == []

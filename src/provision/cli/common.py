@@ -451,7 +451,7 @@ class RegistryOptions:
         profile = profile_from(self.image, self.images_file, self.profile, self.default_image)
         options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
         guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)
-        state = hubfiles.preflight(files, sops_binary=sops_binary, chart=options.chart)
+        state = hubfiles.preflight(files, sops_binary=sops_binary, chart=options.chart, options=options)
         return HubFiles(files, options, sops_binary, state)
 
 

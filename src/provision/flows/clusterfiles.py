@@ -118,3 +118,51 @@ def listed(entry: Mapping[str, Any]) -> list[str]:
 def join(folder: Path, name: Any) -> Path:
     """A listed file's path: `name` relative to the cluster folder, normalised (`../common.values.yaml`)."""
     return Path(os.path.normpath(folder / str(name)))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else "a single value"
+
+
+def layout_problems(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key path, message) for each part of a cluster.yaml the deployer cannot use as written: `hubs` not a list
+    of mappings with a name, a `helm_chart_values_files` that is not a list of file names. Readers that skip such
+    parts (listed(), doctor's hub walk) would otherwise stay silent about them."""
+    problems: list[tuple[str, str]] = []
+
+    def check_files(holder: Mapping[str, Any], key: str) -> None:
+        files = holder.get("helm_chart_values_files")
+        if files is not None and not isinstance(files, list):
+            problems.append((
+                f"{key}.helm_chart_values_files",
+                f"is {_kind(files)}, not a list: the deployer uses no values file; write each file on its own "
+                "`- name.values.yaml` line",
+            ))  # fmt: skip
+        elif isinstance(files, list):
+            for index, name in enumerate(files):
+                if not isinstance(name, str):
+                    problems.append((f"{key}.helm_chart_values_files[{index}]", f"is {_kind(name)}, not a file name"))
+
+    support = doc.get("support")
+    if isinstance(support, Mapping):
+        check_files(support, "support")
+    hubs = doc.get("hubs")
+    if hubs is not None and not isinstance(hubs, list):
+        problems.append(("hubs", f"is {_kind(hubs)}, not a list of hubs (`- name: <hub>` mappings): none is deployed"))
+        return problems
+    for index, entry in enumerate(hubs or ()):
+        if not isinstance(entry, Mapping):
+            problems.append((
+                f"hubs[{index}]",
+                f"is {_kind(entry)}, not a hub: each entry of `hubs` is a mapping with name, domain, helm_chart and "
+                "helm_chart_values_files; this one is not checked or deployed",
+            ))  # fmt: skip
+        elif not isinstance(entry.get("name"), str):
+            problems.append((f"hubs[{index}].name", "is missing or not a string: this hub is not checked or deployed"))
+        else:
+            check_files(entry, f"hubs[name={entry['name']}]")
+    return problems

@@ -207,16 +207,11 @@ class SecretState:
 PROBE_DOCUMENT = "provision_preflight: creation rule check\n"
 
 
-def _is_empty_yaml(text: str) -> bool:
-    """No data at all: blank lines, comments, document markers (sops cannot decrypt it; nothing to keep but text)."""
-    return all(not line.strip() or line.lstrip().startswith(("#", "---")) for line in text.splitlines())
-
-
 def read_secret(path: Path, client: sops.Sops) -> SecretState:
     """Decrypt an existing secret file into memory, or check that a new one has a creation rule. Raises SopsError."""
     original = read_text(path)
     config = client.config_for(path)
-    if original is None or _is_empty_yaml(original):
+    if original is None or clusterrepo.no_data(original):
         client.encrypt(PROBE_DOCUMENT, filename=path, secrets=None)  # output discarded
         doc, style = clusterrepo.load(original or "", path=path)
         return SecretState(path, original, doc, style, encrypted=False, config=config)
@@ -226,28 +221,47 @@ def read_secret(path: Path, client: sops.Sops) -> SecretState:
     return SecretState(path, original, doc, style, encrypted=True, config=config)
 
 
-def preflight(req: FilesRequest, *, sops_binary: str | None, chart: Chart = "basehub") -> SecretState | None:
+# Stands in for the registry not yet created or read when the pre-flight checks the files: only the shape of the
+# values matters there (every key provision may write, the pull secret included), never these strings.
+SHAPE_REGISTRY = HubRegistry(
+    "registry", "registry.invalid", "user", "registry.invalid/prefix-", password="placeholder",
+    api_url="https://registry.invalid", pull_secret_registry="registry.invalid",
+)  # fmt: skip
+
+
+def preflight(
+    req: FilesRequest, *, sops_binary: str | None, chart: Chart = "basehub", options: HubOptions | None = None
+) -> SecretState | None:
     """Every local check that can fail, before the command's first remote write: the values file and cluster.yaml
-    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule. For
-    z2jh, the other releases' files too (their state is read again when they are written).
+    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule, and
+    the values provision will merge fit what the files hold (no scalar where a mapping goes, no alias shared with
+    another key: see clusterrepo.deep_merge). For z2jh, the other releases' files too (their state is read again
+    when they are written).
 
     Returns the secret file's state (its plaintext stays in memory for the merge after the remote work).
     """
-    for release, sibling in release_requests(req, chart)[1:] if chart == "z2jh" else ():
-        if sibling.values_file is not None:
-            clusterrepo.plan_values_edit(sibling.values_file, {})
-        if sibling.secret_file is not None and release != "dask-gateway":  # dask-gateway gets no secret
+    import copy
+
+    options = options or HubOptions(chart=chart)
+    public = dict(releases(public_values(SHAPE_REGISTRY, options, existing=existing_values(req)), chart))
+    secret = dict(releases(secret_values(SHAPE_REGISTRY, options), chart))
+    state: SecretState | None = None
+    for release, part in release_requests(req, chart):
+        if part.values_file is not None:
+            clusterrepo.plan_values_edit(part.values_file, public.get(release) or {})
+        if part.secret_file is not None and (release is None or secret.get(release)):
             assert sops_binary is not None
-            read_secret(sibling.secret_file, sops.Sops(sops_binary))
-    if req.values_file is not None:
-        clusterrepo.plan_values_edit(req.values_file, {})
+            part_state = read_secret(part.secret_file, sops.Sops(sops_binary))
+            clusterrepo.deep_merge(copy.deepcopy(part_state.doc), secret.get(release) or {}, source=part.secret_file)
+            if part.secret_file == req.secret_file:
+                state = part_state
     if req.cluster_config is not None and req.hub is not None:
         listed = [p for p in (req.values_file, req.secret_file) if p is not None]
         clusterrepo.plan_registration(req.cluster_config, req.hub, listed)
-    if req.secret_file is None:
-        return None
-    assert sops_binary is not None
-    return read_secret(req.secret_file, sops.Sops(sops_binary))
+    if req.secret_file is not None and state is None:
+        assert sops_binary is not None
+        state = read_secret(req.secret_file, sops.Sops(sops_binary))
+    return state
 
 
 def plan_files(
@@ -282,7 +296,8 @@ def plan_files(
         secret_edit, secret_replaced, state = _plan_secret(state, secret, client, encrypt=encrypt)
         secret_paths = secret_key_paths(secret)
         replaced += [f"{req.secret_file.name}: {p}" for p in secret_replaced]
-        notes.append(_secret_note(state))
+        if secret_edit is None or secret_edit.changed:  # an unchanged file is "already up to date", nothing more
+            notes.append(_secret_note(state))
         if secret_edit is not None:
             edits.append(secret_edit)
         else:
@@ -313,7 +328,7 @@ def _plan_secret(
         # Another run replaced the file since the pre-flight: merge into its version, so its edits stay.
         state = read_secret(state.path, client)
     merged = copy.deepcopy(state.doc)
-    report = clusterrepo.deep_merge(merged, secret)
+    report = clusterrepo.deep_merge(merged, secret, source=state.path)
     if not report.changed:
         return FileEdit(state.path, current, current or ""), [], state
     if not encrypt:
@@ -321,9 +336,7 @@ def _plan_secret(
     if state.encrypted:
         ciphertext = _set_in_copy(state, merged, secret, client)
     else:
-        plaintext = clusterrepo.dump(merged, state.style)
-        if current and current.strip():
-            plaintext = current.rstrip("\n") + "\n" + plaintext  # a comment-only file: its comments lead
+        plaintext = clusterrepo.dump_after(current, merged, state.style)  # a comment-only file: its comments lead
         ciphertext = client.encrypt(plaintext, filename=state.path, secrets=secret)
     return FileEdit(state.path, current, ciphertext), report.replaced, state
 

@@ -67,6 +67,8 @@ class Doctor:
             name, folder, loaded.rel, str(doc.get("provider") or ""), str(project) if project else None, index
         )
         self.order[(name, NO_HUB)] = (index, 10**6)
+        for key, message in clusterfiles.layout_problems(doc):
+            self.add("error", "bad-cluster-layout", name, NO_HUB, loaded.rel, key, f"{CLUSTER_FILE}: {key} {message}")
 
         entries = doc.get("hubs")
         hubs = (
