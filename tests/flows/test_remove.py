@@ -572,9 +572,11 @@ def test_a_token_without_org_admin_is_explained(repo: Repo, quay: FakeQuay) -> N
 
 
 def test_dockerhub_removal_takes_a_token_whose_secret_was_never_stored(repo: Repo, dockerhub: FakeDockerHub) -> None:
-    """provision dockerhub labels a new token <label>.pending until its secret is stored: it is the hub's too."""
+    """provision dockerhub labels a new token <label>.pending until its secret is stored, and a rotation's new one
+    <label>.new until the old one is deleted: they are the hub's too."""
     resources = [{"type": "TYPE_REPO", "path": "myorg/*", "scopes": ["scope-image-push"]}]
     dockerhub.add_oat("myorg", label="binderhub-c1-staging.pending", resources=resources)
+    dockerhub.add_oat("myorg", label="binderhub-c1-staging.new", resources=resources)
     result = CliRunner().invoke(app, ["remove", "dockerhub", *dh_args(dockerhub), "--yes"], env=dh_env(repo))
     assert result.exit_code == 0, result.stderr
     assert dockerhub.oats("myorg") == []
