@@ -64,7 +64,7 @@ def dockerhub(
         )
         flow.validate(request)
         # Every local input is checked before the token exists: its secret can be shown only once.
-        prepared = options.prepare_hub_files(hub=hub)
+        prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
 
         def deliver(result: flow.DockerHubResult) -> None:
             # Called by the flow right after the token is created: if this fails, the flow deletes the token.

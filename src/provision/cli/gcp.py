@@ -123,7 +123,7 @@ def gcp(
             from provision.errors import UsageError
 
             raise UsageError("--rotate replaces the key of an existing registry: --create-workspace has no use here")
-        prepared = options.prepare_hub_files(hub=hub)
+        prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
         run = gcp_rotate.run if rotate else flow.run
         result = run(request, reporter=reporter, confirm=ask, dry_run=options.dry_run)
         if not options.dry_run:
