@@ -136,4 +136,6 @@ def gcp(
             "terraform_changes": [c.describe() for c in result.plan.changes],
         }
         rotated = rotation.for_gcp(request) if rotate and result.applied else None
-        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated)
+        kept = rotation.for_gcp(request, new=False)  # terraform holds the key: a failed write says where it is
+        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated,
+                         kept=kept)  # fmt: skip
