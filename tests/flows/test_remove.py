@@ -600,3 +600,29 @@ def test_secret_file_problems_stop_the_removal_before_any_request(repo: Repo, qu
     plaintext = remove_quay(repo, quay, "--yes")
     assert plaintext.exit_code == 1 and "not encrypted" in plaintext.stderr and "PLAIN-PW-1" not in plaintext.stderr
     assert quay.writes() == [] and quay.robot_token("hubs", "image_builder")
+
+
+def test_remove_quay_for_a_z2jh_hub_cleans_its_files(
+    tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, AgeKey, AgeKey]
+) -> None:
+    """QA (issue 13: hub files lose the keys provision wrote) for a plain Zero to JupyterHub user: `remove quay
+    --chart z2jh` with the options that wrote four files deleted the robot and left BinderHub's registry values,
+    the dead robot's passwords and the pull secret in place. A refusal (exit 2, nothing deleted) would be honest too."""
+    alice = age_keys[0]
+    write_sops_config(tmp_path, [alice.recipient])
+    files = ["--chart", "z2jh", "--values-file", str(tmp_path / "staging.values.yaml"),
+             "--secret-file", str(tmp_path / "enc-staging.secret.values.yaml")]  # fmt: skip
+    with FakeQuay() as quay:
+        quay.add_admin("admintoken123")
+        env = {**sops_env(alice), "QUAY_TOKEN": "admintoken123", "SOPS_BIN": real_sops}
+        names = ["--api-url", quay.url, "--org", "myorg", "--hub", "staging"]
+        made = CliRunner().invoke(
+            app, ["quay", *names, "--email", "a@b.org", "--image", "p=pangeo/base:1.0", *files], env=env
+        )
+        assert made.exit_code == 0, made.stderr
+        sibling = tmp_path / "staging.binderhub-service.values.yaml"
+        assert "image_prefix" in sibling.read_text()
+        removed = CliRunner().invoke(app, ["remove", "quay", *names, *files, "--yes"], env=env)
+    assert removed.exit_code in (0, 2), removed.stderr
+    if removed.exit_code == 0:
+        assert not sibling.exists() or "image_prefix" not in sibling.read_text(), removed.stderr
