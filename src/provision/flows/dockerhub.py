@@ -268,7 +268,7 @@ def _after_delivery(
     if problem is not None and not old:
         reporter.warn(_rename_failed(req, req.pending_label, req.token_label, problem))
         return
-    _retire(client, req, token, old, reporter, delivered_to=delivered_to, problem=problem)
+    _retire(client, req, token, old, reporter=reporter, delivered_to=delivered_to, problem=problem)
 
 
 def _retire(
@@ -276,8 +276,8 @@ def _retire(
     req: DockerHubRequest,
     token: AccessToken,
     old: list[AccessToken],
-    reporter: Reporter,
     *,
+    reporter: Reporter,
     delivered_to: str,
     problem: DockerHubError | None = None,
 ) -> AccessToken:
@@ -385,7 +385,7 @@ def _finish_rotation(
     reporter.plan(plan, title="dry run" if dry_run else "finish an earlier rotation")
     if dry_run:
         return [replace(newest, label=req.token_label)], plan
-    token = _retire(client, req, newest, stale, reporter, delivered_to="its destination by an earlier run")
+    token = _retire(client, req, newest, stale, reporter=reporter, delivered_to="its destination by an earlier run")
     if token.label != req.token_label:
         raise ProvisionError(
             f"the earlier --rotate could not be finished: the token labelled {token.label!r} keeps that label",
