@@ -307,3 +307,21 @@ def test_secret_file_write_failing_after_apply_says_where_the_key_is(
     assert again.exit_code == 0, again.stderr
     written = yaml.safe_load(decrypt_file(secret, alice).stdout)
     assert written["binderhub-service"]["buildPodsRegistryCredentials"]["password"] == env.state_keys()["hub1"]
+
+
+def test_stdout_mode_takes_the_chart_of_the_named_cluster(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `provision gcp --cluster leap --hub staging … | sops encrypt …`, run from the root of the
+    infrastructure repository: a daskhub hub's secrets must be under `basehub:` (the chart reads nothing else)."""
+    folder = env.root / "config" / "clusters" / "c1"
+    folder.mkdir(parents=True)
+    (folder / "cluster.yaml").write_text("name: c1\nhubs:\n  - name: hub1\n    helm_chart: daskhub\n")
+    monkeypatch.chdir(env.root)
+    args = ["gcp", "--cluster", "c1", "--hub", "hub1", "--terraform-dir", str(env.module), "--terraform-bin",
+            env.tofu, "--yes"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    secret = yaml.safe_load(result.stdout)
+    assert list(secret) == ["basehub"]
+    credentials = secret["basehub"]["binderhub-service"]["buildPodsRegistryCredentials"]
+    assert credentials["password"] == env.state_keys()["hub1"]
+    assert "chart daskhub, from config/clusters/c1/cluster.yaml" in result.stderr
