@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 from urllib3.util.retry import Retry
 
@@ -188,36 +189,137 @@ def test_rename_failure_leaves_a_working_token_and_says_how_to_finish(hub: FakeD
     assert_one_working_token(hub, provision(hub, rotate=True))
 
 
+def program(hub: FakeDockerHub, cwd: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """The real program for myorg's organization token of c1/staging (stdout mode), started in the background."""
+    env = {**os.environ, "DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": PASSWORD, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "provision", "dockerhub", "--namespace", "myorg", "--org", "--cluster", "c1",
+         "--hub", "staging", "--api-url", hub.url, *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+        # A suite started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, and so would the
+        # child: Python then never raises KeyboardInterrupt. Give the child the default action, as a terminal does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+
+
+def interrupted_at(hub: FakeDockerHub, cwd: Path, method: str, path: str, *extra: str) -> tuple[int, str, str]:
+    """Run the program and send it SIGINT while the server handles `method path` (which then completes all the
+    same); returns its exit code, stdout and stderr."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def interrupt() -> None:
+        started[0].send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the client is interrupted while waiting; the request then completes all the same
+
+    # Armed before the program starts: on a busy machine it could otherwise reach the request first and finish.
+    hub.inject(method, path, Interleave(interrupt))
+    started.append(program(hub, cwd, *extra))
+    stdout, stderr = started[0].communicate(timeout=60)
+    time.sleep(1.0)  # let the server finish the request the client was waiting for
+    hub.clear_faults()
+    return started[0].returncode, stdout.decode(), stderr.decode()
+
+
 def test_ctrl_c_while_the_creation_is_on_its_way(hub: FakeDockerHub, tmp_path: Path) -> None:
     """The real program gets SIGINT while it waits for the creation's answer; the token was created all the same.
 
     It must delete that token, say so, and exit 130.
     """
-    env = {**os.environ, "DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": PASSWORD, "PYTHONPATH": str(REPO / "src")}
-    started: list[subprocess.Popen[bytes]] = []
-
-    def interrupt() -> None:
-        started[0].send_signal(signal.SIGINT)
-        time.sleep(0.3)  # the client is interrupted while waiting; the creation then happens all the same
-
-    # Armed before the program starts: on a busy machine it could otherwise reach the POST first and finish.
-    hub.inject("POST", TOKENS, Interleave(interrupt))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "provision", "dockerhub", "--namespace", "myorg", "--org", "--cluster", "c1",
-         "--hub", "staging", "--api-url", hub.url],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
-        # A suite started in the background (nohup, `cmd &` in a script) inherits SIGINT ignored, and so would the
-        # child: Python then never raises KeyboardInterrupt. Give the child the default action, as a terminal does.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    started.append(proc)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr.decode()
-    assert stdout == b""
-    text = stderr.decode()
+    returncode, stdout, text = interrupted_at(hub, tmp_path, "POST", TOKENS)
+    assert returncode == 130, text
+    assert stdout == ""
     assert "was deleted again" in text and "interrupted" in text and "Traceback" not in text
     assert any(r.method == "POST" and r.path == TOKENS and r.status == 201 for r in hub.requests)
     assert hub.oats("myorg") == []
+
+
+def printed_secret(stdout: str) -> str:
+    return str(yaml.safe_load(stdout)["binderhub-service"]["buildPodsRegistryCredentials"]["password"])
+
+
+def test_ctrl_c_after_the_rotated_secret_was_printed_is_not_called_never_stored(
+    hub: FakeDockerHub, tmp_path: Path
+) -> None:
+    """QA: `--rotate` printed the new secret (piped to sops by the README's command), then Ctrl-C came while the old
+    token was being deleted. The new token left as `.pending` made the re-run say its secret "was never stored
+    anywhere" and advise `--rotate` (deleting the token the hub now holds). The token loses its pending label as
+    soon as it is delivered; the message says what is left; a re-run without --rotate finishes, and says so."""
+    first = program(hub, tmp_path)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err.decode()
+    [old] = hub.oats("myorg")
+    returncode, stdout, stderr = interrupted_at(hub, tmp_path, "DELETE", f"{TOKENS}/{old['id']}", "--rotate")
+    secret = printed_secret(stdout)  # the rotated secret was delivered on stdout
+    assert hub.token_secret_valid("myorg", secret), stderr
+    assert returncode == 130, stderr
+    message = stderr.strip().splitlines()[-1]
+    assert "secret was delivered to this run's standard output" in message and "the new token works" in message
+    assert "without --rotate to finish" in message and "never stored" not in message and "Traceback" not in stderr
+    assert PENDING not in [t["label"] for t in hub.oats("myorg")]
+    rerun = program(hub, tmp_path)
+    rout, rerr = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0 and rout == b"", rerr.decode()
+    assert "never stored" not in rerr.decode() and "finished the earlier rotation" in rerr.decode()
+    assert [t["label"] for t in hub.oats("myorg")] == [LABEL]
+    assert hub.token_secret_valid("myorg", secret) and old["id"] not in {t["id"] for t in hub.oats("myorg")}
+
+
+def test_ctrl_c_while_the_delivered_token_is_relabelled_still_relabels_it(hub: FakeDockerHub, tmp_path: Path) -> None:
+    """SIGINT while the new token loses its pending label (the first request after its secret is printed): that
+    request is finished all the same, the old token is left alone (the user asked to stop), and the message and a
+    re-run say what was left."""
+    hub.add_oat(
+        "myorg", label=LABEL, resources=[{"type": "TYPE_REPO", "path": "myorg/*", "scopes": ["scope-image-push"]}]
+    )
+    [old] = hub.oats("myorg")
+    returncode, stdout, stderr = interrupted_at(hub, tmp_path, "PATCH", TOKENS + "/.*", "--rotate")
+    assert returncode == 130, stderr
+    assert sorted(t["label"] for t in hub.oats("myorg")) == [LABEL, LABEL + ".new"]
+    message = stderr.strip().splitlines()[-1]
+    assert f"labelled {LABEL + '.new'!r}" in message and f"until the old token {LABEL!r} (id {old['id']})" in message
+    rerun = program(hub, tmp_path, "--dry-run")
+    _, rerr = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0 and f"delete the old token {LABEL!r}" in rerr.decode(), rerr.decode()
+    assert len(hub.oats("myorg")) == 2  # a dry run changes nothing
+    rerun = program(hub, tmp_path)
+    _, rerr = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, rerr.decode()
+    assert [t["label"] for t in hub.oats("myorg")] == [LABEL]
+    assert hub.token_secret_valid("myorg", printed_secret(stdout))
+
+
+def test_old_token_left_by_a_failed_delete_is_deleted_by_the_rerun_without_rotate(hub: FakeDockerHub) -> None:
+    """A rotation whose old token cannot be deleted keeps the new one under the delivered label (both work: the hub
+    is never without a token), and says so; a run without --rotate then finishes it, creating nothing."""
+    old = hub.add_oat("myorg", label=LABEL, resources=[{"type": "TYPE_REPO", "path": "myorg/*",
+                                                        "scopes": ["scope-image-push"]}])  # fmt: skip
+    hub.inject("DELETE", TOKENS + "/.*", Status(503), times=1000)
+    first = provision(hub, rotate=True)
+    assert first.error is None and len(first.delivered) == 1
+    assert "delete it in Docker Hub's access-token settings, or run the same command without --rotate" in first.stderr
+    assert sorted(t["label"] for t in hub.oats("myorg")) == [LABEL, LABEL + ".new"]
+    assert hub.token_secret_valid("myorg", old) and hub.token_secret_valid("myorg", first.delivered[0])
+    hub.clear_faults()
+    finished = provision(hub)
+    assert finished.error is None and finished.delivered == [], str(finished.error)
+    assert finished.result is not None and finished.result.registry.password == ""
+    assert [t["label"] for t in hub.oats("myorg")] == [LABEL]
+    assert not hub.token_secret_valid("myorg", old) and hub.token_secret_valid("myorg", first.delivered[0])
+    again = provision(hub)  # nothing left to finish: the token exists, as on any second run
+    assert again.error is not None and "already exists" in str(again.error)
+
+
+def test_rotate_after_an_unfinished_rotation_finishes_it_first(hub: FakeDockerHub) -> None:
+    hub.add_oat(
+        "myorg", label=LABEL, resources=[{"type": "TYPE_REPO", "path": "myorg/*", "scopes": ["scope-image-push"]}]
+    )
+    hub.inject("DELETE", TOKENS + "/.*", Status(503), times=1000)
+    first = provision(hub, rotate=True)
+    hub.clear_faults()
+    assert first.error is None
+    rotated = provision(hub, rotate=True)
+    assert_one_working_token(hub, rotated)
+    assert not hub.token_secret_valid("myorg", first.delivered[0])
 
 
 def test_missing_sops_creation_rule_leaves_no_token(hub: FakeDockerHub, tmp_path: Path, real_sops: str) -> None:

@@ -271,3 +271,25 @@ def test_verbose_run_prints_no_secret(fleet: Fleet) -> None:
     code, stdout, stderr, _ = invoke(fleet, "-v", "--format", "json")
     assert code == 1 and "debug: provision.registry: GET" in stderr
     assert_no_secret(fleet, stdout, stderr)
+
+
+@pytest.mark.parametrize("chart", ["basehub", "daskhub"])
+def test_a_key_of_the_wrong_type_makes_the_hub_could_not_check_naming_file_and_key(tmp_path: Path, chart: str) -> None:
+    """QA: a string where a mapping is expected was "unexpected TypeError (re-run with --debug on this hub alone)"."""
+    folder = tmp_path / "c1"
+    folder.mkdir()
+    (folder / "cluster.yaml").write_text(
+        f"name: c1\nhubs:\n  - name: h\n    helm_chart: {chart}\n    helm_chart_values_files: [h.values.yaml]\n"
+    )
+    values = ("binderhub-service:\n  enabled: true\n  config:\n    BinderHub: {image_prefix: quay.io/o/h-}\n"
+              "  buildPodsRegistryCredentials: quay.io\n")  # fmt: skip
+    if chart == "daskhub":
+        values = "basehub:\n" + "".join(f"  {line}\n" for line in values.splitlines())
+    (folder / "h.values.yaml").write_text(values)
+    result = CliRunner().invoke(app, ["verify", str(tmp_path), "--format", "json"], env={"SOPS_BIN": os.devnull})
+    assert result.exit_code == 1, result.stderr
+    (hub,) = json.loads(result.stdout)["hubs"]
+    assert hub["result"] == "could-not-check", hub
+    key = ("basehub." if chart == "daskhub" else "") + "binderhub-service.buildPodsRegistryCredentials"
+    assert "h.values.yaml" in hub["reason"] and f"{key} is a string, where a mapping is expected" in hub["reason"]
+    assert "unexpected" not in result.stderr + result.stdout

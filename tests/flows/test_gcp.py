@@ -23,6 +23,14 @@ from provision.terraform import TerraformError
 from provision.tfvars import TfvarsError
 from tests.conftest import REPO
 from tests.helpers import helm_merge, validate_hub_values
+from tests.realsops import (
+    AgeKey,
+    decrypt_file,
+    encrypt_file,
+    sops_env,
+    write_sops_config,
+)
+from tests.realsops import sops_binary as real_sops_path
 
 FIXTURE = REPO / "tests" / "fixtures" / "terraform" / "registry"
 # Shaped like 2i2c-org/infrastructure terraform/gcp/projects/leap.tfvars: comments, other settings, a list.
@@ -265,3 +273,55 @@ def test_readme_example_for_our_module_as_written(tmp_path: Path, tofu: str, mon
     )
     assert "tofu workspace select -no-color -or-create leap" in result.stderr
     assert "OpenTofu (tofu)): asked for" in result.stderr
+
+
+def test_secret_file_write_failing_after_apply_says_where_the_key_is(
+    env: Env, tmp_path: Path, age_keys: tuple[AgeKey, AgeKey, AgeKey]
+) -> None:
+    """QA (the brief's "a credential created and then not delivered ... the message says exactly where it is"):
+    terraform applied and made the hub's key, then writing --secret-file fails (sops cannot write). The message says
+    that the key exists, where (the sensitive terraform output in its workspace), that it was not written, and what
+    to do: the same command without --rotate reads it back and writes it."""
+    alice = age_keys[0]
+    hubs = tmp_path / "hubs"
+    write_sops_config(hubs, [alice.recipient])
+    secret = hubs / "enc-hub1.secret.values.yaml"
+    encrypt_file(secret, "jupyterhub:\n  custom: {}\n", [alice.recipient])
+    before = secret.read_bytes()
+    args = ["gcp", "--cluster", "c1", "--hub", "hub1", "--terraform-dir", str(env.module), "--terraform-bin",
+            env.tofu, "--yes", "--secret-file", str(secret)]  # fmt: skip
+    from tests.flows.test_gcp_rotate import failing_set
+
+    result = CliRunner().invoke(app, args, env=sops_env(alice, SOPS_BIN=failing_set(tmp_path, real_sops_path())))
+    assert result.exit_code == 1, result.stderr
+    assert "hub1" in env.state_keys() and secret.read_bytes() == before  # applied; the file as it was
+    message = " ".join(result.stderr.strip().splitlines()[-1].split())
+    assert "no space left on device" in message, result.stderr
+    assert message.startswith("error: the service-account key of 'hub1' exists but was not delivered: sops set")
+    assert "It can be read from the sensitive terraform output " in message
+    assert "registry_sa_keys['hub1'] of workspace c1" in message
+    assert f"it was not written to the encrypted file {secret}" in message
+    assert "Run the same `provision gcp` command without --rotate (it reads the key from terraform" in message
+    assert "PRIVATE KEY" not in result.stderr
+    again = CliRunner().invoke(app, args, env=sops_env(alice, SOPS_BIN=real_sops_path()))
+    assert again.exit_code == 0, again.stderr
+    written = yaml.safe_load(decrypt_file(secret, alice).stdout)
+    assert written["binderhub-service"]["buildPodsRegistryCredentials"]["password"] == env.state_keys()["hub1"]
+
+
+def test_stdout_mode_takes_the_chart_of_the_named_cluster(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `provision gcp --cluster leap --hub staging … | sops encrypt …`, run from the root of the
+    infrastructure repository: a daskhub hub's secrets must be under `basehub:` (the chart reads nothing else)."""
+    folder = env.root / "config" / "clusters" / "c1"
+    folder.mkdir(parents=True)
+    (folder / "cluster.yaml").write_text("name: c1\nhubs:\n  - name: hub1\n    helm_chart: daskhub\n")
+    monkeypatch.chdir(env.root)
+    args = ["gcp", "--cluster", "c1", "--hub", "hub1", "--terraform-dir", str(env.module), "--terraform-bin",
+            env.tofu, "--yes"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    secret = yaml.safe_load(result.stdout)
+    assert list(secret) == ["basehub"]
+    credentials = secret["basehub"]["binderhub-service"]["buildPodsRegistryCredentials"]
+    assert credentials["password"] == env.state_keys()["hub1"]
+    assert "chart daskhub, from config/clusters/c1/cluster.yaml" in result.stderr

@@ -316,7 +316,7 @@ def test_unwritable_tfvars_or_projects_folder_is_one_paragraph(env: Env, target:
     path.chmod(0o444 if target == "file" else 0o555)
     try:
         args = ["gcp", "--cluster", "leap", "--hub", "staging", "--terraform-dir", str(env.module),
-                "--terraform-bin", env.tofu, "--yes"]  # fmt: skip
+                "--terraform-bin", env.tofu, "--yes", "--chart", "basehub"]  # fmt: skip
         result = CliRunner().invoke(app, args)
     finally:
         path.chmod(mode)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from provision.cli import app
 from provision.console import Reporter
+from tests.conftest import REPO
 from tests.helpers import helm_merge, validate_hub_values
 from tests.realsops import AgeKey, decrypt_file, encrypt_file, read_calls, recording_sops, sops_env, write_sops_config
 from tests.servers.quay import FakeQuay
@@ -212,7 +214,10 @@ def test_no_plaintext_written_anywhere(repo: Repo, tmp_path: Path) -> None:
             assert token.encode() not in data, f"plaintext token in {path}"
             assert b"OAUTH-SECRET-123" not in data, f"plaintext secret in {path}"
     assert sorted(p.name for p in repo.cluster_dir.iterdir()) == [
-        "cluster.yaml", "common.values.yaml", "enc-staging.secret.values.yaml", "staging.values.yaml"
+        "cluster.yaml",
+        "common.values.yaml",
+        "enc-staging.secret.values.yaml",
+        "staging.values.yaml",
     ]  # no copy left behind
 
 
@@ -437,7 +442,11 @@ def test_an_edit_made_after_the_preflight_is_kept(repo: Repo) -> None:
         state = hubfiles.preflight(req, sops_binary=repo.sops)
         subprocess.run(
             [repo.sops, "set", "--value-stdin", str(repo.secret), '["other"]["token"]'],
-            input='"OTHER-RUN-TOKEN"', text=True, check=True, capture_output=True, env=sops_env(repo.alice),
+            input='"OTHER-RUN-TOKEN"',
+            text=True,
+            check=True,
+            capture_output=True,
+            env=sops_env(repo.alice),
         )
         registry = HubRegistry(kind="quay", server="quay.io", username="hubs+b", image_prefix="quay.io/hubs/x-",
                                password="NEW-PASSWORD")  # fmt: skip
@@ -509,7 +518,11 @@ def test_concurrent_runs_take_turns_and_keep_each_others_edits(repo: Repo) -> No
         assert proc.poll() is None, proc.communicate()  # waiting for the lock, the file untouched
         subprocess.run(
             [repo.sops, "set", "--value-stdin", str(repo.secret), '["other"]["token"]'],
-            input='"OTHER-RUN-TOKEN"', text=True, check=True, capture_output=True, env=sops_env(repo.alice),
+            input='"OTHER-RUN-TOKEN"',
+            text=True,
+            check=True,
+            capture_output=True,
+            env=sops_env(repo.alice),
         )  # the other run's edit, made while it holds the lock
     finally:
         os.close(folder)
@@ -585,3 +598,76 @@ def test_wrongly_typed_values_are_refused_before_any_remote_write(repo: Repo, ta
     assert message in result.stderr
     assert repo.snapshot() == before
     assert repo.quay.requests == []
+
+
+LEAP_CLUSTER_YAML = (
+    "name: leap\nprovider: gcp\nhubs:\n  - name: staging\n    helm_chart: daskhub\n"
+    "    helm_chart_values_files:\n      - staging.values.yaml\n      - enc-staging.secret.values.yaml\n"
+)
+
+
+def test_secret_file_of_a_daskhub_hub_without_cluster_config_gets_keys_the_chart_reads(
+    tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, AgeKey, AgeKey]
+) -> None:
+    """QA: the README's commands write a hub's secrets without --cluster-config, for 2i2c's cluster leap, whose hubs
+    use `helm_chart: daskhub`. The chart defaulted to basehub: the secrets landed at the top level, which daskhub
+    ignores (the hub gets no registry password). The chart is taken from the cluster.yaml beside --secret-file."""
+    alice = age_keys[0]
+    write_sops_config(tmp_path, [alice.recipient])
+    folder = tmp_path / "config" / "clusters" / "leap"
+    folder.mkdir(parents=True)
+    (folder / "cluster.yaml").write_text(LEAP_CLUSTER_YAML)
+    (folder / "staging.values.yaml").write_text("basehub:\n  nfs:\n    enabled: true\n")
+    with FakeQuay() as quay:
+        quay.add_admin("admintoken123")
+        env = {**sops_env(alice), "QUAY_TOKEN": "admintoken123", "PYTHONPATH": str(REPO / "src")}
+        result = subprocess.run(
+            [sys.executable, "-m", "provision", "quay", "--api-url", quay.url, "--org", "myorg", "--email", "a@b.org",
+             "--cluster", "leap", "--hub", "staging",
+             "--secret-file", "config/clusters/leap/enc-staging.secret.values.yaml"],
+            capture_output=True, text=True, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plain = decrypt_file(folder / "enc-staging.secret.values.yaml", alice).stdout
+    assert plain.startswith("basehub:"), plain.splitlines()[0]
+    assert "chart daskhub, from config/clusters/leap/cluster.yaml" in result.stderr
+
+
+def _chart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: str | None = None, **files: Path
+) -> tuple[str, str]:
+    from provision.flows.hubfiles import FilesRequest, chart_for
+
+    monkeypatch.chdir(tmp_path)
+    stream = io.StringIO()
+    chart = chart_for(FilesRequest(hub="staging", **files), None, cluster=cluster, reporter=Reporter(stream=stream))
+    return chart, stream.getvalue()
+
+
+def test_chart_from_the_cluster_yaml_beside_the_values_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cluster.yaml").write_text(LEAP_CLUSTER_YAML)
+    chart, stderr = _chart(tmp_path, monkeypatch, values_file=Path("staging.values.yaml"))
+    assert chart == "daskhub" and "chart daskhub, from cluster.yaml (hub 'staging'" in stderr
+
+
+def test_chart_of_the_named_cluster_in_stdout_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `provision gcp --cluster leap --hub staging | sops encrypt …`, run from the repository root."""
+    folder = tmp_path / "config" / "clusters" / "leap"
+    folder.mkdir(parents=True)
+    (folder / "cluster.yaml").write_text(LEAP_CLUSTER_YAML)
+    chart, stderr = _chart(tmp_path, monkeypatch, cluster="leap")
+    assert chart == "daskhub" and "chart daskhub, from config/clusters/leap/cluster.yaml" in stderr
+    other, stderr = _chart(tmp_path, monkeypatch, cluster="cloudbank")
+    assert other == "basehub"
+    assert "chart basehub assumed" in stderr and "config/clusters/cloudbank/cluster.yaml" in stderr
+    assert "--chart daskhub" in stderr
+
+
+def test_a_cluster_yaml_without_the_hub_leaves_the_default_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cluster.yaml").write_text(LEAP_CLUSTER_YAML.replace("staging", "prod"))
+    chart, stderr = _chart(tmp_path, monkeypatch, secret_file=Path("enc-staging.secret.values.yaml"))
+    assert chart == "basehub" and "chart basehub assumed" in stderr and "no hub named 'staging'" in stderr
+    nothing, quiet = _chart(tmp_path / "..", monkeypatch)  # no file, no cluster: nothing to look at, nothing said
+    assert nothing == "basehub" and quiet == ""

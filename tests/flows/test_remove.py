@@ -572,9 +572,11 @@ def test_a_token_without_org_admin_is_explained(repo: Repo, quay: FakeQuay) -> N
 
 
 def test_dockerhub_removal_takes_a_token_whose_secret_was_never_stored(repo: Repo, dockerhub: FakeDockerHub) -> None:
-    """provision dockerhub labels a new token <label>.pending until its secret is stored: it is the hub's too."""
+    """provision dockerhub labels a new token <label>.pending until its secret is stored, and a rotation's new one
+    <label>.new until the old one is deleted: they are the hub's too."""
     resources = [{"type": "TYPE_REPO", "path": "myorg/*", "scopes": ["scope-image-push"]}]
     dockerhub.add_oat("myorg", label="binderhub-c1-staging.pending", resources=resources)
+    dockerhub.add_oat("myorg", label="binderhub-c1-staging.new", resources=resources)
     result = CliRunner().invoke(app, ["remove", "dockerhub", *dh_args(dockerhub), "--yes"], env=dh_env(repo))
     assert result.exit_code == 0, result.stderr
     assert dockerhub.oats("myorg") == []
@@ -637,3 +639,29 @@ def test_removal_waits_for_a_writer_and_keeps_its_edits(repo: Repo, quay: FakeQu
     values = yaml.safe_load(repo.values.read_text())
     assert "binderhub-service" not in values and values["other"] == "kept"
     assert "other: kept # written by the other run\n" in repo.values.read_text()
+
+
+def test_remove_quay_for_a_z2jh_hub_cleans_its_files(
+    tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, AgeKey, AgeKey]
+) -> None:
+    """QA (issue 13: hub files lose the keys provision wrote) for a plain Zero to JupyterHub user: `remove quay
+    --chart z2jh` with the options that wrote four files deleted the robot and left BinderHub's registry values,
+    the dead robot's passwords and the pull secret in place. A refusal (exit 2, nothing deleted) would be honest too."""
+    alice = age_keys[0]
+    write_sops_config(tmp_path, [alice.recipient])
+    files = ["--chart", "z2jh", "--values-file", str(tmp_path / "staging.values.yaml"),
+             "--secret-file", str(tmp_path / "enc-staging.secret.values.yaml")]  # fmt: skip
+    with FakeQuay() as quay:
+        quay.add_admin("admintoken123")
+        env = {**sops_env(alice), "QUAY_TOKEN": "admintoken123", "SOPS_BIN": real_sops}
+        names = ["--api-url", quay.url, "--org", "myorg", "--hub", "staging"]
+        made = CliRunner().invoke(
+            app, ["quay", *names, "--email", "a@b.org", "--image", "p=pangeo/base:1.0", *files], env=env
+        )
+        assert made.exit_code == 0, made.stderr
+        sibling = tmp_path / "staging.binderhub-service.values.yaml"
+        assert "image_prefix" in sibling.read_text()
+        removed = CliRunner().invoke(app, ["remove", "quay", *names, *files, "--yes"], env=env)
+    assert removed.exit_code in (0, 2), removed.stderr
+    if removed.exit_code == 0:
+        assert not sibling.exists() or "image_prefix" not in sibling.read_text(), removed.stderr

@@ -4,8 +4,13 @@ naming the pending call; the clock stops while the user answers the confirmation
 from __future__ import annotations
 
 import io
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +19,7 @@ from provision.cli import app
 from provision.console import Reporter
 from provision.flows.quay import QuayRequest
 from provision.flows.remove import QuayRemoveRequest, remove_quay
+from tests.conftest import REPO
 from tests.servers.base import Delay
 from tests.servers.dockerhub import FakeDockerHub
 from tests.servers.quay import FakeQuay
@@ -89,3 +95,24 @@ def test_a_slow_answer_to_the_prompt_does_not_eat_the_deadline(quay: FakeQuay) -
     result = remove_quay(request, reporter=Reporter(stream=io.StringIO()), confirm=slow_yes, deadline=2)
     assert asked and not result.declined
     assert quay.robot_token("hubs", "image_builder") is None  # the DELETE after the prompt still had its time
+
+
+def test_remove_quay_has_a_deadline_on_a_hung_server(tmp_path: Path) -> None:
+    """QA (issue 12 item 4: each command has an overall deadline): `remove quay` against a server that accepts
+    connections and never answers retried 6 times at 30 s each before --deadline existed for it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(50)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env = {**os.environ, "QUAY_TOKEN": TOKEN, "PYTHONPATH": str(REPO / "src")}
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "provision", "remove", "quay", "--api-url", url, "--org", "myorg", "--hub",
+             "staging", "--yes", "--deadline", "3"],
+            capture_output=True, text=True, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+    finally:
+        listener.close()
+    assert result.returncode == 1, result.stderr
+    assert time.monotonic() - started < 30 and "deadline" in result.stderr

@@ -7,6 +7,7 @@ it is, never its value."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from provision.cli import app
 from tests.flows import test_remove
 from tests.flows.test_gcp_rotate import failing_set
 from tests.flows.test_remove import TOKEN, Repo, dh_args, dh_env, provision_quay, quay_args
+from tests.realsops import AgeKey, sops_env, write_sops_config
 from tests.servers.dockerhub import FakeDockerHub
 from tests.servers.live_issuer import LiveIssuer
 from tests.servers.quay import FakeQuay
@@ -168,3 +170,28 @@ def test_the_proof_reads_the_written_files_back(repo: Repo, quay: FakeQuay, monk
     message = str(err.value)
     assert "does not hold the new credential" in message and f"Quay robot {ROBOT} is live" in message
     assert "a-token-that-is-not-in-the-file" not in message
+
+
+def test_quay_rotate_whose_secret_file_write_fails_says_the_stored_token_is_dead(
+    tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, AgeKey, AgeKey]
+) -> None:
+    """QA (issue 13: on a failure after the rotate, the message says which credential is now live and where): the
+    robot token is regenerated (the one in the file stops working), then writing the file fails (`sops set`). The
+    message said only "sops set … failed"."""
+    alice = age_keys[0]
+    write_sops_config(tmp_path, [alice.recipient])
+    with FakeQuay() as quay:
+        quay.add_admin("admintoken123")
+        env = {**sops_env(alice), "QUAY_TOKEN": "admintoken123", "SOPS_BIN": real_sops}
+        args = ["quay", "--api-url", quay.url, "--org", "myorg", "--email", "a@b.org", "--cluster", "c1", "--hub",
+                "staging", "--secret-file", str(tmp_path / "enc-staging.secret.values.yaml")]  # fmt: skip
+        first = CliRunner().invoke(app, args, env=env)
+        assert first.exit_code == 0, first.stderr
+        stored = quay.robot_token("myorg", "image_builder")
+        broken = {**env, "SOPS_BIN": failing_set(tmp_path, real_sops)}
+        rotated = CliRunner().invoke(app, [*args, "--rotate"], env=broken)
+        live = quay.robot_token("myorg", "image_builder")
+    assert rotated.exit_code == 1 and live != stored  # the stored token is dead now
+    message = rotated.stderr.strip().splitlines()[-1]
+    assert "regenerat" in message or "rotat" in message, message
+    assert "is live (the old one no longer works)" in message and "without --rotate" in message

@@ -101,7 +101,8 @@ ChartOption = Annotated[
     typer.Option(
         "--chart",
         help="basehub (2i2c), daskhub (values under basehub:) or z2jh (plain Zero to "
-        "JupyterHub); default: the hub's helm_chart in --cluster-config, else basehub.",
+        "JupyterHub); default: the hub's helm_chart in --cluster-config, else in the cluster.yaml beside the hub "
+        "files, else (with --cluster) in config/clusters/<cluster>/cluster.yaml, else basehub.",
         rich_help_panel="Hub files",
     ),
 ]
@@ -352,12 +353,18 @@ def files_request(
 
 
 def hub_options(
-    files: FilesRequest, *, chart: ChartChoice | None, dask_gateway: bool, profile: Profile | None
+    files: FilesRequest,
+    *,
+    chart: ChartChoice | None,
+    dask_gateway: bool,
+    profile: Profile | None,
+    cluster: str | None = None,
+    reporter: Reporter | None = None,
 ) -> HubOptions:
     from provision.flows.hubfiles import chart_for, check_profile
     from provision.hubconfig import HubOptions
 
-    resolved = chart_for(files, chart.value if chart else None)
+    resolved = chart_for(files, chart.value if chart else None, cluster=cluster, reporter=reporter)
     # The daskhub chart runs dask-gateway by default: its pods need the pull secret without being asked.
     options = HubOptions(chart=resolved, dask_gateway=dask_gateway or resolved == "daskhub", profile=profile)
     check_profile(files, options)  # before any change: a profile with no image choice is refused
@@ -431,11 +438,14 @@ class RegistryOptions:
     def reporter(self) -> Reporter:
         return make_reporter(quiet=self.quiet, verbose=self.verbose)
 
-    def prepare_hub_files(self, *, hub: str | None) -> HubFiles:
+    def prepare_hub_files(
+        self, *, hub: str | None, cluster: str | None = None, reporter: Reporter | None = None
+    ) -> HubFiles:
         """Check every local input before the command's first remote write: the hub-file options, the terminal, the
         values files (they parse), the secret file (it decrypts; a new one has a creation rule with usable keys).
 
         The decrypted secrets stay in memory in the result, for the merge after the remote work (no second decrypt).
+        `cluster` and `reporter`: where the chart is looked for, and told (hubfiles.chart_for).
         """
         from provision.flows import hubfiles, preflight
 
@@ -449,7 +459,8 @@ class RegistryOptions:
         sops_binary = hubfiles.validate(files)
         preflight.check_hub_files(files)
         profile = profile_from(self.image, self.images_file, self.profile, self.default_image)
-        options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile)
+        options = hub_options(files, chart=self.chart, dask_gateway=self.dask_gateway, profile=profile,
+                              cluster=cluster, reporter=reporter)  # fmt: skip
         guard_terminal(show_secrets=self.show_secrets, dry_run=self.dry_run, secret_file=self.secret_file)
         state = hubfiles.preflight(files, sops_binary=sops_binary, chart=options.chart, options=options)
         return HubFiles(files, options, sops_binary, state)

@@ -64,7 +64,7 @@ def dockerhub(
         )
         flow.validate(request)
         # Every local input is checked before the token exists: its secret can be shown only once.
-        prepared = options.prepare_hub_files(hub=hub)
+        prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
 
         def deliver(result: flow.DockerHubResult) -> None:
             # Called by the flow right after the token is created: if this fails, the flow deletes the token.
@@ -73,7 +73,10 @@ def dockerhub(
             if not options.dry_run:  # only once the secret is stored: a failure above deletes the token again
                 reporter.always("summary: " + "; ".join(result.applied))
 
-        result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline)
+        from provision.flows.rotation import destination
+
+        result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline,
+                          delivered_to=destination(options.secret_file))  # fmt: skip
         # After a rotation, prove the new token with the verify checks (issue 13: cli/rotation.py).
         from provision.cli import rotation
 

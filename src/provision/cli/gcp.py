@@ -123,7 +123,7 @@ def gcp(
             from provision.errors import UsageError
 
             raise UsageError("--rotate replaces the key of an existing registry: --create-workspace has no use here")
-        prepared = options.prepare_hub_files(hub=hub)
+        prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
         run = gcp_rotate.run if rotate else flow.run
         result = run(request, reporter=reporter, confirm=ask, dry_run=options.dry_run)
         if not options.dry_run:
@@ -136,4 +136,6 @@ def gcp(
             "terraform_changes": [c.describe() for c in result.plan.changes],
         }
         rotated = rotation.for_gcp(request) if rotate and result.applied else None
-        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated)
+        kept = rotation.for_gcp(request, new=False)  # terraform holds the key: a failed write says where it is
+        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated,
+                         kept=kept)  # fmt: skip

@@ -59,7 +59,11 @@ def profile(
         hubfiles.validate(files)
         preflight.check_hub_files(files)
         options = hub_options(
-            files, chart=chart, dask_gateway=False, profile=profile_from(image, images_file, True, default_image)
+            files,
+            chart=chart,
+            dask_gateway=False,
+            profile=profile_from(image, images_file, True, default_image),
+            reporter=reporter,
         )
         published = hubfiles.publish_profile(options, files, reporter=reporter, dry_run=dry_run)
         if dry_run:

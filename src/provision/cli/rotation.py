@@ -32,10 +32,10 @@ def for_dockerhub(req: DockerHubRequest) -> Rotated:
     return rotation.for_dockerhub(req)
 
 
-def for_gcp(req: GcpRequest) -> Rotated:
+def for_gcp(req: GcpRequest, *, new: bool = True) -> Rotated:
     from provision.flows import rotation
 
-    return rotation.for_gcp(req)
+    return rotation.for_gcp(req, new=new)
 
 
 def publish(
@@ -46,13 +46,23 @@ def publish(
     options: RegistryOptions,
     summary: dict[str, Any],
     rotated: Rotated | None,
+    kept: Rotated | None = None,
 ) -> None:
-    """Write the hub's values and print the machine output; when `rotated`, then run the verify checks on it."""
-    if rotated is None or options.dry_run:
-        publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
-        return
+    """Write the hub's values and print the machine output; when `rotated`, then run the verify checks on it.
+
+    `kept`: the credential exists without a rotation and can be read again (a GCP key terraform holds): a failed
+    write says where it is and how to write it (rotation.unwritten)."""
     from provision.errors import ProvisionError
     from provision.flows import rotation
+
+    if rotated is None or options.dry_run:
+        try:
+            publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
+        except (ProvisionError, KeyboardInterrupt) as exc:
+            if kept is None or options.dry_run:
+                raise
+            raise rotation.unwritten(exc, kept, rotation.destination(prepared.files.secret_file)) from None
+        return
 
     try:
         publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=False, summary=summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +13,7 @@ from urllib3.util.retry import Retry
 from provision import httpretry, names
 from provision.console import Reporter
 from provision.dockerhub import AccessToken, DockerHubClient, DockerHubError
-from provision.errors import ProvisionError, UsageError
+from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 
@@ -21,6 +21,10 @@ SERVER = "https://index.docker.io/v1/"  # the docker client's auth key for Docke
 API_URL = "https://registry-1.docker.io"  # the v2 API BinderHub asks whether an image exists
 # A new token carries this suffix until its secret is stored: a token found with it was never confirmed stored.
 PENDING_SUFFIX = ".pending"
+# A rotation's new token carries this one from the moment its secret is delivered until the old token is gone
+# (an organization's token labels are unique: it cannot take the label while the old token has it). A token found
+# with it was delivered: a run finishes that rotation (deletes the old token, gives the new one its label).
+DELIVERED_SUFFIX = ".new"
 CLEAN_UP_SECONDS = 30.0  # for deleting a token whose secret was not stored, even after the run's deadline
 PAT_SCOPES = ["repo:write"]  # Read & Write: push, pull, and create repositories where the account may
 
@@ -46,6 +50,15 @@ class DockerHubRequest:
     def pending_label(self) -> str:
         """The label of a new token until its secret is stored (then it is renamed to token_label)."""
         return self.token_label + PENDING_SUFFIX
+
+    @property
+    def delivered_label(self) -> str:
+        """A rotation's new token's label from the delivery of its secret until the old token is deleted."""
+        return self.token_label + DELIVERED_SUFFIX
+
+    @property
+    def token_kind(self) -> str:
+        return "organization access token" if self.org else "personal access token"
 
     @property
     def image_prefix(self) -> str:
@@ -77,7 +90,7 @@ def validate(req: DockerHubRequest) -> None:
     names.hub_name("hub name", req.hub)
     if req.cluster is not None:
         names.hub_name("cluster name", req.cluster)
-    longest = 100 - len(PENDING_SUFFIX)  # Docker Hub's 100, minus the suffix a new token carries at first
+    longest = 100 - max(len(PENDING_SUFFIX), len(DELIVERED_SUFFIX))  # Docker Hub's 100, minus a new token's suffix
     if not (1 <= len(req.token_label) <= longest):
         raise UsageError(f"invalid --token-label: 1-{longest} characters, got {len(req.token_label)}")
     if req.org and req.username == req.namespace:
@@ -102,8 +115,7 @@ def registry_for(req: DockerHubRequest, *, password: str) -> HubRegistry:
 
 def plan_changes(req: DockerHubRequest, existing: list[AccessToken] | None) -> Plan:
     """Create the hub's token, or (with --rotate) replace it. `existing is None`: nothing could be read."""
-    kind = "organization access token" if req.org else "personal access token"
-    subject = f"{kind} {req.token_label!r}"
+    subject = f"{req.token_kind} {req.token_label!r}"
     detail = f"push, pull and create repositories under {req.namespace}/"
     if not existing:
         note = ("no Docker Hub credentials: nothing was read",) if existing is None else ()
@@ -124,6 +136,7 @@ def run(
     retry: Retry | None = None,
     deliver: Deliver | None = None,
     deadline: float = httpretry.DEFAULT_DEADLINE,
+    delivered_to: str = "its destination",
 ) -> DockerHubResult:
     """Create or rotate this hub's Docker Hub token, and hand it to `deliver` (which writes the hub's files or
     prints the values) before anything else. Raises UsageError and DockerHubError.
@@ -131,6 +144,8 @@ def run(
     A token whose secret does not reach its destination is worth nothing and cannot be read again: when `deliver`
     fails, or anything fails or is interrupted (Ctrl-C) after the token was created, the new token is deleted
     before the error goes on, and the message says so (or says exactly which token to delete when that fails).
+    Once delivered (to `delivered_to`, named in messages), the token loses its pending label first of all; a run
+    stopped after that says what is left, and the next run finishes it (see _finish_rotation).
     """
     validate(req)
     if req.username is None or req.secret is None:
@@ -153,6 +168,12 @@ def run(
             raise _explained(exc, req) from None
         existing = [t for t in listed if t.label == req.token_label]
         pending = [t for t in listed if t.label == req.pending_label]
+        delivered = [t for t in listed if t.label == req.delivered_label]
+        if delivered:
+            existing, finished = _finish_rotation(client, req, existing, delivered, reporter, dry_run=dry_run)
+            if not req.rotate and not pending:  # that was all there was to do: no new token, no secret to deliver
+                applied = () if dry_run else tuple(c.describe() for c in finished.changes)
+                return DockerHubResult(finished, applied, registry_for(req, password=""))
         plan = plan_changes(req, existing + pending)
         reporter.plan(plan, title="dry run" if dry_run else "plan")
         if pending and not req.rotate:
@@ -161,7 +182,7 @@ def run(
             return _delivered(DockerHubResult(plan, (), registry_for(req, password="")), deliver)
         if plan.empty:
             raise _token_exists(req, existing[0], pending=False)
-        return _create_and_deliver(client, req, plan, existing, pending, reporter, deliver)
+        return _create_and_deliver(client, req, plan, existing, pending, reporter, deliver, delivered_to)
     finally:
         client.close()
 
@@ -180,9 +201,10 @@ def _create_and_deliver(
     pending: list[AccessToken],
     reporter: Reporter,
     deliver: Deliver | None,
+    delivered_to: str,
 ) -> DockerHubResult:
-    """Create the token under its pending label, deliver it, then (rotation) delete the old ones and give it its
-    label. Undo the creation if anything fails before its secret is stored.
+    """Create the token under its pending label, deliver it, then relabel it, and (rotation) delete the old ones.
+    Undo the creation if anything fails before its secret is stored.
 
     The pending label is what lets a later run tell the truth about a token whose creation answer was lost or
     whose run died before storing it: such a token still carries the suffix. It also keeps a rotation gapless
@@ -208,24 +230,169 @@ def _create_and_deliver(
     except BaseException as exc:
         _undo_creation(client, req, token, known, reporter, exc)
         raise
-    # The new secret is stored: only now may the old token go (a failure here leaves both valid, never neither).
-    for old in existing:
-        try:
-            client.delete_token(old, org=org)
-        except DockerHubError as exc:
-            reporter.warn(
-                f"the new token is stored, but deleting the old token {old.label!r} (id {old.id}) failed ({exc}); "
-                "delete it in Docker Hub's access-token settings"
-            )
-    try:
-        client.rename_token(token, req.token_label, org=org)
-    except DockerHubError as exc:
-        reporter.warn(
-            f"the new token works and its secret is stored, but renaming it from {req.pending_label!r} to "
-            f"{req.token_label!r} failed ({exc}): rename it in Docker Hub's access-token settings, or the next run "
-            "will report it as never stored"
-        )
+    _after_delivery(client, req, token, existing, reporter, delivered_to)
     return result
+
+
+def _after_delivery(
+    client: DockerHubClient,
+    req: DockerHubRequest,
+    token: AccessToken,
+    old: list[AccessToken],
+    reporter: Reporter,
+    delivered_to: str,
+) -> None:
+    """The secret is delivered: first of all the token loses its pending label (to its label, or during a rotation
+    to the delivered label), so that no later run takes it for one never stored; then the old tokens go (only now:
+    a failure leaves both valid, never neither) and it gets its label (_retire).
+
+    Ctrl-C during the relabelling still finishes it (within CLEAN_UP_SECONDS), then stops with a message saying
+    what is done and what is left."""
+    org = req.namespace if req.org else None
+    mark = req.delivered_label if old else req.token_label
+    problem: DockerHubError | None = None
+    try:
+        try:
+            client.rename_token(token, mark, org=org)
+            token = replace(token, label=mark)
+        except DockerHubError as exc:
+            problem = exc
+    except KeyboardInterrupt:
+        client.allow(CLEAN_UP_SECONDS)
+        try:
+            client.rename_token(token, mark, org=org)  # an idempotent write: it may have landed already
+            token = replace(token, label=mark)
+        except (DockerHubError, OSError, KeyboardInterrupt):
+            pass
+        raise _interrupted(req, token, old, delivered_to) from None
+    if problem is not None and not old:
+        reporter.warn(_rename_failed(req, req.pending_label, req.token_label, problem))
+        return
+    _retire(client, req, token, old, reporter=reporter, delivered_to=delivered_to, problem=problem)
+
+
+def _retire(
+    client: DockerHubClient,
+    req: DockerHubRequest,
+    token: AccessToken,
+    old: list[AccessToken],
+    *,
+    reporter: Reporter,
+    delivered_to: str,
+    problem: DockerHubError | None = None,
+) -> AccessToken:
+    """Delete the old tokens, then give `token` (its secret delivered) the hub's label; returns it as labelled now.
+
+    A failure is a warning saying what is left to do (the new token works); Ctrl-C stops with a message (exit 130)
+    saying what is done and what is left. `problem`: why `token` still has its pending label."""
+    org = req.namespace if req.org else None
+    left = list(old)
+    try:
+        for stale in old:
+            try:
+                client.delete_token(stale, org=org)
+                left.remove(stale)
+            except DockerHubError as exc:
+                reporter.warn(
+                    f"the new token's secret is delivered, but deleting the old token {stale.label!r} (id "
+                    f"{stale.id}) failed ({exc}): delete it in Docker Hub's access-token settings, or {FINISH}"
+                )
+        # While an old token has the label, the new one cannot take it (unique labels), nor should it: two tokens
+        # under one label could not be told apart. It keeps its delivered label and the warning above says why.
+        if not left and token.label != req.token_label:
+            current = token.label
+            try:
+                client.rename_token(token, req.token_label, org=org)
+                token = replace(token, label=req.token_label)
+            except DockerHubError as exc:
+                reporter.warn(_rename_failed(req, current, req.token_label, exc))
+        elif left and token.label == req.pending_label:
+            reporter.warn(_rename_failed(req, req.pending_label, req.delivered_label, problem))
+    except KeyboardInterrupt:
+        raise _interrupted(req, token, left, delivered_to) from None
+    return token
+
+
+def _rename_failed(req: DockerHubRequest, current: str, target: str, exc: DockerHubError | None) -> str:
+    pending = current == req.pending_label
+    return (
+        f"the new token works and its secret is delivered, but renaming it from {current!r} to {target!r} failed "
+        f"({exc}): rename it in Docker Hub's access-token settings, or "
+        + ("the next run will report it as never stored" if pending else FINISH)
+    )
+
+
+# How a run left after its secret was delivered is finished (see _finish_rotation).
+FINISH = (
+    "run the same command without --rotate to finish (it deletes the old token and gives the new one its label; "
+    "it prints no secret)"
+)
+
+
+def _interrupted(
+    req: DockerHubRequest, token: AccessToken, old: list[AccessToken], delivered_to: str
+) -> ProvisionError:
+    """Ctrl-C after the new token's secret was delivered: what is done, what is left, exit 130."""
+    olds = ", ".join(f"{t.label!r} (id {t.id})" for t in old)
+    if token.label == req.pending_label:
+        left = f"it is still labelled {token.label!r} (id {token.id})" + (
+            f", and the old token {olds} may still exist" if old else ""
+        )
+        hint = (
+            ("delete the old token, then " if old else "")
+            + f"rename the new one to {req.token_label!r} in Docker Hub's access-token settings: under its pending "
+            "label a later run would take it for a token whose secret was never stored"
+        )
+    elif token.label == req.token_label:
+        left, hint = "it has its label", None
+    else:
+        left = f"it is labelled {token.label!r} (id {token.id})" + (
+            f" until the old token {olds} is deleted, which may not have happened" if old else ""
+        )
+        hint = FINISH
+    error = ProvisionError(
+        f"interrupted after the new {req.token_kind}'s secret was delivered to {delivered_to}: the new token works "
+        f"and {left}",
+        hint=hint,
+    )
+    error.exit_code = EXIT_INTERRUPTED
+    return error
+
+
+def _finish_rotation(
+    client: DockerHubClient,
+    req: DockerHubRequest,
+    old: list[AccessToken],
+    delivered: list[AccessToken],
+    reporter: Reporter,
+    *,
+    dry_run: bool,
+) -> tuple[list[AccessToken], Plan]:
+    """A token under the delivered label: an earlier --rotate delivered its secret and stopped before the old token
+    was deleted. Do what it left (delete the old tokens, give the newest delivered one the label) and return the
+    tokens now under the label, and the plan shown."""
+    newest = max(delivered, key=lambda t: t.created_at or "")
+    stale = [t for t in old + delivered if t is not newest]  # older delivered ones were replaced since
+    changes = [Change("finish", "delete", f"the old token {t.label!r} (id {t.id})", "it was replaced") for t in stale]
+    changes.append(Change("finish", "rename", f"the token {newest.label!r} to {req.token_label!r}"))
+    plan = Plan(
+        tuple(changes),
+        notes=(
+            f"an earlier --rotate delivered the secret of the token labelled {newest.label!r} ({_when(newest)}) and "
+            "stopped before deleting the old token: this run finishes that rotation",
+        ),
+    )
+    reporter.plan(plan, title="dry run" if dry_run else "finish an earlier rotation")
+    if dry_run:
+        return [replace(newest, label=req.token_label)], plan
+    token = _retire(client, req, newest, stale, reporter=reporter, delivered_to="its destination by an earlier run")
+    if token.label != req.token_label:
+        raise ProvisionError(
+            f"the earlier --rotate could not be finished: the token labelled {token.label!r} keeps that label",
+            hint="see the warnings above; once the cause is fixed, run the same command without --rotate again",
+        )
+    reporter.always(f"summary: finished the earlier rotation: {'; '.join(c.describe() for c in plan.changes)}")
+    return [token], plan
 
 
 def _undo_creation(

@@ -326,7 +326,8 @@ def _check_hub(
         return late("before this hub's turn came")
     merged: dict[Any, Any] = {}
     for path in target.files:
-        if path in target.encrypted:
+        doc = None if path in target.encrypted else target.plain[path]
+        if doc is None:
             try:  # decrypted once, by whichever hub's file came first
                 secret = decrypted[path].result(timeout=None if deadline is None else max(deadline.remaining(), 0))
             except FutureTimeout:
@@ -338,9 +339,13 @@ def _check_hub(
                 detail = f"{reason}. {secret.hint}" if secret.hint else reason
                 return done(target.registry, "could-not-check", reason,
                             [single.Check(DECRYPT_CHECK, "could-not-check", detail)])  # fmt: skip
-            merged = clusterfiles.merge(merged, secret.doc)
-        else:
-            merged = clusterfiles.merge(merged, target.plain[path])
+            doc = secret.doc
+        try:  # each file's keys of the wrong type, named with the file (after the merge, no file could be named)
+            single.hub_view(doc, where=_rel(path, Path.cwd()), wrapped=target.chart == "daskhub")
+        except UsageError as exc:
+            return done(target.registry, "could-not-check", exc.message,
+                        [single.Check(VALUES_CHECK, "could-not-check", str(exc))])  # fmt: skip
+        merged = clusterfiles.merge(merged, doc)
     try:
         reg, pull = single.from_values(_view(merged, target.chart), {})
     except UsageError as exc:

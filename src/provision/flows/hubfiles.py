@@ -78,8 +78,13 @@ def validate(req: FilesRequest) -> str | None:
     return sops.find_binary(req.sops_bin) if req.secret_file is not None else None
 
 
-def chart_for(req: FilesRequest, explicit: str | None) -> Chart:
-    """The chart: --chart, else the hub's helm_chart in cluster.yaml, else basehub."""
+def chart_for(
+    req: FilesRequest, explicit: str | None, *, cluster: str | None = None, reporter: Reporter | None = None
+) -> Chart:
+    """The chart: --chart; else the hub's helm_chart in --cluster-config; else in the cluster.yaml beside
+    --values-file or --secret-file (2i2c's layout), or, for `cluster`, in config/clusters/<cluster>/cluster.yaml
+    under the current folder (a run from the root of the infrastructure repository, printing to stdout); else
+    basehub. A daskhub hub's values go under `basehub:`, so the chart found (or assumed) is told on stderr."""
     if explicit == "z2jh" and req.cluster_config is not None:
         raise UsageError(
             "--cluster-config lists files for 2i2c's deployer, which installs one chart per hub; with --chart z2jh "
@@ -94,6 +99,33 @@ def chart_for(req: FilesRequest, explicit: str | None) -> Chart:
         helm_chart = clusterrepo.hub_chart(req.cluster_config, req.hub)
         if helm_chart in CHART_OF_HELM_CHART:
             return CHART_OF_HELM_CHART[helm_chart]
+        return "basehub"
+    beside = [f.parent / "cluster.yaml" for f in (req.values_file, req.secret_file) if f is not None]
+    named = [Path("config", "clusters", cluster, "cluster.yaml")] if cluster else []
+    looked: list[str] = []
+    for path in dict.fromkeys([*beside, *named]):
+        if req.hub is None or not path.is_file():
+            continue
+        try:
+            helm_chart = clusterrepo.hub_chart(path, req.hub)
+        except ProvisionError as exc:  # not this hub's cluster, or not readable: the option decides, not this file
+            looked.append(f"{path}: {exc.message}")
+            continue
+        listed = CHART_OF_HELM_CHART.get(helm_chart or "basehub")
+        if reporter is not None:
+            if listed is None:
+                reporter.warn(f"hub {req.hub!r} in {path} has helm_chart {helm_chart!r}: chart basehub assumed")
+            else:
+                reporter.info(f"chart {listed}, from {path} (hub {req.hub!r}'s helm_chart)")
+        return listed or "basehub"
+    if reporter is not None and (req.writes_anything or cluster):
+        places = (["beside the hub's files"] if beside else []) + [f"at {path}" for path in named]
+        found = f" ({'; '.join(looked)})" if looked else ""
+        reporter.warn(
+            f"chart basehub assumed: no --chart, and no cluster.yaml {' or '.join(places)} lists hub "
+            f"{req.hub!r}{found}. For a daskhub hub pass --chart daskhub (its values go under basehub:), for a "
+            "plain Zero to JupyterHub one --chart z2jh"
+        )
     return "basehub"
 
 

@@ -461,8 +461,10 @@ def remove_dockerhub(
         with reporter.step(f"log in to Docker Hub as {d.username}"):
             client.login()
         try:
-            # A token still under its pending label (its secret was never stored) belongs to the hub too.
-            tokens = [t for t in client.list_tokens(org=org) if t.label in (d.token_label, d.pending_label)]
+            # A token still under its pending label (its secret was never stored), or a rotation's new one whose
+            # old one was not deleted yet (delivered label), belongs to the hub too.
+            labels = (d.token_label, d.pending_label, d.delivered_label)
+            tokens = [t for t in client.list_tokens(org=org) if t.label in labels]
         except DockerHubError as exc:
             if exc.status == 403 and d.org:
                 exc.hint = f"DOCKERHUB_USERNAME must be an owner of {d.namespace!r}, logged in with a password or PAT"

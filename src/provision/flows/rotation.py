@@ -58,9 +58,10 @@ def for_dockerhub(req: DockerHubRequest) -> Rotated:
     )
 
 
-def for_gcp(req: GcpRequest) -> Rotated:
+def for_gcp(req: GcpRequest, *, new: bool = True) -> Rotated:
+    """The hub's key after a rotation (`new`), or as terraform holds it (a run without --rotate)."""
     return Rotated(
-        f"the new service-account key of {req.name!r}",
+        f"the {'new ' if new else ''}service-account key of {req.name!r}",
         f"the sensitive terraform output {KEYS_OUTPUT}[{req.name!r}] of workspace {req.workspace_name} in "
         f"{req.terraform_dir}",
         "the same `provision gcp` command without --rotate (it reads the key from terraform and writes it)",
@@ -84,6 +85,20 @@ def undelivered(exc: BaseException, rotated: Rotated) -> ProvisionError:
         f"{_sentence(rotated.credential)} is live (the old one no longer works) and can be read from "
         f"{rotated.where}; the hub's secrets still hold the old one",
         hint=again,
+    )
+    if isinstance(exc, KeyboardInterrupt):
+        error.exit_code = EXIT_INTERRUPTED
+    return error
+
+
+def unwritten(exc: BaseException, credential: Rotated, destination: str) -> ProvisionError:
+    """The error of a failed or interrupted delivery of a credential that exists without a rotation (a GCP key
+    terraform holds): that it exists, where it can be read, that it was not written, and how to write it."""
+    what = str(exc) if isinstance(exc, ProvisionError) else "interrupted"
+    error = ProvisionError(
+        f"{credential.credential} exists but was not delivered: {what.rstrip('.')}. It can be read from "
+        f"{credential.where}; it was not written to {destination}, so the hub's secrets do not hold it",
+        hint=f"Run {credential.rewrite} once the cause is fixed" if credential.rewrite else None,
     )
     if isinstance(exc, KeyboardInterrupt):
         error.exit_code = EXIT_INTERRUPTED

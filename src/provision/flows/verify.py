@@ -73,13 +73,88 @@ def _get(doc: Mapping[str, Any], *path: str) -> Any:
     return node
 
 
+MAPPING, TEXT = "a mapping", "a string"
+_BINDERHUB_KEYS = ("binderhub-service", "buildPodsRegistryCredentials")
+_CONFIG = ("binderhub-service", "config")
+# Every key verify reads from a hub's values (below `basehub:` when wrapped), and what it must be. A null is as if
+# the key were not there (Helm drops it too); any other type is a usage error naming the file and the key.
+READ_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("binderhub-service",), MAPPING),
+    (_BINDERHUB_KEYS, MAPPING),
+    *(((*_BINDERHUB_KEYS, key), TEXT) for key in ("server", "username", "password")),
+    (_CONFIG, MAPPING),
+    ((*_CONFIG, "BinderHub"), MAPPING),
+    ((*_CONFIG, "BinderHub", "image_prefix"), TEXT),
+    ((*_CONFIG, "DockerRegistry"), MAPPING),
+    *(((*_CONFIG, "DockerRegistry", key), TEXT) for key in ("url", "username", "password")),
+    (("jupyterhub",), MAPPING),
+    (("jupyterhub", "imagePullSecret"), MAPPING),
+    *((("jupyterhub", "imagePullSecret", key), TEXT) for key in ("registry", "username", "password")),
+)
+
+
+def _type_of(value: Any) -> str:
+    """What a YAML value is, in words (never the value: it may be a secret)."""
+    if isinstance(value, Mapping):
+        return MAPPING
+    if isinstance(value, str):
+        return TEXT
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def check_keys(
+    view: Mapping[Any, Any],
+    *,
+    where: str,
+    prefix: tuple[str, ...] = (),
+    keys: Sequence[tuple[tuple[str, ...], str]] = READ_KEYS,
+) -> None:
+    """Every key of `keys` present in `view` has the type verify reads it as. Raises UsageError naming `where` and
+    the key's path in it (`prefix` first: the `basehub` wrapper, as written in the file)."""
+    for path, expected in keys:
+        node: Any = view
+        for depth, key in enumerate(path):
+            if not isinstance(node, Mapping) or node.get(key) is None:
+                break  # absent (or null), or under a level already refused
+            node = node[key]
+            if depth == len(path) - 1 and _type_of(node) != expected:
+                dotted = ".".join((*prefix, *path))
+                raise UsageError(
+                    f"{where}: {dotted} is {_type_of(node)}, where {expected} is expected",
+                    hint="fix that key (provision doctor explains what a hub's registry values look like)",
+                )
+
+
+def hub_view(
+    doc: Mapping[Any, Any], *, where: str, wrapped: bool | None = None
+) -> tuple[Mapping[Any, Any], tuple[str, ...]]:
+    """A hub's values below `basehub:` (`wrapped`: True for a daskhub hub, None: when that key is there) and that
+    prefix, its keys checked (check_keys). Raises UsageError."""
+    inner = doc.get("basehub")
+    prefix: tuple[str, ...]
+    if wrapped is False or (wrapped is None and inner is None):
+        view, prefix = doc, ()
+    elif inner is None or isinstance(inner, Mapping):
+        view, prefix = inner or {}, ("basehub",)
+    else:
+        raise UsageError(f"{where}: basehub is {_type_of(inner)}, where {MAPPING} is expected")
+    check_keys(view, where=where, prefix=prefix)
+    return view, prefix
+
+
 def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[HubRegistry, PullSecret | None]:
     """The registry and pull secret a hub's values describe (`basehub:`-wrapped or not). Raises UsageError."""
     for label, doc in (("values", public), ("secret values", secret)):
         if not isinstance(doc, Mapping):
             raise UsageError(f"the {label} are not a YAML mapping at the top level")
-    public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
-    secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
+    public = hub_view(public, where="the values")[0]
+    secret = hub_view(secret, where="the secret values")[0]
     creds = {**(_get(public, "binderhub-service", "buildPodsRegistryCredentials") or {}),
              **(_get(secret, "binderhub-service", "buildPodsRegistryCredentials") or {})}  # fmt: skip
     url = _get(public, "binderhub-service", "config", "DockerRegistry", "url")
@@ -115,8 +190,8 @@ def from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> tuple[H
 def lookup_from_values(public: Mapping[str, Any], secret: Mapping[str, Any]) -> PullSecret:
     """BinderHub's `config.DockerRegistry` url (as `registry`), username and password, merged, `basehub:`-wrapped or
     not; empty strings for what the values do not set."""
-    public = public.get("basehub", public) if isinstance(public.get("basehub"), Mapping) else public
-    secret = secret.get("basehub", secret) if isinstance(secret.get("basehub"), Mapping) else secret
+    public = hub_view(public, where="the values")[0]
+    secret = hub_view(secret, where="the secret values")[0]
     path = ("binderhub-service", "config", "DockerRegistry")
     login = {**(_get(public, *path) or {}), **(_get(secret, *path) or {})}
     return PullSecret(*(str(login.get(k) or "") for k in ("url", "username", "password")))
@@ -174,6 +249,15 @@ class ValuesDocument:
             return inner if isinstance(inner, Mapping) else self.values
         return {self.release: self.values} if self.release else {}
 
+    def check_keys(self) -> None:
+        """The keys verify reads have the types it reads them as (READ_KEYS), shown as written in the document.
+        Raises UsageError naming the document and the key."""
+        if self.release == "hub":
+            hub_view(self.values, where=self.source)
+        elif self.release:
+            own = [(path[1:], kind) for path, kind in READ_KEYS if path[0] == self.release and len(path) > 1]
+            check_keys(self.values, where=self.source, keys=own)
+
     def describe(self) -> str:
         if self.release == "hub":
             return "a hub's values (jupyterhub:, binderhub-service: keys)"
@@ -189,7 +273,9 @@ def read_documents(text: str, *, path: Path, label: str, encrypted_hint: str) ->
         where = f"{label} (document {number})" if len(docs) > 1 else label
         if isinstance(doc.get("sops"), Mapping) and "mac" in doc["sops"]:
             raise UsageError(f"{where} is sops-encrypted", hint=encrypted_hint)
-        out.append(ValuesDocument(where, release_of(doc, where=where), doc))
+        document = ValuesDocument(where, release_of(doc, where=where), doc)
+        document.check_keys()
+        out.append(document)
     return out
 
 
