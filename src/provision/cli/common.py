@@ -365,7 +365,8 @@ def hub_options(
     from provision.hubconfig import HubOptions
 
     resolved = chart_for(files, chart.value if chart else None, cluster=cluster, reporter=reporter)
-    # The daskhub chart runs dask-gateway by default: its pods need the pull secret without being asked.
+    # Hubs on the legacy daskhub chart run dask-gateway (they set dask-gateway.enabled; basehub defaults it off):
+    # give its pods the pull secret without being asked. Harmless where dask-gateway is off.
     options = HubOptions(chart=resolved, dask_gateway=dask_gateway or resolved == "daskhub", profile=profile)
     check_profile(files, options)  # before any change: a profile with no image choice is refused
     return options
