@@ -714,3 +714,21 @@ def test_removal_with_no_cluster_yaml_says_other_hubs_were_not_checked(tmp_path:
     assert quay.robot_token("hubs", "image_builder") is None
     message = " ".join(result.stderr.split())
     assert "other hubs pushing as hubs+image_builder could not be checked" in message
+
+
+def test_removal_refuses_when_the_cluster_yaml_beside_cannot_be_read(repo: Repo, quay: FakeQuay) -> None:
+    """A cluster.yaml beside the hub's files that does not parse cannot say whether another hub pushes with the
+    robot: the removal stops before any change (exit 2), naming the file, rather than delete a shared robot."""
+    provision_quay(repo, quay)
+    repo.cluster.write_text("name: c1\nhubs: [\n")  # an unfinished edit
+    before = repo.snapshot()
+    result = CliRunner().invoke(
+        app,
+        ["remove", "quay", *quay_args(quay), "--values-file", str(repo.values), "--secret-file", str(repo.secret),
+         "--yes"],
+        env=repo.env(QUAY_TOKEN=TOKEN),
+    )  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    assert quay.robot_token("hubs", "image_builder") is not None and repo.snapshot() == before
+    message = " ".join(result.stderr.split())
+    assert str(repo.cluster) in message and "cannot tell whether other hubs push as hubs+image_builder" in message

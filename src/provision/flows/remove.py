@@ -169,11 +169,21 @@ def robot_cluster_configs(req: HubFilesRequest) -> tuple[Path, ...]:
 
 def robot_users(req: HubFilesRequest, hub: str | None, username: str, reporter: Reporter) -> list[str]:
     """Other hubs pushing as `username`, from every cluster.yaml robot_cluster_configs finds (said on stderr)."""
-    configs = robot_cluster_configs(req)
-    if req.cluster_config is None:
-        for path in configs:
+    from ruamel.yaml.error import YAMLError
+
+    users: set[str] = set()
+    for path in robot_cluster_configs(req):
+        if req.cluster_config is None:
             reporter.info(f"other hubs pushing as {username}: looked up in {path} (beside the hub's files)")
-    return sorted({user for path in configs for user in other_hubs_using(path, hub, username)})
+        try:
+            users.update(other_hubs_using(path, hub, username))
+        except (YAMLError, UnicodeDecodeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(
+                f"cannot tell whether other hubs push as {username}: {path} is not valid YAML ({reason}); nothing "
+                "was changed. Fix it (`provision doctor` shows where), or pass --cluster-config"
+            ) from None
+    return sorted(users)
 
 
 def unchecked_robot_note(req: HubFilesRequest, robot: str) -> list[str]:
