@@ -681,6 +681,12 @@ def provision_prod(repo: Repo, quay: FakeQuay) -> Path:
     return prod_values
 
 
+def remove_without_cluster_config(repo: Repo, quay: FakeQuay) -> Any:
+    """`provision remove quay` of hub staging with its files only: the cluster.yaml beside them is found."""
+    args = ["remove", "quay", *quay_args(quay), "--values-file", str(repo.values), "--secret-file", str(repo.secret)]
+    return CliRunner().invoke(app, [*args, "--yes"], env=repo.env(QUAY_TOKEN=TOKEN))
+
+
 def test_removal_without_cluster_config_keeps_a_robot_another_hub_of_the_cluster_pushes_with(
     repo: Repo, quay: FakeQuay
 ) -> None:
@@ -689,12 +695,7 @@ def test_removal_without_cluster_config_keeps_a_robot_another_hub_of_the_cluster
     the same cluster still pushes with is kept, and stderr says which cluster.yaml told."""
     provision_quay(repo, quay)
     provision_prod(repo, quay)
-    result = CliRunner().invoke(
-        app,
-        ["remove", "quay", *quay_args(quay), "--values-file", str(repo.values), "--secret-file", str(repo.secret),
-         "--yes"],
-        env=repo.env(QUAY_TOKEN=TOKEN),
-    )  # fmt: skip
+    result = remove_without_cluster_config(repo, quay)
     assert result.exit_code in (0, 2), result.stderr
     assert quay.robot_token("hubs", "image_builder") is not None  # prod's credential still works
     message = " ".join(result.stderr.split())
@@ -722,12 +723,7 @@ def test_removal_refuses_when_the_cluster_yaml_beside_cannot_be_read(repo: Repo,
     provision_quay(repo, quay)
     repo.cluster.write_text("name: c1\nhubs: [\n")  # an unfinished edit
     before = repo.snapshot()
-    result = CliRunner().invoke(
-        app,
-        ["remove", "quay", *quay_args(quay), "--values-file", str(repo.values), "--secret-file", str(repo.secret),
-         "--yes"],
-        env=repo.env(QUAY_TOKEN=TOKEN),
-    )  # fmt: skip
+    result = remove_without_cluster_config(repo, quay)
     assert result.exit_code == 2, result.stderr
     assert quay.robot_token("hubs", "image_builder") is not None and repo.snapshot() == before
     message = " ".join(result.stderr.split())
