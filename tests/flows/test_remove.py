@@ -665,3 +665,66 @@ def test_remove_quay_for_a_z2jh_hub_cleans_its_files(
     assert removed.exit_code in (0, 2), removed.stderr
     if removed.exit_code == 0:
         assert not sibling.exists() or "image_prefix" not in sibling.read_text(), removed.stderr
+
+
+def provision_prod(repo: Repo, quay: FakeQuay) -> Path:
+    """Hub prod of the same cluster.yaml, provisioned into the same organization: it pushes with the same robot."""
+    prod_values, prod_secret = repo.dir / "prod.values.yaml", repo.dir / "enc-prod.secret.values.yaml"
+    prod = CliRunner().invoke(
+        app,
+        ["quay", "--org", "hubs", "--cluster", "c1", "--hub", "prod", "--api-url", quay.url,
+         "--values-file", str(prod_values), "--secret-file", str(prod_secret), "--cluster-config", str(repo.cluster)],
+        env=repo.env(QUAY_TOKEN=TOKEN),
+    )  # fmt: skip
+    assert prod.exit_code == 0, prod.stderr
+    assert "hubs+image_builder" in prod_values.read_text()
+    return prod_values
+
+
+def remove_without_cluster_config(repo: Repo, quay: FakeQuay) -> Any:
+    """`provision remove quay` of hub staging with its files only: the cluster.yaml beside them is found."""
+    args = ["remove", "quay", *quay_args(quay), "--values-file", str(repo.values), "--secret-file", str(repo.secret)]
+    return CliRunner().invoke(app, [*args, "--yes"], env=repo.env(QUAY_TOKEN=TOKEN))
+
+
+def test_removal_without_cluster_config_keeps_a_robot_another_hub_of_the_cluster_pushes_with(
+    repo: Repo, quay: FakeQuay
+) -> None:
+    """QA (issue 13; the README: "the robot also stays when another hub ... pushes with it"): without
+    --cluster-config, the cluster.yaml beside --values-file is read (as for the chart), so the robot that hub prod of
+    the same cluster still pushes with is kept, and stderr says which cluster.yaml told."""
+    provision_quay(repo, quay)
+    provision_prod(repo, quay)
+    result = remove_without_cluster_config(repo, quay)
+    assert result.exit_code in (0, 2), result.stderr
+    assert quay.robot_token("hubs", "image_builder") is not None  # prod's credential still works
+    message = " ".join(result.stderr.split())
+    assert str(repo.cluster) in message and "kept robot hubs+image_builder: the hubs prod push with it too" in message
+
+
+def test_removal_with_no_cluster_yaml_says_other_hubs_were_not_checked(tmp_path: Path, quay: FakeQuay) -> None:
+    """Plain files with no cluster.yaml anywhere: the robot is deleted as before, but the plan says that other hubs
+    pushing with it could not be checked."""
+    values = tmp_path / "staging.values.yaml"
+    args = ["--org", "hubs", "--cluster", "c1", "--hub", "staging", "--api-url", quay.url]
+    env = {"QUAY_TOKEN": TOKEN}
+    made = CliRunner().invoke(app, ["quay", *args, "--values-file", str(values), "--email", "a@b.org"], env=env)
+    assert made.exit_code == 0, made.stderr
+    result = CliRunner().invoke(app, ["remove", "quay", *args, "--values-file", str(values), "--yes"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert quay.robot_token("hubs", "image_builder") is None
+    message = " ".join(result.stderr.split())
+    assert "other hubs pushing as hubs+image_builder could not be checked" in message
+
+
+def test_removal_refuses_when_the_cluster_yaml_beside_cannot_be_read(repo: Repo, quay: FakeQuay) -> None:
+    """A cluster.yaml beside the hub's files that does not parse cannot say whether another hub pushes with the
+    robot: the removal stops before any change (exit 2), naming the file, rather than delete a shared robot."""
+    provision_quay(repo, quay)
+    repo.cluster.write_text("name: c1\nhubs: [\n")  # an unfinished edit
+    before = repo.snapshot()
+    result = remove_without_cluster_config(repo, quay)
+    assert result.exit_code == 2, result.stderr
+    assert quay.robot_token("hubs", "image_builder") is not None and repo.snapshot() == before
+    message = " ".join(result.stderr.split())
+    assert str(repo.cluster) in message and "cannot tell whether other hubs push as hubs+image_builder" in message

@@ -6,6 +6,10 @@ it is, never its value."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +199,90 @@ def test_quay_rotate_whose_secret_file_write_fails_says_the_stored_token_is_dead
     message = rotated.stderr.strip().splitlines()[-1]
     assert "regenerat" in message or "rotat" in message, message
     assert "is live (the old one no longer works)" in message and "without --rotate" in message
+
+
+def test_rotation_proof_does_not_wait_out_a_registry_that_is_not_a_registry(repo: Repo, quay: FakeQuay) -> None:
+    """QA (issue 13, proof): a 404 on /v2/ (a wrong registry URL) is reported at once as what it is, naming the live
+    credential; only a refused credential (401/403) is worth waiting for."""
+    provision_quay(repo, quay)
+    started = time.monotonic()
+    result = rotate_quay(repo, quay, "--verify-timeout", "2")  # the Quay test server has no /v2/: HTTP 404
+    assert result.exit_code == 1
+    assert "HTTP 404" in result.stderr
+    assert "does not accept the new credential yet" not in result.stderr
+    assert time.monotonic() - started < 2
+    message = " ".join(result.stderr.split())
+    assert "the registry was not asked about the credential" in message
+    assert f"The new token of Quay robot {ROBOT} is live" in message and str(repo.secret) in message
+
+
+def test_rotation_proof_does_not_wait_out_an_unreachable_registry(repo: Repo, quay: FakeQuay) -> None:
+    provision_quay(repo, quay)
+    started = time.monotonic()
+    result = rotate_quay(repo, quay, "--verify-registry-url", "http://127.0.0.1:9", "--verify-timeout", "5")
+    assert result.exit_code == 1 and time.monotonic() - started < 5
+    message = " ".join(result.stderr.split())
+    assert "cannot reach http://127.0.0.1:9/v2/" in message and "checking again" not in message
+    assert f"The new token of Quay robot {ROBOT} is live" in message
+
+
+def test_ctrl_c_during_the_rotation_proof_does_not_say_rerun_to_finish(repo: Repo, quay: FakeQuay) -> None:
+    """QA (issue 13; never "re-run" when a re-run does something else): Ctrl-C while the proof waits for a registry
+    that refuses the new token. The token is already regenerated and in the secret file: the same command would
+    rotate once more. The message names the live token and where it is, and points to `provision verify`."""
+    provision_quay(repo, quay)
+    issuer = LiveIssuer(lambda _u, _p: False)  # refuses everything: the proof waits
+    with issuer, DistributionRegistry(token=issuer) as registry:
+        args = ["quay", *quay_args(quay), *repo.files_args(), "--rotate", "--verify-timeout", "60",
+                "--verify-registry-url", registry.url]  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "provision", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=repo.env(QUAY_TOKEN=TOKEN),
+        )  # fmt: skip
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # wait until the rotation is delivered and the proof is waiting
+            seen.append(line)
+            if "checking again" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[1]
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 130, stderr
+    assert password_in(repo) == quay.robot_token("hubs", "image_builder")  # rotated and delivered
+    message = " ".join(stderr.split())
+    assert "re-run the same command" not in message and "running this command again would rotate" in message
+    assert f"the new token of Quay robot {ROBOT} is live" in message and str(repo.secret) in message
+    assert "provision verify" in message
+
+
+def test_an_interrupted_proof_names_the_live_credential_for_every_registry() -> None:
+    """The same for Docker Hub and GCP --rotate (one code path: rotation.prove): exit 130, the live credential, where
+    it is, `provision verify`, never "re-run"."""
+    import io
+
+    from provision.console import Reporter
+    from provision.errors import EXIT_INTERRUPTED, ProvisionError
+    from provision.flows import rotation
+    from provision.flows.dockerhub import DockerHubRequest
+    from provision.hubconfig import HubRegistry
+
+    def interrupt(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    issuer = LiveIssuer(lambda _u, _p: False)
+    with issuer, DistributionRegistry(token=issuer) as registry:
+        host = registry.url.split("://")[1]
+        reg = HubRegistry(kind="registry", server=registry.url, username="builder", image_prefix=f"{host}/hubs/x-",
+                          password="a-new-token-1234")  # fmt: skip
+        req = DockerHubRequest(namespace="me", cluster="c1", hub="x")
+        rotated = rotation.for_dockerhub(req)
+        with pytest.raises(ProvisionError) as info:
+            rotation.prove(reg, rotated=rotated, delivered_to=rotation.destination(None),
+                           options=rotation.ProveOptions(registry_url=registry.url, settle=30),
+                           reporter=Reporter(stream=io.StringIO()), sleep=interrupt)  # fmt: skip
+    assert info.value.exit_code == EXIT_INTERRUPTED
+    text = " ".join(str(info.value).split())
+    assert f"{rotated.credential} is live" in text and "standard output" in text
+    assert "provision verify" in text and "re-run" not in text and "a-new-token-1234" not in text

@@ -158,6 +158,44 @@ def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
     return [h for h in hubs or () if isinstance(h, dict)]
 
 
+def robot_cluster_configs(req: HubFilesRequest) -> tuple[Path, ...]:
+    """The cluster.yaml files that say which other hubs push with a robot: --cluster-config; else those beside
+    --values-file or --secret-file (2i2c's layout, the lookup hubfiles.chart_for makes for the chart)."""
+    if req.cluster_config is not None:
+        return (req.cluster_config,)
+    beside = [f.parent / "cluster.yaml" for f in (req.values_file, req.secret_file) if f is not None]
+    return tuple(p for p in dict.fromkeys(beside) if p.is_file())
+
+
+def robot_users(req: HubFilesRequest, hub: str | None, username: str, reporter: Reporter) -> list[str]:
+    """Other hubs pushing as `username`, from every cluster.yaml robot_cluster_configs finds (said on stderr)."""
+    from ruamel.yaml.error import YAMLError
+
+    users: set[str] = set()
+    for path in robot_cluster_configs(req):
+        if req.cluster_config is None:
+            reporter.info(f"other hubs pushing as {username}: looked up in {path} (beside the hub's files)")
+        try:
+            users.update(other_hubs_using(path, hub, username))
+        except (YAMLError, UnicodeDecodeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(
+                f"cannot tell whether other hubs push as {username}: {path} is not valid YAML ({reason}); nothing "
+                "was changed. Fix it (`provision doctor` shows where), or pass --cluster-config"
+            ) from None
+    return sorted(users)
+
+
+def unchecked_robot_note(req: HubFilesRequest, robot: str) -> list[str]:
+    """The plan's note when no cluster.yaml could tell whether other hubs push with the robot being deleted."""
+    if robot_cluster_configs(req):
+        return []
+    return [
+        f"other hubs pushing as {robot} could not be checked: no --cluster-config and no cluster.yaml beside the "
+        "hub's files; if another hub pushes with it, its builds stop working (pass --cluster-config to check)"
+    ]
+
+
 def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str) -> list[str]:
     """Other hubs of cluster.yaml whose plain values files push as `username` (a shared robot must stay)."""
     if cluster_config is None or hub is None:
@@ -313,7 +351,7 @@ def remove_quay(
     q = req.quay
     with local_input():
         target = hubfiles_remove.RemovalTarget(quay_registry(q, ""), chart_of(req.files, q.hub), pull_hosts=(q.host,))
-        robot_users = other_hubs_using(req.files.cluster_config, q.hub, q.robot_full)
+        users = [] if q.shared_org else robot_users(req.files, q.hub, q.robot_full, reporter)
     ctx = plan_files(req.files, target, hub=q.hub, sops_binary=sops_binary)
     changes: list[Change] = []
     notes: list[str] = list(ctx.files.notes)
@@ -323,7 +361,11 @@ def remove_quay(
             raise UsageError("no Quay token: set QUAY_TOKEN or pass --token-file (scopes org:admin, user:admin)")
         if not q.shared_org:
             notes.append("no Quay token: nothing was read; the robot is assumed to exist")
-            changes.append(Change("delete_robot", "delete", f"robot {q.robot_full}", "its token stops working"))
+            if users:
+                notes.append(f"kept robot {q.robot_full}: the hubs {', '.join(users)} push with it too")
+            else:
+                notes += unchecked_robot_note(req.files, q.robot_full)
+                changes.append(Change("delete_robot", "delete", f"robot {q.robot_full}", "its token stops working"))
         if req.delete_repositories:
             notes.append(f"no Quay token: the repositories {q.org}/{req.repository_prefix}* were not listed")
         plan = Plan(tuple(changes + ctx.files.changes()), notes=tuple(notes))
@@ -385,10 +427,11 @@ def remove_quay(
                 raise
             if robot is None:
                 present.append(f"robot {q.robot_full} is already gone")
-            elif robot_users:
-                notes.append(f"kept robot {q.robot_full}: the hubs {', '.join(robot_users)} push with it too")
+            elif users:
+                notes.append(f"kept robot {q.robot_full}: the hubs {', '.join(users)} push with it too")
             else:
                 reporter.add_secret(robot.token)
+                notes += unchecked_robot_note(req.files, q.robot_full)
                 changes.append(Change("delete_robot", "delete", f"robot {q.robot_full}", "its token stops working"))
         elif q.shared_org:
             notes.append(f"shared organization: robot {q.robot_full} stays (other hubs use it)")

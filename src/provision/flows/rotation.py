@@ -7,6 +7,7 @@ never the credential itself.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,6 +165,35 @@ def prove(
     would. Passing means no check failed and the registry accepted the credential. Raises ProvisionError naming the
     live credential and where it was delivered (its value never appears).
     """
+    try:
+        return _prove(
+            registry, rotated=rotated, delivered_to=delivered_to, options=options, reporter=reporter,
+            values_file=values_file, secret_file=secret_file, sops_binary=sops_binary, sleep=sleep,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        # The credential is already rotated and delivered: re-running the same command would rotate it again.
+        error = ProvisionError(
+            f"interrupted while proving the rotated credential: {rotated.credential} is live (the old one no longer "
+            f"works) and was written to {delivered_to}",
+            hint="check it with `provision verify` on the hub's files (running this command again would rotate "
+            "the credential once more)",
+        )
+        error.exit_code = EXIT_INTERRUPTED
+        raise error from None
+
+
+def _prove(
+    registry: HubRegistry,
+    *,
+    rotated: Rotated,
+    delivered_to: str,
+    options: ProveOptions,
+    reporter: Reporter,
+    values_file: Path | None,
+    secret_file: Path | None,
+    sops_binary: str | None,
+    sleep: Callable[[float], None],
+) -> list[verify.Check]:
     request = proof_request(
         registry, rotated=rotated, delivered_to=delivered_to, options=options, values_file=values_file,
         secret_file=secret_file, sops_binary=sops_binary, reporter=reporter,
@@ -183,15 +213,29 @@ def prove(
                 reporter.info(f"  {check.status:<15} {check.name}  {check.detail}")
             reporter.always(f"verified: {rotated.credential} works ({len(checks)} checks, none failed)")
             return checks
-        config_only = failed and all(c.name in {x.name for x in verify.check_config(request)} for c in failed)
         remaining = settled - time.monotonic()
-        if config_only or remaining <= 0:
+        # Only a registry refusing the credential may change its mind; a wrong URL, an answer that is not a
+        # registry's or a host that cannot be reached stays so however long the proof waits.
+        if not refused(checks) or remaining <= 0:
             break
         reporter.info(f"the registry does not accept the new credential yet; checking again in {RETRY_EVERY:.0f} s")
         sleep(min(RETRY_EVERY, remaining))
     problems = failed or [c for c in checks if c.name == CREDENTIAL_CHECK] or checks
     listed = "; ".join(f"{c.name}: {c.status} ({c.detail})" for c in problems)
+    if not any(c.name == CREDENTIAL_CHECK for c in checks):
+        listed = f"the registry was not asked about the credential: {listed}"
     raise _unproven(listed, rotated, delivered_to)
+
+
+_REFUSED = re.compile(r"\bHTTP (401|403)$")
+
+
+def refused(checks: list[verify.Check]) -> bool:
+    """Whether the registry answered the v2 API and refused the credential (HTTP 401 or 403): the one failure a
+    new credential can outgrow (a new Google key takes a while to be accepted)."""
+    return any(
+        c.name == CREDENTIAL_CHECK and c.status == "fail" and _REFUSED.search(c.detail) is not None for c in checks
+    )
 
 
 def _unproven(reason: str, rotated: Rotated, delivered_to: str) -> ProvisionError:
