@@ -50,6 +50,11 @@ class UsageError(ProvisionError):
     exit_code = EXIT_USAGE
 
 
+class PromptInterrupted(KeyboardInterrupt):
+    """Ctrl-C at a confirmation prompt: nothing has been applied yet, so "re-run to finish" would be wrong (a flow
+    that prepared a local edit before asking puts it back on its way out, as for any interruption)."""
+
+
 # --- the run's secrets ------------------------------------------------------------------------------------
 # Every secret a run learns (tokens read, passwords created, decrypted values) is registered here, by whichever
 # module meets it first, so that every message printed can be redacted of all of them: Reporter.redact and the

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from provision.cli import app
 from tests.fleet import Hub as H
 from tests.fleet import MultiKeyIssuer, write_fleet
-from tests.realsops import AgeKey, sops_env
+from tests.realsops import AgeKey, encrypt_file, sops_env
 from tests.servers.artifact_registry import READER, WRITER, FakeGoogle, make_service_account_key
 from tests.servers.proxy import RegistryProxy, Status
 from tests.servers.registry import DistributionRegistry
@@ -293,3 +293,106 @@ def test_a_key_of_the_wrong_type_makes_the_hub_could_not_check_naming_file_and_k
     key = ("basehub." if chart == "daskhub" else "") + "binderhub-service.buildPodsRegistryCredentials"
     assert "h.values.yaml" in hub["reason"] and f"{key} is a string, where a mapping is expected" in hub["reason"]
     assert "unexpected" not in result.stderr + result.stdout
+
+
+FLEET_VALUES = """\
+binderhub-service:
+  enabled: true
+  config:
+    BinderHub:
+      use_registry: true
+      image_prefix: 127.0.0.1:9/hubs/c1-staging-
+    DockerRegistry:
+      url: http://127.0.0.1:9
+      username: hubs+image_builder
+      password: not-a-secret
+  buildPodsRegistryCredentials:
+    server: http://127.0.0.1:9
+    username: hubs+image_builder
+    password: not-a-secret
+"""
+C1 = (
+    "name: c1\nhubs:\n  - name: staging\n    helm_chart: basehub\n"
+    "    helm_chart_values_files: [staging.values.yaml]\n"
+)  # fmt: skip
+
+
+def _two_clusters(tmp_path: Path, c2: str) -> Path:
+    clusters = tmp_path / "config" / "clusters"
+    for name in ("c1", "c2"):
+        (clusters / name).mkdir(parents=True)
+    (clusters / "c1" / "cluster.yaml").write_text(C1)
+    (clusters / "c1" / "staging.values.yaml").write_text(FLEET_VALUES)
+    (clusters / "c2" / "cluster.yaml").write_text(c2)
+    return clusters
+
+
+@pytest.mark.parametrize(
+    ("c2", "reason"),
+    [
+        ("name: c2\nhubs: [\n", "c2/cluster.yaml is not valid YAML"),  # an unfinished edit
+        ("- name: c2\n", "c2/cluster.yaml is not a YAML mapping at the top level"),
+    ],
+)
+def test_a_broken_cluster_yaml_is_could_not_check_not_left_out(tmp_path: Path, c2: str, reason: str) -> None:
+    """A cluster.yaml that does not parse (or is not a mapping) hides its hubs: the cluster is reported as "could
+    not check" with the file and the parse error, and the run does not pass, even when every other hub would."""
+    clusters = _two_clusters(tmp_path, c2)
+    fleet = CliRunner().invoke(app, ["verify", str(clusters), "--format", "json"])
+    assert fleet.exit_code == 1, fleet.stderr
+    doc = json.loads(fleet.stdout)
+    assert doc["ok"] is False and doc["summary"] == {"pass": 0, "fail": 1, "could-not-check": 1}
+    broken = by_hub(doc)["c2/-"]
+    assert broken["result"] == "could-not-check" and broken["reason"].startswith(reason)
+    assert broken["checks"][0]["check"] == "cluster.yaml lists the hubs"
+    assert any(line.split()[:2] == ["c2", "-"] and "could not check" in line for line in fleet.stderr.splitlines())
+    # The cluster alone: the cause is named, not "no hub enables binderhub-service".
+    one = CliRunner().invoke(app, ["verify", str(clusters / "c2")])
+    assert one.exit_code == 1, one.stderr
+    assert reason.replace("c2/", "") in one.stderr and "enables binderhub-service" not in one.stderr
+    # --cluster c1 leaves it out; --hub c2/x (it may be in there) keeps it.
+    only_c1 = CliRunner().invoke(app, ["verify", str(clusters), "--cluster", "c1"])
+    assert "c2" not in only_c1.stderr.replace(str(tmp_path), "")
+    maybe = CliRunner().invoke(app, ["verify", str(clusters), "--hub", "c2/prod"])
+    assert maybe.exit_code == 1 and reason in maybe.stderr
+
+
+def test_hub_entries_the_deployer_cannot_use_are_could_not_check(tmp_path: Path) -> None:
+    clusters = _two_clusters(tmp_path, "name: c2\nhubs:\n  - just-a-name\n  - helm_chart: basehub\n")
+    result = CliRunner().invoke(app, ["verify", str(clusters), "--format", "json"])
+    assert result.exit_code == 1, result.stderr
+    hubs = by_hub(json.loads(result.stdout))
+    assert hubs["c2/hubs[0]"]["result"] == hubs["c2/hubs[1]"]["result"] == "could-not-check"
+    assert hubs["c2/hubs[0]"]["reason"].startswith("c2/cluster.yaml: hubs[0] is a string, not a hub")
+    assert hubs["c2/hubs[1]"]["reason"].startswith("c2/cluster.yaml: hubs[1].name is missing or not a string")
+    mapping = _two_clusters(tmp_path / "m", "name: c2\nhubs:\n  prod: {}\n")
+    result = CliRunner().invoke(app, ["verify", str(mapping), "--format", "json"])
+    assert result.exit_code == 1, result.stderr
+    assert by_hub(json.loads(result.stdout))["c2/-"]["reason"].startswith("c2/cluster.yaml: hubs is a mapping")
+
+
+def test_an_undecryptable_file_is_not_counted_as_decrypted(
+    tmp_path: Path, real_sops: str, age_keys: tuple[AgeKey, AgeKey, AgeKey]
+) -> None:
+    """The summary and --format json count the files sops decrypted, not the sops processes started."""
+    folder = tmp_path / "c1"
+    folder.mkdir()
+    (folder / "cluster.yaml").write_text(
+        "name: c1\nhubs:\n  - name: staging\n    helm_chart: basehub\n"
+        "    helm_chart_values_files: [staging.values.yaml, enc-staging.secret.values.yaml]\n"
+    )
+    (folder / "staging.values.yaml").write_text(FLEET_VALUES)
+    encrypt_file(folder / "enc-staging.secret.values.yaml", "a: 1\n", [age_keys[1].recipient])  # bob only
+    env = sops_env(age_keys[0], SOPS_BIN=real_sops)
+    result = CliRunner().invoke(app, ["verify", str(folder), "--format", "json"], env=env)
+    report = json.loads(result.stdout)
+    assert report["summary"]["could-not-check"] == 1
+    assert (report["decrypted_files"], report["undecrypted_files"]) == (0, 1)
+    assert "0 encrypted files decrypted, 1 could not be" in result.stderr
+    assert "1 encrypted files decrypted" not in result.stderr
+    readable = CliRunner().invoke(
+        app, ["verify", str(folder), "--format", "json"], env=sops_env(age_keys[1], SOPS_BIN=real_sops)
+    )
+    counts = json.loads(readable.stdout)
+    assert (counts["decrypted_files"], counts["undecrypted_files"]) == (1, 0)
+    assert "1 encrypted files decrypted (" in readable.stderr or "1 encrypted files decrypted;" in readable.stderr

@@ -332,6 +332,21 @@ def test_dry_run_writes_nothing_and_checks_the_key(repo: Repo) -> None:
     assert repo.snapshot() == before
 
 
+def test_dry_run_says_the_secret_file_would_be_updated_not_that_it_was(repo: Repo) -> None:
+    """Nothing is written in a dry run: the note about the existing encrypted file is in the conditional."""
+    before = repo.snapshot()
+    dry = repo.invoke(*repo.files_args(), "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert repo.snapshot() == before
+    note = "enc-staging.secret.values.yaml: would be updated in place with sops set"
+    assert note in dry.stderr
+    assert dry.stderr.replace(note, "").count("updated in place") == 0
+    real = repo.invoke(*repo.files_args())
+    assert real.exit_code == 0, real.stderr
+    assert "enc-staging.secret.values.yaml: updated in place with sops set" in real.stderr
+    assert "would be updated" not in real.stderr
+
+
 def test_two_recipients_and_encrypted_regex_are_kept(repo: Repo) -> None:
     """The file was re-keyed for alice and bob and encrypts only passwords; .sops.yaml names alice alone."""
     repo.encrypt_secrets([repo.alice.recipient, repo.bob.recipient], "--encrypted-regex", "^(password|client_secret)$")

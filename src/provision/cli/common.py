@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.exceptions import Abort, TyperException
 
-from provision.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ProvisionError, UsageError
+from provision.errors import EXIT_FAILURE, EXIT_INTERRUPTED, PromptInterrupted, ProvisionError, UsageError
 
 if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
@@ -187,9 +187,17 @@ VerifyTimeout = Annotated[
 ]
 
 
+INTERRUPTED_MIDWAY = "interrupted; re-run the same command to finish: steps already done are skipped"
+INTERRUPTED_READ_ONLY = "interrupted; nothing was changed"  # commands that never write (verify, doctor)
+INTERRUPTED_AT_PROMPT = "interrupted at the confirmation prompt; nothing was changed"
+
+
 @contextmanager
-def handled(reporter: Reporter, *, debug: bool) -> Iterator[None]:
+def handled(reporter: Reporter, *, debug: bool, on_interrupt: str = INTERRUPTED_MIDWAY) -> Iterator[None]:
     """The one place that maps errors to exit codes: 1 operational, 2 usage, 130 interrupted.
+
+    `on_interrupt` is what Ctrl-C says: the default suits commands that change things step by step; read-only
+    commands pass INTERRUPTED_READ_ONLY. Ctrl-C at a confirmation prompt (PromptInterrupted) says nothing changed.
 
     Every message goes through the reporter, so it is redacted of every secret the run has met. Anticipated
     failures (ProvisionError) are one paragraph; anything else is a bug, reported as one paragraph too (its type and
@@ -205,8 +213,8 @@ def handled(reporter: Reporter, *, debug: bool) -> Iterator[None]:
             if debug:
                 reporter.always(_traceback(exc))
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            reporter.error("interrupted; re-run the same command to finish: steps already done are skipped")
+        except KeyboardInterrupt as exc:
+            reporter.error(INTERRUPTED_AT_PROMPT if isinstance(exc, PromptInterrupted) else on_interrupt)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (typer.Exit, Abort, TyperException):
             raise  # typer's own ways out (exit codes, usage errors) keep their meaning

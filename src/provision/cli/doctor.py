@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from provision.cli.common import Debug, Quiet, Verbose, handled, make_reporter
+from provision.cli.common import INTERRUPTED_READ_ONLY, Debug, Quiet, Verbose, handled, make_reporter
 from provision.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def doctor(
     Exits 1 when any finding is an error. Never prints a secret value.
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
-    with handled(reporter, debug=debug):
+    with handled(reporter, debug=debug, on_interrupt=INTERRUPTED_READ_ONLY):
         from provision.console import emit, to_json
         from provision.flows import doctor as flow
 

@@ -82,14 +82,20 @@ ClusterConfig = Annotated[
 
 
 def confirm(question: str, word: str | None) -> bool:
-    """Ask on stderr; `word` must be typed back exactly (destroying data), else yes/no. No answer (EOF) is no."""
+    """Ask on stderr; `word` must be typed back exactly (destroying data), else yes/no. No answer (EOF) is no.
+    Ctrl-C while asking is PromptInterrupted: nothing was removed yet, which is what the user is told."""
     from provision.console import ask
+    from provision.errors import PromptInterrupted
 
-    if word is None:
-        return ask(question)
-    sys.stderr.write(f"{question}: ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline()
+    try:
+        if word is None:
+            return ask(question)
+        sys.stderr.write(f"{question}: ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")  # end the prompt's line before the message
+        raise PromptInterrupted from None
     if not answer.endswith("\n"):
         sys.stderr.write("\n")
     return answer.strip() == word

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from provision.cli.common import DEFAULT_DEADLINE, Debug, Quiet, Verbose, handled, make_reporter
+from provision.cli.common import (
+    DEFAULT_DEADLINE,
+    INTERRUPTED_READ_ONLY,
+    Debug,
+    Quiet,
+    Verbose,
+    handled,
+    make_reporter,
+)
 from provision.errors import EXIT_FAILURE, UsageError
 
 if TYPE_CHECKING:
@@ -120,7 +128,7 @@ def verify(
     only when every hub could be checked: a hub whose secrets cannot be decrypted is "could not check".
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
-    with handled(reporter, debug=debug):
+    with handled(reporter, debug=debug, on_interrupt=INTERRUPTED_READ_ONLY):
         urls = _registry_urls(registry_url or [])
         if path is not None:
             single = {

@@ -33,6 +33,8 @@ DEFAULT_JOBS = 16  # hubs checked at once: threads mostly waiting on the network
 VALUES_CHECK = "values name the registry and its credentials"
 DECRYPT_CHECK = "hub secrets decrypted"
 FILES_CHECK = "values files readable"
+CLUSTER_CHECK = "cluster.yaml lists the hubs"
+NO_HUB = "-"  # the hub column of a cluster.yaml problem that hides which hubs it holds
 DEADLINE_REASON = "deadline passed"
 # Keys whose decrypted values are credentials: redacted from every line, whatever check prints them.
 _SECRET_KEY = re.compile(r"password|token|secret|key", re.I)
@@ -63,6 +65,12 @@ class _Target:
     plain: Mapping[Path, Mapping[Any, Any]]  # the unencrypted files as read when the hub was selected
     problem: str | None = None
     registry: str = "-"  # the host the public values name, shown even when the secrets cannot be read
+    problem_check: str = FILES_CHECK  # the check `problem` fails
+
+
+def _unlisted(cluster: str, hub: str, problem: str) -> _Target:
+    """A cluster.yaml (or one of its `hubs` entries) the deployer cannot use: reported, never silently left out."""
+    return _Target(cluster, hub, "", (), frozenset(), {}, problem, problem_check=CLUSTER_CHECK)
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,12 @@ class FleetResult:
     path: str
     hubs: tuple[HubResult, ...]
     skipped: tuple[str, ...]  # cluster/hub without binderhub-service
-    decrypted_files: int
+    decrypted_files: int  # decrypted and read as YAML
     peak_in_flight: Mapping[str, int]
     waits_429: Mapping[str, int]
     seconds: float
     deadline: float | None = None  # seconds, when it passed before every hub was checked
+    undecrypted_files: int = 0  # sops failed, the text was not a YAML mapping, or the deadline came first
 
     def count(self, result: Result) -> int:
         return sum(1 for h in self.hubs if h.result == result)
@@ -111,7 +120,8 @@ class FleetResult:
                  f"{self.count('could-not-check')} could not be checked"]  # fmt: skip
         if self.skipped:
             parts.append(f"{len(self.skipped)} without binderhub-service skipped")
-        parts.append(f"{self.decrypted_files} encrypted files decrypted")
+        parts.append(f"{self.decrypted_files} encrypted files decrypted"
+                     + (f", {self.undecrypted_files} could not be" if self.undecrypted_files else ""))  # fmt: skip
         if self.waits_429:
             parts.append(f"waited out {sum(self.waits_429.values())} rate limit answer(s) (429)")
         if self.deadline is not None:
@@ -127,6 +137,7 @@ class FleetResult:
             "summary": {r: self.count(r) for r in ("pass", "fail", "could-not-check")},
             "skipped": list(self.skipped),
             "decrypted_files": self.decrypted_files,
+            "undecrypted_files": self.undecrypted_files,
             "peak_requests_in_flight": dict(self.peak_in_flight),
             "waits_429": dict(self.waits_429),
             "seconds": round(self.seconds, 3),
@@ -160,17 +171,33 @@ def find_hubs(request: FleetRequest) -> tuple[list[_Target], list[str]]:
     seen_hubs: set[str] = set()
     root, configs = clusterfiles.cluster_configs(request.path)
     for config in configs:
-        loaded = clusterfiles.load(config, str(config))
-        if loaded.doc is None:
-            continue  # a Jinja template or a broken cluster.yaml: doctor reports it
+        rel = _rel(config, root)
+        loaded = clusterfiles.load(config, rel)
         folder = config.parent
+        if loaded.doc is None:
+            if loaded.template:
+                continue  # a Jinja template (config/clusters/templates), not a cluster
+            # Its hubs cannot be known: the whole cluster is "could not check", so the run cannot pass without it.
+            seen_clusters.add(folder.name)
+            maybe_here = {h for h in request.hubs if "/" not in h or h.startswith(f"{folder.name}/")}
+            if (request.clusters and folder.name not in request.clusters) or (request.hubs and not maybe_here):
+                continue
+            seen_hubs.update(maybe_here)
+            targets.append(_unlisted(folder.name, NO_HUB, f"{rel} {loaded.error}: none of this cluster's hubs "
+                                     "is checked (provision doctor shows the problem)"))  # fmt: skip
+            continue
         cluster = str(loaded.doc.get("name") or folder.name)
         seen_clusters.update({cluster, folder.name})
         if request.clusters and not request.clusters & {cluster, folder.name}:
             continue
         entries = loaded.doc.get("hubs")
-        for entry in entries if isinstance(entries, list) else ():
+        if entries is not None and not isinstance(entries, list) and not request.hubs:
+            targets.append(_unlisted(cluster, NO_HUB, f"{rel}: hubs {_layout(loaded.doc, 'hubs')}"))
+        for index, entry in enumerate(entries if isinstance(entries, list) else ()):
             if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+                if not request.hubs:  # a hub without a name matches no --hub
+                    key = f"hubs[{index}]" + ("" if not isinstance(entry, Mapping) else ".name")
+                    targets.append(_unlisted(cluster, f"hubs[{index}]", f"{rel}: {key} {_layout(loaded.doc, key)}"))
                 continue
             hub = entry["name"]
             seen_hubs.update({hub, f"{cluster}/{hub}"})
@@ -191,6 +218,11 @@ def find_hubs(request: FleetRequest) -> tuple[list[_Target], list[str]]:
             hint="provision doctor lists the hubs and their image-building settings",
         )
     return targets, skipped
+
+
+def _layout(doc: Mapping[str, Any], key: str) -> str:
+    """clusterfiles' message for the part of cluster.yaml at `key` (the same words as provision doctor)."""
+    return next(message for path, message in clusterfiles.layout_problems(doc) if path == key)
 
 
 def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str], root: Path) -> _Target | None:
@@ -321,7 +353,7 @@ def _check_hub(
 
     if target.problem:
         return done(target.registry, "could-not-check", target.problem,
-                    [single.Check(FILES_CHECK, "could-not-check", target.problem)])  # fmt: skip
+                    [single.Check(target.problem_check, "could-not-check", target.problem)])  # fmt: skip
     if deadline is not None and deadline.remaining() <= 0:
         return late("before this hub's turn came")
     merged: dict[Any, Any] = {}
@@ -394,6 +426,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
     limiter = HostLimiter(request.per_host)
     deadline = httpretry.Deadline(request.deadline) if request.deadline else None
     results: dict[int, HubResult] = {}  # by the target's position (two cluster folders may share a name)
+    decrypted: dict[Path, Future[_Decrypted]] = {}
     if needed:
         reporter.info(f"decrypting {len(needed)} encrypted files with sops, checking {len(targets)} hubs "
                       f"({request.jobs} at once, {request.per_host} requests per registry host)")  # fmt: skip
@@ -429,8 +462,9 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     ordered = tuple(results[i] for i in range(len(targets)))
+    read = sum(1 for f in decrypted.values() if f.done() and not f.cancelled() and f.result().doc is not None)
     passed = deadline is not None and any(h.reason.startswith(DEADLINE_REASON) for h in ordered)
     return FleetResult(
-        str(request.path), ordered, tuple(skipped), len(needed), dict(limiter.peak), dict(limiter.waits_429),
-        time.monotonic() - start, request.deadline if passed else None,
+        str(request.path), ordered, tuple(skipped), read, dict(limiter.peak), dict(limiter.waits_429),
+        time.monotonic() - start, request.deadline if passed else None, undecrypted_files=len(needed) - read,
     )  # fmt: skip

@@ -329,7 +329,7 @@ def plan_files(
         secret_paths = secret_key_paths(secret)
         replaced += [f"{req.secret_file.name}: {p}" for p in secret_replaced]
         if secret_edit is None or secret_edit.changed:  # an unchanged file is "already up to date", nothing more
-            notes.append(_secret_note(state))
+            notes.append(_secret_note(state, dry_run=not encrypt))
         if secret_edit is not None:
             edits.append(secret_edit)
         else:
@@ -340,10 +340,12 @@ def plan_files(
     return FilesPlan(tuple(edits), tuple(replaced), tuple(secret_paths), tuple(notes))
 
 
-def _secret_note(state: SecretState) -> str:
+def _secret_note(state: SecretState, *, dry_run: bool) -> str:
     if state.encrypted:
-        return f"{state.path.name}: updated in place with sops set; its recipients and key groups stay as they are"
-    return f"{state.path.name}: new sops file, keys from the creation rule of {state.config.describe()}"
+        verb = "would be updated" if dry_run else "updated"
+        return f"{state.path.name}: {verb} in place with sops set; its recipients and key groups stay as they are"
+    what = "would be a new sops file" if dry_run else "new sops file"
+    return f"{state.path.name}: {what}, keys from the creation rule of {state.config.describe()}"
 
 
 def _plan_secret(

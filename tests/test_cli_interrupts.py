@@ -1,0 +1,108 @@
+"""Ctrl-C (SIGINT to a real `python -m provision` process): what the interrupted message says fits what the command
+had done. Read-only commands and a removal stopped at its prompt changed nothing; only commands stopped mid-change
+say "re-run the same command to finish" (cli/common.handled)."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import typer
+
+from provision.cli.common import INTERRUPTED_MIDWAY, handled
+from provision.console import Reporter
+from provision.errors import EXIT_INTERRUPTED, PromptInterrupted
+from tests.flows import test_remove
+from tests.flows.test_remove import TOKEN, Repo, provision_quay, quay_args
+from tests.servers.quay import FakeQuay
+
+repo = test_remove.repo
+quay = test_remove.quay
+
+READ_ONLY = "error: interrupted; nothing was changed"
+
+
+def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "provision", *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # the test runner may ignore SIGINT
+    )  # fmt: skip
+
+
+def _interrupt(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    return proc.returncode, stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["verify", "doctor"])
+def test_a_read_only_command_interrupted_says_nothing_was_changed(tmp_path: Path, command: str) -> None:
+    """The cluster.yaml is a FIFO nobody writes to: the command blocks reading it until Ctrl-C."""
+    folder = tmp_path / "c1"
+    folder.mkdir()
+    os.mkfifo(folder / "cluster.yaml")
+    proc = _start([command, str(folder)])
+    deadline = time.monotonic() + 30
+    while True:  # a writer can open the FIFO only once the command has opened it for reading
+        try:
+            writer = os.open(folder / "cluster.yaml", os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            assert exc.errno == errno.ENXIO and time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+    try:
+        time.sleep(0.1)  # now blocked in read()
+        code, stderr = _interrupt(proc)
+    finally:
+        os.close(writer)
+    assert code == EXIT_INTERRUPTED, stderr
+    assert stderr.strip().splitlines()[-1] == READ_ONLY
+    assert "re-run" not in stderr
+
+
+def test_a_removal_interrupted_at_its_prompt_says_nothing_was_changed(repo: Repo, quay: FakeQuay) -> None:
+    provision_quay(repo, quay)
+    before, logged = repo.snapshot(), len(quay.requests)
+    proc = _start(["remove", "quay", *quay_args(quay), *repo.files_args()], env=repo.env(QUAY_TOKEN=TOKEN))
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"[y/N]: " not in seen:  # the prompt has no newline: read what comes
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk and time.monotonic() < deadline, seen.decode()
+        seen += chunk
+    code, rest = _interrupt(proc)
+    stderr = seen.decode() + rest
+    assert code == EXIT_INTERRUPTED, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted at the confirmation prompt; nothing was changed"
+    assert "re-run" not in stderr
+    assert repo.snapshot() == before
+    assert quay.robot_token("hubs", "image_builder") is not None
+    assert [r.method for r in quay.requests[logged:] if r.method != "GET"] == []
+
+
+@pytest.mark.parametrize(
+    ("raised", "on_interrupt", "message"),
+    [
+        (KeyboardInterrupt(), None, INTERRUPTED_MIDWAY),  # mid-change: the re-run finishes
+        (KeyboardInterrupt(), "interrupted; nothing was changed", "interrupted; nothing was changed"),
+        (PromptInterrupted(), None, "interrupted at the confirmation prompt; nothing was changed"),
+    ],
+)
+def test_handled_says_what_the_interrupted_command_had_done(
+    raised: BaseException, on_interrupt: str | None, message: str
+) -> None:
+    stream = io.StringIO()
+    extra = {} if on_interrupt is None else {"on_interrupt": on_interrupt}
+    with pytest.raises(typer.Exit) as info, handled(Reporter(stream=stream), debug=False, **extra):
+        raise raised
+    assert info.value.exit_code == EXIT_INTERRUPTED
+    assert stream.getvalue().strip() == f"error: {message}"
