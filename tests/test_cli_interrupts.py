@@ -19,12 +19,13 @@ import typer
 from provision.cli.common import INTERRUPTED_MIDWAY, handled
 from provision.console import Reporter
 from provision.errors import EXIT_INTERRUPTED, PromptInterrupted
-from tests.flows import test_remove
+from tests.flows import test_gcp, test_remove
 from tests.flows.test_remove import TOKEN, Repo, provision_quay, quay_args
 from tests.servers.quay import FakeQuay
 
 repo = test_remove.repo
 quay = test_remove.quay
+env = test_gcp.env
 
 READ_ONLY = "error: interrupted; nothing was changed"
 
@@ -95,6 +96,14 @@ def test_a_removal_interrupted_at_its_prompt_says_nothing_was_changed(repo: Repo
         (KeyboardInterrupt(), None, INTERRUPTED_MIDWAY),  # mid-change: the re-run finishes
         (KeyboardInterrupt(), "interrupted; nothing was changed", "interrupted; nothing was changed"),
         (PromptInterrupted(), None, "interrupted at the confirmation prompt; nothing was changed"),
+        (
+            PromptInterrupted(
+                left="'hub1' could not be taken out of container_repos in c1.tfvars again (…): remove it by hand"
+            ),
+            None,
+            "interrupted at the confirmation prompt; nothing was applied, but 'hub1' "
+            "could not be taken out of container_repos in c1.tfvars again (…): remove it by hand",
+        ),
     ],
 )
 def test_handled_says_what_the_interrupted_command_had_done(
@@ -106,3 +115,29 @@ def test_handled_says_what_the_interrupted_command_had_done(
         raise raised
     assert info.value.exit_code == EXIT_INTERRUPTED
     assert stream.getvalue().strip() == f"error: {message}"
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_gcp_interrupted_at_its_prompt_says_nothing_was_changed(env: test_gcp.Env, rotate: bool) -> None:
+    """`provision gcp` adds the hub to container_repos before it plans; Ctrl-C at "Apply these …?" puts the file
+    back byte for byte, applies nothing and says so (not "re-run to finish"). --rotate edits no file."""
+    hub = "existing" if rotate else "hub1"
+    before, keys = env.tfvars.read_bytes(), env.state_keys()
+    args = ["gcp", "--cluster", "c1", "--hub", hub, "--terraform-dir", str(env.module), "--terraform-bin", env.tofu]
+    proc = _start([*args, *(["--rotate"] if rotate else [])])
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"[y/N]: " not in seen:  # the prompt has no newline: read what comes
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk and time.monotonic() < deadline, seen.decode()
+        seen += chunk
+    if not rotate:
+        assert b"hub1" in env.tfvars.read_bytes()  # the edit was made before the plan: it must be put back
+    code, rest = _interrupt(proc)
+    stderr = seen.decode() + rest
+    assert code == EXIT_INTERRUPTED, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted at the confirmation prompt; nothing was changed"
+    assert "re-run" not in stderr and "Traceback" not in stderr
+    assert env.tfvars.read_bytes() == before
+    assert env.state_keys() == keys

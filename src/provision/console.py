@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from provision.errors import REDACTED as REDACTED
-from provision.errors import add_secret, redact
+from provision.errors import PromptInterrupted, add_secret, redact
 from provision.plan import Plan
 
 
@@ -24,11 +24,16 @@ def emit(text: str) -> None:
 def ask(question: str) -> bool:
     """Ask a yes/no question on stderr and read the answer from stdin; no answer (EOF) means no.
 
-    Not click.confirm: it writes a space to stdout, which would corrupt the YAML piped into sops.
+    Not click.confirm: it writes a space to stdout, which would corrupt the YAML piped into sops. Ctrl-C while
+    asking is PromptInterrupted: nothing was applied yet (cli.common.handled says so, not "re-run to finish").
     """
-    sys.stderr.write(f"{question} [y/N]: ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline()
+    try:  # the prompt is written inside: Ctrl-C as soon as it shows is still at the prompt
+        sys.stderr.write(f"{question} [y/N]: ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")  # end the prompt's line before the message
+        raise PromptInterrupted from None
     if not answer.endswith("\n"):
         sys.stderr.write("\n")
     return answer.strip().lower() in ("y", "yes")

@@ -52,7 +52,12 @@ class UsageError(ProvisionError):
 
 class PromptInterrupted(KeyboardInterrupt):
     """Ctrl-C at a confirmation prompt: nothing has been applied yet, so "re-run to finish" would be wrong (a flow
-    that prepared a local edit before asking puts it back on its way out, as for any interruption)."""
+    that prepared a local edit before asking puts it back on its way out, as for any interruption). `left` says
+    what is left when putting that edit back failed (then "nothing was changed" would be wrong)."""
+
+    def __init__(self, left: str = "") -> None:
+        super().__init__()
+        self.left = left
 
 
 # --- the run's secrets ------------------------------------------------------------------------------------

@@ -233,3 +233,34 @@ def test_a_given_file_that_does_not_exist_names_the_release_file_that_does(z2jh:
     alone = verify(z2jh, "--values-file", str(folder / VALUES), "--secret-file", str(folder / BINDER_SECRET))
     assert alone.exit_code == 1  # read and checked: quay needs the pull secret that is gone with the file
     assert statuses(alone)["pull secret present"] == "fail" and statuses(alone)["push credentials accepted"] == "pass"
+
+
+# -- messages name the keys as a z2jh release's file spells them (top-level, no `jupyterhub.` prefix) -------------
+
+
+def details(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {c["check"]: c.get("detail", "") for c in json.loads(result.stdout)}
+
+
+def test_a_missing_pull_secret_names_the_key_in_the_jupyterhub_release_file(z2jh: Z2jhHub, tmp_path: Path) -> None:
+    folder = copy_without(z2jh, tmp_path, SECRET)  # the jupyterhub release's secrets hold imagePullSecret
+    result = verify(z2jh, "--values-file", str(folder / VALUES), "--secret-file", str(folder / BINDER_SECRET))
+    assert result.exit_code == 1, result.stderr
+    detail = details(result)["pull secret present"]
+    assert f"imagePullSecret (in the jupyterhub release's file {VALUES})" in detail, detail
+    assert "jupyterhub.imagePullSecret" not in detail
+
+
+def test_a_missing_lookup_login_names_the_key_in_the_binderhub_service_release_file(
+    z2jh: Z2jhHub, tmp_path: Path
+) -> None:
+    folder = copy_without(z2jh, tmp_path)
+    values = yaml.safe_load((folder / BINDER_VALUES).read_text())
+    del values["config"]["DockerRegistry"]["url"]
+    (folder / BINDER_VALUES).write_text(yaml.safe_dump(values))
+    result = verify(z2jh, "--values-file", str(folder / VALUES), "--secret-file", str(folder / SECRET))
+    assert result.exit_code == 1, result.stderr
+    detail = details(result)["BinderHub image lookup login set"]
+    assert detail.startswith(f"config.DockerRegistry.url (in the binderhub-service release's files {BINDER_VALUES} "
+                             f"or {BINDER_SECRET}) is not set"), detail  # fmt: skip
+    assert "binderhub-service.config" not in detail

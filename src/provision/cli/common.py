@@ -214,7 +214,11 @@ def handled(reporter: Reporter, *, debug: bool, on_interrupt: str = INTERRUPTED_
                 reporter.always(_traceback(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt as exc:
-            reporter.error(INTERRUPTED_AT_PROMPT if isinstance(exc, PromptInterrupted) else on_interrupt)
+            if isinstance(exc, PromptInterrupted):
+                left = f"interrupted at the confirmation prompt; nothing was applied, but {exc.left}"
+                reporter.error(left if exc.left else INTERRUPTED_AT_PROMPT)
+            else:
+                reporter.error(on_interrupt)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (typer.Exit, Abort, TyperException):
             raise  # typer's own ways out (exit codes, usage errors) keep their meaning

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from provision import files, names, terraform, tfplan, tfvars
 from provision.console import Reporter
-from provision.errors import ProvisionError, UsageError
+from provision.errors import PromptInterrupted, ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 from provision.terraform import Backend, BinaryChoice, PlanResult, Terraform, TerraformError
@@ -448,26 +448,30 @@ def _own_edit_undone_on_failure(
     except BaseException as exc:
         if not edit.changed or progress.applied:
             raise
-        note = _undo_own_edit(edit, name)
+        note, undone = _undo_own_edit(edit, name)
         reporter.info(note)
+        if isinstance(exc, PromptInterrupted) and not undone:
+            exc.left = note  # else "nothing was changed" holds: the file is as it was
         if isinstance(exc, ProvisionError):
             exc.message = f"{exc.message.rstrip('.')}; {note}"
         raise
 
 
-def _undo_own_edit(edit: tfvars.TfvarsEdit, name: str) -> str:
+def _undo_own_edit(edit: tfvars.TfvarsEdit, name: str) -> tuple[str, bool]:
+    """What was done to take this run's entry out again, and whether it is out."""
     try:
         current = edit.path.read_bytes().decode("utf-8")
         if current == edit.updated:
             tfvars.write(edit.path, edit.original)
-            return f"{edit.path} was restored to its previous content"
+            return f"{edit.path} was restored to its previous content", True
         removal = tfvars.plan_remove(edit.path, name, attribute=ATTRIBUTE)
         if removal.changed:
             tfvars.write(edit.path, removal.updated)
-            return f"{name!r} was taken out of {ATTRIBUTE} in {edit.path} again (other changes to it were kept)"
-        return f"{edit.path} no longer lists {name!r}"
+            return f"{name!r} was taken out of {ATTRIBUTE} in {edit.path} again (other changes to it were kept)", True
+        return f"{edit.path} no longer lists {name!r}", True
     except (OSError, UnicodeDecodeError, ProvisionError) as problem:
-        return f"{name!r} could not be taken out of {ATTRIBUTE} in {edit.path} again ({problem}): remove it by hand"
+        return (f"{name!r} could not be taken out of {ATTRIBUTE} in {edit.path} again ({problem}): remove it by "
+                "hand"), False  # fmt: skip
 
 
 @contextmanager

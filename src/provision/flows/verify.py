@@ -45,6 +45,18 @@ class VerifyRequest:
     # BinderHub's own login (config.DockerRegistry), with which it asks whether an image exists; None: not known
     # (flags, or a caller without values), so not checked.
     lookup: PullSecret | None = None
+    # A plain Zero to JupyterHub hub: each release's files read (its keys are top-level there, so messages name
+    # them as written, with the file); None: one hub document, keys under the chart's key (`jupyterhub.…`).
+    release_files: Mapping[str, Sequence[str]] | None = None
+
+    def key(self, release: str, key: str) -> str:
+        """A key verify reads, named as the user's files spell it: `jupyterhub.imagePullSecret` in a hub's values,
+        `imagePullSecret (in the jupyterhub release's file staging.values.yaml)` for a z2jh hub."""
+        if self.release_files is None:
+            return f"{release}.{key}"
+        files = self.release_files.get(release) or ()
+        where = f"file{'s' if len(files) > 1 else ''} {' or '.join(files)}" if files else "values"
+        return f"{key} (in the {release} release's {where})"
 
 
 def host_of(server: str) -> str:
@@ -391,7 +403,11 @@ def request_from_files(
     hub_public, hub_secret = merged_hub(public.docs), merged_hub(secret.docs)
     hub_registry, pull_secret = from_values(hub_public, hub_secret)
     lookup = lookup_from_values(hub_public, hub_secret)
-    return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint, lookup=lookup)
+    release_files = None
+    if any(d.release in RELEASE_KEYS for d in public.docs + secret.docs):
+        release_files = {r: [d.source for d in public.docs + secret.docs if d.release == r] for r in RELEASE_KEYS}
+    return VerifyRequest(hub_registry, pull_secret, registry_url, ar_endpoint, lookup=lookup,
+                         release_files=release_files)  # fmt: skip
 
 
 def _missing(option: str, path: Path) -> UsageError:
@@ -462,7 +478,7 @@ def check_config(req: VerifyRequest) -> list[Check]:
     elif kind in ("quay", "dockerhub"):
         checks.append(Check(
             "pull secret present", "fail" if kind == "quay" else "could-not-check",
-            "quay makes pushed repositories private: user pods need jupyterhub.imagePullSecret"
+            f"quay makes pushed repositories private: user pods need {req.key('jupyterhub', 'imagePullSecret')}"
             if kind == "quay" else "Docker Hub repositories may be private: then pods need an imagePullSecret",
         ))  # fmt: skip
     if req.lookup is not None:
@@ -480,15 +496,19 @@ def _lookup_config_check(req: VerifyRequest) -> Check:
     lookup, reg = req.lookup, req.registry
     assert lookup is not None
     if not lookup.registry:
-        return Check(LOOKUP_CHECK, "fail", "binderhub-service.config.DockerRegistry.url is not set: BinderHub looks "
-                     "for images on Docker Hub and rebuilds every image on every launch")  # fmt: skip
+        return Check(LOOKUP_CHECK, "fail", f"{req.key(BINDERHUB, 'config.DockerRegistry.url')} is not set: BinderHub "
+                     "looks for images on Docker Hub and rebuilds every image on every launch")  # fmt: skip
     missing = [k for k in ("username", "password") if not getattr(lookup, k)]
     if missing:
-        keys = ", ".join(f"config.DockerRegistry.{k}" for k in missing)
-        return Check(LOOKUP_CHECK, "fail", f"binderhub-service {keys} not set: BinderHub's image lookups get 401, "
+        keys = req.key(BINDERHUB, ", ".join(f"config.DockerRegistry.{k}" for k in missing))
+        if req.release_files is None:
+            keys = keys.replace(".", " ", 1)  # `binderhub-service config.DockerRegistry.username, …`
+        return Check(LOOKUP_CHECK, "fail", f"{keys} not set: BinderHub's image lookups get 401, "
                      "so it rebuilds every image on every launch")  # fmt: skip
     if host_of(lookup.registry) != host_of(reg.registry_url if reg.kind != "dockerhub" else "docker.io"):
-        return Check(LOOKUP_CHECK, "fail", f"config.DockerRegistry.url {lookup.registry!r} is not the push registry "
+        url = "config.DockerRegistry.url"
+        url = url if req.release_files is None else req.key(BINDERHUB, url)
+        return Check(LOOKUP_CHECK, "fail", f"{url} {lookup.registry!r} is not the push registry "
                      f"({reg.server!r}): BinderHub looks for images where they are not pushed")  # fmt: skip
     same = (lookup.username, lookup.password) == (reg.username, reg.password)
     return Check(LOOKUP_CHECK, "pass", "the build pods' credentials" if same else "its own credentials (checked below)")
