@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,20 @@ def _interrupt(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     return proc.returncode, stderr.decode()
 
 
+def _interrupt_at_prompt(proc: subprocess.Popen[bytes], check: Callable[[], bool] | None = None) -> tuple[int, str]:
+    """Wait for the `[y/N]: ` prompt (it has no newline: read what comes), then Ctrl-C; `check` holds meanwhile."""
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"[y/N]: " not in seen:
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk and time.monotonic() < deadline, seen.decode()
+        seen += chunk
+    assert check is None or check()
+    code, rest = _interrupt(proc)
+    return code, seen.decode() + rest
+
+
 @pytest.mark.parametrize("command", ["verify", "doctor"])
 def test_a_read_only_command_interrupted_says_nothing_was_changed(tmp_path: Path, command: str) -> None:
     """The cluster.yaml is a FIFO nobody writes to: the command blocks reading it until Ctrl-C."""
@@ -73,15 +88,7 @@ def test_a_removal_interrupted_at_its_prompt_says_nothing_was_changed(repo: Repo
     provision_quay(repo, quay)
     before, logged = repo.snapshot(), len(quay.requests)
     proc = _start(["remove", "quay", *quay_args(quay), *repo.files_args()], env=repo.env(QUAY_TOKEN=TOKEN))
-    assert proc.stderr is not None
-    seen = b""
-    deadline = time.monotonic() + 30
-    while b"[y/N]: " not in seen:  # the prompt has no newline: read what comes
-        chunk = os.read(proc.stderr.fileno(), 4096)
-        assert chunk and time.monotonic() < deadline, seen.decode()
-        seen += chunk
-    code, rest = _interrupt(proc)
-    stderr = seen.decode() + rest
+    code, stderr = _interrupt_at_prompt(proc)
     assert code == EXIT_INTERRUPTED, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted at the confirmation prompt; nothing was changed"
     assert "re-run" not in stderr
@@ -125,17 +132,10 @@ def test_gcp_interrupted_at_its_prompt_says_nothing_was_changed(env: test_gcp.En
     before, keys = env.tfvars.read_bytes(), env.state_keys()
     args = ["gcp", "--cluster", "c1", "--hub", hub, "--terraform-dir", str(env.module), "--terraform-bin", env.tofu]
     proc = _start([*args, *(["--rotate"] if rotate else [])])
-    assert proc.stderr is not None
-    seen = b""
-    deadline = time.monotonic() + 60
-    while b"[y/N]: " not in seen:  # the prompt has no newline: read what comes
-        chunk = os.read(proc.stderr.fileno(), 4096)
-        assert chunk and time.monotonic() < deadline, seen.decode()
-        seen += chunk
-    if not rotate:
-        assert b"hub1" in env.tfvars.read_bytes()  # the edit was made before the plan: it must be put back
-    code, rest = _interrupt(proc)
-    stderr = seen.decode() + rest
+    code, stderr = _interrupt_at_prompt(
+        proc,
+        check=None if rotate else lambda: b"hub1" in env.tfvars.read_bytes(),  # edited before the plan
+    )
     assert code == EXIT_INTERRUPTED, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted at the confirmation prompt; nothing was changed"
     assert "re-run" not in stderr and "Traceback" not in stderr
