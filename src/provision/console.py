@@ -24,11 +24,19 @@ def emit(text: str) -> None:
 def ask(question: str) -> bool:
     """Ask a yes/no question on stderr and read the answer from stdin; no answer (EOF) means no.
 
-    Not click.confirm: it writes a space to stdout, which would corrupt the YAML piped into sops. Ctrl-C while
-    asking is PromptInterrupted: nothing was applied yet (cli.common.handled says so, not "re-run to finish").
+    Not click.confirm: it writes a space to stdout, which would corrupt the YAML piped into sops.
+    """
+    return read_answer(f"{question} [y/N]: ").lower() in ("y", "yes")
+
+
+def read_answer(prompt: str) -> str:
+    """Write `prompt` on stderr and read one line from stdin (stripped; "" at EOF).
+
+    Ctrl-C while asking is PromptInterrupted: nothing was applied yet (cli.common.handled says so, not "re-run to
+    finish").
     """
     try:  # the prompt is written inside: Ctrl-C as soon as it shows is still at the prompt
-        sys.stderr.write(f"{question} [y/N]: ")
+        sys.stderr.write(prompt)
         sys.stderr.flush()
         answer = sys.stdin.readline()
     except KeyboardInterrupt:
@@ -36,7 +44,7 @@ def ask(question: str) -> bool:
         raise PromptInterrupted from None
     if not answer.endswith("\n"):
         sys.stderr.write("\n")
-    return answer.strip().lower() in ("y", "yes")
+    return answer.strip()
 
 
 def to_yaml(doc: Any) -> str:

@@ -4,7 +4,6 @@ out of the hub's files."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,21 +83,11 @@ ClusterConfig = Annotated[
 def confirm(question: str, word: str | None) -> bool:
     """Ask on stderr; `word` must be typed back exactly (destroying data), else yes/no. No answer (EOF) is no.
     Ctrl-C while asking is PromptInterrupted: nothing was removed yet, which is what the user is told."""
-    from provision.console import ask
-    from provision.errors import PromptInterrupted
+    from provision.console import ask, read_answer
 
-    try:
-        if word is None:
-            return ask(question)
-        sys.stderr.write(f"{question}: ")
-        sys.stderr.flush()
-        answer = sys.stdin.readline()
-    except KeyboardInterrupt:
-        sys.stderr.write("\n")  # end the prompt's line before the message
-        raise PromptInterrupted from None
-    if not answer.endswith("\n"):
-        sys.stderr.write("\n")
-    return answer.strip() == word
+    if word is None:
+        return ask(question)
+    return read_answer(f"{question}: ") == word
 
 
 @dataclass(frozen=True)
