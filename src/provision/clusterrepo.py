@@ -236,7 +236,7 @@ def _merge(target: MutableMapping[str, Any], new: Mapping[str, Any], prefix: str
             report.added += sub.added
             report.replaced += sub.replaced
             report.anchored += sub.anchored
-        elif _plain(old) != _plain(value):
+        elif plain(old) != plain(value):
             anchor = getattr(old, "anchor", None)
             if anchor is not None and getattr(anchor, "value", None):
                 report.anchored.append(path)
@@ -318,12 +318,13 @@ def _merge_keyed_list(target: list[Any], new: list[Any], prefix: str) -> MergeRe
     return report
 
 
-def _plain(value: Any) -> Any:
-    """Compare values, not ruamel's wrapper types (quoted strings, commented maps)."""
+def plain(value: Any) -> Any:
+    """A copy of a ruamel node in plain types (dicts with str keys, lists, str), to compare or serialize values
+    rather than ruamel's wrapper types (quoted strings, commented maps)."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, str):
         return str(value)
     return value

@@ -410,19 +410,10 @@ def _set_in_copy(state: SecretState, merged: Any, secret: dict[str, Any], client
             node = merged
             for key in keys:
                 node = node[key]
-            client.set_value(copy_path, keys, _plain(node), config_of=path)
+            client.set_value(copy_path, keys, clusterrepo.plain(node), config_of=path)
         return copy_path.read_bytes().decode("utf-8")
     finally:
         copy_path.unlink(missing_ok=True)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy of a ruamel node (its mappings are dicts, its scalars str/int/float/bool subclasses)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def show_plan(plan: FilesPlan, reporter: Reporter, *, dry_run: bool) -> None:

@@ -34,6 +34,7 @@ from provision.hubconfig import (
     HubRegistry,
     ImageChoice,
     Profile,
+    get_path,
     public_values,
     secret_values,
 )
@@ -322,19 +323,7 @@ def _check_identity(doc: Any, target: RemovalTarget, path: Path) -> None:
 
 
 def _get(doc: Any, keys: Sequence[str]) -> Any:
-    for key in keys:
-        if not isinstance(doc, Mapping) or key not in doc:
-            return None
-        doc = doc[key]
-    return doc
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return str(value) if isinstance(value, str) else value
+    return get_path(doc, *keys)
 
 
 def _keyed(value: Any) -> bool:
@@ -389,7 +378,7 @@ def _remove_owned(
                     del current[index]
             if before and not current:
                 _delete_key(target, key, pending)
-        elif path in identity or _plain(current) == _plain(value):
+        elif path in identity or clusterrepo.plain(current) == clusterrepo.plain(value):
             # Hub-specific leaves were checked against the registry (_check_identity); the others must match.
             removed.append(dotted)
             _delete_key(target, key, pending)

@@ -14,6 +14,7 @@ from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import HostLimiter
 from provision.hubconfig import Z2JH_RELEASES, HubRegistry, RegistryKind
+from provision.hubconfig import get_path as _get
 
 Status = Literal["pass", "fail", "could-not-check"]
 DOCKER_HUB_HOSTS = {"index.docker.io", "registry-1.docker.io", "docker.io", "registry.hub.docker.com"}
@@ -74,15 +75,6 @@ def kind_of(server: str, username: str) -> RegistryKind:
     if host == "quay.io" or host.startswith("quay.") or "+" in username:
         return "quay"  # Quay robots are `org+name`
     return "registry"
-
-
-def _get(doc: Mapping[str, Any], *path: str) -> Any:
-    node: Any = doc
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
 
 
 MAPPING, TEXT = "a mapping", "a string"
