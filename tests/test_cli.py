@@ -45,6 +45,14 @@ def test_version_and_help() -> None:
     assert "QUAY_TOKEN" in runner.invoke(app, ["quay", "--help"]).stdout
 
 
+def test_version_is_the_installed_distributions() -> None:
+    # The distribution is jupyterhub-image-registry (PyPI's `provision` is another project); setuptools-scm
+    # writes the version from the git tag at install time, so an installed tree never says 0+unknown.
+    from importlib.metadata import version
+
+    assert __version__ == version("jupyterhub-image-registry") != "0+unknown"
+
+
 def test_quay_prints_one_secret_document_on_stdout(quay: FakeQuay) -> None:
     result = invoke(
         "quay",
