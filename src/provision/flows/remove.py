@@ -92,6 +92,10 @@ FILE_STEPS = ("secret_unset", "values_edit", "unlist", "delete_file")
 
 def validate_files(req: HubFilesRequest, *, hub: str | None) -> str | None:
     """Check the file options before any request. Returns the sops binary when the secret file needs one."""
+    for option, path in (("--values-file", req.values_file), ("--secret-file", req.secret_file),
+                         ("--cluster-config", req.cluster_config)):  # fmt: skip
+        if path is not None:
+            files.link_target(path, label=option)  # a dangling link is refused (a link is edited where it points)
     if req.cluster_config is not None:
         if req.chart == "z2jh":
             raise UsageError(
@@ -145,7 +149,7 @@ def plan_files(
         with local_input():
             return hubfiles_remove.plan_hub_removal(target, given, sops_client=client)
 
-    folders = tuple(p.parent for p in (req.values_file, req.secret_file, req.cluster_config) if p is not None)
+    folders = tuple(files.folders([req.values_file, req.secret_file, req.cluster_config]))
     return Context(replan(), client, replan, folders)
 
 
