@@ -325,8 +325,10 @@ class QuayClient:
         try:
             self._check(result, "POST", path)
         except QuayError as exc:
-            if "already exists" in str(exc).lower():
+            if "already exists" in str(exc).lower() or (exc.status == 400 and _known_org_refusal(exc) is None):
                 # A concurrent run may have created it between our read and this write: if it is ours now, go on.
+                # Quay checks the name, then inserts: two creates in between both pass the check, and the loser's
+                # insert fails with the database's own text (SQLite: "UNIQUE constraint failed: user.username").
                 found = self.get_org(org)
                 if found is not None and found.is_admin:
                     log.info("organization %s was created meanwhile (by another run?); it is yours, going on", org)
@@ -438,6 +440,18 @@ class QuayClient:
 
 def _seg(value: str) -> str:
     return quote(value, safe="+")
+
+
+_ORG_REFUSALS = (
+    "are you a bot", "email address is required", "invalid email", "email has already been used", "already exists",
+    "not available", "invalid namespace",
+)  # fmt: skip
+
+
+def _known_org_refusal(exc: QuayError) -> str | None:
+    """The refusal of Quay's own checks that `exc` is (lower case), or None for anything else (a database error)."""
+    lower = str(exc).lower()
+    return next((text for text in _ORG_REFUSALS if text in lower), None)
 
 
 def _org_refusal(exc: QuayError, org: str) -> QuayError:
