@@ -175,12 +175,12 @@ def test_two_processes_creating_one_organization_at_once_both_finish(quay: FakeQ
     quay.org_create_window = 20.0  # ends as soon as the second create is inside it too
     env = {**os.environ, "QUAY_TOKEN": TOKEN}
     args = [sys.executable, "-m", "provision", "quay", "--org", ORG, "--hub", "staging", "--api-url", quay.url]
-    runs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
-    outputs = [run.communicate(timeout=120) for run in runs]
+    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
     creates = [r for r in quay.requests if r.method == "POST" and r.path == "/api/v1/organization/"]
     assert [r.status for r in creates].count(400) == 1, creates  # the race happened: one insert lost
-    for run, (stdout, stderr) in zip(runs, outputs, strict=True):
-        assert run.returncode == 0, stderr
+    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stderr
         assert "UNIQUE constraint" not in stderr
         assert quay.robot_token(ORG, "image_builder") in stdout
     assert quay.team_members(ORG, "owners").count(ROBOT) == 1
