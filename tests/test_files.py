@@ -68,3 +68,60 @@ def test_lock_waits_then_times_out(tmp_path: Path) -> None:
     assert len(told) == 1 and "waiting for another provision run" in told[0]
     with files.locked([tmp_path], timeout=0, on_wait=told.append):  # released again
         pass
+
+
+def _shared(tmp_path: Path) -> tuple[Path, Path]:
+    """A file in a shared folder and a relative symlink to it from a hub's folder."""
+    target = tmp_path / "shared" / "enc-common.secret.values.yaml"
+    target.parent.mkdir()
+    target.write_text("a: 1\n")
+    target.chmod(0o600)
+    link = tmp_path / "hub" / "enc-staging.secret.values.yaml"
+    link.parent.mkdir()
+    link.symlink_to("../shared/enc-common.secret.values.yaml")
+    return link, target
+
+
+def test_write_atomic_writes_a_symlink_where_it_points_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    link, target = _shared(tmp_path)
+    write_atomic(link, "a: 2\n")
+    assert link.is_symlink() and os.readlink(link) == "../shared/enc-common.secret.values.yaml"
+    assert target.read_text() == "a: 2\n" and target.stat().st_mode & 0o777 == 0o600  # its mode kept
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # the temporary file went too
+    assert [r.getMessage() for r in caplog.records] == [f"{link} is a symlink: edited {target}"]
+    edit = FileEdit(link, "a: 2\n", "a: 3\n")
+    edit.apply()
+    edit.restore()
+    assert link.is_symlink() and target.read_text() == "a: 2\n"
+
+
+def test_a_symlink_is_checked_where_it_points(tmp_path: Path) -> None:
+    link, target = _shared(tmp_path)
+    assert files.link_target(link) == target and files.link_target(target) == target
+    assert files.folders([link, None, target]) == [link.parent, target.parent]
+    check_writable(link, label="--secret-file")
+    target.unlink()
+    target.mkdir()  # what the link points to is checked, not the link
+    with pytest.raises(UsageError, match="is a directory") as err:
+        check_writable(link, label="--secret-file")
+    assert f"(a symlink to {str(target)!r})" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_a_dangling_symlink_is_refused(tmp_path: Path, kind: str) -> None:
+    link = tmp_path / "enc-staging.secret.values.yaml"
+    if kind == "dangling":
+        link.symlink_to("../shared/gone.yaml")
+    else:
+        (tmp_path / "other").symlink_to(link.name)
+        link.symlink_to("other")
+    why = "which does not exist" if kind == "dangling" else "which leads into a loop of links"
+    for check in (files.link_target, check_writable):
+        with pytest.raises(UsageError, match=why) as err:
+            check(link, label="--secret-file")
+        assert str(err.value).startswith(f"--secret-file {str(link)!r} is a symlink to ")
+    with pytest.raises(FileNotFoundError if kind == "dangling" else OSError):
+        write_atomic(link, "a: 1\n")
+    assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir() if not p.is_symlink()) == []

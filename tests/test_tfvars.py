@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provision import tfvars
+from provision.errors import UsageError
 from provision.files import write_atomic
 from provision.tfvars import TfvarsError
 
@@ -204,3 +205,18 @@ def test_check_writable_refuses_read_only_even_for_root(tmp_path: Path, target: 
 def test_write_error_is_a_tfvars_error(tmp_path: Path) -> None:
     with pytest.raises(TfvarsError, match="cannot write the file"):
         tfvars.write(tmp_path / "missing-folder" / "c.tfvars", "x = 1\n")
+
+
+def test_a_symlinked_tfvars_is_checked_and_written_where_it_points(tmp_path: Path) -> None:
+    target = tmp_path / "shared" / "c.tfvars"
+    target.parent.mkdir()
+    target.write_text("container_repos = []\n")
+    link = tmp_path / "projects" / "c.tfvars"
+    link.parent.mkdir()
+    link.symlink_to("../shared/c.tfvars")
+    tfvars.check_writable(link)
+    tfvars.write(link, 'container_repos = ["mine"]\n')
+    assert link.is_symlink() and target.read_text() == 'container_repos = ["mine"]\n'
+    target.unlink()
+    with pytest.raises(UsageError, match="is a symlink to '../shared/c.tfvars', which does not exist"):
+        tfvars.check_writable(link)

@@ -5,6 +5,7 @@ mode-keeping write."""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 import tempfile
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError, UsageError
+
+log = logging.getLogger(__name__)
 
 # The files we read are values files, cluster.yaml, image lists and tokens: a few KiB. Anything this big is not one
 # of them (a disk image, /dev/zero ...), and reading it whole would only exhaust memory.
@@ -46,7 +49,7 @@ class FileEdit:
         if self.original is None:
             self.path.unlink(missing_ok=True)
         elif read_text(self.path) != self.original:
-            write_atomic(self.path, self.original)
+            write_atomic(self.path, self.original, report=False)
 
 
 def read_text(path: Path, *, label: str | None = None) -> str | None:
@@ -98,10 +101,54 @@ def read_input(path: Path, *, label: str | None = None, max_bytes: int = MAX_INP
         raise UsageError(f"{where} is not UTF-8 text (invalid byte at offset {exc.start})") from None
 
 
+def link_target(path: Path, *, label: str | None = None) -> Path:
+    """The file a write to `path` changes: `path` itself, or for a symlink the file it points to (through any chain
+    of links). A file named through a link is shared on purpose (one secret file for several hubs): replacing the
+    link by a regular file would leave the others on the old content.
+
+    Raises UsageError for a link that points nowhere (dangling, or a loop): writing "through" it would create a file
+    somewhere the user may not expect, and replacing the link would lose where it pointed.
+    """
+    if not path.is_symlink():
+        return path
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        where = f"{label} {str(path)!r}" if label else repr(str(path))
+        try:
+            points_to = f" to {os.readlink(path)!r}"
+        except OSError:
+            points_to = ""
+        why = "which leads into a loop of links" if exc.errno == errno.ELOOP else "which does not exist"
+        raise UsageError(
+            f"{where} is a symlink{points_to}, {why}: provision edits the file a link points to and never replaces "
+            "the link itself; nothing was changed. Create the target file, point the link at the right file, or "
+            "pass the target's path instead"
+        ) from None
+
+
+def folders(paths: Iterable[Path | None]) -> list[Path]:
+    """The folders to lock (see `locked`) around writing `paths`: each one's folder and, for a symlink, the folder
+    of the file it points to (where the write happens)."""
+    found: list[Path] = []
+    for path in paths:
+        if path is None:
+            continue
+        found.append(path.parent)
+        if path.is_symlink():
+            found.append(path.resolve().parent)
+    return list(dict.fromkeys(found))
+
+
 def check_writable(path: Path, *, label: str) -> None:
     """Make sure the file can be written (created, or replaced through a temporary file beside it) before anything
-    changes anywhere. Raises UsageError naming the file and what stands in the way."""
+    changes anywhere. A symlink is checked where it points (see link_target; a dangling one is refused). Raises
+    UsageError naming the file and what stands in the way."""
     where = f"{label} {str(path)!r}"
+    target = link_target(path, label=label)
+    if target != path:
+        where = f"{where} (a symlink to {str(target)!r})"
+        path = target
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -136,18 +183,26 @@ def unified_diff(path: Path, before: str | None, after: str) -> str:
     return "".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace the file's content in one step (a same-directory temporary file, then rename), keeping its mode."""
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def write_atomic(path: Path, text: str, *, report: bool = True) -> None:
+    """Replace the file's content in one step (a same-directory temporary file, then rename), keeping its mode.
+
+    A symlink is written where it points, in the target's folder, and stays a link; `report`: say so (a warning
+    through the `provision` logger, so the run's stderr names the file that changed). A dangling link raises
+    FileNotFoundError (check_writable refuses it before any change).
+    """
+    target = Path(os.path.realpath(path, strict=True)) if path.is_symlink() else path
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if report and target != path:
+        log.warning("%s is a symlink: edited %s", path, target)
 
 
 @contextmanager

@@ -37,12 +37,14 @@ class QuayError(ProvisionError):
         path: str | None = None,
         done: tuple[str, ...] = (),
         hint: str | None = None,
+        scope: str | None = None,
     ) -> None:
         super().__init__(message, done=done, hint=hint)
         self.status = status
         self.error_type = error_type
         self.method = method
         self.path = path
+        self.scope = scope  # the token scope the call needs, when Quay refused it for want of a scope
 
 
 @dataclass(frozen=True)
@@ -230,16 +232,29 @@ class QuayClient:
                 return response.text
         message, error_type = error_message(response)
         hint = None
+        scope = None
+        text = f"Quay {method} {path} failed with HTTP {response.status_code}: {message}"
         if response.status_code == 403 and "CSRF" in message:
             # Quay falls back to anonymous auth when it cannot validate a token: writes then fail the CSRF check.
             message, hint = "Quay did not accept the token (invalid or expired)", TOKEN_HINT
+            text = f"Quay {method} {path} failed with HTTP {response.status_code}: {message}"
+        elif response.status_code == 403 and error_type == "insufficient_scope":
+            scope = scope_for(method, path)
+            parts = path.split("/")
+            namespace = parts[2] if len(parts) > 2 and parts[2] else None
+            text = (
+                f"Quay refused {method} {path} (HTTP 403 insufficient_scope): this call needs the token scope "
+                f"{scope}, which the token lacks" + (f" (or you do not administer {namespace!r})" if namespace else "")
+            )
+            hint = scope_hint(scope)
         raise QuayError(
-            f"Quay {method} {path} failed with HTTP {response.status_code}: {message}",
+            text,
             status=response.status_code,
             error_type=error_type,
             method=method,
             path=path,
             hint=hint,
+            scope=scope,
         )
 
     def _found(self, method: str, path: str) -> bool:
@@ -325,8 +340,10 @@ class QuayClient:
         try:
             self._check(result, "POST", path)
         except QuayError as exc:
-            if "already exists" in str(exc).lower():
+            if "already exists" in str(exc).lower() or (exc.status == 400 and _known_org_refusal(exc) is None):
                 # A concurrent run may have created it between our read and this write: if it is ours now, go on.
+                # Quay checks the name, then inserts: two creates in between both pass the check, and the loser's
+                # insert fails with the database's own text (SQLite: "UNIQUE constraint failed: user.username").
                 found = self.get_org(org)
                 if found is not None and found.is_admin:
                     log.info("organization %s was created meanwhile (by another run?); it is yours, going on", org)
@@ -436,8 +453,45 @@ class QuayClient:
         return self._found("DELETE", f"/repository/{_seg(org)}/{_seg(name)}")
 
 
+def scope_for(method: str, path: str) -> str:
+    """The OAuth scope a call of this client needs (facts: quay-api.md §3; path as under /api/v1)."""
+    if path.startswith("/user/"):
+        return "user:read"
+    if path.startswith("/repository"):
+        if method == "GET":
+            return "repo:read"
+        return "repo:admin"  # deletion, visibility
+    if path == "/organization/" and method == "POST":
+        return "user:admin"
+    if path.startswith("/organization/") and path.endswith("/permissions"):
+        return "user:admin"  # a robot's repository permissions
+    return "org:admin"  # robots, teams, members, prototypes, deleting the organization
+
+
+def scope_hint(scope: str) -> str:
+    """The way out of a refusal for want of `scope`: a token that has it (running again with the same token fails
+    the same way)."""
+    needed = ["org:admin", "user:admin"] + ([scope] if scope not in ("org:admin", "user:admin", "user:read") else [])
+    return (
+        f"create an OAuth token with the scopes {', '.join(needed)} and pass it in QUAY_TOKEN or --token-file; "
+        "with it, the same command continues from where this one stopped"
+    )
+
+
 def _seg(value: str) -> str:
     return quote(value, safe="+")
+
+
+_ORG_REFUSALS = (
+    "are you a bot", "email address is required", "invalid email", "email has already been used", "already exists",
+    "not available", "invalid namespace",
+)  # fmt: skip
+
+
+def _known_org_refusal(exc: QuayError) -> str | None:
+    """The refusal of Quay's own checks that `exc` is (lower case), or None for anything else (a database error)."""
+    lower = str(exc).lower()
+    return next((text for text in _ORG_REFUSALS if text in lower), None)
 
 
 def _org_refusal(exc: QuayError, org: str) -> QuayError:

@@ -458,3 +458,5 @@ def unset_keys(client: Sops, path: Path, key_paths: Sequence[Sequence[str]]) -> 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if path.is_symlink():  # edited where it points (the link stays), as files.write_atomic does
+        log.warning("%s is a symlink: edited %s", path, target)

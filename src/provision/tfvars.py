@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ProvisionError
-from provision.files import unified_diff, write_atomic
+from provision.files import link_target, unified_diff, write_atomic
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\n")
@@ -335,22 +335,24 @@ def plan_remove(path: Path, name: str, *, attribute: str = "container_repos") ->
 def check_writable(path: Path) -> None:
     """Refuse, before any change, a file or folder we could not (or should not) write. Raises TfvarsError.
 
-    A file without any write permission bit is read-only on purpose, even for root (who could write it).
+    A file without any write permission bit is read-only on purpose, even for root (who could write it). A symlink
+    is written where it points: its target and the target's folder are checked (a dangling link is a UsageError).
     """
     if path.is_dir():
         raise TfvarsError("is a folder, not a tfvars file", path=path, hint="pass the .tfvars file with --var-file")
-    folder = path.parent
-    for target, what in ((path, "the file"), (folder, "its folder")):
+    written = link_target(path, label="var file")
+    folder = written.parent
+    for target, what in ((written, "the file"), (folder, "its folder")):
         try:
             mode = target.stat().st_mode
         except OSError as exc:
             raise TfvarsError(f"cannot check {what} ({exc.strerror})", path=path) from None
         if not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) or not os.access(target, os.W_OK):
             raise TfvarsError(
-                f"{what} is not writable ({stat.filemode(mode)}{'' if target == path else f' {folder}'}): "
+                f"{what} is not writable ({stat.filemode(mode)}{'' if target == written else f' {folder}'}): "
                 "provision edits the file by writing a new copy beside it; nothing was changed",
                 path=path,
-                hint=f"make {'it' if target == path else folder} writable (chmod u+w), or edit container_repos by "
+                hint=f"make {'it' if target == written else folder} writable (chmod u+w), or edit container_repos by "
                 "hand and re-run",
             )
 

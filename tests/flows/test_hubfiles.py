@@ -686,3 +686,55 @@ def test_a_cluster_yaml_without_the_hub_leaves_the_default_and_says_so(
     assert chart == "basehub" and "chart basehub assumed" in stderr and "no hub named 'staging'" in stderr
     nothing, quiet = _chart(tmp_path / "..", monkeypatch)  # no file, no cluster: nothing to look at, nothing said
     assert nothing == "basehub" and quiet == ""
+
+
+# --- symlinks: a linked file is edited where it points -------------------------------------------------------
+
+
+def _link_to_shared(repo: Repo, path: Path) -> Path:
+    """Move `path` into a shared folder beside the cluster's (another hub's files may link there too) and put a
+    relative symlink in its place; returns the shared file."""
+    shared = repo.root / "config" / "shared" / path.name
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    path.rename(shared)
+    path.symlink_to(os.path.relpath(shared, path.parent))
+    return shared
+
+
+def test_symlinked_secret_and_values_files_are_edited_where_they_point(repo: Repo) -> None:
+    secret = _link_to_shared(repo, repo.secret)
+    values = _link_to_shared(repo, repo.values)
+    links = {p: os.readlink(p) for p in (repo.secret, repo.values)}
+    result = repo.invoke(*repo.files_args())
+    assert result.exit_code == 0, result.stderr
+    token = repo.quay.robot_token("hubs", "image_builder")
+    assert token and token not in secret.read_text()
+    assert repo.decrypt(secret)["binderhub-service"]["config"]["DockerRegistry"]["password"] == token
+    assert repo.decrypt(secret)["jupyterhub"]["hub"] == SECRETS["jupyterhub"]["hub"]  # its other secrets kept
+    assert "image_prefix" in values.read_text() and '# shown on the home page' in values.read_text()
+    assert {p: os.readlink(p) for p in links} == links  # the links stay links, pointing where they did
+    for link, target in ((repo.secret, secret), (repo.values, values)):
+        assert f"{link} is a symlink: edited {target}" in result.stderr
+    assert not [p for p in (repo.root / "config").rglob(".*") if p.name != ".sops.yaml"]  # no temporary file left
+
+    # --rotate goes through the link too: the shared file holds the new token, not a copy beside the link.
+    rotated = repo.invoke(*repo.files_args(), "--rotate", "--no-verify")
+    assert rotated.exit_code == 0, rotated.stderr
+    new = repo.quay.robot_token("hubs", "image_builder")
+    assert new != token and repo.decrypt(secret)["binderhub-service"]["config"]["DockerRegistry"]["password"] == new
+    assert repo.secret.is_symlink() and f"{repo.secret} is a symlink: edited {secret}" in rotated.stderr
+
+
+@pytest.mark.parametrize("option", ["--secret-file", "--values-file", "--cluster-config"])
+def test_a_dangling_symlink_is_refused_before_any_remote_write(repo: Repo, option: str) -> None:
+    path = {"--secret-file": repo.secret, "--values-file": repo.values, "--cluster-config": repo.cluster}[option]
+    path.unlink()
+    path.symlink_to("../shared/gone.yaml")
+    before = repo.snapshot()
+    result = repo.invoke(*repo.files_args())
+    assert result.exit_code == 2, result.stderr
+    message = result.stderr.strip()
+    assert f"{option} '{path}' is a symlink to '../shared/gone.yaml', which does not exist" in message
+    assert "\n" not in message.removeprefix("error: ")  # one paragraph
+    assert repo.quay.requests == []  # refused before the first request
+    assert repo.snapshot() == before and path.is_symlink() and os.readlink(path) == "../shared/gone.yaml"

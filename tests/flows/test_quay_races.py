@@ -160,3 +160,27 @@ def test_lost_race_to_someone_else_says_the_name_is_taken(quay: FakeQuay) -> Non
     assert outcome.error is not None
     assert "taken" in str(outcome.error) and "another --org" in str(outcome.error)
     assert quay.robot_token(ORG, "image_builder") is None
+
+
+def test_two_processes_creating_one_organization_at_once_both_finish(quay: FakeQuay) -> None:
+    """Issue 18: two first runs (two processes) create the same organization at once. Quay checks the name, then
+    inserts: both pass the check and the loser's insert fails with the database's own text (400 {"message":
+    "UNIQUE constraint failed: user.username"}), which the test server reproduces inside its check-to-insert
+    window. With latency on every request, the loser must re-read the organization, find it is its own, and go on."""
+    import os
+    import subprocess
+    import sys
+
+    quay.latency = 0.05
+    quay.org_create_window = 20.0  # ends as soon as the second create is inside it too
+    env = {**os.environ, "QUAY_TOKEN": TOKEN}
+    args = [sys.executable, "-m", "provision", "quay", "--org", ORG, "--hub", "staging", "--api-url", quay.url]
+    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    creates = [r for r in quay.requests if r.method == "POST" and r.path == "/api/v1/organization/"]
+    assert [r.status for r in creates].count(400) == 1, creates  # the race happened: one insert lost
+    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stderr
+        assert "UNIQUE constraint" not in stderr
+        assert quay.robot_token(ORG, "image_builder") in stdout
+    assert quay.team_members(ORG, "owners").count(ROBOT) == 1

@@ -116,3 +116,50 @@ def test_remove_quay_has_a_deadline_on_a_hung_server(tmp_path: Path) -> None:
         listener.close()
     assert result.returncode == 1, result.stderr
     assert time.monotonic() - started < 30 and "deadline" in result.stderr
+
+
+REMOVE_STAGING = ["remove", "quay", "--org", "hubs", "--cluster", "c1", "--hub", "staging", "--delete-repositories",
+                  "--yes"]  # fmt: skip
+
+
+def test_repository_deletions_run_a_few_at_a_time(quay: FakeQuay) -> None:
+    """Issue 18: deletions (≈0.23 s each on a real Quay) run concurrently, never more than the bound (4, the
+    per-host limit) in flight at once, as the test server counts them."""
+    names = [f"c1-staging-image-{i:02}" for i in range(12)]
+    for name in names:
+        quay.add_repository("hubs", name)
+    quay.inject("DELETE", r"/api/v1/repository/hubs/.*", Delay(0.25), times=len(names))
+    start = time.monotonic()
+    result = CliRunner().invoke(app, [*REMOVE_STAGING, "--api-url", quay.url], env={"QUAY_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.stderr
+    assert quay.repositories("hubs") == []
+    assert 2 <= quay.peak_in_flight <= 4
+    assert time.monotonic() - start < 0.25 * len(names)  # not one after the other
+
+
+def test_a_deadline_that_runs_out_while_deleting_says_how_many_are_left(quay: FakeQuay) -> None:
+    """Quay answers, but slowly: the deadline runs out half-way. The message counts the deleted and the left
+    repositories and says that Quay was answering (not "cannot reach Quay"); the same command run again finishes."""
+    names = [f"c1-staging-image-{i:02}" for i in range(40)]
+    for name in names:
+        quay.add_repository("hubs", name)
+    quay.inject("DELETE", r"/api/v1/repository/hubs/.*", Delay(0.4), times=len(names))
+    args = [*REMOVE_STAGING, "--api-url", quay.url]
+    result = CliRunner().invoke(app, [*args, "--deadline", "2"], env={"QUAY_TOKEN": TOKEN})
+    assert result.exit_code == 1, result.stderr
+    line = one_error(result.stderr)
+    assert "cannot reach" not in line and "Quay was answering" in line and "2 s deadline ran out" in line
+    import re
+
+    found = re.search(r"(\d+) of 40 deleted, (\d+) left", line)
+    assert found, line
+    deleted, left = int(found[1]), int(found[2])
+    assert deleted + left == 40 and 0 < deleted < 40
+    time.sleep(0.5)  # deletions cut off by the deadline land on the server
+    gone = 40 - len(quay.repositories("hubs"))
+    assert deleted <= gone <= deleted + 4
+    assert quay.robot_token("hubs", "image_builder") is not None  # the robot comes after the repositories
+
+    again = CliRunner().invoke(app, args, env={"QUAY_TOKEN": TOKEN})
+    assert again.exit_code == 0, again.stderr
+    assert quay.repositories("hubs") == [] and quay.robot_token("hubs", "image_builder") is None

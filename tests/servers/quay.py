@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import string
+import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, ClassVar
@@ -190,6 +191,12 @@ class FakeQuay(FakeApi):
         self._orgs: dict[str, _Org] = {}
         self._reserved: set[str] = set()
         self._used_emails: set[str] = set()
+        # Seconds between the name check and the insert of POST /organization/ (0: one atomic step); see
+        # _create_org_racing.
+        self.org_create_window = 0.0
+        self._org_checks: dict[str, int] = {}
+        self.in_flight = 0  # requests being served now (latency included), and the most at once
+        self.peak_in_flight = 0
 
     # --- seeding state
 
@@ -330,7 +337,32 @@ class FakeQuay(FakeApi):
                 query={key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()},
                 body=data,
             )
-            return self._call_route(name, call)
+            if name != "create_org" or not self.org_create_window:
+                return self._call_route(name, call)
+        return self._create_org_racing(call)
+
+    def _create_org_racing(self, call: _Call) -> Response:
+        """POST /organization/ as Quay runs it against its database: the name is checked, then inserted some time
+        later (`org_create_window` seconds here; a few round trips on a real Quay). Two creates of one name inside
+        that window both pass the check; the second insert fails on the unique user.username index and Quay
+        answers its DataModelException: 400 shape B with the database's text (SQLite's, as the observed Quay)."""
+        with self._lock:
+            try:
+                name, email = self._check_new_org(call)
+            except Reply as reply:
+                return reply.response
+            self._org_checks[name] = self._org_checks.get(name, 0) + 1
+        end = time.monotonic() + self.org_create_window
+        while time.monotonic() < end:  # the window ends early once a second create of the name is inside it too
+            with self._lock:
+                if self._org_checks.get(name, 0) >= 2:
+                    break
+            time.sleep(0.01)
+        with self._lock:
+            if name in self._users or name in self._orgs:
+                return json_response(400, {"message": "UNIQUE constraint failed: user.username"})
+            self._orgs[name] = _Org(email, teams={"owners": _Team("admin", members=[call.user or ""])})
+            return json_response(201, "Created")
 
     def _problem(self, status: int, error_type: str, text: str, **extra: Any) -> Reply:
         """Shape A: Quay's ApiException body (endpoints/exception.py)."""
@@ -436,7 +468,13 @@ class FakeQuay(FakeApi):
         return json_response(200, {"username": name, "avatar": {}, "super_user": False})
 
     def _route_create_org(self, call: _Call) -> Response:
-        # Check order of endpoints/api/organization.py NewOrg.post, then data/model/organization.py.
+        name, email = self._check_new_org(call)
+        self._orgs[name] = _Org(email, teams={"owners": _Team("admin", members=[call.user or ""])})
+        return json_response(201, "Created")
+
+    def _check_new_org(self, call: _Call) -> tuple[str, str | None]:
+        """The checks of a create, in the order of endpoints/api/organization.py NewOrg.post, then
+        data/model/organization.py; raises the refusal. Returns the name and e-mail."""
         if call.user is None or "user:admin" not in call.scopes:
             raise self._unauthorized(call)
         body = self._object(call.body)
@@ -450,7 +488,7 @@ class FakeQuay(FakeApi):
         if self.require_email and not email:
             raise self._invalid("Email address is required")
         if self.recaptcha:
-            return json_response(400, {"message": "Are you a bot? If not, please revalidate the captcha."})
+            raise Reply(json_response(400, {"message": "Are you a bot? If not, please revalidate the captcha."}))
         problem = _name_problem(name)
         if problem:
             raise self._invalid(f"Invalid namespace {name}: {problem}")
@@ -461,8 +499,7 @@ class FakeQuay(FakeApi):
                 raise self._invalid("Invalid email address")
             if email in self._used_emails or email in self._users.values():
                 raise self._invalid(f"Email has already been used: {email}")
-        self._orgs[name] = _Org(email, teams={"owners": _Team("admin", members=[call.user])})
-        return json_response(201, "Created")
+        return name, email if isinstance(email, str) else None
 
     def _route_get_org(self, call: _Call) -> Response:
         name = call.params["orgname"]
@@ -680,7 +717,15 @@ class FakeQuay(FakeApi):
 
 class _Handler(FakeApiHandler):
     def do_GET(self) -> None:
-        self.serve()
+        fake = self.server.fake
+        with fake._lock:
+            fake.in_flight += 1
+            fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+        try:
+            self.serve()
+        finally:
+            with fake._lock:
+                fake.in_flight -= 1
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 

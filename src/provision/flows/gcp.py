@@ -94,6 +94,7 @@ def validate(req: GcpRequest) -> None:
     path = req.tfvars_path
     if path.is_dir():
         raise UsageError(f"var file {str(path)!r} is a folder; pass the .tfvars file with --var-file")
+    files.link_target(path, label="var file")  # a dangling link is refused, not taken for a missing file
     if not path.is_file():
         raise UsageError(f"var file {str(path)!r} does not exist; {_missing_tfvars_hint(req)}")
     for config in req.backend_configs:
@@ -236,7 +237,7 @@ def run(
     if dry_run:
         return _dry_run(req, reporter)
     tfvars.check_writable(req.tfvars_path)
-    folders = [req.terraform_dir, req.tfvars_path.parent]
+    folders = [req.terraform_dir, *files.folders([req.tfvars_path])]
     with files.locked(folders, timeout=req.lock_timeout, on_wait=reporter.always):
         tf = terraform_for(req, reporter)
         edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)

@@ -45,7 +45,7 @@ def run(req: GcpRequest, *, reporter: Reporter, confirm: Callable[[str], bool], 
     project_id, region = gcp.project_and_region(edit)
     if dry_run:
         return _dry_run(req, edit.path, reporter, project_id=project_id, region=region)
-    folders = [req.terraform_dir, req.tfvars_path.parent]
+    folders = [req.terraform_dir, *files.folders([req.tfvars_path])]
     with files.locked(folders, timeout=req.lock_timeout, on_wait=reporter.always):
         tf = gcp.terraform_for(req, reporter)
         with gcp.private_dir() as tmp:

@@ -60,6 +60,10 @@ class FilesPlan:
 
 def validate(req: FilesRequest) -> str | None:
     """Check paths and the sops binary before any side effect. Returns the sops binary (None if not needed)."""
+    for option, path in (("--values-file", req.values_file), ("--secret-file", req.secret_file),
+                         ("--cluster-config", req.cluster_config)):  # fmt: skip
+        if path is not None:
+            files.link_target(path, label=option)  # a dangling link is refused (a link is edited where it points)
     if req.cluster_config is not None:
         if req.hub is None:
             raise UsageError("--cluster-config needs --hub: the hub whose helm_chart_values_files to update")
@@ -525,7 +529,7 @@ def _publish(
         reporter.always(to_yaml_stream(releases(public, chart)).rstrip())
     written: tuple[str, ...] = ()
     if req.writes_anything:
-        folders = [p.parent for p in (req.values_file, req.secret_file, req.cluster_config) if p is not None]
+        folders = files.folders([req.values_file, req.secret_file, req.cluster_config])  # a link's target's too
         with files.locked(folders if not dry_run else ()):
             # One set of files per Helm release (z2jh: the jupyterhub and binderhub-service charts), planned
             # together so that they are all written or none.

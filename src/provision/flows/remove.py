@@ -7,6 +7,7 @@ token already gone, keys already removed), so an interrupted removal resumes whe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from provision.flows.dockerhub import validate as validate_dockerhub
 from provision.flows.quay import QuayRequest
 from provision.flows.quay import registry_for as quay_registry
 from provision.flows.quay import validate as validate_quay
+from provision.hostlimit import HostLimiter, SlotTimeout
 from provision.hubconfig import Chart
 from provision.plan import Change, Plan
 
@@ -92,6 +94,10 @@ FILE_STEPS = ("secret_unset", "values_edit", "unlist", "delete_file")
 
 def validate_files(req: HubFilesRequest, *, hub: str | None) -> str | None:
     """Check the file options before any request. Returns the sops binary when the secret file needs one."""
+    for option, path in (("--values-file", req.values_file), ("--secret-file", req.secret_file),
+                         ("--cluster-config", req.cluster_config)):  # fmt: skip
+        if path is not None:
+            files.link_target(path, label=option)  # a dangling link is refused (a link is edited where it points)
     if req.cluster_config is not None:
         if req.chart == "z2jh":
             raise UsageError(
@@ -145,7 +151,7 @@ def plan_files(
         with local_input():
             return hubfiles_remove.plan_hub_removal(target, given, sops_client=client)
 
-    folders = tuple(p.parent for p in (req.values_file, req.secret_file, req.cluster_config) if p is not None)
+    folders = tuple(files.folders([req.values_file, req.secret_file, req.cluster_config]))
     return Context(replan(), client, replan, folders)
 
 
@@ -270,7 +276,9 @@ def _apply(plan: Plan, ctx: Context, reporter: Reporter, remote: Callable[[Chang
                 for index, change in enumerate(file_steps, start=len(remote_steps) + 1):
                     run(index, change, file_step)
     except ProvisionError as exc:
-        raise exc.with_context(done=done, hint=RESUME_HINT) from None
+        # A refusal for want of a token scope fails the same way on a re-run: its own hint says what to change.
+        resume = None if getattr(exc, "scope", None) else RESUME_HINT
+        raise exc.with_context(done=done, hint=resume) from None
     return tuple(done)
 
 
@@ -345,7 +353,7 @@ def remove_quay(
 
     Raises UsageError for bad input (nothing changed), QuayError/SopsError/ProvisionError with what was done.
     """
-    from provision.quay import TOKEN_HINT, QuayClient, QuayError
+    from provision.quay import TOKEN_HINT, QuayClient, QuayError, scope_hint
 
     sops_binary = validate_quay_removal(req)
     q = req.quay
@@ -396,7 +404,12 @@ def remove_quay(
                     names = [r.name for r in client.list_repositories(q.org, prefix=req.repository_prefix)]
                 except QuayError as exc:
                     if exc.status in (401, 403):
-                        exc.hint = "deleting repositories needs a token with the repo:admin scope as well"
+                        exc.message = (
+                            f"Quay refused to list the repositories of {q.org!r} (HTTP {exc.status}): deleting "
+                            "repositories needs the token scope repo:admin (it includes repo:read, which listing "
+                            "needs), which the token lacks; nothing was changed"
+                        )
+                        exc.hint, exc.scope = scope_hint("repo:admin"), "repo:admin"
                     raise
             ours, kept = _hub_repositories(req, names)
             if kept:
@@ -439,9 +452,10 @@ def remove_quay(
 
         def remote(change: Change) -> None:
             if change.kind == "delete_repositories":
-                for index, name in enumerate(change.args, start=1):
-                    reporter.info(f"  {index}/{len(change.args)}: {q.org}/{name}")
-                    client.delete_repository(q.org, name)
+                delete_repositories(
+                    list(change.args), req=req, reporter=reporter, clock=clock,
+                    make_client=lambda: QuayClient(q.api_url, q.token or "", retry=retry, deadline=clock),
+                )  # fmt: skip
             elif change.kind == "delete_robot":
                 client.delete_robot(q.org, q.robot)
 
@@ -449,6 +463,94 @@ def remove_quay(
                        destroys_data=req.delete_repositories, remote=remote)  # fmt: skip
     finally:
         client.close()
+
+
+DELETE_CONCURRENCY = 4  # repository deletions in flight at once (≈0.23 s each on a real Quay), under the host limit
+
+
+def delete_repositories(
+    names: list[str],
+    *,
+    req: QuayRemoveRequest,
+    reporter: Reporter,
+    clock: httpretry.Deadline,
+    make_client: Callable[[], Any],
+    limiter: HostLimiter | None = None,
+) -> None:
+    """Delete the repositories, DELETE_CONCURRENCY at a time and never more than the per-host limit allows.
+
+    Each worker thread has its own client (session). The first failure stops the deletions not yet started; the
+    error says how many were deleted and how many are left. When the command's deadline ran out while Quay was
+    answering, it says so (not "cannot reach Quay"): a re-run lists what is left and deletes it.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from provision.quay import QuayError
+
+    q = req.quay
+    limiter = limiter or HostLimiter(DELETE_CONCURRENCY)
+    local = threading.local()
+    clients: list[Any] = []
+    guard = threading.Lock()
+    stop = threading.Event()
+
+    def client() -> Any:
+        found = getattr(local, "client", None)
+        if found is None:
+            found = local.client = make_client()
+            with guard:
+                clients.append(found)
+        return found
+
+    def delete(name: str) -> bool:
+        if stop.is_set():
+            return False
+        try:
+            with limiter.request(q.api_url, timeout=max(clock.remaining(), 0.001)):
+                client().delete_repository(q.org, name)
+        except SlotTimeout:
+            raise QuayError(f"no time left to delete {q.org}/{name}") from None
+        return True
+
+    total, deleted = len(names), 0
+    failure: ProvisionError | None = None
+    started = time.monotonic()
+    workers = max(1, min(DELETE_CONCURRENCY, limiter.per_host, total))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="delete-repository")
+    try:
+        futures = {pool.submit(delete, name): name for name in names}
+        for future in as_completed(futures):
+            try:
+                done = future.result()
+            except ProvisionError as exc:
+                stop.set()
+                failure = failure or exc
+                continue
+            if done:
+                deleted += 1
+                reporter.info(f"  {deleted}/{total}: deleted {q.org}/{futures[future]}")
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for each in clients:
+            each.close()
+    if failure is None:
+        return
+    left = total - deleted
+    if clock.remaining() <= 0 and deleted:
+        each_took = (time.monotonic() - started) * workers / max(deleted, 1)
+        where = f"{q.org}/{req.repository_prefix}*"
+        raise QuayError(
+            f"the {clock.seconds:g} s deadline ran out while deleting the repositories {where}: "
+            f"{deleted} of {total} deleted, {left} left (a deletion cut off by the deadline may still have landed). "
+            f"Quay was answering (about {each_took:.2f} s a deletion, {workers} at a time), it was only slow",
+            hint="re-run the same command, with a longer --deadline for hundreds of repositories: it lists the "
+            "repositories left and deletes them",
+        )
+    if deleted:
+        raise failure.with_context(done=[f"deleted {deleted} of {total} repositories {q.org}/{req.repository_prefix}*"])
+    raise failure
 
 
 # --- dockerhub -------------------------------------------------------------------------------------------------

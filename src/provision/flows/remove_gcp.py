@@ -66,7 +66,7 @@ def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, d
     if dry_run:
         return _dry_run(g, edit, ctx, reporter, confirm)
     tfvars.check_writable(g.tfvars_path)
-    folders = [g.terraform_dir, g.tfvars_path.parent]
+    folders = [g.terraform_dir, *files.folders([g.tfvars_path])]
     ctx.held = tuple(folders)  # the hub files' folders are locked too, around their steps (remove._apply)
     with files.locked(folders, timeout=g.lock_timeout, on_wait=reporter.always):
         tf = gcp.terraform_for(g, reporter)
