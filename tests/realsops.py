@@ -109,7 +109,8 @@ def encrypt_tree(source: Path, target: Path, recipients: Sequence[str]) -> Path:
 
 
 RECORDER = '''#!{python}
-"""Records each sops call (argv, cwd, stdin length, exit code, the real binary's run time; never stdin itself).
+"""Records each sops call (argv, cwd, stdin length, exit code, the real binary's run time, the names of its
+environment variables; never stdin itself nor a variable's value).
 
 With a scan folder, it also records which files under it hold the needle, before and after the call."""
 import json, os, subprocess, sys, time
@@ -127,7 +128,8 @@ seconds = time.perf_counter() - start
 found += holders()
 with open({log!r}, "a") as log:
     log.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "stdin_bytes": len(data),
-                          "code": proc.returncode, "plaintext_files": found, "seconds": seconds}}) + "\\n")
+                          "code": proc.returncode, "plaintext_files": found, "seconds": seconds,
+                          "env_names": sorted(os.environ)}}) + "\\n")
 sys.stdout.buffer.write(proc.stdout)
 sys.stderr.buffer.write(proc.stderr)
 sys.exit(proc.returncode)

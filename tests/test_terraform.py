@@ -19,6 +19,7 @@ from provision.terraform import (
     declared_backend,
     local_state_files,
     parse_text_diagnostics,
+    probe_kind,
     state_evidence,
     stored_backend,
 )
@@ -245,3 +246,17 @@ def test_unknown_workspace(tofu: str, module: Path) -> None:
     with pytest.raises(TerraformError) as err:
         tf.select_workspace("nope")
     assert "doesn't exist" in str(err.value)
+
+
+def test_terraform_children_get_no_provision_api_credentials(tmp_path: Path) -> None:
+    """terraform (and its providers and local-exec provisioners) never see QUAY_TOKEN or the Docker Hub login."""
+    seen = tmp_path / "env.txt"
+    binary = tmp_path / "terraform-like"
+    binary.write_text(f'#!/bin/sh\nenv > "{seen}"\necho "OpenTofu v1.6.2"\n')
+    binary.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "QUAY_TOKEN": "q", "DOCKERHUB_TOKEN": "d", "DOCKERHUB_USERNAME": "u", "KEEP": "1"}
+    assert probe_kind(str(binary), env) == "opentofu"
+    names = {line.split("=", 1)[0] for line in seen.read_text().splitlines()}
+    assert "KEEP" in names and not {"QUAY_TOKEN", "DOCKERHUB_TOKEN", "DOCKERHUB_USERNAME"} & names
+    runner = Terraform(str(binary), tmp_path, env=env)
+    assert "KEEP" in runner.env and not {"QUAY_TOKEN", "DOCKERHUB_TOKEN", "DOCKERHUB_USERNAME"} & set(runner.env)

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from provision.childenv import without_credentials
 from provision.errors import ProvisionError
 
 log = logging.getLogger(__name__)
@@ -305,8 +306,8 @@ class Sops:
     def __init__(self, binary: str, *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
         # A relative binary path would be resolved against the child's working directory.
         self.binary = os.path.abspath(binary) if os.sep in binary else binary
-        # A copy: the process environment is never modified.
-        self.env = dict(os.environ if env is None else env)
+        # A copy without provision's API credentials: the process environment is never modified.
+        self.env = without_credentials(env)
         self.cwd = (cwd or Path.cwd()).absolute()
 
     def display(self, args: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provision.childenv import without_credentials
 from provision.errors import ProvisionError
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,8 @@ class Terraform:
         self.workdir = workdir
         # A copy: the process environment is never modified. TF_WORKSPACE is dropped: the workspace is selected
         # explicitly, and a stray value would silently create an empty workspace (facts §2).
-        base = {k: v for k, v in (os.environ if env is None else env).items() if k != "TF_WORKSPACE"}
+        # provision's API credentials are dropped too (childenv): terraform needs none of them.
+        base = {k: v for k, v in without_credentials(env).items() if k != "TF_WORKSPACE"}
         self.env = {**base, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
         self._on_progress = on_progress or (lambda _line: None)
         self._on_output = on_output or (lambda _line: None)
@@ -440,7 +442,7 @@ def probe_kind(path: str, env: Mapping[str, str] | None = None) -> str | None:
     try:
         proc = subprocess.run(
             [path, "-version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-            env=dict(os.environ if env is None else env),
+            env=without_credentials(env),
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None

@@ -588,6 +588,19 @@ def test_rerun_with_nothing_to_change_leaves_the_secret_file_alone(repo: Repo, t
     assert "updated in place" not in again.stderr and "encrypting" not in again.stderr
 
 
+def test_sops_runs_without_provisions_api_credentials(repo: Repo, tmp_path: Path) -> None:
+    """QUAY_TOKEN (and the Docker Hub login) stay in provision: sops, and anything it runs, never sees them."""
+    wrapper, log = recording_sops(tmp_path / "rec")
+    env = repo.env(SOPS_BIN=str(wrapper), DOCKERHUB_TOKEN="dckr_pat_x", DOCKERHUB_USERNAME="someone")
+    result = repo.invoke(*repo.files_args(), env=env)
+    assert result.exit_code == 0, result.stderr
+    calls = read_calls(log)
+    assert calls and all(c["code"] == 0 for c in calls)
+    for call in calls:
+        assert not {"QUAY_TOKEN", "DOCKERHUB_TOKEN", "DOCKERHUB_USERNAME"} & set(call["env_names"])
+        assert "SOPS_AGE_KEY_FILE" in call["env_names"] or "SOPS_AGE_KEY" in call["env_names"]
+
+
 @pytest.mark.parametrize(
     ("target", "message"),
     [
