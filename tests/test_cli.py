@@ -145,6 +145,7 @@ def test_dry_run_json_is_a_machine_readable_plan(quay: FakeQuay) -> None:
     ("args", "token", "message"),
     [
         (["--org", "Bad_Org"], TOKEN, "invalid organization name 'Bad_Org'"),
+        (["--org", "my_hubs"], TOKEN, "BinderHub replaces '_' by '-'"),
         (["--org", "hubs"], None, "no Quay token"),
         (["--org", "hubs", "--token-file", "/nonexistent/token"], None, "cannot read --token-file"),
         (["--org", "hubs", "--team", "everyone"], TOKEN, "Invalid value"),

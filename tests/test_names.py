@@ -61,3 +61,18 @@ def test_dockerhub_namespaces_binderhub_misreads(value: str) -> None:
         names.dockerhub_namespace("--namespace", value)
     assert repr(value) in str(err.value) and "BinderHub" in str(err.value)
     assert not names.binderhub_reads_as_docker_hub(f"{value}/c1-staging-binder-2dx")
+
+
+@pytest.mark.parametrize(
+    ("value", "rewritten"),
+    [("quay.io/my_hubs/c1-staging-", "quay.io/my-hubs/c1-staging-"), ("Pangeo/x-", "pangeo/x-"),
+     ("quay.io/ok/a-", None)],
+)
+def test_binderhub_rewrites_underscores_and_upper_case(value: str, rewritten: str | None) -> None:
+    assert names.binderhub_rewrites(value) == rewritten
+
+
+def test_names_binderhub_would_rewrite_are_refused_with_the_reason() -> None:
+    assert names.kept_by_binderhub("organization name", "my-hubs") == "my-hubs"
+    with pytest.raises(UsageError, match="BinderHub replaces '_' by '-'.*'my-hubs'"):
+        names.kept_by_binderhub("organization name", "my_hubs")

@@ -71,3 +71,23 @@ def binderhub_reads_as_docker_hub(image_name: str) -> bool:
     """Whether BinderHub takes `image_name` (its tag split off at the last `:`) for a Docker Hub name
     (`_get_image_basename_and_tag` in binderhub/builder.py)."""
     return BINDERHUB_DOCKER_HUB_NAME.fullmatch(image_name) is not None
+
+
+# BinderHub builds an image name as `image_prefix + slug + ":" + ref`, lower-cased and with every `_` replaced by
+# `-` (binderhub/builder.py; facts hub-config §image_prefix): under `quay.io/my_hubs/…` it pushes to and looks up
+# `quay.io/my-hubs/…`, another organization (someone else's, or none).
+def binderhub_rewrites(image_prefix: str) -> str | None:
+    """The name BinderHub would use instead of `image_prefix`, or None when it keeps it as written."""
+    rewritten = image_prefix.replace("_", "-").lower()
+    return rewritten if rewritten != image_prefix else None
+
+
+def kept_by_binderhub(kind: str, value: str) -> str:
+    """Refuse a name that BinderHub would rewrite inside image names (`_` → `-`, upper → lower); returns it."""
+    rewritten = binderhub_rewrites(value)
+    if rewritten is not None:
+        raise UsageError(
+            f"invalid {kind} {value!r}: BinderHub replaces '_' by '-' (and lower-cases) in image names, so it would "
+            f"push to and look up {rewritten!r} instead, another namespace; use {rewritten!r} or a name without '_'"
+        )
+    return value

@@ -32,6 +32,8 @@ error   use-registry-not-true          quay-broken use-registry-off  use-registr
         binderhub-service.config.BinderHub.use_registry
 error   image-prefix-mismatch          quay-broken bad-prefix        bad-prefix.values.yaml         {PREFIX}
 error   robot-org-mismatch             quay-broken wrong-org         wrong-org.values.yaml          {PREFIX}
+error   rewritten-image-name           quay-broken underscore-org    underscore-org.values.yaml     {PREFIX}
+error   robot-org-mismatch             quay-broken underscore-org    underscore-org.values.yaml     {PREFIX}
 error   missing-image-prefix           quay-broken no-prefix         no-prefix.values.yaml          {PREFIX}
 warning missing-dask-pull-secret       quay-broken dask-no-pull      dask-no-pull.values.yaml
         dask-gateway.gateway.backend.imagePullSecrets
@@ -445,7 +447,7 @@ def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(
     assert "other-broken (files no single hub uses): 1 warning" in lines
     assert any(line.split()[:2] == ["error", "missing-docker-registry"] for line in lines)
     assert lines[-1] == tree.summary()
-    assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 37 hubs", lines[-1])
+    assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 38 hubs", lines[-1])
     _no_secret_in(secrets, result.stdout, result.stderr)
 
     json_run = runner.invoke(_app(), [str(doctor_tree), "--format", "json"])

@@ -56,6 +56,15 @@ DeadlineSeconds = Annotated[
         help="Give up on the registry's API after this many seconds in all (retries and waits included).",
     ),
 ]
+AllowHttp = Annotated[
+    bool,
+    typer.Option(
+        "--allow-http",
+        # The text is endpoints.ALLOW_HTTP_HELP (not imported: start-up).
+        help="Allow an http:// server that is not on this machine. Everything sent to it, the API token or "
+        "password included, crosses the network unencrypted: only for a server reached through a trusted tunnel.",
+    ),
+]
 DEFAULT_DEADLINE = 120.0  # the same as httpretry.DEFAULT_DEADLINE, which the CLI does not import (start-up)
 # Hub configuration options, shared by every registry command.
 ValuesFile = Annotated[

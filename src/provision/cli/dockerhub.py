@@ -9,6 +9,7 @@ import typer
 
 from provision.cli.common import (
     DEFAULT_DEADLINE,
+    AllowHttp,
     DeadlineSeconds,
     RegistryOptions,
     TokenFile,
@@ -37,6 +38,7 @@ def dockerhub(
         bool, typer.Option("--private", help="The repositories are private: add an imagePullSecret.")
     ] = False,
     api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
+    allow_http: AllowHttp = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
@@ -61,6 +63,7 @@ def dockerhub(
             username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
             secret=read_token("DOCKERHUB_TOKEN", token_file),
             api_url=api_url,
+            allow_http=allow_http,
         )
         flow.validate(request)
         # Every local input is checked before the token exists: its secret can be shown only once.

@@ -9,6 +9,7 @@ import typer
 
 from provision.cli.common import (
     DEFAULT_DEADLINE,
+    AllowHttp,
     DeadlineSeconds,
     RegistryOptions,
     TokenFile,
@@ -49,6 +50,7 @@ def quay(
     rotate: Annotated[
         bool, typer.Option("--rotate", help="Regenerate the robot token (the old one stops working).")
     ] = False,
+    allow_http: AllowHttp = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
@@ -74,6 +76,7 @@ def quay(
             shared_org=shared_org,
             rotate=rotate,
             token=read_token("QUAY_TOKEN", token_file),
+            allow_http=allow_http,
         )
         flow.validate(request)
         prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)

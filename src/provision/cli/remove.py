@@ -13,6 +13,7 @@ import typer
 
 from provision.cli.common import (
     DEFAULT_DEADLINE,
+    AllowHttp,
     ChartChoice,
     ChartOption,
     DeadlineSeconds,
@@ -153,6 +154,7 @@ def remove_quay(
     cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, as given when provisioning.")] = None,
     robot: Annotated[str, typer.Option("--robot", help="Robot account short name.")] = "image_builder",
     api_url: Annotated[str, typer.Option("--api-url", help="Quay server.")] = "https://quay.io",
+    allow_http: AllowHttp = False,
     shared_org: Annotated[
         bool, typer.Option("--shared-org", help="The robot is shared with other hubs: keep it, clean only the files.")
     ] = False,
@@ -180,7 +182,7 @@ def remove_quay(
 
         quay = QuayRequest(
             org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, shared_org=shared_org,
-            token=read_token("QUAY_TOKEN", token_file),
+            token=read_token("QUAY_TOKEN", token_file), allow_http=allow_http,
         )  # fmt: skip
         request = flow.QuayRemoveRequest(
             quay=quay, files=options.files(), delete_repositories=delete_repositories, yes=options.yes
@@ -202,6 +204,7 @@ def remove_dockerhub(
         str | None, typer.Option("--token-label", help="Token label (default binderhub-<cluster>-<hub>).")
     ] = None,
     api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
+    allow_http: AllowHttp = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
     *,
@@ -219,7 +222,7 @@ def remove_dockerhub(
         dockerhub = DockerHubRequest(
             namespace=namespace, hub=hub, cluster=cluster, org=org, label=token_label, api_url=api_url,
             username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
-            secret=read_token("DOCKERHUB_TOKEN", token_file),
+            secret=read_token("DOCKERHUB_TOKEN", token_file), allow_http=allow_http,
         )  # fmt: skip
         request = flow.DockerHubRemoveRequest(dockerhub=dockerhub, files=options.files(), yes=options.yes)
         return flow.remove_dockerhub(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from urllib3.util.retry import Retry
 
-from provision import httpretry, names
+from provision import endpoints, httpretry, names
 from provision.console import Reporter
 from provision.dockerhub import AccessToken, DockerHubClient, DockerHubError
 from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
@@ -41,6 +41,7 @@ class DockerHubRequest:
     username: str | None = None
     secret: str | None = field(default=None, repr=False)
     api_url: str = "https://hub.docker.com"
+    allow_http: bool = False
 
     @property
     def token_label(self) -> str:
@@ -86,6 +87,7 @@ def validate(req: DockerHubRequest) -> None:
     url = urlsplit(req.api_url)
     if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
         raise UsageError(f"invalid --api-url {req.api_url!r}: expected https://HOST[:PORT] of the Docker Hub API")
+    endpoints.check_cleartext(req.api_url, option="--api-url", allow_http=req.allow_http)
     names.dockerhub_namespace("--namespace", req.namespace)  # before Docker Hub's own rule: BinderHub's is narrower
     names.hub_name("hub name", req.hub)
     if req.cluster is not None:

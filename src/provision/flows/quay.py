@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from urllib3.util.retry import Retry
 
-from provision import httpretry, names
+from provision import endpoints, httpretry, names
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
@@ -38,6 +38,7 @@ class QuayRequest:
     shared_org: bool = False
     rotate: bool = False
     token: str | None = field(default=None, repr=False)
+    allow_http: bool = False
 
     @property
     def robot_full(self) -> str:
@@ -71,12 +72,17 @@ class QuayResult:
     registry: HubRegistry  # password is empty on a dry run
 
 
-def validate(req: QuayRequest) -> None:
-    """Check every name and combination before any request. Raises UsageError."""
+def validate(req: QuayRequest, *, removing: bool = False) -> None:
+    """Check every name and combination before any request. Raises UsageError.
+
+    `removing`: an organization BinderHub cannot use is still accepted, so that its hub can be taken down."""
     url = urlsplit(req.api_url)
     if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
         raise UsageError(f"invalid --api-url {req.api_url!r}: expected https://HOST[:PORT] of a Quay server")
+    endpoints.check_cleartext(req.api_url, option="--api-url", allow_http=req.allow_http)
     names.quay_name("organization name", req.org)
+    if not removing:
+        names.kept_by_binderhub("organization name", req.org)
     names.quay_robot(req.org, req.robot)
     for member in req.members:
         names.quay_name("member user name", member)

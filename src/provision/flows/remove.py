@@ -320,7 +320,7 @@ class QuayRemoveRequest:
 
 def validate_quay_removal(req: QuayRemoveRequest) -> str | None:
     """Every local input, before any request. Returns the sops binary (None if no secret file). UsageError."""
-    validate_quay(req.quay)
+    validate_quay(req.quay, removing=True)
     if req.quay.hub is None:
         raise UsageError("--hub is required: removal takes one hub's registry away")
     if req.quay.members:

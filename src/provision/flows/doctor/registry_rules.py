@@ -136,6 +136,15 @@ def check_prefix(hub: Hub, prefix: str, push: str, kind: RegistryKind, *, userna
     else:
         fits = len(parts) >= 3 and parts[0].lower() == host and bool(parts[1])
         expected = f"{host}/<org>/<name-prefix>-"
+    rewritten = names.binderhub_rewrites(prefix)
+    if rewritten is not None:
+        hub.add(
+            "error",
+            "rewritten-image-name",
+            PREFIX_KEY,
+            f"BinderHub replaces '_' by '-' and lower-cases image names: under image_prefix {prefix!r} it pushes to "
+            f"and looks up {rewritten!r}, another namespace (someone else's, or none); use a name without '_'",
+        )
     if not fits:
         hub.add(
             "error",
