@@ -11,7 +11,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "provision"
 SYSTEM = {"quay", "terraform", "tfvars", "sops", "registry", "dockerhub", "gcp"}
-PURE = {"hubconfig", "plan", "names", "clusterrepo", "files", "tfplan"}
+PURE = {"hubconfig", "plan", "names", "clusterrepo", "files", "tfplan", "secretcheck"}
 LEAVES = {"files", "httpretry", "hostlimit", "childenv", "endpoints"}  # shared mechanisms importing errors at most
 # module (or layer) -> provision modules it may import; "provision" (the root, __version__ only) is always allowed
 ALLOWED: dict[str, set[str]] = {

@@ -588,6 +588,46 @@ def test_rerun_with_nothing_to_change_leaves_the_secret_file_alone(repo: Repo, t
     assert "updated in place" not in again.stderr and "encrypting" not in again.stderr
 
 
+K8S_RULE = "^(data|stringData)$"  # the common rule for Kubernetes Secret manifests: a password is not under it
+
+
+def test_a_creation_rule_that_would_leave_the_password_in_plaintext_is_refused(repo: Repo) -> None:
+    """A new secret file under a Kubernetes-style encrypted_regex: the real sops would store the token in clear
+    text, so nothing is created anywhere and no file changes."""
+    config = repo.root / ".sops.yaml"
+    config.write_text(config.read_text().replace("    age:", f"    encrypted_regex: '{K8S_RULE}'\n    age:", 1))
+    repo.secret.unlink()
+    before = repo.snapshot()
+    result = repo.invoke(*repo.files_args())
+    assert result.exit_code == 2, result.stderr
+    assert "would leave" in result.stderr and "in plaintext" in result.stderr
+    assert "binderhub-service.config.DockerRegistry.password" in result.stderr
+    assert f"encrypted_regex: '{K8S_RULE}'" in result.stderr and str(config) in result.stderr
+    assert repo.quay.writes() == []
+    assert repo.snapshot() == before
+
+
+def test_an_existing_file_whose_selector_would_leave_the_password_in_plaintext_is_refused(repo: Repo) -> None:
+    repo.encrypt_secrets([repo.alice.recipient], "--encrypted-regex", K8S_RULE)
+    before = repo.snapshot()
+    result = repo.invoke(*repo.files_args())
+    assert result.exit_code == 2, result.stderr
+    assert f"its own sops metadata (encrypted_regex: '{K8S_RULE}')" in result.stderr
+    assert repo.quay.writes() == []
+    assert repo.snapshot() == before
+
+
+def test_a_secret_left_in_plaintext_by_sops_is_never_written(repo: Repo) -> None:
+    """A selector Python cannot judge (Go's \\z) passes the first check; the ciphertext check catches it: the file
+    is not written (the robot stays on Quay, whose API gives its token again to the next run)."""
+    repo.encrypt_secrets([repo.alice.recipient], "--encrypted-regex", r"^(data|stringData)\z")
+    before = repo.snapshot()
+    result = repo.invoke(*repo.files_args())
+    assert result.exit_code == 1, result.stderr
+    assert "in plaintext" in result.stderr and "was not written" in result.stderr
+    assert repo.snapshot() == before
+
+
 def test_sops_runs_without_provisions_api_credentials(repo: Repo, tmp_path: Path) -> None:
     """QUAY_TOKEN (and the Docker Hub login) stay in provision: sops, and anything it runs, never sees them."""
     wrapper, log = recording_sops(tmp_path / "rec")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from provision import clusterrepo, files, sops
+from provision import clusterrepo, files, secretcheck, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError, add_secrets_from
 from provision.files import FileEdit, read_text
@@ -243,18 +243,70 @@ class SecretState:
 PROBE_DOCUMENT = "provision_preflight: creation rule check\n"
 
 
-def read_secret(path: Path, client: sops.Sops) -> SecretState:
-    """Decrypt an existing secret file into memory, or check that a new one has a creation rule. Raises SopsError."""
+def read_secret(path: Path, client: sops.Sops, *, shape: dict[str, Any] | None = None) -> SecretState:
+    """Decrypt an existing secret file into memory, or check that a new one has a creation rule. Raises SopsError.
+
+    `shape`: the secret values provision will write (placeholders): refused (UsageError) when the file's selector,
+    or the creation rule of a new file, would leave any of them in plaintext (secretcheck).
+    """
     original = read_text(path)
     config = client.config_for(path)
     if original is None or clusterrepo.no_data(original):
-        client.encrypt(PROBE_DOCUMENT, filename=path, secrets=None)  # output discarded
+        # A probe through the real sops and the rule that will apply: its ciphertext shows what it encrypts.
+        probe = clusterrepo.dump_after(None, shape, clusterrepo.load("", path=path)[1]) if shape else PROBE_DOCUMENT
+        ciphertext = client.encrypt(probe, filename=path, secrets=None)
+        if shape:
+            left = secretcheck.plaintext_in(_plain_load(ciphertext), secretcheck.secret_paths(shape))
+            _refuse_plaintext(path, left, f"the creation rule of {config.describe()} ({_rule_selector(path, config)})")
         doc, style = clusterrepo.load(original or "", path=path)
         return SecretState(path, original, doc, style, encrypted=False, config=config)
+    if shape:
+        selector = secretcheck.selector_of(_plain_load(original).get("sops") if original else None)
+        left = secretcheck.left_in_plaintext(selector, secretcheck.secret_paths(shape))
+        _refuse_plaintext(path, left, f"its own sops metadata ({selector.describe()})")
     # Nested secrets (OAuth client secrets ...) stay: the merge is deep, unlike the deployer's top-level update.
     doc, style = clusterrepo.load(client.decrypt(path), path=path)
     add_secrets_from(doc)  # from here on, no message may show them
     return SecretState(path, original, doc, style, encrypted=True, config=config)
+
+
+def _plain_load(text: str) -> Any:
+    """A YAML document as plain dicts (a sops file's ciphertext and metadata: nothing secret in it)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        doc = YAML(typ="safe", pure=True).load(text.lstrip("\ufeff"))
+    except YAMLError:
+        return {}  # not judged here: sops reports the file it cannot parse
+    return doc if isinstance(doc, dict) else {}
+
+
+def _rule_selector(path: Path, config: sops.ConfigChoice) -> str:
+    """The selector of the first creation rule whose path_regex matches `path`, for the message (best effort: sops
+    itself chose the rule; a Go regexp Python does not read is skipped)."""
+    import re
+
+    rules = _plain_load(read_text(config.path) or "").get("creation_rules") if config.path else None
+    relative = str(path.absolute())
+    if config.path is not None and relative.startswith(str(config.path.parent) + os.sep):
+        relative = relative[len(str(config.path.parent)) + 1 :]
+    for rule in rules if isinstance(rules, list) else []:
+        try:
+            if isinstance(rule, dict) and re.search(str(rule.get("path_regex") or ""), relative):
+                return secretcheck.selector_of(rule).describe()
+        except re.error:
+            continue
+    return "selector unknown"
+
+
+def _refuse_plaintext(path: Path, left: list[secretcheck.KeyPath], rule: str) -> None:
+    if left:
+        raise UsageError(
+            f"{path}: {rule} would leave {secretcheck.dotted(left)} in plaintext, in a file meant for git; nothing "
+            f"was changed anywhere. {secretcheck.FIX_HINT[0].upper()}{secretcheck.FIX_HINT[1:]} (for an existing "
+            "file the selector stored in it applies: decrypt it and encrypt it again under the fixed rule)"
+        )
 
 
 # Stands in for the registry not yet created or read when the pre-flight checks the files: only the shape of the
@@ -287,7 +339,7 @@ def preflight(
             clusterrepo.plan_values_edit(part.values_file, public.get(release) or {})
         if part.secret_file is not None and (release is None or secret.get(release)):
             assert sops_binary is not None
-            part_state = read_secret(part.secret_file, sops.Sops(sops_binary))
+            part_state = read_secret(part.secret_file, sops.Sops(sops_binary), shape=secret.get(release) or None)
             clusterrepo.deep_merge(copy.deepcopy(part_state.doc), secret.get(release) or {}, source=part.secret_file)
             if part.secret_file == req.secret_file:
                 state = part_state
@@ -376,6 +428,13 @@ def _plan_secret(
     else:
         plaintext = clusterrepo.dump_after(current, merged, state.style)  # a comment-only file: its comments lead
         ciphertext = client.encrypt(plaintext, filename=state.path, secrets=secret)
+    # Never accepted silently: a secret value the ciphertext holds in clear text (the file is not written).
+    left = secretcheck.plaintext_in(_plain_load(ciphertext), secretcheck.secret_paths(secret))
+    if left:
+        raise ProvisionError(
+            f"{state.path}: sops left {secretcheck.dotted(left)} in plaintext (the file's selector does not cover "
+            f"them), so the file was not written; {secretcheck.FIX_HINT}"
+        )
     return FileEdit(state.path, current, ciphertext), report.replaced, state
 
 
