@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -11,14 +12,30 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from provision.errors import REDACTED as REDACTED
-from provision.errors import PromptInterrupted, add_secret, redact
+from provision.errors import PromptInterrupted, ProvisionError, add_secret, redact
 from provision.plan import Plan
 
 
 def emit(text: str) -> None:
-    """Write the command's machine output (YAML or JSON) to stdout. Only cli.py calls this."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    """Write the command's machine output (YAML or JSON) to stdout. Only cli.py calls this.
+
+    Raises ProvisionError when stdout is closed (`provision … | head -c 10`): the output was not delivered, and a
+    credential made for it is handled like any other undelivered one (deleted again, or named).
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would try the flush again at exit and print a second error: point stdout at nothing instead.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # not a real file descriptor (a test runner's capture): nothing flushes it at exit
+        raise ProvisionError(
+            "stdout was closed before provision's output was written to it (the reading end of the pipe exited), "
+            "so the output was not delivered; run again with stdout going to a file or to sops, or use "
+            "--secret-file"
+        ) from None
 
 
 def ask(question: str) -> bool:

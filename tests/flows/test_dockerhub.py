@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from tests.helpers import helm_merge, validate_hub_values
 from tests.servers.dockerhub import FakeDockerHub, RateLimited, ResetAfter, Status
 
 PASSWORD = DOCKERHUB_PASSWORD
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 class Outcome:
@@ -181,3 +186,30 @@ def test_non_owner_gets_a_way_out(hub: FakeDockerHub) -> None:
     outcome = provision(hub, username="bob", secret="bob-pw")
     assert isinstance(outcome.error, DockerHubError) and outcome.error.status == 403
     assert "owner of 'myorg'" in str(outcome.error)
+
+
+def _run_with_stdout_closed(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child whose stdout is a pipe nobody reads any more (`provision … | head -c 0`)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "provision", *args], stdout=write_end, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **env, "PYTHONPATH": str(SRC)}, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+
+
+def test_a_token_not_delivered_because_stdout_closed_is_deleted_again(hub: FakeDockerHub) -> None:
+    env = {"DOCKERHUB_USERNAME": "alice", "DOCKERHUB_TOKEN": PASSWORD}
+    args = ["dockerhub", "--namespace", "myorg", "--org", "--cluster", "c1", "--hub", "staging",
+            "--api-url", hub.url]  # fmt: skip
+    closed = _run_with_stdout_closed(args, env)
+    assert closed.returncode == 1, closed.stderr
+    assert "stdout was closed" in closed.stderr and "Traceback" not in closed.stderr
+    assert [t["token_label"] for t in hub.oats("myorg")] == []  # created, then deleted: no orphan
+    # Nothing is left half-done: the next run, with stdout read, creates the token and delivers it.
+    again = CliRunner().invoke(app, args, env=env)
+    assert again.exit_code == 0, again.stderr
+    assert yaml.safe_load(again.stdout)["binderhub-service"]
