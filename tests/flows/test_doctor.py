@@ -503,3 +503,43 @@ def test_a_cluster_yaml_the_deployer_cannot_use_is_an_error(tmp_path: Path, clus
     layout = [f for f in result.findings if f.code == "bad-cluster-layout"]
     assert [(f.severity, f.file, f.key) for f in layout] == [("error", "cluster.yaml", key)]
     assert result.has_errors and layout[0].message.startswith(f"cluster.yaml: {key} is ")
+
+
+def test_real_2i2c_shapes_that_are_not_problems(tmp_path: Path) -> None:
+    """Two shapes from the real 2i2c tree: an API key read from the environment (`{env:NAME}`, jupyter-ai and
+    opencode settings) is no plaintext secret, and `choices: {}` beside an enabled unlisted_choice is a free-text
+    option fancy-profiles draws."""
+    folder = _cluster(
+        tmp_path,
+        {
+            "cluster.yaml": CLUSTER_TWO_HUBS,
+            "common.values.yaml": """\
+                jupyterhub:
+                  singleuser:
+                    extraFiles:
+                      opencode:
+                        data:
+                          provider:
+                            openai:
+                              options:
+                                apiKey: "{env:OPENAI_API_KEY}"
+                                api_key: "${OPENAI_API_KEY}"
+                    profileList:
+                      - display_name: Any image
+                        slug: any
+                        default: true
+                        profile_options:
+                          image:
+                            display_name: Image
+                            choices: {}
+                            unlisted_choice:
+                              enabled: true
+                              display_name: Image
+                              kubespawner_override:
+                                image: "{value}"
+                """,
+            "a.values.yaml": "{}\n",
+            "b.values.yaml": "{}\n",
+        },
+    )
+    assert [_row(f) for f in run(folder).findings] == []

@@ -72,6 +72,8 @@ def check_choices(hub: Hub, option: Any, *, key: str) -> None:
     """A profile option must offer choices with one default (charts.md §4)."""
     where = ("jupyterhub", "singleuser", "profileList")
     choices = get_path(option, "choices")
+    if isinstance(choices, Mapping) and not choices and get_path(option, "unlisted_choice", "enabled") is True:
+        return  # `choices: {}` with a free-text field: fancy-profiles draws the field alone (2i2c hubs do this)
     if not isinstance(choices, Mapping) or not choices:
         hub.add(
             "error",

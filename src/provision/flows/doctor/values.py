@@ -9,6 +9,9 @@ from typing import Any
 ENC = re.compile(r"ENC\[[A-Z0-9_]+,data:.*,type:(\w+)\]", re.S)
 # A stand-in such as `<set-in-encrypted-values>`, meant to be overridden by an encrypted file (projectpythia).
 PLACEHOLDER = re.compile(r"<[^<>\n]*>")
+# A value that names where the secret comes from instead of holding it: `{env:OPENAI_API_KEY}` (jupyter-ai and
+# opencode settings on 2i2c hubs) or `${OPENAI_API_KEY}`: read from the environment at run time.
+ENV_REFERENCE = re.compile(r"\$?\{(?:env:)?[A-Za-z_][A-Za-z0-9_]*\}")
 # Key names (lower-case, without `_` and `-`) whose values are credentials. "password" also matches any name ending
 # in it (adminPassword). Bare "token" is left out: too many non-secret keys use it.
 SECRET_NAMES = frozenset(
@@ -74,5 +77,8 @@ def plaintext_secrets(doc: Any, path: str = "") -> Iterator[str]:
         if isinstance(value, (Mapping, list)):
             yield from plaintext_secrets(value, where)
         elif not isinstance(doc, list) and _secret_name(key):
-            if text(value) is not None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            readable = text(value)
+            if readable is not None and ENV_REFERENCE.fullmatch(readable):
+                continue
+            if readable is not None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
                 yield where
