@@ -325,3 +325,20 @@ def test_stdout_mode_takes_the_chart_of_the_named_cluster(env: Env, monkeypatch:
     credentials = secret["basehub"]["binderhub-service"]["buildPodsRegistryCredentials"]
     assert credentials["password"] == env.state_keys()["hub1"]
     assert "chart daskhub, from config/clusters/c1/cluster.yaml" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("project", "prefix"),
+    [
+        ("proj-1", "us-central1-docker.pkg.dev/proj-1/staging-registry/"),
+        ("example.com:proj", "us-central1-docker.pkg.dev/example.com/proj/staging-registry/"),  # domain-scoped
+    ],
+)
+def test_image_prefix_of_plain_and_domain_scoped_projects(project: str, prefix: str) -> None:
+    from provision.flows.gcp import registry_for
+    from provision.gcp import RepositoryRef
+
+    registry = registry_for("staging", project_id=project, region="us-central1", key="k")
+    assert registry.image_prefix == prefix
+    # verify reads the prefix back to the same project (Artifact Registry's resource name keeps the colon)
+    assert RepositoryRef.from_image_prefix(prefix).project == project

@@ -174,12 +174,15 @@ def _tfvars_named_in_cluster_yaml(cluster: str) -> str | None:
 def registry_for(name: str, *, project_id: str, region: str, key: str) -> HubRegistry:
     """Artifact Registry: username `_json_key`, password the whole JSON key; pulls need no secret on GCP."""
     host = f"{region}-docker.pkg.dev"
+    # A domain-scoped project `example.com:proj` is written `example.com/proj` in image paths (Google's docs on
+    # Artifact Registry repository paths); a colon there would be read as a port or a tag.
+    path_project = project_id.replace(":", "/", 1)
     return HubRegistry(
         kind="artifact-registry",
         server=f"https://{host}",
         username="_json_key",
         password=key,
-        image_prefix=f"{host}/{project_id}/{name}-registry/",
+        image_prefix=f"{host}/{path_project}/{name}-registry/",
     )
 
 
