@@ -344,6 +344,8 @@ def test_the_unlisted_rule_accepts_every_image_binderhub_builds(kind: str, data:
         "pangeo/pangeo-notebook:tag with space",
         "host:5000:tag",
         "",
+        "Pangeo/Notebook:1",  # repository names are lower-case references
+        "quay.io/Org/image:1",
     ],
 )
 def test_the_unlisted_rule_refuses_untagged_and_spaced_values(value: str) -> None:
@@ -356,8 +358,9 @@ def test_no_value_with_whitespace_passes(value: str) -> None:
 
 
 def test_the_rule_means_the_same_in_the_browser() -> None:
-    """fancy-profiles checks the field with JavaScript's `new RegExp(rule, "g").test(value)` (node is on the
-    machine): the same verdicts as KubeSpawner's re.match, for names that pass and names that do not."""
+    """fancy-profiles checks the field with JavaScript's `new RegExp(rule, "g").test(value)` and the field's HTML
+    `pattern` (node, from scripts/install-nodejs): the same verdicts as KubeSpawner's re.match, for names that pass
+    and names that do not."""
     import json
     import shutil
     import subprocess
@@ -373,12 +376,22 @@ def test_the_rule_means_the_same_in_the_browser() -> None:
         "pangeo notebook:1",
         "img:tag\n",
         "host:5000:tag",
+        "Pangeo/Notebook:1",
+        "pangeo/notebook:Tag_1",
+        "a/b/c:1.2-x",
     ]
+    # The HTML `pattern` attribute: browsers compile it with the v flag, which is stricter (an unescaped `/` or `-`
+    # in a class is a SyntaxError, and an invalid pattern is ignored: the form would accept anything).
     script = "const [rule, values] = JSON.parse(process.argv[1]);" \
-        "console.log(JSON.stringify(values.map(v => new RegExp(rule, 'g').test(v))));"  # fmt: skip
+        "const html = new RegExp('^(?:' + rule + ')$', 'v');" \
+        "const js = values.map(v => new RegExp(rule, 'g').test(v));" \
+        "console.log(JSON.stringify([js, values.map(v => html.test(v))]));"  # fmt: skip
     out = subprocess.run([node, "-e", script, json.dumps([IMAGE_RULE.pattern, values])], capture_output=True, text=True,
-                         check=True, timeout=30)  # fmt: skip
-    assert json.loads(out.stdout) == [re.match(IMAGE_RULE.pattern, v) is not None for v in values]
+                         check=False, timeout=30)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    python = [re.match(IMAGE_RULE.pattern, v) is not None for v in values]
+    assert json.loads(out.stdout) == [python, python]
+    assert python == [True, True, True, True, False, False, False, False, False, True, True]
 
 
 @pytest.mark.parametrize(

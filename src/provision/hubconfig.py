@@ -18,13 +18,18 @@ Chart = Literal["basehub", "daskhub", "z2jh"]
 CHARTS: tuple[Chart, ...] = ("basehub", "daskhub", "z2jh")
 # The z2jh chart's pull secret, with its default empty fullnameOverride; dask pods reference it by name.
 PULL_SECRET_NAME = "image-pull-secret"
-# The unlisted-choice rule, applied by fancy-profiles in the browser (JavaScript `new RegExp(rule, "g").test`) and by
+# The unlisted-choice rule, applied by fancy-profiles in the browser (JavaScript `new RegExp(rule, "g").test`, and
+# as the field's HTML `pattern`, which browsers compile as `new RegExp("^(?:" + rule + ")$", "v")`) and by
 # KubeSpawner on the hub (Python `re.match`) to a typed image and to the image BinderHub built. It requires a tag
-# (`:` then Docker's tag grammar, after the last `/`) and no whitespace; a `:port` is allowed on the host only, so an
-# untagged `host:5000/team/image` is refused. Every name BinderHub builds (`<image_prefix><slug>:<ref>` on quay.io,
-# Artifact Registry, Docker Hub or a `host:port` registry) fits. `$(?!\n)`: Python's `$` also matches before a
-# trailing newline; JavaScript has no `\Z`.
-IMAGE_RULE = re.compile(r"^[^\s/:]+(?::[0-9]+/[^\s/:]+)?(?:/[^\s/:]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$(?!\n)")
+# (`:` then Docker's tag grammar, after the last `/`), lower-case repository names (an image reference's path is
+# lower-case: `Pangeo/Notebook:1` cannot be pulled) and no whitespace; a `:port` is allowed on the host only, so an
+# untagged `host:5000/team/image` is refused. Every name BinderHub builds (`<image_prefix><slug>:<ref>`, which it
+# lower-cases, on quay.io, Artifact Registry, Docker Hub or a `host:port` registry) fits. Under the `v` flag `/` and
+# `-` inside a class must be escaped (`\/`, `\-`), which Python reads the same. `$(?!\n)`: Python's `$` also
+# matches before a trailing newline; JavaScript has no `\Z`.
+IMAGE_RULE = re.compile(
+    r"^[a-z0-9._\-]+(?::[0-9]+\/[a-z0-9._\-]+)?(?:\/[a-z0-9._\-]+)*:[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$(?!\n)"
+)
 IMAGE_RULE_MESSAGE = "Must be an image name with a tag, e.g. quay.io/org/image:tag, and no spaces"
 SLUG_RULE = re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?")
 
