@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import requests
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
+
+from provision.errors import ProvisionError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,61 @@ class Unreachable(Exception):
 
 class DeadlinePassed(Exception):
     """The command's deadline passed before a call could be sent."""
+
+
+class SlowAnswer(ProvisionError):
+    """The server was answering, but the body did not arrive before the command's deadline."""
+
+
+class AnswerTooLarge(ProvisionError):
+    """The body is larger than any answer of the API could be: not read whole (memory), not used."""
+
+
+# API answers (Quay, Docker Hub, registry tokens) are a few KiB; a page of a long listing some hundred KiB.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def read_body(
+    response: requests.Response, *, where: str, deadline: Deadline | None, limit: int = MAX_ANSWER_BYTES
+) -> None:
+    """Read a `stream=True` response's body into it under the deadline and the size cap (`response.content` then
+    works as usual). requests' read timeout bounds each socket read, not the body: a server sending one byte a
+    second would hold a call for as long as it likes. Each read returns what one socket read brought (read1), so
+    the deadline is looked at least once per read timeout. Raises SlowAnswer or AnswerTooLarge (body closed)."""
+    raw = response.raw
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            if deadline is not None and deadline.remaining() <= 0:
+                raise SlowAnswer(
+                    f"{where}: the server answered HTTP {response.status_code} but sent the body too slowly: the "
+                    f"deadline of {deadline.seconds:g} s ran out after {size} bytes. Try again later, or raise "
+                    "--deadline if the server is known to be slow"
+                )
+            try:
+                chunk = raw.read1(_CHUNK, decode_content=True)
+            except ReadTimeoutError as exc:
+                if deadline is not None and deadline.remaining() <= 0.05:
+                    continue  # the read was cut to the deadline: say so above, not "read timed out"
+                raise requests.ReadTimeout(exc) from exc
+            except (ProtocolError, DecodeError) as exc:
+                raise requests.ConnectionError(exc) from exc
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise AnswerTooLarge(
+                    f"{where}: the answer is larger than {limit // (1024 * 1024)} MiB, far more than this API sends; "
+                    "it was not read further. Check that the URL names the right server"
+                )
+            chunks.append(chunk)
+    except BaseException:
+        response.close()
+        raise
+    response._content = b"".join(chunks)  # what requests itself stores after reading a body
+    response._content_consumed = True  # type: ignore[attr-defined]
 
 
 class Deadline:
@@ -135,7 +192,8 @@ def send(
             raise Unreachable(DeadlinePassed(), attempt - 1, deadline=deadline)
         call_timeout = timeout if left is None else (min(timeout[0], left), min(timeout[1], left))
         try:
-            response = session.request(method, url, timeout=call_timeout, allow_redirects=False, **kwargs)
+            response = session.request(method, url, timeout=call_timeout, allow_redirects=False, stream=True, **kwargs)
+            read_body(response, where=where, deadline=deadline)
         except (requests.ConnectionError, requests.Timeout) as exc:
             waited = call_timeout[0] if isinstance(exc, requests.ConnectTimeout) else call_timeout[1]
             limit = timeout[0] if isinstance(exc, requests.ConnectTimeout) else timeout[1]

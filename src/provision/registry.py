@@ -134,7 +134,9 @@ class RegistryClient:
             timeout = self._timeout if self._deadline is None else self._deadline.cut(self._timeout)
             try:
                 with self._limiter.request(url, timeout=self._left()):
-                    response = self._session.get(url, timeout=timeout, allow_redirects=True, **kwargs)
+                    response = self._session.get(url, timeout=timeout, allow_redirects=True, stream=True, **kwargs)
+                    # A slow or endless body is bounded too (the deadline and a size cap), not only each read.
+                    httpretry.read_body(response, where=where, deadline=self._deadline)
             except SlotTimeout:
                 raise self._passed(f"{where} waited for a free request slot to {host_key(url)}", url) from None
             except requests.RequestException as exc:
