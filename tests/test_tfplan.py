@@ -49,6 +49,14 @@ resource "terraform_data" "via_local" {
   for_each = local.readers
   input    = each.value
 }
+# one instance per registry and per disk (2i2c's hub-keyed permissions merged in): not all registries, so foreign
+resource "terraform_data" "mixed" {
+  for_each = merge(
+    { for cr in var.container_repos : cr => "registry" },
+    { for hub, size in var.persistent_disks : hub => size },
+  )
+  input    = each.value
+}
 # the list handed to a module, and a module instantiated per entry
 module "passed" {
   source = "./child"
@@ -132,6 +140,7 @@ def test_scope_splits_by_resource_not_by_key(plan: dict[str, Any]) -> None:
     ]
     assert sorted(c.address for c in scope.foreign) == [
         'module.passed.terraform_data.from_other["staging"]',  # fed by persistent_disks
+        'terraform_data.mixed["staging"]',  # container_repos merged with persistent_disks: not only registries
         'terraform_data.nfs_homedirs["staging"]',  # same key, not a registry
         'terraform_data.via_local["staging/reader"]',  # through a local: not provable, so refused
     ]
@@ -227,3 +236,21 @@ def test_actions_and_other_hubs() -> None:
 )
 def test_parse_module_address(address: str, steps: list[tuple[str, object]]) -> None:
     assert tfplan.parse_module_address(address) == steps
+
+
+def test_a_for_each_mixing_container_repos_with_another_map_is_not_a_registry_resource() -> None:
+    """2i2c-shaped: one resource per registry *and* per hub permission. Its instances are not all registries, so a
+    pending permission change for a hub is foreign to `provision gcp` (refused), not applied with the registry."""
+    configuration = {
+        "root_module": {
+            "resources": [
+                {"address": "g.repo", "mode": "managed", "type": "g", "name": "repo",
+                 "for_each_expression": {"references": ["var.container_repos"]}},
+                {"address": "g.iam", "mode": "managed", "type": "g", "name": "iam",
+                 "for_each_expression": {"references": ["var.container_repos", "var.hub_cloud_permissions"]}},
+                {"address": "g.key", "mode": "managed", "type": "g", "name": "key",
+                 "for_each_expression": {"references": ["g.repo", "each.key"]}},
+            ]  # fmt: skip
+        }
+    }
+    assert tfplan.registry_resources(configuration) == frozenset({"g.repo", "g.key"})

@@ -109,6 +109,18 @@ def _derives(references: Iterable[str], sources: set[str]) -> bool:
     return False
 
 
+# References that carry no data of their own into a for_each (functions are not references at all).
+_NEUTRAL = ("each.", "count.", "path.", "terraform.")
+
+
+def _derives_only(references: Iterable[str], sources: set[str]) -> bool:
+    """Whether the references derive from `sources` and from nothing else: a for_each that merges container_repos
+    with another hub-keyed map (`merge({for cr in var.container_repos: …}, {for hub, p in var.hub_permissions:
+    …})`) has instances that are not registries, whose changes must be judged as foreign (the safe side)."""
+    refs = [ref for ref in references if not ref.startswith(_NEUTRAL)]
+    return bool(refs) and all(_derives([ref], sources) for ref in refs)
+
+
 def _refs(block: Mapping[str, Any] | None) -> list[str]:
     return [str(r) for r in ((block or {}).get("references") or [])]
 
@@ -130,7 +142,7 @@ def _walk(module: Mapping[str, Any], prefix: str, sources: set[str], everything:
             address = _resource_address(resource)
             if address in registry:
                 continue
-            if everything or _derives(_refs(resource.get("for_each_expression")), sources | registry):
+            if everything or _derives_only(_refs(resource.get("for_each_expression")), sources | registry):
                 registry.add(address)
                 changed = True
     found.update(f"{prefix}{address}" for address in registry)
