@@ -260,3 +260,33 @@ def test_terraform_children_get_no_provision_api_credentials(tmp_path: Path) -> 
     assert "KEEP" in names and not {"QUAY_TOKEN", "DOCKERHUB_TOKEN", "DOCKERHUB_USERNAME"} & names
     runner = Terraform(str(binary), tmp_path, env=env)
     assert "KEEP" in runner.env and not {"QUAY_TOKEN", "DOCKERHUB_TOKEN", "DOCKERHUB_USERNAME"} & set(runner.env)
+
+
+# What the Google provider reports when the organization forbids keys (the error text Google's API returns).
+KEY_POLICY_FAILURE = """\
+terraform {}
+resource "terraform_data" "registry_sa_key" {
+  provisioner "local-exec" {
+    command = <<-EOT
+      echo 'Error creating service account key: googleapi: Error 400:' >&2
+      echo 'Key creation is not allowed on this service account.' >&2
+      echo '  type: constraints/iam.disableServiceAccountKeyCreation' >&2
+      exit 1
+    EOT
+  }
+}
+"""
+
+
+def test_a_key_blocked_by_organization_policy_is_explained(tofu: str, tmp_path: Path) -> None:
+    (tmp_path / "main.tf").write_text(KEY_POLICY_FAILURE)
+    tf = Terraform(tofu, tmp_path)
+    tf.init()
+    (tmp_path / "empty.tfvars").write_text("")
+    plan = tf.plan(var_file=tmp_path / "empty.tfvars", plan_file=tmp_path / "tfplan")
+    with pytest.raises(TerraformError) as failed:
+        tf.apply(plan.plan_file)
+    message = str(failed.value)
+    assert "organization policy iam.disableServiceAccountKeyCreation" in message
+    assert "Organization Policy Administrator" in message
+    assert "gcloud resource-manager org-policies disable-enforce iam.disableServiceAccountKeyCreation" in message

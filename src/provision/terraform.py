@@ -89,6 +89,35 @@ class TerraformError(ProvisionError):
         self.stderr_tail = stderr_tail
 
 
+# Google's answer when an organization policy forbids service account keys (enforced by default on organizations
+# created since 3 May 2024): "Key creation is not allowed on this service account." with the violated constraint.
+KEY_POLICY_MARKERS = ("Key creation is not allowed on this service account", "disableServiceAccountKeyCreation")
+
+
+def key_policy_hint(texts: Iterable[str]) -> str | None:
+    """The way out when Google refused to create a service account key for an organization policy, else None."""
+    text = " ".join(texts)
+    if not any(marker in text for marker in KEY_POLICY_MARKERS):
+        return None
+    managed = "iam.managed.disableServiceAccountKeyCreation" in text
+    constraint = "iam.managed.disableServiceAccountKeyCreation" if managed else "iam.disableServiceAccountKeyCreation"
+    command = (
+        "`gcloud org-policies set-policy FILE` with a policy for projects/PROJECT/policies/"
+        "iam.managed.disableServiceAccountKeyCreation whose rule is `enforce: false`"
+        if managed
+        else "`gcloud resource-manager org-policies disable-enforce iam.disableServiceAccountKeyCreation "
+        "--project=PROJECT`"
+    )
+    return (
+        f"Google refused to create the registry's service account key: the organization policy {constraint} "
+        "forbids service account keys (enforced by default on Google Cloud organizations created since May 2024), "
+        "and BinderHub pushes with a JSON key. Someone with the Organization Policy Administrator role "
+        f"(roles/orgpolicy.policyAdmin, granted at the organization) can make an exception for this project: "
+        f"{command}; then run the same provision command again. Otherwise use a registry that needs no Google key "
+        "(provision quay or provision dockerhub)"
+    )
+
+
 @dataclass(frozen=True)
 class PlannedChange:
     address: str
@@ -267,6 +296,7 @@ class Terraform:
                 f"`{self.display([a for a in args[:2] if not a.startswith('-')])}` failed with exit code {code}",
                 cmd=argv, returncode=code, diagnostics=diagnostics,
                 stderr_tail="" if secret else tail,
+                hint=key_policy_hint([stderr, *(f"{d.summary} {d.detail}" for d in diagnostics)]),
             )  # fmt: skip
         return code, events, "".join(text_lines)
 
