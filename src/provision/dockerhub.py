@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 import requests
 from urllib3.util.retry import Retry
 
-from provision import __version__, httpretry
+from provision import __version__, answers, httpretry
 from provision.errors import ProvisionError
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,13 @@ class AccessToken:
             created_at=created if isinstance(created, str) else None,
             last_used=used if isinstance(used, str) else None,
         )
+
+
+    @classmethod
+    def created(cls, kind: TokenKind, data: dict[str, Any]) -> AccessToken:
+        """A token just created: its secret must be there, as text without control characters."""
+        answers.secret_text(data.get("token"), field="token")
+        return cls.from_dict(kind, data)
 
 
 def _message(response: requests.Response) -> str:
@@ -140,7 +147,13 @@ class DockerHubClient:
 
     def _check(self, response: requests.Response, method: str, path: str) -> Any:
         if 200 <= response.status_code < 300:
-            return response.json() if response.content else None
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                # Not JSON: said as the server's fault where the body is read (answers.parse).
+                return response.content.decode("utf-8", errors="replace")
         status, message = response.status_code, _message(response)
         hint = None
         if status == 401:
@@ -172,7 +185,8 @@ class DockerHubClient:
         tokens: list[AccessToken] = []
         next_url: str | None = f"{path}?page=1&page_size=100"
         while next_url:
-            data = self._call("GET", next_url)
+            data = answers.parse(dict, self._call("GET", next_url), server=f"Docker Hub at {self.api_url}",
+                                 call=f"GET {next_url.split('?')[0]}")  # fmt: skip
             tokens += [AccessToken.from_dict(kind, t) for t in data.get("results") or [] if isinstance(t, dict)]
             next_url = data.get("next") if isinstance(data.get("next"), str) else None
         return tokens
@@ -205,7 +219,8 @@ class DockerHubClient:
                 log.debug("token %s landed without its answer; replacing it", result.id)
                 self.delete_token(result, org=org)
                 continue
-            created = AccessToken.from_dict(kind, self._check(result, "POST", path))
+            created = answers.parse(lambda body: AccessToken.created(kind, body), self._check(result, "POST", path),
+                                    server=f"Docker Hub at {self.api_url}", call=f"POST {path}")  # fmt: skip
             if created.secret is None:
                 raise DockerHubError("Docker Hub's answer holds no token secret", method="POST", path=path)
             return created

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import requests
 from urllib3.util.retry import Retry
 
-from provision import __version__, httpretry
+from provision import __version__, answers, httpretry
 from provision.errors import ProvisionError
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ class User:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> User:
         orgs = tuple(o["name"] for o in data.get("organizations") or () if isinstance(o, dict) and "name" in o)
+        if not isinstance(data["username"], str):
+            raise TypeError("username is not a string")
         return cls(username=data["username"], organizations=orgs)
 
 
@@ -83,7 +85,9 @@ class Robot:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Robot:
-        return cls(name=data["name"], token=data.get("token") or "")
+        token = data.get("token")
+        # A robot listed without its token (a read that may not see it) has none; one that has it must be text.
+        return cls(name=str(data["name"]), token="" if token is None else answers.secret_text(token, field="token"))
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,9 @@ class QuayClient:
         self._check(response, method, path)
         return True
 
+    def _model(self, build: Callable[[Any], T], body: Any, method: str, path: str) -> T:
+        return answers.parse(build, body, server=f"Quay at {self.api_url}", call=f"{method} /api/v1{path}")
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._request(method, path, **kwargs)
         assert isinstance(response, requests.Response)
@@ -276,7 +283,7 @@ class QuayClient:
     def get_user(self) -> User:
         """The token's user. Raises QuayError when the token is invalid, expired or has no user scope."""
         try:
-            return User.from_dict(self._call("GET", "/user/"))
+            return self._model(User.from_dict, self._call("GET", "/user/"), "GET", "/user/")
         except QuayError as exc:
             if exc.status == 401:
                 raise QuayError(
@@ -296,7 +303,7 @@ class QuayClient:
         assert isinstance(response, requests.Response)
         if response.status_code == 404:
             return None
-        return Organization.from_dict(self._check(response, "GET", path))
+        return self._model(Organization.from_dict, self._check(response, "GET", path), "GET", path)
 
     def get_robot(self, org: str, short: str) -> Robot | None:
         """The robot with its token, or None when it does not exist (Quay answers 400, not 404)."""
@@ -305,7 +312,7 @@ class QuayClient:
         assert isinstance(response, requests.Response)
         if response.status_code in (400, 404) and "could not find robot" in error_message(response)[0].lower():
             return None
-        return Robot.from_dict(self._check(response, "GET", path))
+        return self._model(Robot.from_dict, self._check(response, "GET", path), "GET", path)
 
     def user_exists(self, name: str) -> bool:
         """Whether a Quay user of that name exists (GET /users/{name}: 404 for unknown names, orgs and robots)."""
@@ -319,7 +326,11 @@ class QuayClient:
         if response.status_code == 404:
             return None
         data = self._check(response, "GET", path)
-        return [TeamMember.from_dict(m) for m in data.get("members", []) if isinstance(m, dict)]
+
+        def members(body: dict[str, Any]) -> list[TeamMember]:
+            return [TeamMember.from_dict(m) for m in body.get("members") or [] if isinstance(m, dict)]
+
+        return self._model(members, data, "GET", path)
 
     # --- writes ----------------------------------------------------------------------------------------------
 
@@ -360,7 +371,7 @@ class QuayClient:
             return result
         assert isinstance(result, requests.Response)
         try:
-            return Robot.from_dict(self._check(result, "PUT", path))
+            return self._model(Robot.from_dict, self._check(result, "PUT", path), "PUT", path)
         except QuayError as exc:
             if "existing robot" in str(exc).lower():
                 # Created meanwhile (another run): reuse it, never regenerate implicitly.
@@ -383,7 +394,7 @@ class QuayClient:
         if isinstance(result, Robot):
             return result
         assert isinstance(result, requests.Response)
-        return Robot.from_dict(self._check(result, "POST", path))
+        return self._model(Robot.from_dict, self._check(result, "POST", path), "POST", path)
 
     def put_team(self, org: str, team: str, *, role: str, description: str = "") -> None:
         """Create the team, or set its role (an idempotent PUT)."""
@@ -405,7 +416,7 @@ class QuayClient:
             return result
         assert isinstance(result, requests.Response)
         try:
-            return TeamMember.from_dict(self._check(result, "PUT", path))
+            return self._model(TeamMember.from_dict, self._check(result, "PUT", path), "PUT", path)
         except QuayError as exc:
             if "already a member" in str(exc):
                 return TeamMember(name=name, is_robot="+" in name, invited=False)

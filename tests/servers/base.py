@@ -107,6 +107,15 @@ def route_pattern(template: str) -> re.Pattern[str]:
 
 
 @dataclass(frozen=True)
+class Raw:
+    """Answer with these exact bytes (an HTML page, invalid UTF-8): a server that answers wrong; not handled."""
+
+    code: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class Response:
     status: int
     body: bytes = b""
@@ -272,7 +281,9 @@ class FakeApi(LoopbackServer):
 
     def _fault_response(self, fault: object) -> Response:
         """The answer to a fault that answers instead of handling the request: a ``Status`` (its body, else the
-        server's ``_error_response``, with Retry-After if given) or a kind of the subclass's own."""
+        server's ``_error_response``, with Retry-After if given), a ``Raw`` body, or a kind of the subclass's own."""
+        if isinstance(fault, Raw):
+            return Response(fault.code, fault.body, (("Content-Type", fault.content_type),))
         if not isinstance(fault, Status):
             return self._own_fault_response(fault)
         retry = (("Retry-After", fault.retry_after),) if fault.retry_after is not None else ()
