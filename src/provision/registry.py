@@ -11,10 +11,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-from provision import __version__, httpretry
+from provision import __version__, endpoints, httpretry
 from provision.errors import ProvisionError
 from provision.hostlimit import MAX_429_ATTEMPTS, HostLimiter, SlotTimeout, host_key, retry_after_seconds
 
@@ -195,6 +196,7 @@ class RegistryClient:
         if "service" in self._challenge.params:
             params.append(("service", self._challenge.params["service"]))
         params += [("scope", scope) for scope in scopes]
+        self._check_realm(realm)
         response = self._get(realm, params=params, auth=self._auth)
         if response.status_code != 200:
             return response.status_code, None
@@ -204,6 +206,20 @@ class RegistryClient:
             raise RegistryError(f"the token service {realm} did not answer JSON", url=realm) from None
         token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         return 200, token if isinstance(token, str) else None
+
+    def _check_realm(self, realm: str) -> None:
+        """The token service gets the user name and password: never over plain HTTP from an https registry, nor
+        over plain HTTP to another machine (a registry names any realm it likes)."""
+        parts = urlsplit(realm)
+        log.debug("token service of %s: %s://%s", self.url, parts.scheme, parts.netloc)
+        registry_https = urlsplit(self.url).scheme == "https"
+        if parts.scheme != "https" and (registry_https or not endpoints.is_loopback(parts.hostname or "")):
+            raise RegistryError(
+                f"the registry {self.url} sends its clients to the token service {parts.scheme}://{parts.netloc}, "
+                "which is not HTTPS: the registry credentials would cross the network unencrypted, so they were "
+                "not sent. Fix the registry's token realm (auth.token.realm) to use https",
+                url=self.url,
+            )
 
     def check_credentials(self, scopes: Sequence[str] = ()) -> CredentialResult:
         """Whether the registry accepts the credentials, following its challenge (Basic, or a Bearer token).
