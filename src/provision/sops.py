@@ -262,6 +262,15 @@ def _failure(command: str, code: int, stderr: str, *, target: Path, config: Conf
         if command == "encrypt"
         else (f"sops found no file {target}", None),
     }
+    groups = _key_groups(target) if code == 128 else None
+    if groups is not None:
+        threshold, count = groups
+        return (
+            f"cannot {verb} {target}: its data key is split across {count} key groups and needs keys of {threshold} "
+            f"of them (shamir_threshold {threshold}); yours unlock fewer",
+            f"get identities for at least {threshold} of its {count} key groups (age, PGP or KMS access), or have "
+            "someone who holds them run provision",
+        )
     if code in by_code:
         return by_code[code]
     if code == 2 and command == "encrypt":
@@ -288,6 +297,13 @@ def _failure(command: str, code: int, stderr: str, *, target: Path, config: Conf
             f"{target} has no sops metadata (it is not encrypted)",
             "if this file was committed in plaintext, rotate the secrets it contains, then encrypt it with sops",
         )
+    if code == 1 and "error loading config" in stderr and ("unmarshal" in stderr or "Could not" in stderr):
+        detail = stderr.strip().splitlines()[0].removeprefix("error loading config: ")
+        return (
+            f"the sops configuration {config.path} is invalid ({detail[:200]}), so sops cannot choose keys for "
+            f"{target}",
+            f"fix {config.path}: `creation_rules` must be a list of rules, each with a path_regex and keys",
+        )
     if code == 1 and "unmarshalling" in stderr:
         return f"sops could not parse {target} (not valid YAML)", "fix the file's YAML, or restore it from git"
     if code == 1 and ("Could not generate data key" in stderr or "Bech32" in stderr):
@@ -298,6 +314,31 @@ def _failure(command: str, code: int, stderr: str, *, target: Path, config: Conf
             "must be age1... public keys",
         )
     return f"sops {command} on {target} failed (exit code {code})", None
+
+
+def _key_groups(target: Path) -> tuple[int, int] | None:
+    """(shamir_threshold, number of key groups) of an encrypted file that splits its data key, else None."""
+    import json
+    import re
+
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.search(r"^\s*shamir_threshold:\s*(\d+)\s*$", text, re.M)
+    if target.suffix == ".json":
+        try:
+            meta = json.loads(text).get("sops") or {}
+        except (ValueError, AttributeError):
+            return None
+        threshold, groups = meta.get("shamir_threshold"), meta.get("key_groups")
+        if isinstance(threshold, int) and isinstance(groups, list) and len(groups) > 1:
+            return threshold, len(groups)
+        return None
+    count = len(re.findall(r"^\s*-\s*(?:age|pgp|kms|gcp_kms|azure_kv|hc_vault|hckms):", text, re.M))
+    if match is None or count < 2:
+        return None
+    return int(match.group(1)), count
 
 
 class Sops:

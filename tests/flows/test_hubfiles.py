@@ -381,6 +381,11 @@ def test_key_groups_and_shamir_threshold_are_kept(repo: Repo, tmp_path: Path) ->
          "--output", str(repo.secret)],
         input=plain.encode(), check=True, capture_output=True, env=sops_env(), cwd="/",
     )  # fmt: skip
+    before = repo.snapshot()
+    alone = repo.invoke(*repo.files_args())  # alice's key opens one group of the two the threshold needs
+    assert alone.exit_code == 1, alone.stderr
+    assert "split across 2 key groups and needs keys of 2 of them (shamir_threshold 2)" in alone.stderr
+    assert repo.quay.writes() == [] and repo.snapshot() == before
     both = tmp_path / "alice+carol.txt"
     both.write_text(repo.alice.identity_file.read_text() + repo.carol.identity_file.read_text())
     result = repo.invoke(*repo.files_args(), env=repo.env(SOPS_AGE_KEY_FILE=str(both)))
@@ -626,6 +631,17 @@ def test_a_secret_left_in_plaintext_by_sops_is_never_written(repo: Repo) -> None
     assert result.exit_code == 1, result.stderr
     assert "in plaintext" in result.stderr and "was not written" in result.stderr
     assert repo.snapshot() == before
+
+
+def test_an_invalid_sops_config_is_named_as_the_problem(repo: Repo) -> None:
+    config = repo.root / ".sops.yaml"
+    config.write_text("creation_rules: 5\n")
+    repo.secret.unlink()
+    result = repo.invoke(*repo.files_args())
+    assert result.exit_code == 1, result.stderr
+    assert f"the sops configuration {config} is invalid" in result.stderr
+    assert "`creation_rules` must be a list of rules" in result.stderr
+    assert repo.quay.writes() == []
 
 
 def test_sops_runs_without_provisions_api_credentials(repo: Repo, tmp_path: Path) -> None:
