@@ -644,6 +644,25 @@ def test_an_invalid_sops_config_is_named_as_the_problem(repo: Repo) -> None:
     assert repo.quay.writes() == []
 
 
+def test_rotating_a_robot_another_hub_pushes_with_is_refused(repo: Repo) -> None:
+    """A --shared-org hub of the same cluster.yaml pushes as the same robot: rotating it would lock that hub out."""
+    first = repo.invoke(*repo.files_args())
+    assert first.exit_code == 0, first.stderr
+    (repo.cluster_dir / "prod.values.yaml").write_text(
+        "binderhub-service:\n  buildPodsRegistryCredentials:\n    username: hubs+image_builder\n"
+    )
+    repo.cluster.write_text(repo.cluster.read_text() + "  - name: prod\n    helm_chart: basehub\n"
+                            "    helm_chart_values_files: [prod.values.yaml]\n")  # fmt: skip
+    token = repo.quay.robot_token("hubs", "image_builder")
+    before = repo.snapshot()
+    repo.quay.clear_log()
+    result = repo.invoke(*repo.files_args(), "--rotate")
+    assert result.exit_code == 2, result.stderr
+    assert "hubs prod of" in result.stderr and "hubs+image_builder" in result.stderr
+    assert repo.quay.writes() == [] and repo.quay.robot_token("hubs", "image_builder") == token
+    assert repo.snapshot() == before
+
+
 def test_sops_runs_without_provisions_api_credentials(repo: Repo, tmp_path: Path) -> None:
     """QUAY_TOKEN (and the Docker Hub login) stay in provision: sops, and anything it runs, never sees them."""
     wrapper, log = recording_sops(tmp_path / "rec")

@@ -80,6 +80,7 @@ def quay(
         )
         flow.validate(request)
         prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
+        flow.refuse_shared_rotation(request, prepared.files, reporter=reporter)
         result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deadline=deadline)
         if options.dry_run and email is None and request.host == "quay.io":
             if any(c.kind == "create_org" for c in result.plan.changes):

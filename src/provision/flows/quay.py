@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from urllib3.util.retry import Retry
@@ -15,6 +15,9 @@ from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 from provision.quay import TOKEN_HINT, Organization, QuayClient, QuayError, Robot, TeamMember
+
+if TYPE_CHECKING:
+    from provision.flows.hubfiles import FilesRequest
 
 TeamChoice = Literal["owners", "creator"]
 # owners is Quay's built-in admin team; creator may create and push new repositories and nothing else.
@@ -70,6 +73,28 @@ class QuayResult:
     applied: tuple[str, ...]
     member_report: tuple[str, ...]
     registry: HubRegistry  # password is empty on a dry run
+
+
+def refuse_shared_rotation(req: QuayRequest, files: FilesRequest, *, reporter: Reporter) -> None:
+    """`--rotate` regenerates the robot's one token: every other hub of the cluster.yaml that pushes as this robot
+    (a --shared-org hub) would get 401 until its secret file holds the new token. Refused before any change,
+    naming them; the same cluster.yaml lookup as `remove quay` (--cluster-config, else beside the hub's files)."""
+    from provision.flows.remove import other_hubs_using
+
+    if not req.rotate or req.hub is None:
+        return
+    beside = [f.parent / "cluster.yaml" for f in (files.values_file, files.secret_file) if f is not None]
+    configs = [files.cluster_config] if files.cluster_config is not None else [p for p in beside if p.is_file()]
+    for config in dict.fromkeys(configs):
+        others = other_hubs_using(config, req.hub, req.robot_full)
+        if others:
+            raise UsageError(
+                f"--rotate would regenerate the token of {req.robot_full}, which the hubs {', '.join(others)} of "
+                f"{config} also push with: their builds would fail (401) until their secret files hold the new "
+                "token, so nothing was changed. Give each hub its own robot (--robot), or rotate the shared robot "
+                "by hand and update every hub's secret file at once"
+            )
+        reporter.info(f"--rotate: no other hub of {config} pushes as {req.robot_full}")
 
 
 def validate(req: QuayRequest, *, removing: bool = False) -> None:
