@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import jsonschema
 import pytest
+import yaml
 
 from provision.hubconfig import HubRegistry, public_values, secret_key_paths, secret_values
 from tests.helpers import chart_schema, helm_merge, validate_hub_values
@@ -412,3 +415,28 @@ def test_images_file_fields_must_have_their_type(entry: str, message: str) -> No
     with pytest.raises(UsageError) as err:
         images_from_yaml(f"- {{slug: ok, image: 'o/o:1'}}\n- {entry}\n", source="f")
     assert str(err.value).startswith(message)
+
+
+def test_profile_updates_a_build_profile_the_hub_has_under_another_slug(tmp_path: Path) -> None:
+    """A hand-written build profile (slug `build`): `provision profile` updates it instead of adding a second."""
+    from typer.testing import CliRunner
+
+    from provision.cli import app
+
+    values = tmp_path / "staging.values.yaml"
+    values.write_text(
+        "jupyterhub:\n  singleuser:\n    profileList:\n"
+        "      - display_name: Bring your own image  # ours\n        slug: build\n        default: true\n"
+        "        profile_options:\n          image:\n            display_name: Image\n"
+        "            dynamic_image_building:\n              enabled: true\n"
+        "            unlisted_choice:\n              enabled: true\n"
+        "            choices:\n              pangeo:\n                display_name: Pangeo\n"
+        "                kubespawner_override: {image: 'pangeo/pangeo-notebook:2024.04.08'}\n"
+    )
+    result = CliRunner().invoke(app, ["profile", "--values-file", str(values), "--image", "r=rocker/binder:4.4"])
+    assert result.exit_code == 0, result.stderr
+    profiles = yaml.safe_load(values.read_text())["jupyterhub"]["singleuser"]["profileList"]
+    assert [p["slug"] for p in profiles] == ["build"]
+    assert profiles[0]["display_name"] == "Bring your own image" and profiles[0]["default"] is True
+    assert set(profiles[0]["profile_options"]["image"]["choices"]) == {"pangeo", "r"}
+    assert "# ours" in values.read_text()

@@ -337,6 +337,9 @@ def _profile_jupyterhub(profile: Profile, *, chart: Chart, existing: Mapping[str
         "slug": profile.slug,
         "description": profile.description,
     }
+    if isinstance(old_entry, Mapping) and old_entry.get("slug") != profile.slug:
+        # An existing build profile under its own slug: update it in place, keeping its name and description.
+        entry = {"slug": old_entry["slug"]}
     # Never a second default profile: KubeSpawner would take the first, fancy-profiles would mark another.
     if others_default:
         if isinstance(old_entry, Mapping) and old_entry.get("default"):
@@ -364,7 +367,18 @@ def _existing_profile(
     """This profile's entry in the existing values (or None), and whether another profile is the default."""
     profiles = [p for p in _profile_list(existing, chart=chart) if isinstance(p, Mapping)]
     mine = next((p for p in profiles if p.get("slug") == slug), None)
+    # A build profile the hub already has under another slug (written by hand, or 2i2c's `build`) is this one:
+    # a second would offer two build forms.
+    mine = mine or next((p for p in profiles if _builds_images(p) and isinstance(p.get("slug"), str)), None)
     return mine, any(p.get("default") for p in profiles if p is not mine)
+
+
+def _builds_images(profile: Mapping[str, Any]) -> bool:
+    """Whether a profile offers image building: an option with dynamic_image_building enabled (fancy-profiles)."""
+    options = profile.get("profile_options")
+    return isinstance(options, Mapping) and any(
+        get_path(option, "dynamic_image_building", "enabled") is True for option in options.values()
+    )
 
 
 def get_path(doc: Any, *keys: str) -> Any:
