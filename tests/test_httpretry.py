@@ -146,3 +146,25 @@ def test_a_huge_answer_is_not_held_in_memory(tmp_path: Path) -> None:
     assert code == 1, out.stderr
     assert "larger than 4 MiB" in out.stderr
     assert peak_kib < 100 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+def test_verify_against_a_body_sent_one_byte_a_second_ends_at_the_deadline(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from provision.cli import app
+
+    server = _RawServer(body_size=1000, per_second=1)
+    password = tmp_path / "pw"
+    password.write_text("build-pw\n")
+    host = server.url.split("://")[1]
+    try:
+        start = time.monotonic()
+        args = ["verify", "--server", server.url, "--username", "builder", "--password-file", str(password),
+                "--image-prefix", f"{host}/hubs/x-", "--deadline", "3"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        elapsed = time.monotonic() - start
+    finally:
+        server.stop()
+    assert elapsed < 5, elapsed
+    assert result.exit_code == 1, result.stderr
+    assert "too slowly" in result.stderr and "Traceback" not in result.stderr
