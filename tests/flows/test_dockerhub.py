@@ -213,3 +213,20 @@ def test_a_token_not_delivered_because_stdout_closed_is_deleted_again(hub: FakeD
     again = CliRunner().invoke(app, args, env=env)
     assert again.exit_code == 0, again.stderr
     assert yaml.safe_load(again.stdout)["binderhub-service"]
+
+
+def test_quay_with_stdout_closed_exits_1_and_the_next_run_delivers() -> None:
+    """Quay keeps the robot (its token is read again by the next run): exit 1, said, and a re-run prints it."""
+    from tests.servers.quay import FakeQuay
+
+    with FakeQuay() as quay:
+        quay.add_user("admin", email="admin@example.org")
+        quay.add_token("Q" * 40, user="admin", scopes={"org:admin", "user:admin"})
+        args = ["quay", "--org", "hubs", "--hub", "staging", "--email", "a@b.org", "--api-url", quay.url]
+        closed = _run_with_stdout_closed(args, {"QUAY_TOKEN": "Q" * 40})
+        assert closed.returncode == 1, closed.stderr
+        assert "stdout was closed" in closed.stderr and "Traceback" not in closed.stderr
+        again = CliRunner().invoke(app, args, env={"QUAY_TOKEN": "Q" * 40})
+        assert again.exit_code == 0, again.stderr
+        token = quay.robot_token("hubs", "image_builder")
+        assert token and token in again.stdout
