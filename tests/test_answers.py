@@ -28,7 +28,7 @@ def quay() -> Iterator[FakeQuay]:
 WRONG_USER_ANSWERS: dict[str, tuple[Any, str]] = {
     "empty object": (Status(200, {}), "the field 'username' is missing"),
     "a list": (Status(200, ["admin"]), "a JSON list where an object was expected"),
-    "a number for a name": (Status(200, {"username": 7}), "a field has the wrong type"),
+    "a number for a name": (Status(200, {"username": 7}), "a field is not of the type the API documents"),
     "an HTML page": (Raw(200, b"<html><body>Sign in</body></html>", "text/html"), "not JSON (it starts with '<html>"),
     "invalid UTF-8": (Raw(200, b"\xff\xfe\xfa{"), "not JSON"),
 }
@@ -42,7 +42,7 @@ def test_a_wrong_answer_from_quay_is_said_as_the_servers(quay: FakeQuay, case: s
                                 env={"QUAY_TOKEN": TOKEN})  # fmt: skip
     assert result.exit_code == 1, result.stderr
     assert f"Quay at {quay.url} answered GET /api/v1/user/ with something its API does not return" in result.stderr
-    assert what in result.stderr
+    assert what in result.stderr, result.stderr
     assert "bug in provision" not in result.stderr and "Traceback" not in result.stderr
     assert quay.writes() == []
 

@@ -23,7 +23,7 @@ def what_is_wrong(body: Any, exc: BaseException) -> str:
         return f"a JSON {type(body).__name__} where an object was expected"
     if isinstance(exc, KeyError):
         return f"the field {exc.args[0]!r} is missing"
-    return f"a field has the wrong type ({exc})"
+    return f"a field is not of the type the API documents ({exc})"
 
 
 def parse(build: Callable[[Any], T], body: Any, *, server: str, call: str) -> T:
