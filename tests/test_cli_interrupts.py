@@ -141,3 +141,44 @@ def test_gcp_interrupted_at_its_prompt_says_nothing_was_changed(env: test_gcp.En
     assert "re-run" not in stderr and "Traceback" not in stderr
     assert env.tfvars.read_bytes() == before
     assert env.state_keys() == keys
+
+
+def test_gcp_interrupted_during_apply_keeps_the_hub_and_the_same_command_finishes(env: test_gcp.Env) -> None:
+    """Issue 18: Ctrl-C in a terminal (SIGINT to the whole foreground process group) while terraform applies. The
+    engine runs in a process group of its own, so it gets exactly one SIGINT, from provision, and stops gracefully
+    after saving its state. The state then holds part of the hub's registry: the hub stays in container_repos, the
+    exit code is 130, the message names what the state holds, and the same command finishes the job."""
+    hub = "slow-on-apply"
+    args = ["gcp", "--cluster", "c1", "--hub", hub, "--terraform-dir", str(env.module), "--terraform-bin", env.tofu]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision", *args, "--yes"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,  # its own foreground group, as a shell gives a command
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen, deadline = b"", time.monotonic() + 60
+    while f'registry_sa_key["{hub}"]: Creating...'.encode() not in seen:
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk and time.monotonic() < deadline, seen.decode()
+        seen += chunk
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, rest = proc.communicate(timeout=60)
+    stderr = seen.decode() + rest.decode()
+    assert time.monotonic() - started < 30, "terraform was not interrupted: it slept on"
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert stdout == b""  # no values for a hub without a key
+    assert "interrupt: passed on to terraform" in stderr and "Traceback" not in stderr
+    message = stderr.strip().splitlines()[-1]
+    assert message.startswith("error: interrupted during terraform apply; terraform stopped after saving its state")
+    assert f'terraform_data.registry["{hub}"]' in message and f'terraform_data.registry_sa["{hub}"]' in message
+    assert f"'{hub}' stays in container_repos of {env.tfvars}" in message
+    assert message.endswith("run the same command to finish: it plans and applies only what is missing.")
+    assert f'"{hub}",' in env.tfvars.read_text()
+    held = env.tf("state", "list", "-no-color").stdout.split()
+    assert f'terraform_data.registry["{hub}"]' in held
+
+    (env.module / "apply-fast").touch()
+    result, _ = env.run(hub=hub)
+    assert result.applied and hub in env.state_keys()

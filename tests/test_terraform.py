@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from provision.terraform import (
-    Backend,
     Diagnostic,
     Evidence,
     Terraform,
@@ -16,13 +15,12 @@ from provision.terraform import (
     binary_kind,
     build_args,
     choose_binary,
-    declared_backend,
     local_state_files,
     parse_text_diagnostics,
     probe_kind,
     state_evidence,
-    stored_backend,
 )
+from provision.tfbackend import Backend
 from tests.conftest import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "terraform" / "registry"
@@ -179,25 +177,6 @@ def test_state_evidence_from_lock_file_and_local_state(tmp_path: Path) -> None:
     state.write_text('{"resources": [{"provider": "provider[\\"terraform.io/builtin/terraform\\"]"}]}')
     assert [e.kind for e in state_evidence(tmp_path, files)] == ["terraform"]
     assert local_state_files(tmp_path, "leap", Backend("gcs", {"bucket": "b"})) == []
-
-
-def test_declared_and_stored_backend(tmp_path: Path) -> None:
-    assert declared_backend(tmp_path) == Backend("local", {})  # no backend block: local
-    (tmp_path / "main.tf").write_text('terraform {\n  backend "gcs" {}\n}\n')
-    assert declared_backend(tmp_path) == Backend("gcs", {})  # partial configuration, read without hcl2
-    (tmp_path / "main.tf").write_text('terraform {\n  backend "gcs" {\n    bucket = "b"\n    prefix = "p"\n  }\n}\n')
-    declared = declared_backend(tmp_path)
-    assert declared == Backend("gcs", {"bucket": "b", "prefix": "p"})
-    assert stored_backend(tmp_path) is None
-    (tmp_path / ".terraform").mkdir()
-    stored = '{"backend": {"type": "gcs", "config": {"bucket": "other", "prefix": "p", "credentials": "SECRET"}}}'
-    (tmp_path / ".terraform" / "terraform.tfstate").write_text(stored)
-    found = stored_backend(tmp_path)
-    assert found is not None and not found.same_as(declared)
-    assert found.describe() == "gcs (bucket=other, prefix=p)"  # never the credentials
-    (tmp_path / "cloud.tf").write_text('terraform {\n  cloud {\n    organization = "o"\n  }\n}\n')
-    (tmp_path / "main.tf").unlink()
-    assert declared_backend(tmp_path) is None
 
 
 @pytest.fixture

@@ -50,6 +50,12 @@ class UsageError(ProvisionError):
     exit_code = EXIT_USAGE
 
 
+class Interrupted(ProvisionError):
+    """Ctrl-C that a flow stopped cleanly and can describe (what is done, what is left): exit 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class PromptInterrupted(KeyboardInterrupt):
     """Ctrl-C at a confirmation prompt: nothing has been applied yet, so "re-run to finish" would be wrong (a flow
     that prepared a local edit before asking puts it back on its way out, as for any interruption). `left` says

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 
 from provision.childenv import without_credentials
 from provision.errors import ProvisionError
+from provision.tfbackend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,15 @@ class TerraformError(ProvisionError):
         self.returncode = returncode
         self.diagnostics = list(diagnostics)
         self.stderr_tail = stderr_tail
+
+
+class TerraformInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a command ran: the interrupt was passed on and the command has ended (`returncode`)."""
+
+    def __init__(self, command: str, returncode: int) -> None:
+        super().__init__(command)
+        self.command = command
+        self.returncode = returncode
 
 
 # Google's answer when an organization policy forbids service account keys (enforced by default on organizations
@@ -212,7 +223,8 @@ class Terraform:
     """Runs one terraform binary in one root module directory, counting the processes it starts.
 
     `on_progress` receives human progress lines (terraform's event messages); `on_output` receives raw
-    lines of commands without -json (init). Neither ever receives output values.
+    lines of commands without -json (init). Neither ever receives output values. `on_interrupt` hears of each
+    Ctrl-C passed on to the running command (1: it stops gracefully; 2: it quits at once).
     """
 
     def __init__(
@@ -223,6 +235,7 @@ class Terraform:
         env: Mapping[str, str] | None = None,
         on_progress: Callable[[str], None] | None = None,
         on_output: Callable[[str], None] | None = None,
+        on_interrupt: Callable[[int], None] | None = None,
     ) -> None:
         self.binary = binary
         self.workdir = workdir
@@ -233,6 +246,7 @@ class Terraform:
         self.env = {**base, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
         self._on_progress = on_progress or (lambda _line: None)
         self._on_output = on_output or (lambda _line: None)
+        self._on_interrupt = on_interrupt or (lambda _count: None)
         self.process_count = 0
 
     def argv(self, args: Sequence[str]) -> list[str]:
@@ -256,9 +270,12 @@ class Terraform:
         log.debug("run %s", self.display(args))
         self.process_count += 1
         try:
+            # A process group of its own: a terminal's Ctrl-C reaches provision only, which forwards exactly one
+            # SIGINT (terraform stops gracefully and saves its state; a second SIGINT would make it quit at once).
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env={**self.env, **(env or {})}, text=True, encoding="utf-8", errors="replace",
+                start_new_session=True,
             )  # fmt: skip
         except OSError as exc:
             raise TerraformError(f"cannot run {self.binary} ({exc.strerror})", cmd=argv, hint=INSTALL_HINT) from None
@@ -268,13 +285,13 @@ class Terraform:
         drain.start()
         events: list[dict[str, Any]] = []
         text_lines: list[str] = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
+
+        def take(line: str) -> None:
             if json_events and line.startswith("{"):
                 try:
                     event = json.loads(line)
                 except ValueError:
-                    continue
+                    return
                 events.append(event)
                 if event.get("type") in PROGRESS_EVENTS and event.get("@message"):
                     self._on_progress(str(event["@message"]))
@@ -282,8 +299,11 @@ class Terraform:
                 text_lines.append(line)
                 if not json_events and not secret:
                     self._on_output(line.rstrip("\n"))
-        code = proc.wait()
+
+        interrupts, code = self._follow(proc, take)
         drain.join()
+        if interrupts:
+            raise TerraformInterrupted(self.display(args[:1]), code)
         stderr = "".join(stderr_chunks)
         if code not in set(ok):
             diagnostics = [Diagnostic.from_dict(e["diagnostic"]) for e in events if e.get("type") == "diagnostic"]
@@ -299,6 +319,21 @@ class Terraform:
                 hint=key_policy_hint([stderr, *(f"{d.summary} {d.detail}" for d in diagnostics)]),
             )  # fmt: skip
         return code, events, "".join(text_lines)
+
+    def _follow(self, proc: subprocess.Popen[str], take: Callable[[str], None]) -> tuple[int, int]:
+        """Read the child's output to its end and wait for it; on Ctrl-C, pass the interrupt on and keep reading
+        while it stops. Returns how many interrupts were passed on, and the exit code."""
+        assert proc.stdout is not None
+        interrupts = 0
+        while True:
+            try:
+                for line in proc.stdout:
+                    take(line)
+                return interrupts, proc.wait()
+            except KeyboardInterrupt:
+                interrupts += 1
+                proc.send_signal(signal.SIGINT)
+                self._on_interrupt(interrupts)
 
     def init(self, *, backend_configs: Iterable[str] = (), reconfigure: bool = False) -> None:
         """`init` (with `-reconfigure` when asked or when backend configs are given).
@@ -317,9 +352,7 @@ class Terraform:
         _, _, text = self._run(build_args("workspace list"), json_events=False)
         return [line.strip(" *") for line in text.splitlines() if line.strip(" *")]
 
-    def plan(
-        self, *, var_file: Path, plan_file: Path, replace: Sequence[str] = (), refresh: bool = True
-    ) -> PlanResult:
+    def plan(self, *, var_file: Path, plan_file: Path, replace: Sequence[str] = (), refresh: bool = True) -> PlanResult:
         """Plan into `plan_file`. Exit code 2 means changes, to resources or only to outputs."""
         args = build_args("plan", var_file=var_file, plan_file=plan_file, replace=replace, refresh=refresh)
         code, events, _ = self._run(args, json_events=True, ok=(0, 2))
@@ -345,6 +378,11 @@ class Terraform:
         """Apply a saved plan (no approval prompt: the plan is the approval)."""
         self._run(build_args("apply", plan_file=plan_file), json_events=True)
 
+    def state_list(self) -> list[str]:
+        """The resource instance addresses the selected workspace's state holds (no values: nothing secret)."""
+        _, _, text = self._run(["state", "list", "-no-color"], json_events=False)
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
     def output(self, name: str) -> Any:
         """One output's value (may be sensitive: never logged). Returns None when the output does not exist."""
         try:
@@ -357,82 +395,6 @@ class Terraform:
             return json.loads(text)
         except ValueError:
             raise TerraformError(f"`{self.display(['output', name])}` did not print JSON") from None
-
-
-# --- which backend the working directory is configured for -----------------------------------------------------
-
-# Backend settings worth naming in messages; anything else (credentials, tokens, keys) is never shown.
-SHOWN_SETTINGS = ("bucket", "prefix", "path", "workspace_dir", "key", "region", "container_name",
-                  "storage_account_name", "resource_group_name", "organization", "hostname", "address")  # fmt: skip
-BACKEND_BLOCK = re.compile(r'^\s*(backend\s+"|cloud\s*\{)', re.M)
-EMPTY_BACKEND = re.compile(r'^\s*backend\s+"([A-Za-z0-9_-]+)"\s*\{\s*\}', re.M)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A backend type and its non-null settings, as written in the module or stored by the last `init`."""
-
-    type: str
-    config: Mapping[str, Any]
-
-    def describe(self) -> str:
-        shown = [f"{k}={self.config[k]}" for k in SHOWN_SETTINGS if self.config.get(k) not in (None, "")]
-        return f"{self.type} ({', '.join(shown)})" if shown else f"{self.type} (default settings)"
-
-    def same_as(self, other: Backend) -> bool:
-        return self.type == other.type and _normal(self.config) == _normal(other.config)
-
-
-def _normal(config: Mapping[str, Any]) -> dict[str, str]:
-    return {k: json.dumps(v) if not isinstance(v, str) else v for k, v in config.items() if v is not None}
-
-
-def data_dir(workdir: Path, env: Mapping[str, str] | None = None) -> Path:
-    """The working directory's data folder (.terraform, or TF_DATA_DIR relative to the module)."""
-    return workdir / ((os.environ if env is None else env).get("TF_DATA_DIR") or ".terraform")
-
-
-def stored_backend(workdir: Path, env: Mapping[str, str] | None = None) -> Backend | None:
-    """The backend the last `init` in `workdir` configured (.terraform/terraform.tfstate), or None."""
-    try:
-        data = json.loads((data_dir(workdir, env) / "terraform.tfstate").read_text(encoding="utf-8"))
-        backend = data["backend"]
-        return Backend(str(backend["type"]), {k: v for k, v in (backend.get("config") or {}).items() if v is not None})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def declared_backend(workdir: Path) -> Backend | None:
-    """The backend written in the module's own .tf files (local when there is none); None when unknown
-    (a `cloud` block, a .tf.json file or a file python-hcl2 cannot read)."""
-    if any(workdir.glob("*.tf.json")):
-        return None
-    for path in sorted(workdir.glob("*.tf")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-        if not BACKEND_BLOCK.search(text):
-            continue
-        empty = EMPTY_BACKEND.search(text)
-        if empty and len(BACKEND_BLOCK.findall(text)) == 1:
-            return Backend(empty.group(1), {})  # `backend "x" {}`: no parser needed (~100 ms saved)
-        import hcl2  # lazy: ~100 ms, only for the file that holds the backend block
-        from lark.exceptions import LarkError
-
-        try:
-            options = hcl2.SerializationOptions(with_comments=False, strip_string_quotes=True)
-            data = hcl2.loads(text, serialization_options=options)
-        except (LarkError, ValueError):
-            return None
-        for block in data.get("terraform") or []:
-            if block.get("cloud"):
-                return None
-            for backend in block.get("backend") or []:
-                for kind, settings in backend.items():
-                    config = {k: v for k, v in (settings or {}).items() if not k.startswith("__")}
-                    return Backend(str(kind), config)
-    return Backend("local", {})
 
 
 # --- which binary ------------------------------------------------------------------------------------------------

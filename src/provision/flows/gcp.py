@@ -12,12 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from provision import files, names, terraform, tfplan, tfvars
+from provision import files, names, terraform, tfbackend, tfplan, tfvars
 from provision.console import Reporter
 from provision.errors import PromptInterrupted, ProvisionError, UsageError
+from provision.flows import tfapply
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
-from provision.terraform import Backend, BinaryChoice, PlanResult, Terraform, TerraformError
+from provision.terraform import BinaryChoice, PlanResult, Terraform, TerraformError
+from provision.tfbackend import Backend
 
 KEYS_OUTPUT = "registry_sa_keys"
 ATTRIBUTE = "container_repos"
@@ -188,38 +190,11 @@ def registry_for(name: str, *, project_id: str, region: str, key: str) -> HubReg
 
 def choose_binary(req: GcpRequest) -> BinaryChoice:
     """tofu or terraform, from the module's lock file and readable state, the option, and PATH."""
-    backend = terraform.stored_backend(req.terraform_dir) or terraform.declared_backend(req.terraform_dir)
+    backend = tfbackend.stored_backend(req.terraform_dir) or tfbackend.declared_backend(req.terraform_dir)
     states = terraform.local_state_files(req.terraform_dir, req.workspace_name, backend)
     evidence = terraform.state_evidence(req.terraform_dir, states)
     return terraform.choose_binary(
         req.terraform_bin, evidence=evidence, allow_switch=req.allow_binary_switch, search_path=req.search_path
-    )
-
-
-def init_decision(req: GcpRequest) -> tuple[bool, str]:
-    """Whether init needs -reconfigure, and why (for the report).
-
-    A plain `init` keeps the backend an earlier init stored in .terraform (another cluster's bucket, after a run
-    with --backend-config). `-reconfigure` is not free either: with the default local paths and existing
-    workspaces OpenTofu asks to migrate states and fails without input. So: -reconfigure whenever settings are
-    given, or when the stored backend differs from the module's own; otherwise a plain init.
-    """
-    if req.backend_configs:
-        return True, "settings from --backend-config"
-    stored = terraform.stored_backend(req.terraform_dir)
-    if stored is None:
-        return False, "the module's own backend"
-    declared = terraform.declared_backend(req.terraform_dir)
-    if declared is None:
-        return True, (
-            f"the module's own backend (the folder was set up for {stored.describe()}; the module's backend block "
-            "cannot be compared, so init -reconfigure returns to it)"
-        )
-    if stored.same_as(declared):
-        return False, "the module's own backend"
-    return True, (
-        f"the module's own backend: an earlier init had set the folder up for {stored.describe()}; init "
-        "-reconfigure returns to the backend written in the module"
     )
 
 
@@ -264,14 +239,12 @@ def run(
                         "declined: nothing was applied",
                         hint="re-run with --yes to apply without asking" if edit.changed else None,
                     )
+                target = tfapply.Target(req.name, ATTRIBUTE, edit.path, req.workspace_name)
                 with reporter.step("terraform apply"):
                     try:
-                        tf.apply(result.plan_file)
-                    except TerraformError as exc:
-                        exc.with_context(
-                            hint="resources created before the failure stay in the terraform state; "
-                            "fix the cause and re-run the same command to finish"
-                        )
+                        tfapply.apply(tf, result.plan_file, target, reporter)
+                    except (tfapply.ApplyFailed, tfapply.ApplyInterrupted) as exc:
+                        progress.applied = exc.keeps_entry
                         raise
                 progress.applied = True
             else:
@@ -300,7 +273,15 @@ def terraform_for(req: GcpRequest, reporter: Reporter) -> Terraform:
         req.terraform_dir,
         on_progress=lambda line: reporter.info(f"  {line}"),
         on_output=lambda line: reporter.debug(line),
+        on_interrupt=lambda count: reporter.always(_INTERRUPT_NOTES[min(count, 2) - 1]),
     )
+
+
+_INTERRUPT_NOTES = (
+    "interrupt: passed on to terraform, which stops gracefully and saves its state; waiting for it "
+    "(Ctrl-C again makes it quit at once, which can lose track of what it was creating)",
+    "second interrupt: terraform was told to quit at once",
+)
 
 
 def connect(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
@@ -332,21 +313,30 @@ def _judge(tf: Terraform, result: PlanResult, req: GcpRequest, reporter: Reporte
 
 
 def _init(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
-    reconfigure, why = init_decision(req)
-    with reporter.step("terraform init" + (" -reconfigure" if reconfigure else "")):
+    init = tfbackend.plan_init(req.terraform_dir, req.backend_configs)
+    with reporter.step("terraform init" + (" -reconfigure" if init.reconfigure else "")):
         try:
-            tf.init(backend_configs=req.backend_configs, reconfigure=reconfigure)
+            tf.init(backend_configs=init.backend_configs, reconfigure=init.reconfigure)
         except TerraformError as exc:
-            declared = terraform.declared_backend(req.terraform_dir)
-            if not req.backend_configs and declared is not None and declared.type != "local" and not declared.config:
-                exc.with_context(
-                    hint=f"the module's backend block ({declared.type}) leaves its settings to init: pass "
-                    "--backend-config FILE or --backend-config KEY=VALUE (e.g. bucket=…) on every run"
-                )
+            exc.with_context(hint=_init_hint(exc, tf, req, init))
             raise
-    backend = terraform.stored_backend(req.terraform_dir) or Backend("local", {})
-    reporter.info(f"terraform: backend {backend.describe()}: {why}")
+    backend = tfbackend.stored_backend(req.terraform_dir) or Backend("local", {})
+    reporter.info(f"terraform: backend {backend.describe()}: {init.why}")
     return backend
+
+
+def _init_hint(exc: TerraformError, tf: Terraform, req: GcpRequest, init: tfbackend.InitPlan) -> str | None:
+    """What a failed init means where we can tell: a migration question it could not ask, or a partial backend
+    block whose settings must come from --backend-config."""
+    if tfbackend.asks_to_migrate([exc.message, exc.stderr_tail, *(d.summary for d in exc.diagnostics)]):
+        return tfbackend.migration_hint(req.terraform_dir, Path(tf.binary).name, init)
+    declared = tfbackend.declared_backend(req.terraform_dir)
+    if not req.backend_configs and declared is not None and declared.type != "local" and not declared.config:
+        return (
+            f"the module's backend block ({declared.type}) leaves its settings to init: pass "
+            "--backend-config FILE or --backend-config KEY=VALUE (e.g. bucket=…) on every run"
+        )
+    return None
 
 
 def project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
@@ -368,11 +358,11 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
         reporter.always(edit.diff().rstrip())
     else:
         reporter.always(f"dry run: {req.name!r} is already in {ATTRIBUTE} of {edit.path}")
-    reconfigure, why = init_decision(req)
+    init_args, why = init_command(req)
     reporter.always(f"dry run: backend: {why}; workspace {req.workspace_name}")
     var_file, plan_file = edit.path, Path("<tmp>/tfplan")
     commands = [
-        terraform.build_args("init", backend_configs=req.backend_configs, reconfigure=reconfigure),
+        init_args,
         terraform.build_args("workspace select", workspace=req.workspace_name, create_workspace=req.create_workspace),
         terraform.build_args("plan", var_file=var_file, plan_file=plan_file),
         terraform.build_args("show", plan_file=plan_file),
@@ -383,6 +373,12 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
     would_run(req, binary, commands, reporter, when=when)
     shape = registry_for(req.name, project_id=project_id, region=region, key="")
     return GcpResult(edit.changed, Plan(), False, shape, 0)
+
+
+def init_command(req: GcpRequest) -> tuple[list[str], str]:
+    """The init a real run would start (for dry runs), and why."""
+    init = tfbackend.plan_init(req.terraform_dir, req.backend_configs)
+    return terraform.build_args("init", backend_configs=init.backend_configs, reconfigure=init.reconfigure), init.why
 
 
 def dry_run_binary(req: GcpRequest, reporter: Reporter) -> str:

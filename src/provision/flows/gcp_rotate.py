@@ -136,13 +136,13 @@ def _judge(tf: Terraform, plan_file: Path, req: GcpRequest, addresses: list[str]
 
 def _dry_run(req: GcpRequest, var_file: Path, reporter: Reporter, *, project_id: str, region: str) -> GcpResult:
     binary = gcp.dry_run_binary(req, reporter)
-    reconfigure, why = gcp.init_decision(req)
+    init_args, why = gcp.init_command(req)
     reporter.always(f"dry run: {req.name!r} is in {ATTRIBUTE} of {var_file} (left unchanged)")
     reporter.always(f"dry run: backend: {why}; workspace {req.workspace_name}")
     plan_file = Path("<tmp>/tfplan")
     key = f"<the key instance of {req.name!r}, found by the first plan>"
     commands = [
-        terraform.build_args("init", backend_configs=req.backend_configs, reconfigure=reconfigure),
+        init_args,
         terraform.build_args("workspace select", workspace=req.workspace_name),
         terraform.build_args("plan", var_file=var_file, plan_file=Path("<tmp>/look"), refresh=False),
         terraform.build_args("show", plan_file=Path("<tmp>/look")),

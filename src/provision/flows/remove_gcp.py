@@ -134,11 +134,11 @@ def _dry_run(
         changes.append(Change("tfvars", "remove", f"{g.name!r} from {ATTRIBUTE}", f"in {edit.path}"))
     else:
         present.append(f"{g.name!r} is not in {ATTRIBUTE} of {edit.path}")
-    reconfigure, why = gcp.init_decision(g)
+    init_args, why = gcp.init_command(g)
     reporter.always(f"dry run: backend: {why}; workspace {g.workspace_name}")
     plan_file = Path("<tmp>/tfplan")
     commands = [
-        terraform.build_args("init", backend_configs=g.backend_configs, reconfigure=reconfigure),
+        init_args,
         terraform.build_args("workspace select", workspace=g.workspace_name),
         terraform.build_args("plan", var_file=edit.path, plan_file=plan_file),
         terraform.build_args("show", plan_file=plan_file),
