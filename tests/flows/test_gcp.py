@@ -19,8 +19,8 @@ from provision.cli import app
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.flows.gcp import GcpRequest, GcpResult, run
-from provision.terraform import TerraformError
-from provision.tfvars import TfvarsError
+from provision.terraform.runner import TerraformError
+from provision.terraform.tfvars import TfvarsError
 from tests.conftest import REPO
 from tests.helpers import helm_merge, validate_hub_values
 from tests.realsops import (

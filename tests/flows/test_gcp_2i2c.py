@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from provision.cli import app
 from provision.errors import UsageError
-from provision.terraform import TerraformError
-from provision.tfvars import TfvarsError
+from provision.terraform.runner import TerraformError
+from provision.terraform.tfvars import TfvarsError
 from tests.conftest import REPO
 from tests.flows.test_gcp import Env as BaseEnv
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 
-from provision.terraform import TerraformError
+from provision.terraform.runner import TerraformError
 from tests.flows import test_gcp
 from tests.flows.test_gcp import Env
 

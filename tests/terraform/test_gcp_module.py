@@ -257,7 +257,7 @@ def test_gcp_reader_members_get_the_reader_role_per_repository() -> None:
 
 def test_gcp_every_resource_is_traceable_to_container_repos() -> None:
     """provision gcp accepts a planned change only for resources whose for_each visibly derives from
-    var.container_repos (tfplan.registry_resources); a for_each through a local would make our own resources
+    var.container_repos (plan_judge.registry_resources); a for_each through a local would make our own resources
     look foreign."""
     for (rtype, rname), body in module(GCP).resources.items():
         for_each = unwrap(body.get("for_each", ""))

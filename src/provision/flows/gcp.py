@@ -12,14 +12,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from provision import files, names, terraform, tfbackend, tfplan, tfvars
+from provision import files, names
 from provision.console import Reporter
 from provision.errors import PromptInterrupted, ProvisionError, UsageError
 from provision.flows import tfapply
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
-from provision.terraform import BinaryChoice, PlanResult, Terraform, TerraformError
-from provision.tfbackend import Backend
+from provision.terraform import backends, binary, plan_judge, runner, tfvars
+from provision.terraform.backends import Backend
+from provision.terraform.binary import BinaryChoice
+from provision.terraform.runner import PlanResult, Terraform, TerraformError
 
 KEYS_OUTPUT = "registry_sa_keys"
 ATTRIBUTE = "container_repos"
@@ -190,10 +192,10 @@ def registry_for(name: str, *, project_id: str, region: str, key: str) -> HubReg
 
 def choose_binary(req: GcpRequest) -> BinaryChoice:
     """tofu or terraform, from the module's lock file and readable state, the option, and PATH."""
-    backend = tfbackend.stored_backend(req.terraform_dir) or tfbackend.declared_backend(req.terraform_dir)
-    states = terraform.local_state_files(req.terraform_dir, req.workspace_name, backend)
-    evidence = terraform.state_evidence(req.terraform_dir, states)
-    return terraform.choose_binary(
+    backend = backends.stored_backend(req.terraform_dir) or backends.declared_backend(req.terraform_dir)
+    states = binary.local_state_files(req.terraform_dir, req.workspace_name, backend)
+    evidence = binary.state_evidence(req.terraform_dir, states)
+    return binary.choose_binary(
         req.terraform_bin, evidence=evidence, allow_switch=req.allow_binary_switch, search_path=req.search_path
     )
 
@@ -267,7 +269,7 @@ def run(
 def terraform_for(req: GcpRequest, reporter: Reporter) -> Terraform:
     """The runner for the binary this module's state calls for (reported on stderr). Raises TerraformError."""
     choice = choose_binary(req)
-    reporter.always(f"binary: {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+    reporter.always(f"binary: {choice.path} ({binary.KINDS[choice.kind]}): {choice.reason}")
     return Terraform(
         choice.path,
         req.terraform_dir,
@@ -298,7 +300,7 @@ def _judge(tf: Terraform, result: PlanResult, req: GcpRequest, reporter: Reporte
     configuration in `show -json`: keys alone cannot tell a hub's registry from its home-directory disk)."""
     if not result.has_changes:
         return Plan()
-    scope = tfplan.scope(tf.show_plan(result.plan_file), [req.name], variable=ATTRIBUTE)
+    scope = plan_judge.scope(tf.show_plan(result.plan_file), [req.name], variable=ATTRIBUTE)
     plan = Plan(changes=tuple(Change(c.action, c.action, c.address) for c in scope.changes))
     reporter.plan(plan, title="terraform plan")
     if scope.foreign and not req.allow_unrelated_changes:
@@ -313,24 +315,24 @@ def _judge(tf: Terraform, result: PlanResult, req: GcpRequest, reporter: Reporte
 
 
 def _init(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
-    init = tfbackend.plan_init(req.terraform_dir, req.backend_configs)
+    init = backends.plan_init(req.terraform_dir, req.backend_configs)
     with reporter.step("terraform init" + (" -reconfigure" if init.reconfigure else "")):
         try:
             tf.init(backend_configs=init.backend_configs, reconfigure=init.reconfigure)
         except TerraformError as exc:
             exc.with_context(hint=_init_hint(exc, tf, req, init))
             raise
-    backend = tfbackend.stored_backend(req.terraform_dir) or Backend("local", {})
+    backend = backends.stored_backend(req.terraform_dir) or Backend("local", {})
     reporter.info(f"terraform: backend {backend.describe()}: {init.why}")
     return backend
 
 
-def _init_hint(exc: TerraformError, tf: Terraform, req: GcpRequest, init: tfbackend.InitPlan) -> str | None:
+def _init_hint(exc: TerraformError, tf: Terraform, req: GcpRequest, init: backends.InitPlan) -> str | None:
     """What a failed init means where we can tell: a migration question it could not ask, or a partial backend
     block whose settings must come from --backend-config."""
-    if tfbackend.asks_to_migrate([exc.message, exc.stderr_tail, *(d.summary for d in exc.diagnostics)]):
-        return tfbackend.migration_hint(req.terraform_dir, Path(tf.binary).name, init)
-    declared = tfbackend.declared_backend(req.terraform_dir)
+    if backends.asks_to_migrate([exc.message, exc.stderr_tail, *(d.summary for d in exc.diagnostics)]):
+        return backends.migration_hint(req.terraform_dir, Path(tf.binary).name, init)
+    declared = backends.declared_backend(req.terraform_dir)
     if not req.backend_configs and declared is not None and declared.type != "local" and not declared.config:
         return (
             f"the module's backend block ({declared.type}) leaves its settings to init: pass "
@@ -363,11 +365,11 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
     var_file, plan_file = edit.path, Path("<tmp>/tfplan")
     commands = [
         init_args,
-        terraform.build_args("workspace select", workspace=req.workspace_name, create_workspace=req.create_workspace),
-        terraform.build_args("plan", var_file=var_file, plan_file=plan_file),
-        terraform.build_args("show", plan_file=plan_file),
-        terraform.build_args("apply", plan_file=plan_file),
-        terraform.build_args("output", output_name=KEYS_OUTPUT),
+        runner.build_args("workspace select", workspace=req.workspace_name, create_workspace=req.create_workspace),
+        runner.build_args("plan", var_file=var_file, plan_file=plan_file),
+        runner.build_args("show", plan_file=plan_file),
+        runner.build_args("apply", plan_file=plan_file),
+        runner.build_args("output", output_name=KEYS_OUTPUT),
     ]
     when = "show and apply only when the plan changes resources; apply only after the plan is judged and confirmed"
     would_run(req, binary, commands, reporter, when=when)
@@ -377,8 +379,8 @@ def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
 
 def init_command(req: GcpRequest) -> tuple[list[str], str]:
     """The init a real run would start (for dry runs), and why."""
-    init = tfbackend.plan_init(req.terraform_dir, req.backend_configs)
-    return terraform.build_args("init", backend_configs=init.backend_configs, reconfigure=init.reconfigure), init.why
+    init = backends.plan_init(req.terraform_dir, req.backend_configs)
+    return runner.build_args("init", backend_configs=init.backend_configs, reconfigure=init.reconfigure), init.why
 
 
 def dry_run_binary(req: GcpRequest, reporter: Reporter) -> str:
@@ -388,7 +390,7 @@ def dry_run_binary(req: GcpRequest, reporter: Reporter) -> str:
     except TerraformError as exc:
         reporter.always(f"dry run: a real run would stop here: {exc}")
         return req.terraform_bin or "tofu"
-    reporter.always(f"dry run: binary {choice.path} ({terraform.KINDS[choice.kind]}): {choice.reason}")
+    reporter.always(f"dry run: binary {choice.path} ({binary.KINDS[choice.kind]}): {choice.reason}")
     return choice.path
 
 

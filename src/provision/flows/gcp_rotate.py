@@ -4,7 +4,7 @@ validate → lock → init → workspace → look (plan -refresh=false: which in
 that instance → judge (only that key is replaced) → confirm → apply → read the key.
 
 The key resource is not named in provision: it is the registry resource that the `registry_sa_keys` output reads
-(tfplan.key_resources), so our module, 2i2c's unchanged module and the test fixtures all work. terraform replaces a
+(plan_judge.key_resources), so our module, 2i2c's unchanged module and the test fixtures all work. terraform replaces a
 google_service_account_key by deleting the old key and creating a new one, so the old key no longer exists after
 the apply; in between, pushes with the old key fail.
 """
@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from provision import files, terraform, tfplan, tfvars
+from provision import files
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.flows import gcp
 from provision.flows.gcp import ATTRIBUTE, KEYS_OUTPUT, GcpRequest, GcpResult
 from provision.plan import Change, Plan
-from provision.terraform import Terraform, TerraformError
+from provision.terraform import plan_judge, runner, tfvars
+from provision.terraform.runner import Terraform, TerraformError
 
 
 def check_listed(req: GcpRequest) -> tfvars.TfvarsEdit:
@@ -88,9 +89,9 @@ def _key_instances(tf: Terraform, req: GcpRequest, var_file: Path, tmp: Path) ->
     with_refresh_off = tmp / "look"
     tf.plan(var_file=var_file, plan_file=with_refresh_off, refresh=False)
     doc = tf.show_plan(with_refresh_off)
-    keys = tfplan.hub_keys(doc, req.name, variable=ATTRIBUTE)
+    keys = plan_judge.hub_keys(doc, req.name, variable=ATTRIBUTE)
     if not keys:
-        found = sorted(tfplan.output_sources(doc.get("configuration") or {}, KEYS_OUTPUT))
+        found = sorted(plan_judge.output_sources(doc.get("configuration") or {}, KEYS_OUTPUT))
         raise TerraformError(
             f"no key of {req.name!r} found in {req.terraform_dir}: the output {KEYS_OUTPUT} reads "
             f"{', '.join(found) or 'no resource'}, and none of that is a registry resource keyed by {ATTRIBUTE}; "
@@ -111,7 +112,7 @@ def _key_instances(tf: Terraform, req: GcpRequest, var_file: Path, tmp: Path) ->
 def _judge(tf: Terraform, plan_file: Path, req: GcpRequest, addresses: list[str], reporter: Reporter) -> Plan:
     """Only the hub's key may be replaced: any other change (pending changes to this hub's registry, other hubs',
     home-directory disks …) is refused, foreign ones unless --allow-unrelated-changes."""
-    scope = tfplan.scope(tf.show_plan(plan_file), [req.name], variable=ATTRIBUTE)
+    scope = plan_judge.scope(tf.show_plan(plan_file), [req.name], variable=ATTRIBUTE)
     plan = Plan(changes=tuple(Change(c.action, c.action, c.address) for c in scope.changes))
     reporter.plan(plan, title="terraform plan")
     replaced = {c.address for c in scope.owned if c.action == "replace"}
@@ -143,13 +144,13 @@ def _dry_run(req: GcpRequest, var_file: Path, reporter: Reporter, *, project_id:
     key = f"<the key instance of {req.name!r}, found by the first plan>"
     commands = [
         init_args,
-        terraform.build_args("workspace select", workspace=req.workspace_name),
-        terraform.build_args("plan", var_file=var_file, plan_file=Path("<tmp>/look"), refresh=False),
-        terraform.build_args("show", plan_file=Path("<tmp>/look")),
-        terraform.build_args("plan", var_file=var_file, plan_file=plan_file, replace=[key]),
-        terraform.build_args("show", plan_file=plan_file),
-        terraform.build_args("apply", plan_file=plan_file),
-        terraform.build_args("output", output_name=KEYS_OUTPUT),
+        runner.build_args("workspace select", workspace=req.workspace_name),
+        runner.build_args("plan", var_file=var_file, plan_file=Path("<tmp>/look"), refresh=False),
+        runner.build_args("show", plan_file=Path("<tmp>/look")),
+        runner.build_args("plan", var_file=var_file, plan_file=plan_file, replace=[key]),
+        runner.build_args("show", plan_file=plan_file),
+        runner.build_args("apply", plan_file=plan_file),
+        runner.build_args("output", output_name=KEYS_OUTPUT),
     ]
     when = "apply only when the plan replaces nothing but that key, and after confirmation; it deletes the old key"
     gcp.would_run(req, binary, commands, reporter, when=when)

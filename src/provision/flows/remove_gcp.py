@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision import files, terraform, tfplan, tfvars
+from provision import files
 from provision.console import Reporter
 from provision.errors import ProvisionError
 from provision.flows import gcp, hubfiles_remove
@@ -32,7 +32,8 @@ from provision.flows.remove import (
     validate_files,
 )
 from provision.plan import Change, Plan
-from provision.terraform import Terraform
+from provision.terraform import plan_judge, runner, tfvars
+from provision.terraform.runner import Terraform
 
 WHAT = "the repository with every image, the service account, its key and IAM bindings"
 
@@ -108,9 +109,9 @@ def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, d
     return removal
 
 
-def _judge(tf: Terraform, result: terraform.PlanResult, g: GcpRequest) -> list[tfplan.ResourceChange]:
+def _judge(tf: Terraform, result: runner.PlanResult, g: GcpRequest) -> list[plan_judge.ResourceChange]:
     """The plan may only destroy this hub's registry resources; anything else refuses the removal."""
-    scope = tfplan.scope(tf.show_plan(result.plan_file), [g.name], variable=ATTRIBUTE)
+    scope = plan_judge.scope(tf.show_plan(result.plan_file), [g.name], variable=ATTRIBUTE)
     unexpected = scope.unexpected(lambda c: c.action == "delete", allow_foreign=g.allow_unrelated_changes)
     if unexpected:
         listed = ", ".join(f"{c.action} {c.address}" for c in unexpected)
@@ -139,10 +140,10 @@ def _dry_run(
     plan_file = Path("<tmp>/tfplan")
     commands = [
         init_args,
-        terraform.build_args("workspace select", workspace=g.workspace_name),
-        terraform.build_args("plan", var_file=edit.path, plan_file=plan_file),
-        terraform.build_args("show", plan_file=plan_file),
-        terraform.build_args("apply", plan_file=plan_file),
+        runner.build_args("workspace select", workspace=g.workspace_name),
+        runner.build_args("plan", var_file=edit.path, plan_file=plan_file),
+        runner.build_args("show", plan_file=plan_file),
+        runner.build_args("apply", plan_file=plan_file),
     ]
     when = "apply only when the plan destroys nothing but this hub's registry, after the hub's name is typed"
     gcp.would_run(g, binary, commands, reporter, when=when)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision import tfplan
 from provision.console import Reporter
 from provision.errors import Interrupted
-from provision.terraform import Terraform, TerraformError, TerraformInterrupted
+from provision.terraform import plan_judge
+from provision.terraform.runner import Terraform, TerraformError, TerraformInterrupted
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def apply(tf: Terraform, plan_file: Path, target: Target, reporter: Reporter) ->
 def _held(tf: Terraform, plan_file: Path, target: Target, reporter: Reporter) -> list[str] | None:
     """The hub's registry instances the state holds now, or None when the state could not be read."""
     try:
-        wanted = tfplan.scope(tf.show_plan(plan_file), [target.name], variable=target.attribute).instances
+        wanted = plan_judge.scope(tf.show_plan(plan_file), [target.name], variable=target.attribute).instances
         present = set(tf.state_list())
     except (TerraformError, KeyboardInterrupt) as exc:
         reporter.warn(f"could not read the state after the apply stopped ({exc})")

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provision import tfvars
 from provision.errors import UsageError
 from provision.files import write_atomic
-from provision.tfvars import TfvarsError
+from provision.terraform import tfvars
+from provision.terraform.tfvars import TfvarsError
 
 HEAD = (
     '# Cluster "leap" (comment with "quotes" and [brackets])\nproject_id = "leap-pangeo"\nregion     = "us-central1"\n'

@@ -7,20 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from provision.terraform import (
-    Diagnostic,
+from provision.terraform.backends import Backend
+from provision.terraform.binary import (
     Evidence,
-    Terraform,
-    TerraformError,
     binary_kind,
-    build_args,
     choose_binary,
     local_state_files,
-    parse_text_diagnostics,
     probe_kind,
     state_evidence,
 )
-from provision.tfbackend import Backend
+from provision.terraform.runner import Diagnostic, Terraform, TerraformError, build_args, parse_text_diagnostics
 from tests.conftest import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "terraform" / "registry"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from provision.tfbackend import (
+from provision.terraform.backends import (
     Backend,
     asks_to_migrate,
     declared_backend,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from provision import tfplan
+from provision.terraform import plan_judge
 
 MODULE = """\
 terraform {
@@ -119,7 +119,7 @@ def plan(tofu: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_registry_resources_follow_for_each_through_resources_and_modules(plan: dict[str, Any]) -> None:
-    assert tfplan.registry_resources(plan["configuration"]) == {
+    assert plan_judge.registry_resources(plan["configuration"]) == {
         "terraform_data.registry",
         "terraform_data.registry_sa",
         "terraform_data.registry_sa_keys",
@@ -130,7 +130,7 @@ def test_registry_resources_follow_for_each_through_resources_and_modules(plan: 
 
 
 def test_scope_splits_by_resource_not_by_key(plan: dict[str, Any]) -> None:
-    scope = tfplan.scope(plan, ["staging"])
+    scope = plan_judge.scope(plan, ["staging"])
     assert sorted(c.address for c in scope.owned) == [
         'module.passed.terraform_data.from_names["staging"]',
         'module.per_hub["staging"].terraform_data.from_other["staging"]',
@@ -146,28 +146,28 @@ def test_scope_splits_by_resource_not_by_key(plan: dict[str, Any]) -> None:
     ]
     assert all(c.action == "create" for c in scope.changes)
     # prod's registry exists and is unchanged: an instance of prod's, not a change.
-    prod = tfplan.scope(plan, ["prod"])
+    prod = plan_judge.scope(plan, ["prod"])
     assert {c.address for c in prod.instances} >= {'terraform_data.registry_sa_keys["prod"]'}
     assert not prod.owned
 
 
 def test_key_resources_are_the_registry_resources_the_keys_output_reads(plan: dict[str, Any]) -> None:
     configuration = plan["configuration"]
-    assert tfplan.key_resources(configuration) == {"terraform_data.registry_sa_keys"}
-    assert tfplan.output_sources(configuration, "child_keys") == {"module.passed.terraform_data.from_other"}
+    assert plan_judge.key_resources(configuration) == {"terraform_data.registry_sa_keys"}
+    assert plan_judge.output_sources(configuration, "child_keys") == {"module.passed.terraform_data.from_other"}
     # from_other in module.passed is fed by persistent_disks: read by an output, but not a registry resource.
-    assert tfplan.key_resources(configuration, output="child_keys") == frozenset()
-    assert tfplan.output_sources(configuration, "no_such_output") == frozenset()
+    assert plan_judge.key_resources(configuration, output="child_keys") == frozenset()
+    assert plan_judge.output_sources(configuration, "no_such_output") == frozenset()
 
 
 def test_hub_keys_name_the_instance_to_replace(plan: dict[str, Any]) -> None:
-    assert [(c.address, c.action) for c in tfplan.hub_keys(plan, "prod")] == [
+    assert [(c.address, c.action) for c in plan_judge.hub_keys(plan, "prod")] == [
         ('terraform_data.registry_sa_keys["prod"]', "no-op")
     ]
-    assert [(c.address, c.action) for c in tfplan.hub_keys(plan, "staging")] == [
+    assert [(c.address, c.action) for c in plan_judge.hub_keys(plan, "staging")] == [
         ('terraform_data.registry_sa_keys["staging"]', "create")
     ]
-    assert tfplan.hub_keys(plan, "nobody") == []
+    assert plan_judge.hub_keys(plan, "nobody") == []
 
 
 def _change(address: str, actions: list[str], **extra: Any) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def test_actions_and_other_hubs() -> None:
             _change('g.key["c"]', ["no-op"], type="g", name="key", index="c"),
         ],
     }
-    scope = tfplan.scope(plan, ["a"])
+    scope = plan_judge.scope(plan, ["a"])
     assert [(c.action, c.address) for c in scope.owned] == [
         ("replace", 'g.key["a"]'),
         ("update", 'g.binding["a/member"]'),
@@ -235,7 +235,7 @@ def test_actions_and_other_hubs() -> None:
     ],
 )
 def test_parse_module_address(address: str, steps: list[tuple[str, object]]) -> None:
-    assert tfplan.parse_module_address(address) == steps
+    assert plan_judge.parse_module_address(address) == steps
 
 
 def test_a_for_each_mixing_container_repos_with_another_map_is_not_a_registry_resource() -> None:
@@ -253,4 +253,4 @@ def test_a_for_each_mixing_container_repos_with_another_map_is_not_a_registry_re
             ]  # fmt: skip
         }
     }
-    assert tfplan.registry_resources(configuration) == frozenset({"g.repo", "g.key"})
+    assert plan_judge.registry_resources(configuration) == frozenset({"g.repo", "g.key"})
