@@ -170,51 +170,69 @@ def test_permissions(
         raise ValueError("permissions must not be empty")
     host, scheme = _split_endpoint(api_endpoint or DEFAULT_ENDPOINT)
     credentials, token_uri = _credentials(key_json)
-    limiter = limiter or HostLimiter()
+    clock, limiter = _Clock(deadline, timeout), limiter or HostLimiter()
+    token = _exchange(credentials, token_uri, limiter=limiter, clock=clock)
+    return _ask(token, repo, wanted, f"{scheme}://{host}", limiter=limiter, clock=clock)
 
-    def left() -> float | None:
-        return None if deadline is None else max(deadline.remaining(), 0.0)
 
-    def passed(pending: str) -> GcpDeadline:
-        assert deadline is not None
-        return GcpDeadline(pending, seconds=deadline.seconds)
+@dataclass(frozen=True)
+class _Clock:
+    """The command's deadline as the two calls need it: what is left, each call's timeout cut to it, and the
+    GcpDeadline that names the pending call."""
 
-    def nearly_over() -> bool:  # a call cut to the time left fails a moment before the deadline itself
-        return deadline is not None and deadline.remaining() < 0.25
+    deadline: Deadline | None
+    timeout: float
 
-    def cut() -> float:
-        remaining = left()
-        return timeout if remaining is None else max(min(timeout, remaining), 0.001)
+    def left(self) -> float | None:
+        return None if self.deadline is None else max(self.deadline.remaining(), 0.0)
 
+    def cut(self) -> float:
+        remaining = self.left()
+        return self.timeout if remaining is None else max(min(self.timeout, remaining), 0.001)
+
+    def nearly_over(self) -> bool:  # a call cut to the time left fails a moment before the deadline itself
+        return self.deadline is not None and self.deadline.remaining() < 0.25
+
+    def passed(self, pending: str) -> GcpDeadline:
+        assert self.deadline is not None
+        return GcpDeadline(pending, seconds=self.deadline.seconds)
+
+
+def _exchange(credentials: Credentials, token_uri: str, *, limiter: HostLimiter, clock: _Clock) -> str:
     exchange = f"the token exchange at {token_uri} was pending"
     try:
-        with limiter.request(token_uri, timeout=left()):
-            token = _fetch_token(credentials, token_uri=token_uri, timeout=cut())
+        with limiter.request(token_uri, timeout=clock.left()):
+            return _fetch_token(credentials, token_uri=token_uri, timeout=clock.cut())
     except SlotTimeout:
-        raise passed(f"{exchange} (waiting for a free request slot)") from None
+        raise clock.passed(f"{exchange} (waiting for a free request slot)") from None
     except GcpError as exc:
-        if exc.status is None and exc.code is None and nearly_over():
-            raise passed(exchange) from None
+        if exc.status is None and exc.code is None and clock.nearly_over():
+            raise clock.passed(exchange) from None
         raise
-    api = f"{scheme}://{host}"
+
+
+def _ask(
+    token: str, repo: RepositoryRef, wanted: list[str], api: str, *, limiter: HostLimiter, clock: _Clock
+) -> frozenset[str]:
+    """testIamPermissions, a quota answer (429 RESOURCE_EXHAUSTED) waited out with the host's slot released."""
+    scheme, _, host = api.partition("://")
     call = f"testIamPermissions on {repo.name} at {api} was pending"
     for attempt in range(MAX_429_ATTEMPTS):
         try:
-            with limiter.request(api, timeout=left()):
-                return _test_iam_permissions(token, repo, wanted, host=host, scheme=scheme, timeout=cut())
+            with limiter.request(api, timeout=clock.left()):
+                return _test_iam_permissions(token, repo, wanted, host=host, scheme=scheme, timeout=clock.cut())
         except SlotTimeout:
-            raise passed(f"{call} (waiting for a free request slot)") from None
+            raise clock.passed(f"{call} (waiting for a free request slot)") from None
         except GcpError as exc:
-            if exc.status is None and nearly_over():
-                raise passed(call) from None
-            # A quota answer (429 RESOURCE_EXHAUSTED) is waited out, the host's slot released meanwhile.
+            if exc.status is None and clock.nearly_over():
+                raise clock.passed(call) from None
             if exc.status != 429 or attempt == MAX_429_ATTEMPTS - 1:
                 raise
             limiter.note_429(api)
             wait = retry_after_seconds(None, attempt=attempt)
-            remaining = left()
+            remaining = clock.left()
             if remaining is not None and wait >= remaining:
-                raise passed(f"{call} (rate limited, HTTP 429, next try after the deadline)") from None
+                raise clock.passed(f"{call} (rate limited, HTTP 429, next try after the deadline)") from None
             log.info("%s: HTTP 429 (rate limited), attempt %d of %d, next try in %.1f s",
                      f"testIamPermissions {api}", attempt + 1, MAX_429_ATTEMPTS, wait)  # fmt: skip
             time.sleep(wait)
