@@ -16,8 +16,10 @@ PURE = {"hubconfig", "plan", "names", "clusterrepo", "files", "secretcheck"}
 LEAVES = {"files", "httpretry", "hostlimit", "childenv", "endpoints", "answers"}
 # module (or layer) -> provision modules it may import; "provision" (the root, __version__ only) is always allowed
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"cli", "flows", "console", "errors", "names", "hubconfig", "plan", "files"},
-    "flows": SYSTEM | PURE | LEAVES | {"console", "errors"},
+    "cli": {"cli", "flows", "console", "errors", "names", "hubconfig", "plan", "files", "registries"},
+    "flows": SYSTEM | PURE | LEAVES | {"console", "errors", "registries"},
+    # each registry kind's package: its client, flows and rules, over the libraries
+    "registries": SYSTEM | PURE | LEAVES | {"console", "errors"},
     "console": {"plan", "errors"},
     "errors": set(),
     "__main__": {"cli"},

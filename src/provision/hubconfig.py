@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from provision.errors import UsageError
 
-RegistryKind = Literal["quay", "artifact-registry", "dockerhub", "registry"]  # registry: any other v2 registry
 Chart = Literal["basehub", "daskhub", "z2jh"]
 CHARTS: tuple[Chart, ...] = ("basehub", "daskhub", "z2jh")
 # The z2jh chart's pull secret, with its default empty fullnameOverride; dask pods reference it by name.
@@ -43,7 +42,7 @@ class HubRegistry:
     pods need an imagePullSecret (quay pushes private repositories).
     """
 
-    kind: RegistryKind
+    kind: str  # a registry kind's name (provision.registries): quay, artifact-registry, dockerhub, registry (other)
     server: str
     username: str
     image_prefix: str

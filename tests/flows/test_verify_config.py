@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from provision.errors import UsageError
-from provision.flows.verify import PullSecret, VerifyRequest, check_config, from_values, host_of, kind_of
+from provision.flows.verify import PullSecret, VerifyRequest, check_config, from_values, kind_of
 from provision.hubconfig import HubOptions, HubRegistry, public_values, secret_values
+from provision.registries.base import host_of
 from tests.conftest import REPO
 
 QUAY = HubRegistry("quay", "https://quay.io", "org+image_builder", "quay.io/org/c1-hub-", "pw", None, "quay.io")

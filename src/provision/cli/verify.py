@@ -159,7 +159,7 @@ def verify(
 
 def _registry_urls(values: list[str]) -> dict[str, str]:
     """HOST=URL entries by registry host (Docker Hub's aliases as one); a bare URL under the key ""."""
-    from provision.flows.verify import host_of
+    from provision.registries.base import host_of
 
     urls: dict[str, str] = {}
     for value in values:

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from provision import httpretry, sops
+from provision import httpretry, registries, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.flows import clusterfiles
 from provision.flows import verify as single
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from provision.hubconfig import HubRegistry, get_path
+from provision.registries.base import host_of
 
 Result = Literal["pass", "fail", "could-not-check"]
 DEFAULT_JOBS = 16  # hubs checked at once: threads mostly waiting on the network (sops: one per core)
@@ -254,7 +255,7 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
     if get_path(view, "binderhub-service", "enabled") is not True and not problems:
         return None  # (a missing file may hide the setting: such a hub is reported, not skipped)
     server = get_path(view, "binderhub-service", "buildPodsRegistryCredentials", "server")
-    registry = single.host_of(server) if isinstance(server, str) and server.strip() else "-"
+    registry = host_of(server) if isinstance(server, str) and server.strip() else "-"
     return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), plain, "; ".join(problems) or None,
                    registry)  # fmt: skip
 
@@ -327,7 +328,7 @@ def _secret_leaves(doc: Any, key: str = "") -> Iterable[str]:
 
 def _registry_url(reg: HubRegistry, request: FleetRequest) -> str | None:
     """The --registry-url HOST=URL given for the hub's registry host, if any."""
-    host = single.host_of(reg.registry_url if reg.kind != "dockerhub" else reg.server)
+    host = registries.named(reg.kind).lookup_host(reg)
     return request.registry_urls.get(host)
 
 
@@ -391,7 +392,7 @@ def _check_hub(
     except single.DeadlinePassed as exc:
         left = f"; not checked: {', '.join(exc.not_made)}" if exc.not_made else ""
         return late(f"{exc.pending}{left}", [*checks, *exc.checks])
-    registry = single.host_of(reg.server)
+    registry = host_of(reg.server)
     failed = [c for c in checks if c.status == "fail"]
     if failed:
         return done(registry, "fail", f"{failed[0].name}: {failed[0].detail}", checks)

@@ -6,19 +6,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from provision import clusterrepo, gcp, httpretry, registry, sops
+from provision import clusterrepo, httpretry, registries, registry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import HostLimiter
-from provision.hubconfig import Z2JH_RELEASES, HubRegistry, RegistryKind
+from provision.hubconfig import Z2JH_RELEASES, HubRegistry
 from provision.hubconfig import get_path as _get
+from provision.registries.artifact_registry import DeadlineWhileAsking
+from provision.registries.base import PermissionProbe, Status, host_of
 
-Status = Literal["pass", "fail", "could-not-check"]
-DOCKER_HUB_HOSTS = {"index.docker.io", "registry-1.docker.io", "docker.io", "registry.hub.docker.com"}
-PROBE = "provision-verify-probe"  # a repository name that is only ever asked about, never written
 V2_CHECK = "registry answers the v2 API"
 
 
@@ -60,21 +58,9 @@ class VerifyRequest:
         return f"{key} (in the {release} release's {where})"
 
 
-def host_of(server: str) -> str:
-    """`https://quay.io` → `quay.io`; `quay.io` → `quay.io`; Docker Hub's aliases → `docker.io`."""
-    host = urlsplit(server).netloc if "://" in server else server.split("/")[0]
-    return "docker.io" if host in DOCKER_HUB_HOSTS else host
-
-
-def kind_of(server: str, username: str) -> RegistryKind:
-    host = host_of(server)
-    if host.endswith("-docker.pkg.dev"):
-        return "artifact-registry"
-    if host == "docker.io":
-        return "dockerhub"
-    if host == "quay.io" or host.startswith("quay.") or "+" in username:
-        return "quay"  # Quay robots are `org+name`
-    return "registry"
+def kind_of(server: str, username: str) -> str:
+    """The name of the registry kind a hub pushes to (registries.recognise)."""
+    return registries.recognise(server, username).name
 
 
 MAPPING, TEXT = "a mapping", "a string"
@@ -431,47 +417,36 @@ def _require_binderhub(reading: _Reading, what: str) -> None:
     raise UsageError(f"no {what} for the {BINDERHUB} release: {held}{looked}", hint=hint)
 
 
-def _probe_repository(image_prefix: str, *, kind: str) -> str:
-    """The repository name BinderHub would use for a new image under the prefix (host removed)."""
-    path = image_prefix if kind == "dockerhub" else image_prefix.partition("/")[2]
-    return f"{path}{PROBE}" if path.endswith(("-", "/")) or not path else f"{path}-{PROBE}"
-
-
 def check_config(req: VerifyRequest) -> list[Check]:
     """Consistency of the values themselves (no network)."""
     reg = req.registry
-    kind = reg.kind
+    kind = registries.named(reg.kind)
     checks: list[Check] = []
-    prefix_host = reg.image_prefix.split("/")[0]
-    if kind == "dockerhub":
-        ok = "." not in prefix_host and ":" not in prefix_host and prefix_host != "localhost"
-        detail = "Docker Hub prefixes carry no host: <namespace>/<name>-"
-    elif kind == "artifact-registry":
-        parts = reg.image_prefix.rstrip("/").split("/")
-        ok = prefix_host == host_of(reg.server) and len(parts) == 3 and reg.image_prefix.endswith("/")
-        detail = f"expected {host_of(reg.server)}/<project>/<repository>/"
-    else:
-        ok = prefix_host == host_of(reg.server)
-        detail = f"the prefix's host must be the registry's ({host_of(reg.server)})"
-    checks.append(Check("image_prefix matches the registry", "pass" if ok else "fail",
-                        reg.image_prefix if ok else f"{reg.image_prefix}: {detail}"))  # fmt: skip
+    problem = kind.prefix_problem(reg)
+    checks.append(Check("image_prefix matches the registry", "fail" if problem else "pass",
+                        f"{reg.image_prefix}: {problem}" if problem else reg.image_prefix))  # fmt: skip
     if req.pull_secret is not None:
         same = host_of(req.pull_secret.registry) == host_of(reg.server)
         checks.append(Check(
             "pull secret is for the push registry", "pass" if same else "fail",
             f"imagePullSecret.registry {req.pull_secret.registry!r} vs {reg.server!r}",
         ))  # fmt: skip
-    elif kind in ("quay", "dockerhub") and not req.from_values:
+    elif kind.pull_secret and not req.from_values:
         checks.append(Check(
             "pull secret present", "could-not-check",
             "given by --server/--username/--password-file, no values were read: pass --values-file (and the "
             "secrets) to check jupyterhub.imagePullSecret",
         ))  # fmt: skip
-    elif kind in ("quay", "dockerhub"):
+    elif kind.pull_secret == "required":
         checks.append(Check(
-            "pull secret present", "fail" if kind == "quay" else "could-not-check",
-            f"quay makes pushed repositories private: user pods need {req.key('jupyterhub', 'imagePullSecret')}"
-            if kind == "quay" else "Docker Hub repositories may be private: then pods need an imagePullSecret",
+            "pull secret present", "fail",
+            f"{kind.name} makes pushed repositories private: user pods need "
+            f"{req.key('jupyterhub', 'imagePullSecret')}",
+        ))  # fmt: skip
+    elif kind.pull_secret == "maybe":
+        checks.append(Check(
+            "pull secret present", "could-not-check",
+            f"{kind.title} repositories may be private: then pods need an imagePullSecret",
         ))  # fmt: skip
     if req.lookup is not None:
         checks.append(_lookup_config_check(req))
@@ -497,7 +472,7 @@ def _lookup_config_check(req: VerifyRequest) -> Check:
             keys = keys.replace(".", " ", 1)  # `binderhub-service config.DockerRegistry.username, …`
         return Check(LOOKUP_CHECK, "fail", f"{keys} not set: BinderHub's image lookups get 401, "
                      "so it rebuilds every image on every launch")  # fmt: skip
-    if host_of(lookup.registry) != host_of(reg.registry_url if reg.kind != "dockerhub" else "docker.io"):
+    if host_of(lookup.registry) != registries.named(reg.kind).lookup_host(reg):
         url = "config.DockerRegistry.url"
         url = url if req.release_files is None else req.key(BINDERHUB, url)
         return Check(LOOKUP_CHECK, "fail", f"{url} {lookup.registry!r} is not the push registry "
@@ -523,21 +498,6 @@ def _credential_checks(client: registry.RegistryClient, label: str, *, scopes: S
     return checks
 
 
-def _probe_actions(kind: str) -> list[str]:
-    # Never ask Quay for push on a name that does not exist: it would create that repository.
-    return ["pull"] if kind == "quay" else ["pull", "push"]
-
-
-def _probe_scopes(req: VerifyRequest) -> tuple[str, ...]:
-    """The token scope the permission check will ask for, asked already when the credentials are checked: one
-    token request fewer per hub. None for Artifact Registry, whose permissions come from testIamPermissions."""
-    kind = req.registry.kind
-    if kind == "artifact-registry":
-        return ()
-    probe = _probe_repository(req.registry.image_prefix, kind=kind)
-    return (f"repository:{probe}:{','.join(_probe_actions(kind))}",)
-
-
 def _permission_check(
     req: VerifyRequest,
     client: registry.RegistryClient,
@@ -545,48 +505,17 @@ def _permission_check(
     limiter: HostLimiter | None = None,
     deadline: httpretry.Deadline | None = None,
 ) -> Check:
-    reg = req.registry
-    kind = reg.kind
-    name = "may push and pull under image_prefix"
-    if kind == "artifact-registry":
-        try:
-            repo = gcp.RepositoryRef.from_image_prefix(reg.image_prefix)
-            held = gcp.test_permissions(reg.password, repo, api_endpoint=req.ar_endpoint, limiter=limiter,
-                                        deadline=deadline)  # fmt: skip
-        except gcp.GcpDeadline as exc:
-            raise DeadlinePassed(exc.pending, seconds=exc.seconds) from None
-        except ProvisionError as exc:
-            return Check(name, "could-not-check", str(exc))
-        missing = {gcp.UPLOAD, gcp.DOWNLOAD} - held
-        if missing:
-            return Check(name, "fail", f"missing on {repo.name}: {', '.join(sorted(missing))}")
-        return Check(name, "pass", f"testIamPermissions on {repo.name}")
-    probe = _probe_repository(reg.image_prefix, kind=kind)
-    if kind == "quay":
-        granted = client.granted_actions(probe, _probe_actions(kind))
-        if granted and "pull" in granted:
-            return Check(name, "pass", f"org-wide pull on {probe}: the robot is in an admin team (owners)")
-        return Check(name, "could-not-check",
-                     "no org-wide pull: a creator-team robot (may create and push its own repositories) or no access; "
-                     "Quay creates a repository when asked for push, so push is not probed")  # fmt: skip
-    granted = client.granted_actions(probe, _probe_actions(kind))
-    if granted is None:
-        return Check(name, "could-not-check", "Basic auth (or an opaque token) tells nothing without pushing")
-    if {"pull", "push"} <= granted:
-        return Check(name, "pass", f"token for {probe} grants {', '.join(sorted(granted))}")
-    return Check(name, "fail", f"token for {probe} grants only {', '.join(sorted(granted)) or 'nothing'}")
+    probe = PermissionProbe(client, limiter=limiter, deadline=deadline, ar_endpoint=req.ar_endpoint)
+    try:
+        verdict = registries.named(req.registry.kind).permission(req.registry, probe)
+    except DeadlineWhileAsking as exc:
+        raise DeadlinePassed(exc.pending, seconds=exc.seconds) from None
+    return Check("may push and pull under image_prefix", verdict.status, verdict.detail)
 
 
 def target_url(req: VerifyRequest) -> str:
     """The v2 API URL the checks talk to: --registry-url, else the values' DockerRegistry.url or server."""
-    reg = req.registry
-    if req.registry_url:
-        return req.registry_url
-    if reg.kind == "dockerhub":
-        return "https://registry-1.docker.io"  # the server key (index.docker.io/v1/) is no v2 API
-    url = reg.registry_url
-    # The chart also takes a bare `quay.io` as the server (docker config keys need no scheme); registries speak HTTPS.
-    return url if "://" in url else f"https://{url}"
+    return req.registry_url or registries.named(req.registry.kind).v2_url(req.registry)
 
 
 class DeadlinePassed(ProvisionError):
@@ -654,7 +583,8 @@ def run(
                                          deadline=deadline)  # fmt: skip
         try:
             if label == "push":
-                checks += _credential_checks(client, label, scopes=_probe_scopes(req))
+                scopes = registries.named(reg.kind).probe_scopes(reg)
+                checks += _credential_checks(client, label, scopes=scopes)
                 stages.pop(0)
                 if checks[-1].status != "fail" and checks[-2].status == "pass":
                     checks.append(_permission_check(req, client, limiter=limiter, deadline=deadline))

@@ -1,0 +1,105 @@
+"""What every registry kind provides: the one small interface the kind-independent verbs drive.
+
+A kind answers questions about a hub's registry values (is this server mine, does the image prefix fit, which v2
+URL to ask, how to tell whether the credential may push) and, for kinds provision can set up, names the modules
+that create, rotate and remove a hub's credential. The defaults are those of a plain registry v2 server (any
+registry provision does not set up itself: `registry`), so a kind overrides only what differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from provision.hostlimit import HostLimiter
+    from provision.httpretry import Deadline
+    from provision.hubconfig import HubRegistry
+    from provision.registry import RegistryClient
+
+Status = Literal["pass", "fail", "could-not-check"]
+DOCKER_HUB_HOSTS = frozenset({"index.docker.io", "registry-1.docker.io", "docker.io", "registry.hub.docker.com"})
+PROBE = "provision-verify-probe"  # a repository name that is only ever asked about, never written
+
+
+def host_of(server: str) -> str:
+    """`https://quay.io` → `quay.io`; `quay.io` → `quay.io`; Docker Hub's aliases → `docker.io`."""
+    host = urlsplit(server).netloc if "://" in server else server.split("/")[0]
+    return "docker.io" if host in DOCKER_HUB_HOSTS else host
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A kind's answer to one verify check."""
+
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True)
+class PermissionProbe:
+    """What the permission check may use: the client already logged in with the push credential, and the run's
+    limits (a fleet run shares one limiter); `ar_endpoint` is the Artifact Registry API endpoint (tests)."""
+
+    client: RegistryClient
+    limiter: HostLimiter | None = None
+    deadline: Deadline | None = None
+    ar_endpoint: str | None = None
+
+
+class RegistryKind:
+    """A registry kind. Subclasses set `name` and override what differs from a plain registry v2 server."""
+
+    name: str = "registry"
+    title: str = "registry"
+    # Whether user pods need an imagePullSecret: "required" (Quay pushes private repositories), "maybe" (Docker Hub
+    # repositories may be private), None (the nodes pull with their own identity, or nothing is known).
+    pull_secret: Literal["required", "maybe"] | None = None
+    probe_actions: tuple[str, ...] = ("pull", "push")
+
+    def recognises(self, host: str, username: str) -> bool:
+        """Whether a hub's push server (host) and user name are this kind's. The generic kind recognises nothing:
+        it is what is left."""
+        return False
+
+    def prefix_problem(self, registry: HubRegistry) -> str | None:
+        """Why the image prefix does not fit the registry (None when it does)."""
+        if registry.image_prefix.split("/")[0] == host_of(registry.server):
+            return None
+        return f"the prefix's host must be the registry's ({host_of(registry.server)})"
+
+    def v2_url(self, registry: HubRegistry) -> str:
+        """The v2 API URL to ask: the values' DockerRegistry.url, else the push server."""
+        url = registry.registry_url
+        # The chart also takes a bare `quay.io` as the server (docker config keys need no scheme): registries speak
+        # HTTPS.
+        return url if "://" in url else f"https://{url}"
+
+    def lookup_host(self, registry: HubRegistry) -> str:
+        """The host BinderHub must ask whether an image exists (its DockerRegistry.url's host)."""
+        return host_of(registry.registry_url)
+
+    def repository_path(self, registry: HubRegistry) -> str:
+        """The image prefix without its host: the start of the repository names BinderHub pushes."""
+        return registry.image_prefix.partition("/")[2]
+
+    def probe_repository(self, registry: HubRegistry) -> str:
+        """The repository name BinderHub would use for a new image under the prefix (host removed)."""
+        path = self.repository_path(registry)
+        return f"{path}{PROBE}" if path.endswith(("-", "/")) or not path else f"{path}-{PROBE}"
+
+    def probe_scopes(self, registry: HubRegistry) -> tuple[str, ...]:
+        """The token scope the permission check asks for, asked already with the credential check (one token
+        request fewer per hub)."""
+        return (f"repository:{self.probe_repository(registry)}:{','.join(self.probe_actions)}",)
+
+    def permission(self, registry: HubRegistry, probe: PermissionProbe) -> Verdict:
+        """Whether the push credential may push and pull under the image prefix, without writing anything."""
+        repository = self.probe_repository(registry)
+        granted = probe.client.granted_actions(repository, list(self.probe_actions))
+        if granted is None:
+            return Verdict("could-not-check", "Basic auth (or an opaque token) tells nothing without pushing")
+        if {"pull", "push"} <= granted:
+            return Verdict("pass", f"token for {repository} grants {', '.join(sorted(granted))}")
+        return Verdict("fail", f"token for {repository} grants only {', '.join(sorted(granted)) or 'nothing'}")

@@ -1,0 +1,35 @@
+"""Quay (quay.io or self-hosted): an organization, a robot in a team, the robot's token; private repositories."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from provision.registries.base import PermissionProbe, RegistryKind, Verdict
+
+if TYPE_CHECKING:
+    from provision.hubconfig import HubRegistry
+
+
+class Quay(RegistryKind):
+    name = "quay"
+    title = "Quay"
+    pull_secret = "required"
+    # Never ask Quay for push on a name that does not exist: it would create that repository.
+    probe_actions = ("pull",)
+
+    def recognises(self, host: str, username: str) -> bool:
+        return host == "quay.io" or host.startswith("quay.") or "+" in username  # Quay robots are `org+name`
+
+    def permission(self, registry: HubRegistry, probe: PermissionProbe) -> Verdict:
+        repository = self.probe_repository(registry)
+        granted = probe.client.granted_actions(repository, list(self.probe_actions))
+        if granted and "pull" in granted:
+            return Verdict("pass", f"org-wide pull on {repository}: the robot is in an admin team (owners)")
+        return Verdict(
+            "could-not-check",
+            "no org-wide pull: a creator-team robot (may create and push its own repositories) or no access; Quay "
+            "creates a repository when asked for push, so push is not probed",
+        )
+
+
+KIND = Quay()
