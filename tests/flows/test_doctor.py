@@ -92,6 +92,10 @@ error   invalid-yaml                   other-broken broken-yaml      broken-yaml
 error   image-prefix-mismatch          gcp-broken ar-bad-prefix      ar-bad-prefix.values.yaml      {PREFIX}
 warning missing-image-pull-secret      gcp-broken ar-cross-project   enc-ar-cross-project.secret.values.yaml
         jupyterhub.imagePullSecret
+error   incomplete-docker-registry     gcp-broken ar-no-key          enc-ar-no-key.secret.values.yaml
+        binderhub-service.config.DockerRegistry.password
+error   incomplete-build-credentials   gcp-broken ar-no-key          enc-ar-no-key.secret.values.yaml
+        binderhub-service.buildPodsRegistryCredentials.password
 error   registry-shut-down             gcp-broken gcr                gcr.values.yaml
         binderhub-service.buildPodsRegistryCredentials.server
 info    jsonnet-not-evaluated          gcp-broken with-jsonnet       with-jsonnet.jsonnet           -
@@ -198,6 +202,19 @@ def test_each_finding(tree: DoctorResult, row: tuple[str, ...], secrets: set[str
     message = matches[0].message
     assert message and "\n" not in message
     assert not any(secret in message for secret in secrets)
+
+
+def test_an_artifact_registry_hub_without_any_key_is_told_about_googles_key_policy(tree: DoctorResult) -> None:
+    """Organizations created since May 2024 forbid service account keys: the likely reason an Artifact Registry hub
+    has no password at all. The build pods' finding says so (once per hub); a hub with a key, or on quay.io, not."""
+    [build] = [f for f in tree.findings if f.hub == "ar-no-key" and f.code == "incomplete-build-credentials"]
+    message = " ".join(build.message.split())
+    assert "iam.disableServiceAccountKeyCreation and iam.managed.disableServiceAccountKeyCreation" in message
+    assert "created since May 2024" in message and "Organization Policy Administrator" in message
+    assert "gcloud resource-manager org-policies disable-enforce iam.disableServiceAccountKeyCreation" in message
+    assert "projects/PROJECT/policies/iam.managed.disableServiceAccountKeyCreation" in message
+    others = [f for f in tree.findings if "disableServiceAccountKeyCreation" in f.message]
+    assert others == [build]  # not on quay-broken/no-password, nor on DockerRegistry.password of the same hub
 
 
 def test_clean_hubs_have_no_findings(tree: DoctorResult) -> None:
@@ -447,7 +464,7 @@ def test_cli_tree_exits_1_and_prints_every_finding_without_secrets(
     assert "other-broken (files no single hub uses): 1 warning" in lines
     assert any(line.split()[:2] == ["error", "missing-docker-registry"] for line in lines)
     assert lines[-1] == tree.summary()
-    assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 38 hubs", lines[-1])
+    assert re.fullmatch(r"\d+ errors, \d+ warnings, \d+ info in 39 hubs", lines[-1])
     _no_secret_in(secrets, result.stdout, result.stderr)
 
     json_run = runner.invoke(_app(), [str(doctor_tree), "--format", "json"])

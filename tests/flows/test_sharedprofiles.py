@@ -268,3 +268,84 @@ def test_profiles_in_an_encrypted_earlier_file_are_refused(cluster: Cluster) -> 
     message = " ".join(result.stderr.split())
     assert "enc-common.secret.values.yaml, listed before prod.values.yaml in cluster.yaml, is encrypted" in message
     assert cluster.snapshot() == before
+
+
+COMMENTED_COMMON = """\
+jupyterhub:
+  singleuser:
+    # Every hub of the cluster offers these
+    profileList:
+      # Most users start here
+      - display_name: "Small: up to 4 GB"  # the default
+        slug: small
+        default: true
+        kubespawner_override:
+          mem_guarantee: 4G  # measured in 2024
+      # For big data
+      - display_name: "Large: up to 16 GB"
+        slug: large
+        profile_options:
+          image:
+            display_name: Image
+            choices:
+              # the community's image
+              pangeo:
+                display_name: Pangeo  # weekly tags
+                kubespawner_override:
+                  image: pangeo/pangeo-notebook:2024.04.08
+        kubespawner_override:
+          mem_guarantee: 16G  # the node's limit
+          # 16G fits the n2-highmem-4 nodes
+    # Not a profile's comment: it stays in the shared file
+    storage:
+      capacity: 10Gi
+"""
+COPIED_WITH_COMMENTS = """\
+  singleuser:
+    profileList:
+      # Most users start here
+      - display_name: "Small: up to 4 GB"  # the default
+        slug: small
+        default: true
+        kubespawner_override:
+          mem_guarantee: 4G  # measured in 2024
+      # For big data
+      - display_name: "Large: up to 16 GB"
+        slug: large
+        profile_options:
+          image:
+            display_name: Image
+            choices:
+              # the community's image
+              pangeo:
+                display_name: Pangeo  # weekly tags
+                kubespawner_override:
+                  image: pangeo/pangeo-notebook:2024.04.08
+        kubespawner_override:
+          mem_guarantee: 16G  # the node's limit
+          # 16G fits the n2-highmem-4 nodes
+      - display_name:"""
+
+
+def test_copied_profiles_keep_their_comments(cluster: Cluster) -> None:
+    """Block comments before an entry, end-of-line comments and comments inside profile_options are copied with
+    the profiles; the comment after the list (the next key's) is not; the hub file keeps its own bytes."""
+    common = cluster.dir / "common.values.yaml"
+    common.write_text("".join(line.split("  #")[0].rstrip() + "\n" for line in COMMENTED_COMMON.splitlines()
+                              if not line.lstrip().startswith("#")))  # fmt: skip
+    assert "#" not in common.read_text()
+    plain_run = cluster.profile_run("staging", "staging.values.yaml", "--copy-shared-profiles")
+    assert plain_run.exit_code == 0, plain_run.stderr
+    without_comments = cluster.load("staging.values.yaml")
+
+    common.write_text(COMMENTED_COMMON)
+    cluster.values.write_text(STAGING)
+    result = cluster.profile_run("staging", "staging.values.yaml", "--copy-shared-profiles")
+    assert result.exit_code == 0, result.stderr
+    written = cluster.values.read_text()
+    assert written.startswith(STAGING)
+    assert written[len(STAGING) :].startswith(COPIED_WITH_COMMENTS), written
+    assert "Not a profile's comment" not in written and "Every hub of the cluster" not in written
+    assert cluster.load("staging.values.yaml") == without_comments
+    assert _slugs(without_comments) == ["small", "large", BUILD]
+    assert common.read_text() == COMMENTED_COMMON

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provision import clusterrepo
 from provision.console import Reporter
-from provision.errors import UsageError
+from provision.errors import ProvisionError, UsageError
+from provision.files import read_text
 from provision.flows import clusterfiles
 from provision.hubconfig import Chart, get_path
 
@@ -30,6 +31,8 @@ class SharedProfiles:
     inherited: tuple[Any, ...] = ()  # the profiles the hub gets from the files listed before its own
     source: str | None = None  # the file (relative to the cluster folder) that sets them
     later: tuple[str, ...] = ()  # files listed after the hub's own that set a profileList: theirs wins
+    # The comment lines before the first inherited profile in `source` (ruamel comment tokens), copied with them.
+    lead: Any = None
 
 
 def base(
@@ -83,7 +86,8 @@ def finish(
     target = values_file.name if values_file is not None else "these values"
     if shared.inherited:
         ours = get_path(public, *keys)
-        public = with_inherited(public, merged_list(shared.inherited, ours if isinstance(ours, list) else []), keys)
+        profiles = merged_list(shared.inherited, ours if isinstance(ours, list) else [])
+        public = with_inherited(public, _with_lead(profiles, shared.lead), keys)
         reporter.warn(
             f"{target}: copied the profiles of {shared.source} ({', '.join(profile_names(shared.inherited))}) into "
             f"its profileList with the image-building profile (Helm replaces lists whole); later edits of those "
@@ -165,7 +169,13 @@ def read(cluster_config: Path, hub: str, values_file: Path, chart: Chart) -> Sha
             "file, or add the image-building profile to that list by hand (provision profile prints it)"
         )
     later = tuple(f.rel for f in _readable(after, folder) if sets(f.doc, keys))
-    return SharedProfiles(inherited, source.rel if source is not None and inherited else None, later)
+    if source is None or not inherited:
+        return SharedProfiles(later=later)
+    commented = _commented(source.path, keys, inherited)
+    if commented is None:
+        return SharedProfiles(inherited, source.rel, later)
+    lead = commented.ca.comment[1] if commented.ca.comment else None
+    return SharedProfiles(tuple(commented), source.rel, later, lead=lead or None)
 
 
 def _readable(paths: list[Path], folder: Path) -> list[clusterfiles.ValuesFile]:
@@ -179,21 +189,109 @@ def _readable(paths: list[Path], folder: Path) -> list[clusterfiles.ValuesFile]:
     return files
 
 
+def _commented(path: Path, keys: Sequence[str], inherited: Sequence[Any]) -> Any:
+    """The profile list of the file that sets it, read again for a round trip so that the copies keep their
+    comments; None (copy the plain data) when that reading differs from the one Helm's merge was computed on, or
+    uses a `<<:` merge key (its anchor stays behind in the shared file)."""
+    try:
+        text = read_text(path)
+        doc, _ = clusterrepo.load(text, path=path) if text is not None else (None, None)
+    except ProvisionError:  # read as plain YAML already: a file that changed since, or is over the size limit
+        return None
+    profiles = get_path(doc, *keys)
+    if not isinstance(profiles, list) or clusterrepo.plain(profiles) != clusterrepo.plain(list(inherited)):
+        return None
+    if any(getattr(node, "merge", None) for node in _nodes(profiles)):
+        return None
+    if profiles and hasattr(profiles[-1], "lc"):
+        _trim_trailing_comment(profiles[-1])
+    return profiles
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    yield node
+    children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+    for child in children:
+        yield from _nodes(child)
+
+
+def _comment_slots(node: Any) -> Iterator[tuple[list[Any], int]]:
+    """(holder, index) of every comment token of `node` and its children, in ruamel's comment attributes."""
+
+    def walk(holder: list[Any]) -> Iterator[tuple[list[Any], int]]:
+        for index, item in enumerate(holder):
+            if isinstance(item, list):
+                yield from walk(item)
+            elif item is not None and hasattr(item, "reset"):
+                yield holder, index
+
+    for each in _nodes(node):
+        ca = getattr(each, "ca", None)
+        if ca is not None:
+            yield from walk([ca.comment, *ca.items.values(), ca.end])
+
+
+def _trim_trailing_comment(entry: Any) -> None:
+    """Drop, from the comment after the last profile's last line, the lines that are not this profile's: ruamel
+    attaches the comments between a list and the next key (`# storage settings`) to the list's last value."""
+    slots = [(holder, index) for holder, index in _comment_slots(entry) if holder[index].start_mark is not None]
+    if not slots:
+        return
+    holder, index = max(slots, key=lambda slot: slot[0][slot[1]].start_mark.line)
+    token = holder[index]
+    first, *rest = token.value.split("\n")
+    kept = [first]
+    for line in rest:
+        stripped = line.lstrip()
+        if stripped and not (stripped.startswith("#") and len(line) - len(stripped) >= entry.lc.col):
+            break
+        kept.append(line)
+    while len(kept) > 1 and not kept[-1].strip():
+        kept.pop()
+    if kept == [""]:  # nothing of this profile's: the token goes (from every slot holding it)
+        for other, at in list(_comment_slots(entry)):
+            if other[at] is token:
+                other[at] = None
+    else:
+        token.value = "\n".join(kept) + "\n"
+
+
+def commented_copy(value: Any) -> Any:
+    """A deep copy that keeps ruamel's comments. ruamel marks a comment before a nested mapping as written while
+    loading and un-marks it when it writes that mapping, but copies the mark on each side separately
+    (`copy_attributes`), so without the reset below a copied `choices:` mapping would lose its first comment."""
+    out = copy.deepcopy(value)
+    for holder, index in _comment_slots(out):
+        holder[index].reset()
+    return out
+
+
+def _with_lead(profiles: list[Any], lead: Any) -> Any:
+    """`profiles` as a ruamel sequence with the comment lines of the shared list before its first entry."""
+    if lead is None:
+        return profiles
+    from ruamel.yaml.comments import CommentedSeq  # lazy: keeps start-up fast
+
+    seq = CommentedSeq(profiles)
+    seq.ca.comment = [None, commented_copy(lead)]
+    return seq
+
+
 def with_inherited(doc: Any, profiles: Sequence[Any], keys: Sequence[str]) -> Any:
     """A copy of `doc` (a values document, or None) whose profile list is `profiles`, as if copied into it."""
-    out: Any = copy.deepcopy(doc) if isinstance(doc, MutableMapping) else {}
+    out: Any = commented_copy(doc) if isinstance(doc, MutableMapping) else {}
     node = out
     for key in keys[:-1]:
         if not isinstance(node.get(key), MutableMapping):
             node[key] = {}
         node = node[key]
-    node[keys[-1]] = copy.deepcopy(list(profiles))
+    node[keys[-1]] = commented_copy(profiles if isinstance(profiles, list) else list(profiles))
     return out
 
 
 def merged_list(inherited: Sequence[Any], ours: Sequence[Any]) -> list[Any]:
     """The inherited profiles in their order, each of ours merged into the one with its slug, or appended."""
-    out = copy.deepcopy(list(inherited))
+    out: list[Any] = commented_copy(list(inherited))
     for entry in ours:
         match = next(
             (p for p in out if isinstance(p, MutableMapping) and isinstance(entry, Mapping)
@@ -201,7 +299,7 @@ def merged_list(inherited: Sequence[Any], ours: Sequence[Any]) -> list[Any]:
             None,
         )  # fmt: skip
         if match is None:
-            out.append(copy.deepcopy(entry))
+            out.append(commented_copy(entry))
         else:
             clusterrepo.deep_merge(match, entry)
     return out

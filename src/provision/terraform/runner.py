@@ -102,27 +102,48 @@ class TerraformInterrupted(KeyboardInterrupt):
 KEY_POLICY_MARKERS = ("Key creation is not allowed on this service account", "disableServiceAccountKeyCreation")
 
 
+KEY_POLICY = "iam.disableServiceAccountKeyCreation"
+MANAGED_KEY_POLICY = "iam.managed.disableServiceAccountKeyCreation"
+KEY_POLICY_SINCE = "enforced by default on Google Cloud organizations created since May 2024"
+POLICY_ADMIN = (
+    "Someone with the Organization Policy Administrator role (roles/orgpolicy.policyAdmin, granted at the "
+    "organization) can make an exception for this project"
+)
+NO_KEY_REGISTRIES = "use a registry that needs no Google key (provision quay or provision dockerhub)"
+
+
+def key_policy_command(constraint: str) -> str:
+    """The command that exempts one project from `constraint` (each constraint has its own API)."""
+    if constraint == MANAGED_KEY_POLICY:
+        return (
+            f"`gcloud org-policies set-policy FILE` with a policy for projects/PROJECT/policies/{MANAGED_KEY_POLICY} "
+            "whose rule is `enforce: false`"
+        )
+    return f"`gcloud resource-manager org-policies disable-enforce {KEY_POLICY} --project=PROJECT`"
+
+
 def key_policy_hint(texts: Iterable[str]) -> str | None:
     """The way out when Google refused to create a service account key for an organization policy, else None."""
     text = " ".join(texts)
     if not any(marker in text for marker in KEY_POLICY_MARKERS):
         return None
-    managed = "iam.managed.disableServiceAccountKeyCreation" in text
-    constraint = "iam.managed.disableServiceAccountKeyCreation" if managed else "iam.disableServiceAccountKeyCreation"
-    command = (
-        "`gcloud org-policies set-policy FILE` with a policy for projects/PROJECT/policies/"
-        "iam.managed.disableServiceAccountKeyCreation whose rule is `enforce: false`"
-        if managed
-        else "`gcloud resource-manager org-policies disable-enforce iam.disableServiceAccountKeyCreation "
-        "--project=PROJECT`"
-    )
+    constraint = MANAGED_KEY_POLICY if MANAGED_KEY_POLICY in text else KEY_POLICY
     return (
         f"Google refused to create the registry's service account key: the organization policy {constraint} "
-        "forbids service account keys (enforced by default on Google Cloud organizations created since May 2024), "
-        "and BinderHub pushes with a JSON key. Someone with the Organization Policy Administrator role "
-        f"(roles/orgpolicy.policyAdmin, granted at the organization) can make an exception for this project: "
-        f"{command}; then run the same provision command again. Otherwise use a registry that needs no Google key "
-        "(provision quay or provision dockerhub)"
+        f"forbids service account keys ({KEY_POLICY_SINCE}), and BinderHub pushes with a JSON key. "
+        f"{POLICY_ADMIN}: {key_policy_command(constraint)}; then run the same provision command again. Otherwise "
+        f"{NO_KEY_REGISTRIES}"
+    )
+
+
+def key_policy_note() -> str:
+    """The same explanation where terraform's answer is not at hand (provision doctor reads only a hub's files):
+    why an Artifact Registry hub may have no key, and the way out."""
+    return (
+        f"The organization policies {KEY_POLICY} and {MANAGED_KEY_POLICY}, {KEY_POLICY_SINCE}, forbid service "
+        "account keys, so in a project of such an organization `provision gcp` cannot create the JSON key "
+        f"BinderHub pushes with. {POLICY_ADMIN}: {key_policy_command(KEY_POLICY)} (for {MANAGED_KEY_POLICY}: "
+        f"{key_policy_command(MANAGED_KEY_POLICY)}); then run provision gcp again. Otherwise {NO_KEY_REGISTRIES}"
     )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from provision import names
 from provision.flows.doctor.values import enc_type, string_problem, text
 from provision.hubconfig import get_path
+from provision.terraform import key_policy_note
 
 if TYPE_CHECKING:
     from provision.flows.doctor.hub import Hub
@@ -74,13 +75,14 @@ def check_registry(hub: Hub, prefix: Any) -> None:
             "BinderHub looks for images where they are not and rebuilds them",
         )
 
+    no_key = _no_key_note(kind, registry, creds)
     if not isinstance(creds, Mapping) or not creds:
         hub.add(
             "error",
             "incomplete-build-credentials",
             creds_key,
             "buildPodsRegistryCredentials is not set: build pods cannot push; set server and username here "
-            "and password in an encrypted file (the chart schema needs all three strings)",
+            "and password in an encrypted file (the chart schema needs all three strings)" + no_key,
         )
     else:
         for field_name in ("server", "username", "password"):
@@ -91,7 +93,8 @@ def check_registry(hub: Hub, prefix: Any) -> None:
                     "incomplete-build-credentials",
                     (*creds_key, field_name),
                     f"buildPodsRegistryCredentials.{field_name} {problem}; the chart schema requires server, "
-                    "username and password as strings and build pods cannot push without them",
+                    "username and password as strings and build pods cannot push without them"
+                    + (no_key if field_name == "password" else ""),
                     secret=field_name == "password",
                 )
 
@@ -232,6 +235,20 @@ def check_pull_secrets(hub: Hub, push: str, kind: RegistryKind, *, project: str 
             "dask-gateway runs here but its schedulers and workers get no pull secret for the private registry; "
             "set dask-gateway.gateway.backend.imagePullSecrets: [{name: image-pull-secret}]",
         )
+
+
+def _no_key_note(kind: RegistryKind | None, registry: Any, creds: Any) -> str:
+    """For an Artifact Registry hub with no password at all (neither BinderHub's nor the build pods'), the likely
+    cause: the Google organization forbids the service account key that is the password (terraform.py's text)."""
+    unset = ("is missing", "is still a placeholder")
+    passwords = (get_path(registry, "password"), get_path(creds, "password"))
+    if kind != "artifact-registry" or any(string_problem(password) not in unset for password in passwords):
+        return ""
+    return (
+        ". Neither password of this hub holds a service account's JSON key, which Artifact Registry takes as "
+        "password. "
+        + key_policy_note()
+    )
 
 
 def _host(url: str) -> str:
