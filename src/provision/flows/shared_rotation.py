@@ -217,7 +217,7 @@ def _not_usable(hub: str, path: Path, exc: ProvisionError) -> ProvisionError:
 
 def show(shared: SharedRotation, reporter: Reporter, *, dry_run: bool) -> None:
     """Say which hubs and files the new token goes into (a dry run: would go)."""
-    verb = "would write" if dry_run else "writes"
+    verb = "would write" if dry_run else "will write"
     for target in shared.targets:
         keys = ", ".join(".".join(k) for k in target.keys)
         reporter.always(
@@ -261,10 +261,10 @@ def after_rotation(
     place = f" into {failed}" if failed else ""
     error = ProvisionError(
         f"the shared rotation is done but writing the new token{place} failed: {what.rstrip('.')}. "
-        f"{rotated.credential[:1].upper()}{rotated.credential[1:]} is live (the old one no longer works) and can be "
-        f"read from {rotated.where}. Hubs whose secrets hold it: {', '.join(map(str, holding)) or 'none'}; hubs "
+        f"{rotated.credential[:1].upper()}{rotated.credential[1:]} is live (the old one no longer works); "
+        f"{rotated.where}. Hubs whose secrets hold it: {', '.join(map(str, holding)) or 'none'}; hubs "
         f"whose secrets still hold the old token: {', '.join(map(str, missing))}",
-        hint="once the cause is fixed, write it without another rotation: "
+        hint="Once the cause is fixed, write it without another rotation: "
         + "; ".join(_finish_commands(shared, written, own_written)),
     )
     if isinstance(exc, KeyboardInterrupt):
@@ -279,11 +279,12 @@ def _holds_new_token(shared: SharedRotation, hub: SharedHub, written: Sequence[P
 
 def _finish_commands(shared: SharedRotation, written: Sequence[Path], own_written: bool) -> list[str]:
     req = shared.req
+    http = " --allow-http" if req.allow_http else ""
     commands = [] if own_written else [f"for hub {req.hub} the same `provision quay` command without --rotate-shared"]
     for target in shared.targets:
         if target.path not in written:
             commands.append(
-                f"for hub {target.hubs[0]} `provision quay --api-url {req.api_url} --org {req.org} --robot "
+                f"for hub {target.hubs[0]} `provision quay --api-url {req.api_url}{http} --org {req.org} --robot "
                 f"{req.robot} --shared-org --hub {target.hubs[0]} --secret-file {target.path}` (it reads the "
                 "robot's token and writes it)"
             )
