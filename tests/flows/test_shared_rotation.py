@@ -226,3 +226,17 @@ def test_a_failed_write_into_the_rotating_hub_says_no_hub_holds_the_token(repo: 
     assert "for hub staging the same `provision quay` command without --rotate-shared" in message
     assert "--shared-org --hub prod" in message
     assert passwords(decrypted(repo, repo.secret)) == {old} == passwords(decrypted(repo, prod_secret(repo)))
+
+
+def test_a_failed_proof_is_reported_per_hub_after_every_file_is_written(repo: Repo, quay: FakeQuay) -> None:
+    share_robot_with_prod(repo, quay)
+    issuer = LiveIssuer(lambda _u, _p: False)  # a registry that accepts nothing
+    with issuer, DistributionRegistry(token=issuer) as registry:
+        result = rotate_shared(repo, quay, "--verify-registry-url", registry.url, "--verify-timeout", "0")
+    assert result.exit_code == 1, result.stderr
+    new = quay.robot_token("hubs", "image_builder")
+    message = " ".join(result.stderr.split())
+    assert "hub staging: proving the new token" in message and "hub prod: proving the new token" in message
+    assert "did not pass verify for the hubs staging, prod" in message and "would rotate" in message
+    assert passwords(decrypted(repo, repo.secret)) == {new} == passwords(decrypted(repo, prod_secret(repo)))
+    assert new is not None and new not in result.stderr + result.stdout

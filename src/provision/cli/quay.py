@@ -125,4 +125,7 @@ def quay(
             rotation.publish_shared(reporter, prepared, result.registry, options=options, summary=summary,
                                     rotated=rotated, shared=shared)  # fmt: skip
             return
+        if shared is not None and shared.hubs and rotated is None and not options.dry_run:
+            reporter.warn(f"nothing was rotated (the robot is new): the files of {', '.join(shared.names)} "
+                          "were not written")  # fmt: skip
         rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated)
