@@ -122,7 +122,8 @@ def prepare(
                 continue
             known = targets.get(resolved)
             hubs_of = (known.hubs if known else ()) + (hub.name,)
-            targets[resolved] = Target(target.path, hubs_of, target.state, target.keys)
+            keys = tuple(dict.fromkeys((known.keys if known else ()) + target.keys))  # one file, several hubs
+            targets[resolved] = Target(target.path, hubs_of, target.state, keys)
         checked.append(hub)
     for target in targets.values():
         _check_writable_and_encrypted(target, client)
