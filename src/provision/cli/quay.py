@@ -50,6 +50,14 @@ def quay(
     rotate: Annotated[
         bool, typer.Option("--rotate", help="Regenerate the robot token (the old one stops working).")
     ] = False,
+    rotate_shared: Annotated[
+        bool,
+        typer.Option(
+            "--rotate-shared",
+            help="--rotate, and write the new token into the secret file of every other hub of --cluster-config "
+            "that pushes as this robot (each checked before any change), then verify it for each.",
+        ),
+    ] = False,
     allow_http: AllowHttp = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
@@ -74,13 +82,23 @@ def quay(
             team=team.value,
             email=email,
             shared_org=shared_org,
-            rotate=rotate,
+            rotate=rotate or rotate_shared,
             token=read_token("QUAY_TOKEN", token_file),
             allow_http=allow_http,
         )
         flow.validate(request)
+        if rotate_shared:
+            from provision.flows import shared_rotation
+
+            shared_rotation.validate(cluster_config=options.cluster_config, hub=hub)
         prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
-        flow.refuse_shared_rotation(request, prepared.files, reporter=reporter)
+        shared = None
+        if rotate_shared:
+            shared = shared_rotation.prepare(request, prepared.files, sops_binary=prepared.sops_binary,
+                                             reporter=reporter)  # fmt: skip
+            shared_rotation.show(shared, reporter, dry_run=options.dry_run)
+        else:
+            flow.refuse_shared_rotation(request, prepared.files, reporter=reporter)
         result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deadline=deadline)
         if options.dry_run and email is None and request.host == "quay.io":
             if any(c.kind == "create_org" for c in result.plan.changes):
@@ -97,9 +115,17 @@ def quay(
             "changes": [c.describe() for c in result.plan.changes],
             "present": list(result.plan.present),
             "members": list(result.member_report),
+            **({"shared_hubs": shared.names} if shared is not None else {}),
         }
         # Rotation writes through, then proves the new credential (issue 13: cli/rotation.py).
         from provision.cli import rotation
 
         rotated = rotation.for_quay(request) if any(c.kind == "rotate" for c in result.plan.changes) else None
+        if shared is not None and shared.hubs and rotated is not None and not options.dry_run:
+            rotation.publish_shared(reporter, prepared, result.registry, options=options, summary=summary,
+                                    rotated=rotated, shared=shared)  # fmt: skip
+            return
+        if shared is not None and shared.hubs and rotated is None and not options.dry_run:
+            reporter.warn(f"nothing was rotated (the robot is new): the files of {', '.join(shared.names)} "
+                          "were not written")  # fmt: skip
         rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated)

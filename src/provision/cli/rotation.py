@@ -6,6 +6,7 @@ lose the only copy of a token. Any failure after the rotation says which credent
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from provision.cli.common import HubFiles, RegistryOptions
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from provision.flows.gcp import GcpRequest
     from provision.flows.quay import QuayRequest
     from provision.flows.rotation import Rotated
+    from provision.flows.shared_rotation import SharedRotation
     from provision.hubconfig import HubRegistry
 
 
@@ -92,3 +94,40 @@ def prove(
         registry, rotated=rotated, delivered_to=delivered_to, options=settings, reporter=reporter,
         values_file=files.values_file, secret_file=files.secret_file, sops_binary=prepared.sops_binary,
     )  # fmt: skip
+
+
+def publish_shared(
+    reporter: Reporter,
+    prepared: HubFiles,
+    registry: HubRegistry,
+    *,
+    options: RegistryOptions,
+    summary: dict[str, Any],
+    rotated: Rotated,
+    shared: SharedRotation,
+) -> None:
+    """--rotate-shared after the rotation: the hub's values, then every other hub's secret file, then the proof for
+    each hub. A failed write names the hubs that hold the new token and those that do not."""
+    from provision.errors import ProvisionError
+    from provision.flows import rotation, shared_rotation
+
+    try:
+        publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=False, summary=summary)
+    except (ProvisionError, KeyboardInterrupt) as exc:
+        failed = prepared.files.secret_file
+        raise shared_rotation.after_rotation(exc, shared, rotated, written=[], own_written=False,
+                                             failed=failed) from None  # fmt: skip
+    shared_rotation.write(shared, registry.password, rotated=rotated, reporter=reporter)
+    if not options.verify or options.dry_run:
+        prove(reporter, prepared, registry, options=options, rotated=rotated)  # says it was not verified
+        return
+    settings = rotation.ProveOptions(options.verify_registry_url, options.verify_ar_endpoint, options.verify_timeout)
+    proofs: list[tuple[str, Any]] = [
+        (str(shared.req.hub), lambda: prove(reporter, prepared, registry, options=options, rotated=rotated))
+    ]
+    for hub in shared.hubs:
+        proofs.append((hub.name, functools.partial(
+            shared_rotation.prove_hub, shared, hub, registry.password, registry=registry, rotated=rotated,
+            options=settings, reporter=reporter,
+        )))  # fmt: skip
+    shared_rotation.prove_each(proofs, reporter)

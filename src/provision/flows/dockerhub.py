@@ -45,6 +45,8 @@ class DockerHubRequest:
 
     @property
     def token_label(self) -> str:
+        # One token per hub: its secret is shown once and delivered to this hub only, so rotating it cannot break
+        # another hub (no `--rotate-shared` as for a Quay robot), unless someone copied the secret by hand.
         return self.label or "-".join(["binderhub", *([self.cluster] if self.cluster else []), self.hub])
 
     @property

@@ -91,8 +91,9 @@ def refuse_shared_rotation(req: QuayRequest, files: FilesRequest, *, reporter: R
             raise UsageError(
                 f"--rotate would regenerate the token of {req.robot_full}, which the hubs {', '.join(others)} of "
                 f"{config} also push with: their builds would fail (401) until their secret files hold the new "
-                "token, so nothing was changed. Give each hub its own robot (--robot), or rotate the shared robot "
-                "by hand and update every hub's secret file at once"
+                "token, so nothing was changed. Rotate it deliberately with --rotate-shared (and --cluster-config), "
+                "which writes the new token into each of those hubs' secret files too, or give each hub its own "
+                "robot (--robot)"
             )
         reporter.info(f"--rotate: no other hub of {config} pushes as {req.robot_full}")
 

@@ -141,9 +141,9 @@ def proof_request(
         )  # fmt: skip
     except ProvisionError as exc:
         reason = f"the hub's files cannot be read back ({str(exc).rstrip('.')})"
-        raise _unproven(reason, rotated, delivered_to) from None
+        raise unproven(reason, rotated, delivered_to) from None
     if request.registry.password != registry.password:
-        raise _unproven(f"{secret_file} does not hold the new credential after writing it", rotated, delivered_to)
+        raise unproven(f"{secret_file} does not hold the new credential after writing it", rotated, delivered_to)
     return request
 
 
@@ -158,17 +158,19 @@ def prove(
     secret_file: Path | None = None,
     sops_binary: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    request: verify.VerifyRequest | None = None,
 ) -> list[verify.Check]:
     """Run the verify checks on the new credential until they pass or `options.settle` seconds have passed.
 
     With both hub files, the checks read them back (decrypting the secret file into memory), as `provision verify`
-    would. Passing means no check failed and the registry accepted the credential. Raises ProvisionError naming the
-    live credential and where it was delivered (its value never appears).
+    would; `request`: what to verify, read by the caller (another hub's files: flows/shared_rotation.py). Passing
+    means no check failed and the registry accepted the credential. Raises ProvisionError naming the live
+    credential and where it was delivered (its value never appears).
     """
     try:
         return _prove(
             registry, rotated=rotated, delivered_to=delivered_to, options=options, reporter=reporter,
-            values_file=values_file, secret_file=secret_file, sops_binary=sops_binary, sleep=sleep,
+            values_file=values_file, secret_file=secret_file, sops_binary=sops_binary, sleep=sleep, request=request,
         )  # fmt: skip
     except KeyboardInterrupt:
         # The credential is already rotated and delivered: re-running the same command would rotate it again.
@@ -193,8 +195,9 @@ def _prove(
     secret_file: Path | None,
     sops_binary: str | None,
     sleep: Callable[[float], None],
+    request: verify.VerifyRequest | None,
 ) -> list[verify.Check]:
-    request = proof_request(
+    request = request or proof_request(
         registry, rotated=rotated, delivered_to=delivered_to, options=options, values_file=values_file,
         secret_file=secret_file, sops_binary=sops_binary, reporter=reporter,
     )  # fmt: skip
@@ -205,7 +208,7 @@ def _prove(
             checks = verify.run(request, reporter=reporter, deadline=clock)
         except verify.DeadlinePassed as exc:
             reason = f"no answer in time ({exc.message}; allow more with --verify-timeout)"
-            raise _unproven(reason, rotated, delivered_to) from None
+            raise unproven(reason, rotated, delivered_to) from None
         failed = [c for c in checks if c.status == "fail"]
         accepted = any(c.name == CREDENTIAL_CHECK and c.status == "pass" for c in checks)
         if not failed and accepted:
@@ -224,7 +227,7 @@ def _prove(
     listed = "; ".join(f"{c.name}: {c.status} ({c.detail})" for c in problems)
     if not any(c.name == CREDENTIAL_CHECK for c in checks):
         listed = f"the registry was not asked about the credential: {listed}"
-    raise _unproven(listed, rotated, delivered_to)
+    raise unproven(listed, rotated, delivered_to)
 
 
 _REFUSED = re.compile(r"\bHTTP (401|403)$")
@@ -238,7 +241,7 @@ def refused(checks: list[verify.Check]) -> bool:
     )
 
 
-def _unproven(reason: str, rotated: Rotated, delivered_to: str) -> ProvisionError:
+def unproven(reason: str, rotated: Rotated, delivered_to: str) -> ProvisionError:
     return ProvisionError(
         f"the rotated credential did not pass verify: {reason}. {_sentence(rotated.credential)} is live "
         f"(the old one no longer works) and was written to {delivered_to}",
