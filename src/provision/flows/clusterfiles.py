@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import UsageError
+from provision.files import read_text
 
 CLUSTER_FILE = "cluster.yaml"
 
@@ -166,3 +167,38 @@ def layout_problems(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         else:
             check_files(entry, f"hubs[name={entry['name']}]")
     return problems
+
+
+def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
+    """The `hubs:` entries of cluster.yaml (plain data)."""
+    from ruamel.yaml import YAML
+
+    doc = YAML(typ="safe").load(read_text(cluster_config) or "")
+    hubs = doc.get("hubs") if isinstance(doc, dict) else None
+    return [h for h in hubs or () if isinstance(h, dict)]
+
+
+def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str) -> list[str]:
+    """Other hubs of cluster.yaml whose plain values files push as `username` (a shared robot must stay)."""
+    if cluster_config is None or hub is None:
+        return []
+    from ruamel.yaml import YAML
+
+    users: list[str] = []
+    for entry in cluster_hubs(cluster_config):
+        if entry.get("name") == hub:
+            continue
+        for name in entry.get("helm_chart_values_files") or ():
+            path = cluster_config.parent / str(name)
+            if Path(str(name)).name.startswith("enc-") or not path.is_file():
+                continue
+            try:
+                values = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+            except Exception:  # noqa: BLE001 - doctor reports broken files; here they just cannot share the robot
+                continue
+            for root in (values, values.get("basehub") if isinstance(values, dict) else None):
+                bh = root.get("binderhub-service") if isinstance(root, dict) else None
+                creds = bh.get("buildPodsRegistryCredentials") if isinstance(bh, dict) else None
+                if isinstance(creds, dict) and creds.get("username") == username:
+                    users.append(str(entry.get("name")))
+    return sorted(set(users))

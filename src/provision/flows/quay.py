@@ -79,7 +79,7 @@ def refuse_shared_rotation(req: QuayRequest, files: FilesRequest, *, reporter: R
     """`--rotate` regenerates the robot's one token: every other hub of the cluster.yaml that pushes as this robot
     (a --shared-org hub) would get 401 until its secret file holds the new token. Refused before any change,
     naming them; the same cluster.yaml lookup as `remove quay` (--cluster-config, else beside the hub's files)."""
-    from provision.flows.remove import other_hubs_using
+    from provision.flows.clusterfiles import other_hubs_using
 
     if not req.rotate or req.hub is None:
         return

@@ -19,8 +19,8 @@ from urllib3.util.retry import Retry
 from provision import clusterrepo, files, httpretry, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
-from provision.files import read_text
 from provision.flows import hubfiles_remove
+from provision.flows.clusterfiles import cluster_hubs, other_hubs_using
 from provision.flows.dockerhub import SERVER as DOCKERHUB_SERVER
 from provision.flows.dockerhub import DockerHubRequest
 from provision.flows.dockerhub import registry_for as dockerhub_registry
@@ -155,15 +155,6 @@ def plan_files(
     return Context(replan(), client, replan, folders)
 
 
-def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
-    """The `hubs:` entries of cluster.yaml (plain data)."""
-    from ruamel.yaml import YAML
-
-    doc = YAML(typ="safe").load(read_text(cluster_config) or "")
-    hubs = doc.get("hubs") if isinstance(doc, dict) else None
-    return [h for h in hubs or () if isinstance(h, dict)]
-
-
 def robot_cluster_configs(req: HubFilesRequest) -> tuple[Path, ...]:
     """The cluster.yaml files that say which other hubs push with a robot: --cluster-config; else those beside
     --values-file or --secret-file (2i2c's layout, the lookup hubfiles.chart_for makes for the chart)."""
@@ -200,32 +191,6 @@ def unchecked_robot_note(req: HubFilesRequest, robot: str) -> list[str]:
         f"other hubs pushing as {robot} could not be checked: no --cluster-config and no cluster.yaml beside the "
         "hub's files; if another hub pushes with it, its builds stop working (pass --cluster-config to check)"
     ]
-
-
-def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str) -> list[str]:
-    """Other hubs of cluster.yaml whose plain values files push as `username` (a shared robot must stay)."""
-    if cluster_config is None or hub is None:
-        return []
-    from ruamel.yaml import YAML
-
-    users: list[str] = []
-    for entry in cluster_hubs(cluster_config):
-        if entry.get("name") == hub:
-            continue
-        for name in entry.get("helm_chart_values_files") or ():
-            path = cluster_config.parent / str(name)
-            if Path(str(name)).name.startswith("enc-") or not path.is_file():
-                continue
-            try:
-                values = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-            except Exception:  # noqa: BLE001 - doctor reports broken files; here they just cannot share the robot
-                continue
-            for root in (values, values.get("basehub") if isinstance(values, dict) else None):
-                bh = root.get("binderhub-service") if isinstance(root, dict) else None
-                creds = bh.get("buildPodsRegistryCredentials") if isinstance(bh, dict) else None
-                if isinstance(creds, dict) and creds.get("username") == username:
-                    users.append(str(entry.get("name")))
-    return sorted(set(users))
 
 
 def _confirm(plan: Plan, *, hub: str, yes: bool, confirm: Confirm, destroys_data: bool) -> bool:

@@ -22,8 +22,8 @@ from provision import clusterrepo, files, sops
 from provision.console import Reporter
 from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 from provision.flows import hubfiles, rotation, verify
+from provision.flows.clusterfiles import cluster_hubs, other_hubs_using
 from provision.flows.quay import QuayRequest
-from provision.flows.remove import cluster_hubs, other_hubs_using
 from provision.hubconfig import HubRegistry, get_path
 
 # The sections whose `password` is the registry credential; it is replaced where the section's username (from the

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from provision import names
 from provision.flows.doctor.values import enc_type, string_problem, text
 from provision.hubconfig import get_path
-from provision.terraform import key_policy_note
+from provision.terraform.runner import key_policy_note
 
 if TYPE_CHECKING:
     from provision.flows.doctor.hub import Hub
