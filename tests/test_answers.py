@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from provision.cli import app
-from tests.flows.conftest import DOCKERHUB_PASSWORD
+from tests.registries.dockerhub.conftest import DOCKERHUB_PASSWORD
 from tests.servers.base import Raw, Status
 from tests.servers.dockerhub import FakeDockerHub
 from tests.servers.quay import FakeQuay

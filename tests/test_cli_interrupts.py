@@ -20,9 +20,10 @@ import typer
 from provision.cli.common import INTERRUPTED_MIDWAY, handled
 from provision.console import Reporter
 from provision.errors import EXIT_INTERRUPTED, PromptInterrupted
-from tests.flows import test_gcp, test_remove
-from tests.flows.test_remove import TOKEN, Repo, provision_quay, quay_args
+from tests.registries.artifact_registry import test_create as test_gcp
 from tests.servers.quay import FakeQuay
+from tests.verbs import test_remove
+from tests.verbs.test_remove import TOKEN, Repo, provision_quay, quay_args
 
 repo = test_remove.repo
 quay = test_remove.quay

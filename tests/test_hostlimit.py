@@ -66,7 +66,7 @@ def test_bound_must_be_positive() -> None:
 
 def test_artifact_registry_429_is_waited_out() -> None:
     """testIamPermissions answering 429 RESOURCE_EXHAUSTED is retried after 1 s, through the same limiter."""
-    from provision import gcp
+    from provision.registries.artifact_registry import client as gcp
     from tests.servers.artifact_registry import WRITER, FakeGoogle, make_service_account_key
 
     email = "hub-sa@proj.iam.gserviceaccount.com"

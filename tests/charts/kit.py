@@ -182,8 +182,9 @@ def run_provision(kind: str, chart: str, dask: bool, folder: Path) -> tuple[Expe
         ), stdout
     assert kind == "artifact-registry"
     from provision.console import Reporter
-    from provision.flows import gcp, hubfiles
     from provision.hubconfig import HubOptions, ImageChoice, Profile
+    from provision.hubfiles import write as hubfiles
+    from provision.registries.artifact_registry import create as gcp
 
     registry = gcp.registry_for(RELEASE, project_id="proj", region="us-central1", key=AR_KEY)
     profile = Profile(images=tuple(ImageChoice.parse(spec) for spec in IMAGES), default=DEFAULT_IMAGE)

@@ -21,8 +21,8 @@ from provision.errors import EXIT_FAILURE, EXIT_INTERRUPTED, PromptInterrupted, 
 if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
     from provision.console import Reporter
-    from provision.flows.hubfiles import FilesRequest, Published, SecretState
     from provision.hubconfig import HubOptions, HubRegistry, Profile
+    from provision.hubfiles.write import FilesRequest, Published, SecretState
 
 
 class OutputFormat(StrEnum):
@@ -361,7 +361,7 @@ def files_request(
     hub: str | None,
     copy_shared_profiles: bool = False,
 ) -> FilesRequest:
-    from provision.flows.hubfiles import FilesRequest
+    from provision.hubfiles.write import FilesRequest
 
     return FilesRequest(
         values_file,
@@ -382,8 +382,8 @@ def hub_options(
     cluster: str | None = None,
     reporter: Reporter | None = None,
 ) -> HubOptions:
-    from provision.flows.hubfiles import chart_for, check_profile
     from provision.hubconfig import HubOptions
+    from provision.hubfiles.write import chart_for, check_profile
 
     resolved = chart_for(files, chart.value if chart else None, cluster=cluster, reporter=reporter)
     # Hubs on the legacy daskhub chart run dask-gateway (they set dask-gateway.enabled; basehub defaults it off):
@@ -469,7 +469,8 @@ class RegistryOptions:
         The decrypted secrets stay in memory in the result, for the merge after the remote work (no second decrypt).
         `cluster` and `reporter`: where the chart is looked for, and told (hubfiles.chart_for).
         """
-        from provision.flows import hubfiles, preflight
+        from provision.hubfiles import preflight
+        from provision.hubfiles import write as hubfiles
 
         files = files_request(
             values_file=self.values_file,
@@ -556,7 +557,7 @@ def publish(
     summary: dict[str, Any],
 ) -> None:
     """Render and write the hub's values, then print the machine output."""
-    from provision.flows import hubfiles
+    from provision.hubfiles import write as hubfiles
 
     published = hubfiles.publish(
         registry,

@@ -50,7 +50,7 @@ def dockerhub(
     """
     reporter = options.reporter()
     with handled(reporter, debug=options.debug):
-        from provision.flows import dockerhub as flow
+        from provision.registries.dockerhub import create as flow
 
         request = flow.DockerHubRequest(
             namespace=namespace,
@@ -76,7 +76,7 @@ def dockerhub(
             if not options.dry_run:  # only once the secret is stored: a failure above deletes the token again
                 reporter.always("summary: " + "; ".join(result.applied))
 
-        from provision.flows.rotation import destination
+        from provision.verbs.rotate import destination
 
         result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline,
                           delivered_to=destination(options.secret_file))  # fmt: skip

@@ -12,7 +12,7 @@ from provision.cli.common import INTERRUPTED_READ_ONLY, Debug, Quiet, Verbose, h
 from provision.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
-    from provision.flows.doctor import DoctorResult, Finding
+    from provision.doctor import DoctorResult, Finding
 
 
 class DoctorFormat(StrEnum):
@@ -44,8 +44,8 @@ def doctor(
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug, on_interrupt=INTERRUPTED_READ_ONLY):
+        from provision import doctor as flow
         from provision.console import emit, to_json
-        from provision.flows import doctor as flow
 
         result = flow.run(path, reporter=reporter)
         if fmt is DoctorFormat.json:

@@ -10,7 +10,7 @@ import typer
 from provision.cli.common import RegistryOptions, handled, registry_command
 
 if TYPE_CHECKING:
-    from provision.flows.gcp import GcpRequest
+    from provision.registries.artifact_registry.create import GcpRequest
 
 # The terraform options, shared with `provision remove gcp`.
 Cluster = Annotated[str, typer.Option("--cluster", help="Cluster name: the tfvars file and workspace default.")]
@@ -67,7 +67,7 @@ LockTimeout = Annotated[
 
 def gcp_request(*, backend_config: list[str] | None, **fields: Any) -> GcpRequest:
     """The flow's request from the command's options (the same names, but --backend-config is repeatable)."""
-    from provision.flows.gcp import GcpRequest
+    from provision.registries.artifact_registry.create import GcpRequest
 
     return GcpRequest(backend_configs=tuple(backend_config or ()), **fields)
 
@@ -109,8 +109,8 @@ def gcp(
     with handled(reporter, debug=options.debug):
         from provision.cli import rotation
         from provision.console import ask
-        from provision.flows import gcp as flow
-        from provision.flows import gcp_rotate
+        from provision.registries.artifact_registry import create as flow
+        from provision.registries.artifact_registry import rotate as gcp_rotate
 
         request = gcp_request(
             cluster=cluster, hub=hub, repo=repo, terraform_dir=terraform_dir, var_file=var_file,

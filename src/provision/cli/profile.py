@@ -47,7 +47,8 @@ def profile(
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug):
         from provision.console import emit
-        from provision.flows import hubfiles, preflight
+        from provision.hubfiles import preflight
+        from provision.hubfiles import write as hubfiles
 
         files = files_request(
             values_file=values_file,

@@ -70,7 +70,7 @@ def quay(
     """
     reporter = options.reporter()
     with handled(reporter, debug=options.debug):
-        from provision.flows import quay as flow
+        from provision.registries.quay import create as flow
 
         request = flow.QuayRequest(
             org=org,
@@ -88,7 +88,7 @@ def quay(
         )
         flow.validate(request)
         if rotate_shared:
-            from provision.flows import shared_rotation
+            from provision.registries.quay import shared_rotation
 
             shared_rotation.validate(cluster_config=options.cluster_config, hub=hub)
         prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)

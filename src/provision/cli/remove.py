@@ -44,8 +44,8 @@ from provision.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
     from provision.console import Reporter
-    from provision.flows.remove import HubFilesRequest, RemoveResult
     from provision.hubconfig import Chart
+    from provision.verbs.remove import HubFilesRequest, RemoveResult
 
 remove = typer.Typer(
     name="remove",
@@ -106,7 +106,7 @@ class RemovalOptions:
     debug: bool
 
     def files(self) -> HubFilesRequest:
-        from provision.flows.remove import HubFilesRequest
+        from provision.verbs.remove import HubFilesRequest
 
         chart: Chart | None = self.chart.value if self.chart else None
         return HubFilesRequest(
@@ -177,8 +177,8 @@ def remove_quay(
     """
 
     def removal(reporter: Reporter) -> RemoveResult:
-        from provision.flows import remove as flow
-        from provision.flows.quay import QuayRequest
+        from provision.registries.quay.create import QuayRequest
+        from provision.verbs import remove as flow
 
         quay = QuayRequest(
             org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, shared_org=shared_org,
@@ -216,8 +216,8 @@ def remove_dockerhub(
     """
 
     def removal(reporter: Reporter) -> RemoveResult:
-        from provision.flows import remove as flow
-        from provision.flows.dockerhub import DockerHubRequest
+        from provision.registries.dockerhub.create import DockerHubRequest
+        from provision.verbs import remove as flow
 
         dockerhub = DockerHubRequest(
             namespace=namespace, hub=hub, cluster=cluster, org=org, label=token_label, api_url=api_url,
@@ -256,7 +256,7 @@ def remove_gcp(
     """
 
     def removal(reporter: Reporter) -> RemoveResult:
-        from provision.flows import remove_gcp as flow
+        from provision.registries.artifact_registry import remove as flow
 
         request = gcp_request(
             cluster=cluster, hub=hub, repo=repo, terraform_dir=terraform_dir, var_file=var_file,

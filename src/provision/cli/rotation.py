@@ -14,28 +14,28 @@ from provision.cli.common import publish as publish_values
 
 if TYPE_CHECKING:
     from provision.console import Reporter
-    from provision.flows.dockerhub import DockerHubRequest
-    from provision.flows.gcp import GcpRequest
-    from provision.flows.quay import QuayRequest
-    from provision.flows.rotation import Rotated
-    from provision.flows.shared_rotation import SharedRotation
     from provision.hubconfig import HubRegistry
+    from provision.registries.artifact_registry.create import GcpRequest
+    from provision.registries.dockerhub.create import DockerHubRequest
+    from provision.registries.quay.create import QuayRequest
+    from provision.registries.quay.shared_rotation import SharedRotation
+    from provision.verbs.rotate import Rotated
 
 
 def for_quay(req: QuayRequest) -> Rotated:
-    from provision.flows import rotation
+    from provision.verbs import rotate as rotation
 
     return rotation.for_quay(req)
 
 
 def for_dockerhub(req: DockerHubRequest) -> Rotated:
-    from provision.flows import rotation
+    from provision.verbs import rotate as rotation
 
     return rotation.for_dockerhub(req)
 
 
 def for_gcp(req: GcpRequest, *, new: bool = True) -> Rotated:
-    from provision.flows import rotation
+    from provision.verbs import rotate as rotation
 
     return rotation.for_gcp(req, new=new)
 
@@ -55,7 +55,7 @@ def publish(
     `kept`: the credential exists without a rotation and can be read again (a GCP key terraform holds): a failed
     write says where it is and how to write it (rotation.unwritten)."""
     from provision.errors import ProvisionError
-    from provision.flows import rotation
+    from provision.verbs import rotate as rotation
 
     if rotated is None or options.dry_run:
         try:
@@ -82,7 +82,7 @@ def prove(
     command calls this directly once the flow has returned."""
     if rotated is None or options.dry_run:
         return
-    from provision.flows import rotation
+    from provision.verbs import rotate as rotation
 
     if not options.verify:
         reporter.warn(f"not verified (--no-verify): {rotated.credential} was not tried against the registry")
@@ -109,7 +109,8 @@ def publish_shared(
     """--rotate-shared after the rotation: the hub's values, then every other hub's secret file, then the proof for
     each hub. A failed write names the hubs that hold the new token and those that do not."""
     from provision.errors import ProvisionError
-    from provision.flows import rotation, shared_rotation
+    from provision.registries.quay import shared_rotation
+    from provision.verbs import rotate as rotation
 
     try:
         publish_values(reporter, prepared, registry, fmt=options.fmt, dry_run=False, summary=summary)

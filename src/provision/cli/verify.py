@@ -23,8 +23,8 @@ from provision.errors import EXIT_FAILURE, UsageError
 
 if TYPE_CHECKING:
     from provision.console import Reporter
-    from provision.flows.fleet import FleetResult
-    from provision.flows.verify import Check, VerifyRequest
+    from provision.verbs.fleet import FleetResult
+    from provision.verbs.verify import Check, VerifyRequest
 
 DEFAULT_JOBS = 16  # flows.fleet.DEFAULT_JOBS, repeated here so --help imports no flow
 DEFAULT_PER_HOST = 4  # hostlimit.DEFAULT_PER_HOST, likewise
@@ -194,8 +194,8 @@ def _single_request(
 ) -> VerifyRequest:
     import os
 
-    from provision.flows import verify as flow
     from provision.hubconfig import HubRegistry
+    from provision.verbs import verify as flow
 
     flags = {"--server": server, "--username": username, "--password-file": password_file,
              "--image-prefix": image_prefix}  # fmt: skip
@@ -239,7 +239,7 @@ def _single_request(
 
 def _single(reporter: Reporter, request: VerifyRequest, *, fmt: ReportFormat, deadline: float) -> bool:
     from provision.console import emit, to_json
-    from provision.flows import verify as flow
+    from provision.verbs import verify as flow
 
     checks = flow.run(request, reporter=reporter, deadline=deadline)
     for line in check_rows(checks):
@@ -272,7 +272,7 @@ def _fleet(
     import os
 
     from provision.console import emit, to_json
-    from provision.flows import fleet
+    from provision.verbs import fleet
 
     if "" in urls:
         raise UsageError("with PATH, --registry-url takes HOST=URL: which registry host to reach elsewhere")

@@ -39,7 +39,7 @@ class ArtifactRegistry(RegistryKind):
         return ()  # permissions come from testIamPermissions, not from a token's scope
 
     def permission(self, registry: HubRegistry, probe: PermissionProbe) -> Verdict:
-        from provision import gcp
+        from provision.registries.artifact_registry import client as gcp
 
         try:
             repo = gcp.RepositoryRef.from_image_prefix(registry.image_prefix)

@@ -1,0 +1,633 @@
+"""Take a hub's registry out of its files: the keys provision wrote leave `<hub>.values.yaml` (round trip, other keys
+and comments kept) and the sops-encrypted `enc-<hub>.secret.values.yaml` (`sops unset`, recipients kept); a file left
+with no key at all is deleted and unlisted from the hub's `helm_chart_values_files` in `cluster.yaml`.
+
+A plain Zero to JupyterHub hub (--chart z2jh) has one values file and one secret file per Helm release, named as
+provision writes them (hubfiles.release_file: `<hub>.binderhub-service.values.yaml` beside `<hub>.values.yaml`...):
+each is cleaned of its release's keys, and one left with no key is deleted (there is no cluster.yaml to unlist it
+from).
+
+"The keys provision wrote" are read off the one hub-config model (hubconfig.public_values / secret_values), so this
+stays in step with what the registry commands write. A key whose value is not what provision writes is kept (the
+user changed it), except the hub-specific ones (image prefix, registry URL, user name): when those name another
+registry the files are refused as a whole, before anything is changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from provision import clusterrepo, sops
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError
+from provision.files import FileEdit, read_text
+from provision.hubconfig import (
+    Z2JH_RELEASES,
+    Chart,
+    HubOptions,
+    HubRegistry,
+    ImageChoice,
+    Profile,
+    get_path,
+    public_values,
+    secret_values,
+)
+from provision.hubfiles.write import release_base, release_file
+from provision.plan import Change
+
+KeyPath = tuple[str, ...]
+# Leaves that say which registry the values belong to: a different value means the files are another registry's.
+IDENTITY_LEAVES: tuple[KeyPath, ...] = (
+    ("binderhub-service", "config", "BinderHub", "image_prefix"),
+    ("binderhub-service", "config", "DockerRegistry", "url"),
+    ("binderhub-service", "config", "DockerRegistry", "username"),
+    ("binderhub-service", "buildPodsRegistryCredentials", "server"),
+    ("binderhub-service", "buildPodsRegistryCredentials", "username"),
+)
+PULL_SECRET: KeyPath = ("jupyterhub", "imagePullSecret")
+LIST_KEYS = ("slug", "name")  # keyed list entries (profileList, imagePullSecrets, extraEnv) match on these
+
+
+@dataclass(frozen=True)
+class RemovalTarget:
+    """The registry whose keys leave the files. `username` empty: not known (any user name matches)."""
+
+    registry: HubRegistry
+    chart: Chart = "basehub"
+    pull_hosts: tuple[str, ...] = ()  # imagePullSecret.registry values that are this registry's
+
+    def wrap(self, path: KeyPath) -> KeyPath:
+        return ("basehub", *path) if self.chart == "daskhub" else path
+
+
+def _view(doc: Any, release: str | None) -> Any:
+    """A release file's document seen in the hub layout (its values under the release's key), for reading."""
+    return {release: doc} if release is not None else doc
+
+
+@dataclass(frozen=True)
+class FilesRemoval:
+    """Every file step of a removal, computed before anything is written; each step is idempotent."""
+
+    values_file: Path | None = None
+    values_edit: FileEdit | None = None  # None: nothing to remove from the values file
+    values_removed: tuple[str, ...] = ()
+    secret_file: Path | None = None
+    secret_unset: tuple[KeyPath, ...] = ()  # branches to `sops unset`
+    secret_removed: tuple[str, ...] = ()
+    secret_original: str | None = field(default=None, repr=False)  # ciphertext as planned (a deletion checks it)
+    registration: FileEdit | None = None  # cluster.yaml without the files deleted below
+    deletions: tuple[Path, ...] = ()  # files left with no key, deleted
+    notes: tuple[str, ...] = field(default=())
+
+    def changes(self, part: int = 0) -> list[Change]:
+        """The plan's file steps, in the order apply runs them; `part`: this removal's index in a HubFilesRemoval
+        (carried in each Change's args, for apply_step)."""
+        out: list[Change] = []
+        args = (str(part),)
+        if self.secret_file is not None and self.secret_unset and self.secret_file not in self.deletions:
+            removed = ", ".join(self.secret_removed)
+            out.append(Change("secret_unset", "remove", f"from {self.secret_file}", removed, args))
+        if self.values_file is not None and self.values_edit is not None and self.values_file not in self.deletions:
+            removed = ", ".join(self.values_removed)
+            out.append(Change("values_edit", "remove", f"from {self.values_file}", removed, args))
+        if self.registration is not None and self.registration.changed:
+            names = ", ".join(p.name for p in self.deletions)
+            where = f"{names} in {self.registration.path}"
+            out.append(Change("unlist", "unlist", where, "helm_chart_values_files", args))
+        for path in self.deletions:
+            what = ", ".join(self.secret_removed if path == self.secret_file else self.values_removed)
+            out.append(Change("delete_file", "delete", str(path), f"no key left after removing {what}", args))
+        return out
+
+
+@dataclass(frozen=True)
+class HubFilesRemoval:
+    """The file steps of every set of files the hub's values live in: one for a 2i2c hub, one per Helm release for
+    a z2jh hub (the hub's files, then their siblings)."""
+
+    parts: tuple[FilesRemoval, ...] = ()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(note for part in self.parts for note in part.notes)
+
+    def changes(self) -> list[Change]:
+        return [change for index, part in enumerate(self.parts) for change in part.changes(index)]
+
+
+# --- planning -------------------------------------------------------------------------------------------------
+
+
+def plan_removal(
+    target: RemovalTarget,
+    *,
+    values_file: Path | None,
+    secret_file: Path | None,
+    cluster_config: Path | None,
+    hub: str | None,
+    sops_client: sops.Sops | None,
+    release: str | None = None,
+) -> FilesRemoval:
+    """Read the hub's files and compute what leaves them. Writes nothing; decrypts only in memory, and only when
+    the secret file holds a pull secret whose registry must be checked. `release`: the files hold that z2jh
+    release's values (see plan_hub_removal); a file they leave with no key is deleted.
+
+    Raises UsageError when the values describe another registry, ClusterRepoError for files that cannot be edited
+    safely, SopsError when the secret file cannot be decrypted.
+    """
+    notes: list[str] = []
+    values_edit: FileEdit | None = None
+    values_removed: list[str] = []
+    values_empty = False
+    if values_file is not None:
+        values_edit, values_removed, values_empty, kept = _plan_values(values_file, target, release)
+        notes += [
+            f"{values_file.name}: kept {k}" + ("" if k.startswith("profile ") else ": not what provision writes")
+            for k in kept
+        ]
+        if read_text(values_file) is None:
+            notes.append(f"{values_file}: does not exist")
+    secret_unset: list[KeyPath] = []
+    secret_removed: list[str] = []
+    secret_empty = False
+    if secret_file is not None:
+        secret_unset, secret_removed, secret_empty, secret_notes = _plan_secret(
+            secret_file, target, sops_client, release
+        )
+        notes += secret_notes
+    emptied = [
+        path
+        for path, empty, removed in (
+            (values_file, values_empty, values_removed),
+            (secret_file, secret_empty, secret_removed),
+        )
+        if path is not None and empty and removed
+    ]
+    deletions: list[Path] = []
+    registration = None
+    if release is not None:  # a z2jh release's file: no cluster.yaml lists it
+        deletions = emptied
+    elif cluster_config is not None and hub is not None:
+        deletions = emptied
+        registration = _plan_unlisting(cluster_config, hub, deletions)
+    else:
+        notes += [f"{path.name} has no key left: pass --cluster-config to delete it and unlist it" for path in emptied]
+    return FilesRemoval(
+        values_file=values_file,
+        values_edit=values_edit if values_removed else None,
+        values_removed=tuple(values_removed),
+        secret_file=secret_file,
+        secret_unset=tuple(secret_unset),
+        secret_removed=tuple(secret_removed),
+        secret_original=read_text(secret_file) if secret_file is not None else None,
+        registration=registration,
+        deletions=tuple(deletions),
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """The files a removal was given (--values-file, --secret-file, --cluster-config) and the hub they are for."""
+
+    values_file: Path | None = None
+    secret_file: Path | None = None
+    cluster_config: Path | None = None
+    hub: str | None = None
+
+
+def plan_hub_removal(target: RemovalTarget, given: HubFiles, *, sops_client: sops.Sops | None) -> HubFilesRemoval:
+    """plan_removal for every file the hub's values live in. For z2jh, each Helm release's files are found beside
+    the given ones, named as provision writes them (hubfiles.release_file); dask-gateway has no secret file.
+
+    Raises UsageError when a given file is itself a release's sibling (the hub's file is the one to give), and what
+    plan_removal raises.
+    """
+    values_file, secret_file, hub = given.values_file, given.secret_file, given.hub
+    if target.chart != "z2jh":
+        part = plan_removal(target, values_file=values_file, secret_file=secret_file,
+                            cluster_config=given.cluster_config, hub=hub, sops_client=sops_client)  # fmt: skip
+        siblings = [release_file(values_file, r) for r in Z2JH_RELEASES[1:2] if values_file is not None]
+        notes = [f"{s} is there: if it is this hub's (a z2jh hub), pass --chart z2jh" for s in siblings if s.is_file()]
+        return HubFilesRemoval((replace(part, notes=(*part.notes, *notes)),))
+    for option, path in (("--values-file", values_file), ("--secret-file", secret_file)):
+        base, release = release_base(path) if path is not None else (None, None)
+        if release is not None:
+            raise UsageError(
+                f"{option} {str(path)!r} is the {release} release's file: with --chart z2jh give the hub's own "
+                f"file ({base}, the jupyterhub release's); the other releases' files are found beside it",
+                hint="pass the files you passed to provision; nothing was changed",
+            )
+    parts = []
+    for release in Z2JH_RELEASES:
+        part = plan_removal(
+            target,
+            values_file=release_file(values_file, release) if values_file is not None else None,
+            secret_file=release_file(secret_file, release) if secret_file and release != "dask-gateway" else None,
+            cluster_config=None,
+            hub=hub,
+            sops_client=sops_client,
+            release=release,
+        )
+        if release == "dask-gateway":  # written only for hubs with dask-gateway: its absence is no news
+            part = replace(part, notes=tuple(n for n in part.notes if not n.endswith(": does not exist")))
+        parts.append(part)
+    return HubFilesRemoval(tuple(parts))
+
+
+def owned_public(target: RemovalTarget) -> dict[str, Any]:
+    """Every public key provision may have written for this registry (profile and dask pull secret included)."""
+    # profileList entries are removed whole, by slug: the one image only makes the profile renderable.
+    profile = Profile(images=(ImageChoice("image", "image:tag"),))
+    options = HubOptions(chart=target.chart, dask_gateway=True, profile=profile)
+    registry = target.registry
+    if registry.pull_secret_registry is None and target.pull_hosts:
+        registry = replace(registry, pull_secret_registry=target.pull_hosts[0])
+    return public_values(registry, options)
+
+
+def _plan_values(
+    path: Path, target: RemovalTarget, release: str | None
+) -> tuple[FileEdit | None, list[str], bool, list[str]]:
+    original = read_text(path)
+    if original is None or not original.strip():
+        return None, [], False, []
+    doc, style = clusterrepo.load(original, path=path)
+    if clusterrepo.dump(doc, style) != original:
+        raise clusterrepo.ClusterRepoError(
+            "cannot be edited without reformatting other lines (ruamel.yaml would not write it back byte for byte)",
+            path=path,
+            hint="remove the registry keys by hand (--dry-run lists them), or normalise the file's formatting first",
+        )
+    _check_identity(_view(doc, release), target, path)
+    removed: list[str] = []
+    kept: list[str] = []
+    identity = {target.wrap(leaf) for leaf in IDENTITY_LEAVES}
+    pending: list[str] = []
+    owned = owned_public(target)
+    prefix: KeyPath = ()
+    if release is not None:  # the file holds the release's values themselves
+        owned, prefix = owned.get(release) or {}, (release,)
+    _remove_owned(doc, owned, prefix, identity, removed, kept, pending)
+    _place_pending(doc, pending)
+    kept += _other_build_profiles(_view(doc, release), target)
+    removed, kept = _in_file(removed, release), _in_file(kept, release)
+    if not removed:
+        return None, [], False, kept
+    empty = len(doc) == 0
+    return FileEdit(path, original, clusterrepo.dump(doc, style)), removed, empty, kept
+
+
+def _in_file(names: list[str], release: str | None) -> list[str]:
+    """Dotted key paths as the file has them: a z2jh release's file holds its values without the release's key."""
+    start = f"{release}."
+    return [name[len(start) :] if release is not None and name.startswith(start) else name for name in names]
+
+
+def _other_build_profiles(doc: Any, target: RemovalTarget) -> list[str]:
+    """Profiles not written by provision that still offer image building (doctor would flag them)."""
+    profiles = _get(doc, target.wrap(("jupyterhub", "singleuser", "profileList")))
+    found = []
+    for entry in profiles if isinstance(profiles, list) else ():
+        options = entry.get("profile_options") if isinstance(entry, Mapping) else None
+        for name, option in (options or {}).items() if isinstance(options, Mapping) else ():
+            building = option.get("dynamic_image_building") if isinstance(option, Mapping) else None
+            if entry.get("slug") != Profile().slug and isinstance(building, Mapping) and building.get("enabled"):
+                found.append(f"profile {entry.get('slug')!r} (option {name!r} builds images: edit it by hand)")
+    return found
+
+
+def _check_identity(doc: Any, target: RemovalTarget, path: Path) -> None:
+    """Refuse files that name another registry than the one being removed (a wrong --org, --hub, --namespace...)."""
+    expected = public_values(target.registry, HubOptions(chart=target.chart))
+    conflicts = []
+    for leaf in IDENTITY_LEAVES:
+        keys = target.wrap(leaf)
+        found, want = _get(doc, keys), _get(expected, keys)
+        if found is None or want is None or (leaf[-1] == "username" and not target.registry.username):
+            continue
+        if str(found) != str(want):
+            conflicts.append(f"{'.'.join(keys)} is {str(found)!r}, not {str(want)!r}")
+    if conflicts:
+        raise UsageError(
+            f"{path} describes another registry than the one to remove: " + "; ".join(conflicts) + ". Nothing "
+            "was changed",
+            hint="check the options (organization, robot, cluster, hub, namespace), or pass the hub's own files",
+        )
+
+
+def _get(doc: Any, keys: Sequence[str]) -> Any:
+    return get_path(doc, *keys)
+
+
+def _keyed(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, Mapping) and any(k in v for k in LIST_KEYS) for v in value)
+    )
+
+
+def _entry_key(entry: Mapping[str, Any]) -> tuple[str, Any] | None:
+    name = next((k for k in LIST_KEYS if k in entry), None)
+    return (name, entry[name]) if name is not None else None
+
+
+def _remove_owned(
+    target: MutableMapping[str, Any],
+    owned: Mapping[str, Any],
+    prefix: KeyPath,
+    identity: set[KeyPath],
+    removed: list[str],
+    kept: list[str],
+    pending: list[str],
+) -> None:
+    """Delete from `target` the leaves of `owned` it holds with the same value (keyed list entries by key), then
+    the mappings and lists that this left empty. Mappings that were empty before stay. Comment lines orphaned by a
+    deletion at the end of `target` are handed back in `pending`."""
+    for key, value in owned.items():
+        if key not in target:
+            continue
+        path = (*prefix, str(key))
+        dotted = ".".join(path)
+        current = target[key]
+        if isinstance(value, Mapping) and isinstance(current, MutableMapping):
+            if not current:
+                continue
+            inner: list[str] = []
+            _remove_owned(current, value, path, identity, removed, kept, inner)
+            if not current:
+                pending[:] = inner
+                _delete_key(target, key, pending)
+            elif inner:
+                _place_pending(current, inner)
+        elif _keyed(value) and isinstance(current, list):
+            ours = {_entry_key(v) for v in value}
+            before = len(current)
+            for index in reversed(range(len(current))):
+                entry = current[index]
+                key_of = _entry_key(entry) if isinstance(entry, Mapping) else None
+                if key_of is not None and key_of in ours:
+                    removed.append(f"{dotted}[{key_of[0]}={key_of[1]}]")
+                    del current[index]
+            if before and not current:
+                _delete_key(target, key, pending)
+        elif path in identity or clusterrepo.plain(current) == clusterrepo.plain(value):
+            # Hub-specific leaves were checked against the registry (_check_identity); the others must match.
+            removed.append(dotted)
+            _delete_key(target, key, pending)
+        else:
+            kept.append(dotted)
+
+
+def _delete_key(mapping: MutableMapping[str, Any], key: str, pending: list[str]) -> None:
+    """Delete a key without losing the comments of the lines after it.
+
+    ruamel.yaml stores a comment line that precedes a key on the end of the value before it, so deleting a value
+    would take the next key's leading comment along. Those lines move to the next key (or, when the key was the
+    last one, into `pending` for the caller to place after the mapping).
+    """
+    keys = list(mapping)
+    following = "".join(pending) + _following_lines(mapping, key)
+    pending.clear()
+    del mapping[key]
+    index = keys.index(key)
+    if following.strip():
+        if index + 1 < len(keys):
+            _comment_before(mapping, keys[index + 1], following)
+        else:
+            pending.append(following)
+
+
+def _following_lines(node: Any, key: Any) -> str:
+    """The comment lines after `node[key]`'s value (after its deepest last entry), without its own end-of-line."""
+    ca = getattr(node, "ca", None)
+    value = node[key]
+    if isinstance(value, Mapping) and value:
+        return _following_lines(value, list(value)[-1])
+    if isinstance(value, list) and value and getattr(value, "ca", None) is not None:
+        last = len(value) - 1
+        if isinstance(value[last], (Mapping, list)) and value[last]:
+            inner = value[last]
+            return _following_lines(inner, list(inner)[-1] if isinstance(inner, Mapping) else len(inner) - 1)
+        tokens = getattr(value, "ca").items.get(last)  # noqa: B009 - ruamel's CommentedSeq, typed as a list
+        text = getattr(tokens[0], "value", "") if tokens else ""
+        return text.split("\n", 1)[1] if "\n" in text else ""
+    tokens = ca.items.get(key) if ca is not None else None
+    token = tokens[2] if tokens and len(tokens) > 2 else None
+    text = getattr(token, "value", "") if token is not None else ""
+    return text.split("\n", 1)[1] if "\n" in text else ""
+
+
+def _comment_before(mapping: Any, key: Any, lines: str) -> None:
+    """Put comment lines (kept verbatim) in front of `mapping[key]`."""
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    entry = mapping.ca.items.setdefault(key, [None, None, None, None])
+    tokens = entry[1] if isinstance(entry[1], list) else []
+    tokens.insert(0, CommentToken(lines, CommentMark(0), None))
+    entry[1] = tokens
+
+
+def _place_pending(doc: Any, pending: list[str]) -> None:
+    """Comment lines left over after the document's last key was deleted: they go after its new last value."""
+    text = "".join(pending)
+    if not text.strip() or not isinstance(doc, Mapping) or not doc:
+        return
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    node, key = doc, list(doc)[-1]
+    while isinstance(node[key], Mapping) and node[key]:
+        node = node[key]
+        key = list(node)[-1]
+    if isinstance(node[key], list):
+        return  # rare; the comment is dropped rather than misplaced inside a list
+    entry = getattr(node, "ca").items.setdefault(key, [None, None, None, None])  # noqa: B009 - a CommentedMap
+    old = getattr(entry[2], "value", "") if entry[2] is not None else ""
+    entry[2] = CommentToken((old if old else "\n") + text, CommentMark(0), None)
+
+
+def _plan_secret(
+    path: Path, target: RemovalTarget, client: sops.Sops | None, release: str | None
+) -> tuple[list[KeyPath], list[str], bool, list[str]]:
+    """Branches of the encrypted file to unset, read from its key names (sops leaves keys readable). A z2jh
+    release's file is read in the hub layout (under the release's key) and its branches given back without it."""
+    text = read_text(path)
+    if text is None:
+        return [], [], False, [f"{path}: does not exist"]
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        doc = YAML(typ="safe").load(text)
+    except YAMLError:
+        raise clusterrepo.ClusterRepoError("not valid YAML", path=path) from None
+    if not isinstance(doc, dict) or "sops" not in doc:
+        raise clusterrepo.ClusterRepoError(
+            "has no sops metadata: it is not encrypted",
+            path=path,
+            hint="if it was committed in plaintext, rotate the secrets it holds, then encrypt it with sops",
+        )
+    data = _view({k: v for k, v in doc.items() if k != "sops"}, release)
+    owned = secret_values(target.registry, HubOptions(chart=target.chart))
+    wanted: list[KeyPath] = []
+    for leaf in _leaf_paths(owned):
+        if leaf[: len(target.wrap(PULL_SECRET))] == target.wrap(PULL_SECRET):
+            continue
+        if _has(data, leaf):
+            wanted.append(leaf)
+    notes: list[str] = []
+    pull = target.wrap(PULL_SECRET)
+    if isinstance(_get(data, pull), Mapping):
+        assert client is not None, "the CLI finds the sops binary whenever a secret file is given"
+        plain = _view(YAML(typ="safe").load(client.decrypt(path)) or {}, release)
+        registry = _get(plain, (*pull, "registry"))
+        if str(registry) in target.pull_hosts:
+            wanted.append(pull)
+        else:
+            kept = _in_file([".".join(pull)], release)[0]
+            notes.append(f"{path.name}: kept {kept}: its registry is not this registry's")
+    if not wanted:
+        return [], [], False, notes
+    remaining = copy.deepcopy(data)
+    for leaf in wanted:
+        _pop(remaining, leaf)
+    # Unset the highest branch each removal empties: sops unset leaves empty parents behind.
+    branches = sorted({_emptied_branch(data, remaining, leaf) for leaf in wanted}, key=len)
+    minimal: list[KeyPath] = [b for b in branches if not any(b[: len(o)] == o and b != o for o in branches)]
+    removed = _in_file([".".join(leaf) for leaf in wanted], release)
+    if release is not None:
+        # (release,) itself: the file is left empty and deleted rather than unset.
+        minimal = [branch[1:] for branch in minimal if branch[1:]]
+    return minimal, removed, not _prune(remaining), notes
+
+
+def _leaf_paths(doc: Mapping[str, Any], prefix: KeyPath = ()) -> list[KeyPath]:
+    out: list[KeyPath] = []
+    for key, value in doc.items():
+        if isinstance(value, Mapping):
+            out += _leaf_paths(value, (*prefix, str(key)))
+        else:
+            out.append((*prefix, str(key)))
+    return out
+
+
+def _has(doc: Any, keys: Sequence[str]) -> bool:
+    parent = _get(doc, keys[:-1])
+    return isinstance(parent, Mapping) and keys[-1] in parent
+
+
+def _pop(doc: Any, keys: KeyPath) -> None:
+    parent = _get(doc, keys[:-1])
+    if isinstance(parent, dict):
+        parent.pop(keys[-1], None)
+
+
+def _emptied_branch(before: Any, after: Any, leaf: KeyPath) -> KeyPath:
+    """The highest ancestor of `leaf` that held something before and nothing after the removals."""
+    branch = leaf
+    for depth in range(len(leaf) - 1, 0, -1):
+        parent = leaf[:depth]
+        if _get(before, parent) and not _prune_copy(_get(after, parent)):
+            branch = parent
+        else:
+            break
+    return branch
+
+
+def _prune_copy(value: Any) -> Any:
+    return _prune(copy.deepcopy(value)) if isinstance(value, dict) else value
+
+
+def _prune(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document without mappings that hold nothing (in place; returns it)."""
+    for key in list(doc):
+        if isinstance(doc[key], dict):
+            _prune(doc[key])
+            if not doc[key]:
+                del doc[key]
+    return doc
+
+
+def _plan_unlisting(path: Path, hub: str, deletions: Sequence[Path]) -> FileEdit:
+    original = read_text(path)
+    if original is None:
+        raise clusterrepo.ClusterRepoError("does not exist", path=path)
+    doc, style = clusterrepo.load(original, path=path)
+    if clusterrepo.dump(doc, style) != original:
+        raise clusterrepo.ClusterRepoError(
+            "cannot be edited without reformatting other lines", path=path, hint="unlist the deleted files by hand"
+        )
+    entry = clusterrepo.hub_entry(doc, hub, path=path)
+    listed = entry.get("helm_chart_values_files")
+    changed = False
+    if isinstance(listed, list):
+        names = {os.path.relpath(p.resolve(), path.resolve().parent) for p in deletions}
+        for index in reversed(range(len(listed))):
+            if str(listed[index]) in names:
+                del listed[index]
+                changed = True
+    return FileEdit(path, original, clusterrepo.dump(doc, style) if changed else original)
+
+
+# --- applying -------------------------------------------------------------------------------------------------
+
+
+def apply_step(hub_removal: HubFilesRemoval, change: Change, *, sops_client: sops.Sops | None) -> None:
+    """Run one file step of the plan. Each is idempotent: a resumed run finds it done or does it again.
+
+    A file that changed since it was planned (another run, an editor) is not overwritten: ProvisionError.
+    """
+    removal = hub_removal.parts[int(change.args[0])]
+    try:
+        if change.kind == "secret_unset":
+            assert removal.secret_file is not None and sops_client is not None
+            sops.unset_keys(sops_client, removal.secret_file, removal.secret_unset)
+        elif change.kind == "values_edit":
+            assert removal.values_edit is not None
+            _unchanged_since_plan(removal.values_edit)
+            removal.values_edit.apply()
+        elif change.kind == "unlist":
+            assert removal.registration is not None
+            _unchanged_since_plan(removal.registration)
+            removal.registration.apply()
+        elif change.kind == "delete_file":
+            path = Path(change.subject)
+            planned = removal.values_edit.original if path == removal.values_file and removal.values_edit else None
+            planned = removal.secret_original if path == removal.secret_file else planned
+            if read_text(path) not in (None, planned):
+                raise ProvisionError(
+                    f"{path} changed while this removal ran (another run or an editor); it was not deleted",
+                    hint="re-run the same command: it plans again from the file as it is now",
+                )
+            path.unlink(missing_ok=True)
+        else:  # pragma: no cover - plan and apply are written together
+            raise AssertionError(change.kind)
+    except OSError as exc:
+        raise ProvisionError(f"cannot write {exc.filename or change.subject}: {exc.strerror}") from None
+
+
+def _unchanged_since_plan(edit: FileEdit) -> None:
+    if read_text(edit.path) != edit.original:
+        raise ProvisionError(
+            f"{edit.path} changed while this removal ran (another run or an editor); it was left as it is",
+            hint="re-run the same command: it plans again from the file as it is now",
+        )
+
+
+def show(hub_removal: HubFilesRemoval, reporter: Reporter) -> None:
+    """Each values file's diff (plain YAML), and cluster.yaml's; the encrypted files' key paths are in the plan
+    (their diff would be ciphertext)."""
+    for removal in hub_removal.parts:
+        if removal.values_edit is not None and removal.values_file not in removal.deletions:
+            reporter.always(removal.values_edit.diff().rstrip())
+        if removal.registration is not None and removal.registration.changed:
+            reporter.always(removal.registration.diff().rstrip())

@@ -1,0 +1,622 @@
+"""Write a hub's values: merge the public values into `<hub>.values.yaml`, the secrets into the sops-encrypted
+`enc-<hub>.secret.values.yaml` (plaintext only in memory), and list both in the hub's entry of `cluster.yaml`.
+
+Every edit is computed first (plan), then written; a failure while writing puts back what was already written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from provision import clusterrepo, files, secretcheck, sops
+from provision.console import Reporter
+from provision.errors import ProvisionError, UsageError, add_secrets_from
+from provision.files import FileEdit, read_text
+from provision.hubconfig import (
+    CHARTS,
+    Z2JH_NOTES,
+    Z2JH_RELEASES,
+    Chart,
+    HubOptions,
+    HubRegistry,
+    profile_values,
+    public_values,
+    releases,
+    secret_key_paths,
+    secret_values,
+)
+from provision.hubfiles import shared_profiles as sharedprofiles
+
+CHART_OF_HELM_CHART: dict[str, Chart] = {"basehub": "basehub", "daskhub": "daskhub"}
+
+
+@dataclass(frozen=True)
+class FilesRequest:
+    values_file: Path | None = None
+    secret_file: Path | None = None
+    cluster_config: Path | None = None
+    hub: str | None = None
+    sops_bin: str | None = None
+    # Copy the profiles a hub gets from a file listed before its values file (common.values.yaml) into that file
+    # along with the image-building profile (see profile_base).
+    copy_shared_profiles: bool = False
+
+    @property
+    def writes_anything(self) -> bool:
+        return any((self.values_file, self.secret_file, self.cluster_config))
+
+
+@dataclass(frozen=True)
+class FilesPlan:
+    edits: tuple[FileEdit, ...] = ()
+    replaced: tuple[str, ...] = ()  # "file: dotted.path" of values that change (never the values)
+    secret_paths: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+def validate(req: FilesRequest) -> str | None:
+    """Check paths and the sops binary before any side effect. Returns the sops binary (None if not needed)."""
+    for option, path in (("--values-file", req.values_file), ("--secret-file", req.secret_file),
+                         ("--cluster-config", req.cluster_config)):  # fmt: skip
+        if path is not None:
+            files.link_target(path, label=option)  # a dangling link is refused (a link is edited where it points)
+    if req.cluster_config is not None:
+        if req.hub is None:
+            raise UsageError("--cluster-config needs --hub: the hub whose helm_chart_values_files to update")
+        if not req.cluster_config.is_file():
+            raise UsageError(f"--cluster-config {str(req.cluster_config)!r} does not exist")
+        if req.values_file is None and req.secret_file is None:
+            raise UsageError("--cluster-config registers the files written by --values-file or --secret-file")
+    for option, path in (("--values-file", req.values_file), ("--secret-file", req.secret_file)):
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(f"{option} {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+    if req.secret_file is not None and not req.secret_file.name.startswith("enc-"):
+        raise UsageError(
+            f"--secret-file {req.secret_file.name!r} should be named enc-<hub>.secret.values.yaml: the 2i2c "
+            "layout git-ignores other *secret* files and the deployer decrypts only files named like this"
+        )
+    return sops.find_binary(req.sops_bin) if req.secret_file is not None else None
+
+
+def chart_for(
+    req: FilesRequest, explicit: str | None, *, cluster: str | None = None, reporter: Reporter | None = None
+) -> Chart:
+    """The chart: --chart; else the hub's helm_chart in --cluster-config; else in the cluster.yaml beside
+    --values-file or --secret-file (2i2c's layout), or, for `cluster`, in config/clusters/<cluster>/cluster.yaml
+    under the current folder (a run from the root of the infrastructure repository, printing to stdout); else
+    basehub. A daskhub hub's values go under `basehub:`, so the chart found (or assumed) is told on stderr."""
+    if explicit == "z2jh" and req.cluster_config is not None:
+        raise UsageError(
+            "--cluster-config lists files for 2i2c's deployer, which installs one chart per hub; with --chart z2jh "
+            "each release (jupyterhub, binderhub-service) gets its own values file: drop --cluster-config"
+        )
+    if explicit is not None:
+        for chart in CHARTS:
+            if explicit == chart:
+                return chart
+        raise UsageError(f"invalid --chart {explicit!r}: choose basehub, daskhub or z2jh")
+    if req.cluster_config is not None and req.hub is not None:
+        helm_chart = clusterrepo.hub_chart(req.cluster_config, req.hub)
+        if helm_chart in CHART_OF_HELM_CHART:
+            return CHART_OF_HELM_CHART[helm_chart]
+        return "basehub"
+    beside = [f.parent / "cluster.yaml" for f in (req.values_file, req.secret_file) if f is not None]
+    named = [Path("config", "clusters", cluster, "cluster.yaml")] if cluster else []
+    looked: list[str] = []
+    for path in dict.fromkeys([*beside, *named]):
+        if req.hub is None or not path.is_file():
+            continue
+        try:
+            helm_chart = clusterrepo.hub_chart(path, req.hub)
+        except ProvisionError as exc:  # not this hub's cluster, or not readable: the option decides, not this file
+            looked.append(f"{path}: {exc.message}")
+            continue
+        listed = CHART_OF_HELM_CHART.get(helm_chart or "basehub")
+        if reporter is not None:
+            if listed is None:
+                reporter.warn(f"hub {req.hub!r} in {path} has helm_chart {helm_chart!r}: chart basehub assumed")
+            else:
+                reporter.info(f"chart {listed}, from {path} (hub {req.hub!r}'s helm_chart)")
+        return listed or "basehub"
+    if reporter is not None and (req.writes_anything or cluster):
+        places = (["beside the hub's files"] if beside else []) + [f"at {path}" for path in named]
+        found = f" ({'; '.join(looked)})" if looked else ""
+        reporter.warn(
+            f"chart basehub assumed: no --chart, and no cluster.yaml {' or '.join(places)} lists hub "
+            f"{req.hub!r}{found}. For a daskhub hub pass --chart daskhub (its values go under basehub:), for a "
+            "plain Zero to JupyterHub one --chart z2jh"
+        )
+    return "basehub"
+
+
+def existing_values(req: FilesRequest) -> Any:
+    """The current --values-file document (None when there is none): a profile is merged into it."""
+    text = read_text(req.values_file) if req.values_file is not None else None
+    if req.values_file is None or text is None or not text.strip():
+        return None
+    return clusterrepo.load(text, path=req.values_file)[0]
+
+
+def check_profile(req: FilesRequest, options: HubOptions) -> None:
+    """Refuse, before any change, a profile that would render no image choice or name a default that is none, or
+    that would hide the profiles of a shared values file (profile_base). Raises UsageError (ClusterRepoError when
+    the values file cannot be read)."""
+    if options.profile is not None:
+        existing, _ = profile_base(req, options)
+        profile_values(options.profile, chart=options.chart, existing=existing)
+
+
+def profile_base(req: FilesRequest, options: HubOptions) -> tuple[Any, sharedprofiles.SharedProfiles]:
+    """The document the image-building profile is merged into (the values file, with the profiles of a shared file
+    copied in when --copy-shared-profiles says so), and those profiles. Raises UsageError when a profile written
+    into the values file would hide a shared file's profiles (see sharedprofiles.base)."""
+    existing = existing_values(req)
+    if options.profile is None:
+        return existing, sharedprofiles.SharedProfiles()
+    return sharedprofiles.base(
+        existing,
+        chart=options.chart,
+        values_file=req.values_file,
+        cluster_config=req.cluster_config,
+        hub=req.hub,
+        copy=req.copy_shared_profiles,
+    )
+
+
+def _with_shared_profiles(
+    render: Callable[[Any], dict[str, Any]], req: FilesRequest, options: HubOptions, reporter: Reporter
+) -> dict[str, Any]:
+    """`render(existing)`, with the shared profiles copied into its list when profile_base says so; stderr says
+    what was copied, and which profile list replaces another."""
+    existing, shared = profile_base(req, options)
+    public = render(existing)
+    if options.profile is None:
+        return public
+    return sharedprofiles.finish(
+        public, shared, existing, chart=options.chart, values_file=req.values_file, reporter=reporter,
+        checked=req.cluster_config is not None,
+    )  # fmt: skip
+
+
+def release_file(path: Path, release: str | None) -> Path:
+    """The file for a release's values: `path` itself for the hub (jupyterhub) release or a one-chart hub, else
+    a sibling named after the release: staging.values.yaml → staging.binderhub-service.values.yaml,
+    enc-staging.secret.values.yaml → enc-staging.binderhub-service.secret.values.yaml."""
+    if release is None or release == Z2JH_RELEASES[0]:
+        return path
+    for suffix in (".secret.values.yaml", ".values.yaml", ".yaml", ".yml", ""):
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            stem = path.name[: len(path.name) - len(suffix)]
+            return path.with_name(f"{stem}.{release}{suffix}")
+    return path.with_name(f"{path.name}.{release}")  # pragma: no cover - the "" suffix always matches
+
+
+def release_base(path: Path) -> tuple[Path, str | None]:
+    """The hub's file that `path` is a release's sibling of (release_file backwards), and that release; `path`
+    itself and None when it is not named like a sibling."""
+    for release in Z2JH_RELEASES[1:]:
+        candidate = path.with_name(path.name.replace(f".{release}", "", 1))
+        if candidate != path and release_file(candidate, release) == path:
+            return candidate, release
+    return path, None
+
+
+def release_requests(req: FilesRequest, chart: Chart) -> list[tuple[str | None, FilesRequest]]:
+    """The files of each Helm release: for z2jh one request per release (siblings of the hub's files, see
+    release_file), else the request itself."""
+    if chart != "z2jh":
+        return [(None, req)]
+    return [
+        (
+            release,
+            replace(
+                req,
+                values_file=release_file(req.values_file, release) if req.values_file else None,
+                secret_file=release_file(req.secret_file, release) if req.secret_file else None,
+            ),
+        )
+        for release in Z2JH_RELEASES
+    ]
+
+
+@dataclass(frozen=True)
+class SecretState:
+    """The secret file as read before any remote write: its ciphertext and its decrypted document (memory only).
+
+    `encrypted`: an existing sops file, changed with `sops set` so it keeps its recipients; otherwise the file is
+    new (or empty, or comments only) and is encrypted by the creation rule of `config`.
+    """
+
+    path: Path
+    original: str | None
+    doc: Any = field(repr=False)
+    style: clusterrepo.Style
+    encrypted: bool
+    config: sops.ConfigChoice
+
+
+# Encrypted, into memory, to prove a new file has a creation rule and usable keys before any remote write.
+PROBE_DOCUMENT = "provision_preflight: creation rule check\n"
+
+
+def read_secret(path: Path, client: sops.Sops, *, shape: dict[str, Any] | None = None) -> SecretState:
+    """Decrypt an existing secret file into memory, or check that a new one has a creation rule. Raises SopsError.
+
+    `shape`: the secret values provision will write (placeholders): refused (UsageError) when the file's selector,
+    or the creation rule of a new file, would leave any of them in plaintext (secretcheck).
+    """
+    original = read_text(path)
+    config = client.config_for(path)
+    if original is None or clusterrepo.no_data(original):
+        # A probe through the real sops and the rule that will apply: its ciphertext shows what it encrypts.
+        probe = clusterrepo.dump_after(None, shape, clusterrepo.load("", path=path)[1]) if shape else PROBE_DOCUMENT
+        ciphertext = client.encrypt(probe, filename=path, secrets=None)
+        if shape:
+            left = secretcheck.plaintext_in(_plain_load(ciphertext), secretcheck.secret_paths(shape))
+            _refuse_plaintext(path, left, f"the creation rule of {config.describe()} ({_rule_selector(path, config)})")
+        doc, style = clusterrepo.load(original or "", path=path)
+        return SecretState(path, original, doc, style, encrypted=False, config=config)
+    if shape:
+        selector = secretcheck.selector_of(_plain_load(original).get("sops") if original else None)
+        left = secretcheck.left_in_plaintext(selector, secretcheck.secret_paths(shape))
+        _refuse_plaintext(path, left, f"its own sops metadata ({selector.describe()})")
+    # Nested secrets (OAuth client secrets ...) stay: the merge is deep, unlike the deployer's top-level update.
+    doc, style = clusterrepo.load(client.decrypt(path), path=path)
+    add_secrets_from(doc)  # from here on, no message may show them
+    return SecretState(path, original, doc, style, encrypted=True, config=config)
+
+
+def _plain_load(text: str) -> Any:
+    """A YAML document as plain dicts (a sops file's ciphertext and metadata: nothing secret in it)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        doc = YAML(typ="safe", pure=True).load(text.lstrip("\ufeff"))
+    except YAMLError:
+        return {}  # not judged here: sops reports the file it cannot parse
+    return doc if isinstance(doc, dict) else {}
+
+
+def _rule_selector(path: Path, config: sops.ConfigChoice) -> str:
+    """The selector of the first creation rule whose path_regex matches `path`, for the message (best effort: sops
+    itself chose the rule; a Go regexp Python does not read is skipped)."""
+    import re
+
+    rules = _plain_load(read_text(config.path) or "").get("creation_rules") if config.path else None
+    relative = str(path.absolute())
+    if config.path is not None and relative.startswith(str(config.path.parent) + os.sep):
+        relative = relative[len(str(config.path.parent)) + 1 :]
+    for rule in rules if isinstance(rules, list) else []:
+        try:
+            if isinstance(rule, dict) and re.search(str(rule.get("path_regex") or ""), relative):
+                return secretcheck.selector_of(rule).describe()
+        except re.error:
+            continue
+    return "selector unknown"
+
+
+def _refuse_plaintext(path: Path, left: list[secretcheck.KeyPath], rule: str) -> None:
+    if left:
+        raise UsageError(
+            f"{path}: {rule} would leave {secretcheck.dotted(left)} in plaintext, in a file meant for git; nothing "
+            f"was changed anywhere. {secretcheck.FIX_HINT[0].upper()}{secretcheck.FIX_HINT[1:]} (for an existing "
+            "file the selector stored in it applies: decrypt it and encrypt it again under the fixed rule)"
+        )
+
+
+# Stands in for the registry not yet created or read when the pre-flight checks the files: only the shape of the
+# values matters there (every key provision may write, the pull secret included), never these strings.
+SHAPE_REGISTRY = HubRegistry(
+    "registry", "registry.invalid", "user", "registry.invalid/prefix-", password="placeholder",
+    api_url="https://registry.invalid", pull_secret_registry="registry.invalid",
+)  # fmt: skip
+
+
+def preflight(
+    req: FilesRequest, *, sops_binary: str | None, chart: Chart = "basehub", options: HubOptions | None = None
+) -> SecretState | None:
+    """Every local check that can fail, before the command's first remote write: the values file and cluster.yaml
+    parse (and can be written back byte for byte), the secret file decrypts, a new one has a creation rule, and
+    the values provision will merge fit what the files hold (no scalar where a mapping goes, no alias shared with
+    another key: see clusterrepo.deep_merge). For z2jh, the other releases' files too (their state is read again
+    when they are written).
+
+    Returns the secret file's state (its plaintext stays in memory for the merge after the remote work).
+    """
+    import copy
+
+    options = options or HubOptions(chart=chart)
+    public = dict(releases(public_values(SHAPE_REGISTRY, options, existing=existing_values(req)), chart))
+    secret = dict(releases(secret_values(SHAPE_REGISTRY, options), chart))
+    state: SecretState | None = None
+    for release, part in release_requests(req, chart):
+        if part.values_file is not None:
+            clusterrepo.plan_values_edit(part.values_file, public.get(release) or {})
+        if part.secret_file is not None and (release is None or secret.get(release)):
+            assert sops_binary is not None
+            part_state = read_secret(part.secret_file, sops.Sops(sops_binary), shape=secret.get(release) or None)
+            clusterrepo.deep_merge(copy.deepcopy(part_state.doc), secret.get(release) or {}, source=part.secret_file)
+            if part.secret_file == req.secret_file:
+                state = part_state
+    if req.cluster_config is not None and req.hub is not None:
+        listed = [p for p in (req.values_file, req.secret_file) if p is not None]
+        clusterrepo.plan_registration(req.cluster_config, req.hub, listed)
+    if req.secret_file is not None and state is None:
+        assert sops_binary is not None
+        state = read_secret(req.secret_file, sops.Sops(sops_binary))
+    return state
+
+
+def plan_files(
+    req: FilesRequest,
+    *,
+    public: dict[str, Any],
+    secret: dict[str, Any] | None,
+    state: SecretState | None,
+    sops_binary: str | None,
+    encrypt: bool = True,
+) -> FilesPlan:
+    """Compute every edit; only the secret file's ciphertext is produced (into memory), nothing is written.
+
+    `encrypt=False` (dry runs) stops before sops changes anything. Callers hold `files.locked` around this and
+    `apply_files`, so the secret file read here is the one replaced.
+    """
+    edits: list[FileEdit] = []
+    replaced: list[str] = []
+    notes: list[str] = []
+    if req.values_file is not None:
+        edit, report = clusterrepo.plan_values_edit(req.values_file, public)
+        edits.append(edit)
+        replaced += [f"{req.values_file.name}: {p}" for p in report.replaced]
+        notes += [
+            f"{req.values_file.name}: {p} was a YAML anchor; its aliases keep the old value (check the diff)"
+            for p in report.anchored
+        ]
+    secret_paths: list[str] = []
+    if req.secret_file is not None and secret is not None:
+        assert sops_binary is not None and state is not None
+        client = sops.Sops(sops_binary)
+        secret_edit, secret_replaced, state = _plan_secret(state, secret, client, encrypt=encrypt)
+        secret_paths = secret_key_paths(secret)
+        replaced += [f"{req.secret_file.name}: {p}" for p in secret_replaced]
+        if secret_edit is None or secret_edit.changed:  # an unchanged file is "already up to date", nothing more
+            notes.append(_secret_note(state, dry_run=not encrypt))
+        if secret_edit is not None:
+            edits.append(secret_edit)
+        else:
+            notes.append(f"{req.secret_file}: would encrypt {', '.join(secret_paths)}")
+    if req.cluster_config is not None and req.hub is not None:
+        listed = [p for p in (req.values_file, req.secret_file) if p is not None]
+        edits.append(clusterrepo.plan_registration(req.cluster_config, req.hub, listed))
+    return FilesPlan(tuple(edits), tuple(replaced), tuple(secret_paths), tuple(notes))
+
+
+def _secret_note(state: SecretState, *, dry_run: bool) -> str:
+    if state.encrypted:
+        verb = "would be updated" if dry_run else "updated"
+        return f"{state.path.name}: {verb} in place with sops set; its recipients and key groups stay as they are"
+    what = "would be a new sops file" if dry_run else "new sops file"
+    return f"{state.path.name}: {what}, keys from the creation rule of {state.config.describe()}"
+
+
+def _plan_secret(
+    state: SecretState, secret: dict[str, Any], client: sops.Sops, *, encrypt: bool
+) -> tuple[FileEdit | None, list[str], SecretState]:
+    """Merge the secrets into the decrypted document and produce the new ciphertext (None in a dry run).
+
+    Returns the edit, the replaced key paths and the state it was computed from.
+    """
+    import copy
+
+    current = read_text(state.path)
+    if current != state.original:
+        # Another run replaced the file since the pre-flight: merge into its version, so its edits stay.
+        state = read_secret(state.path, client)
+    merged = copy.deepcopy(state.doc)
+    report = clusterrepo.deep_merge(merged, secret, source=state.path)
+    if not report.changed:
+        return FileEdit(state.path, current, current or ""), [], state
+    if not encrypt:
+        return None, report.replaced, state
+    if state.encrypted:
+        ciphertext = _set_in_copy(state, merged, secret, client)
+    else:
+        plaintext = clusterrepo.dump_after(current, merged, state.style)  # a comment-only file: its comments lead
+        ciphertext = client.encrypt(plaintext, filename=state.path, secrets=secret)
+    # Never accepted silently: a secret value the ciphertext holds in clear text (the file is not written).
+    left = secretcheck.plaintext_in(_plain_load(ciphertext), secretcheck.secret_paths(secret))
+    if left:
+        raise ProvisionError(
+            f"{state.path}: sops left {secretcheck.dotted(left)} in plaintext (the file's selector does not cover "
+            f"them), so the file was not written; {secretcheck.FIX_HINT}"
+        )
+    return FileEdit(state.path, current, ciphertext), report.replaced, state
+
+
+def changed_branches(old: Any, new: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths of the smallest subtrees of `new` that differ from `old`: a key missing from `old` is one branch
+    (set whole), a mapping present in both is descended into (its other keys stay), any other value is replaced.
+    """
+    branches: list[tuple[str, ...]] = []
+    for key, value in new.items():
+        path = (*prefix, str(key))
+        if not isinstance(old, dict) or key not in old:
+            branches.append(path)
+        elif isinstance(value, dict) and isinstance(old[key], dict):
+            branches += changed_branches(old[key], value, path)
+        elif old[key] != value:
+            branches.append(path)
+    return branches
+
+
+def _set_in_copy(state: SecretState, merged: Any, secret: dict[str, Any], client: sops.Sops) -> str:
+    """The file's new ciphertext: `sops set` of each changed branch on a ciphertext copy beside the file.
+
+    `set` keeps the file's recipients, key groups, threshold, encryption selectors and comments; it writes in place
+    and not atomically, hence the copy (removed again; the caller replaces the file by rename). One sops process
+    per branch: a first write into a file is one per top-level section, a rotation one per changed password.
+    """
+    import tempfile
+
+    path = state.path
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    copy_path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(state.original or "")
+        for keys in changed_branches(state.doc, secret):
+            node = merged
+            for key in keys:
+                node = node[key]
+            client.set_value(copy_path, keys, clusterrepo.plain(node), config_of=path)
+        return copy_path.read_bytes().decode("utf-8")
+    finally:
+        copy_path.unlink(missing_ok=True)
+
+
+def show_plan(plan: FilesPlan, reporter: Reporter, *, dry_run: bool) -> None:
+    """Diffs of the plain files; for the encrypted file only key paths (its diff would be ciphertext)."""
+    for edit in plan.edits:
+        if not edit.changed:
+            reporter.info(f"{edit.path}: already up to date")
+        elif edit.path.name.startswith("enc-"):
+            verb = "would encrypt" if dry_run else "encrypting"
+            reporter.always(f"{edit.path}: {verb} {', '.join(plan.secret_paths)}")
+        else:
+            reporter.always(edit.diff().rstrip())
+    for note in plan.notes:
+        reporter.always(note)
+    if plan.replaced:
+        reporter.warn("values replaced (by key path): " + "; ".join(plan.replaced))
+
+
+def apply_files(plan: FilesPlan, reporter: Reporter) -> tuple[str, ...]:
+    """Write every changed file; if one write fails, put back those already written. Returns what was written."""
+    written: list[FileEdit] = []
+    try:
+        for edit in plan.edits:
+            if edit.changed:
+                edit.apply()
+                written.append(edit)
+                reporter.info(f"wrote {edit.path}")
+    except OSError as exc:
+        for edit in reversed(written):
+            edit.restore()
+        raise ProvisionError(
+            f"cannot write {exc.filename}: {exc.strerror}; the files written before were put back",
+            hint="fix the cause and re-run the same command",
+        ) from None
+    return tuple(str(e.path) for e in written)
+
+
+@dataclass(frozen=True)
+class Published:
+    public: dict[str, Any]
+    secret: dict[str, Any] = field(repr=False)
+    written: tuple[str, ...] = ()
+    secret_in_file: bool = False
+    chart: Chart = "basehub"
+
+    def documents(self, doc: dict[str, Any]) -> str:
+        """`public` or `secret` as YAML for Helm: for z2jh a stream of one document per release."""
+        from provision.console import to_yaml_stream
+
+        return to_yaml_stream(releases(doc, self.chart))
+
+
+def publish(
+    registry: HubRegistry,
+    options: HubOptions,
+    req: FilesRequest,
+    *,
+    sops_binary: str | None,
+    state: SecretState | None = None,
+    reporter: Reporter,
+    dry_run: bool,
+) -> Published:
+    """Render the hub's values and write the files asked for (all of them, or none). Returns what to print.
+
+    `state`: the secret file as `preflight` read it (read now when not given).
+    """
+    public = _with_shared_profiles(
+        lambda existing: public_values(registry, options, existing=existing), req, options, reporter
+    )
+    secret = secret_values(registry, options)
+    if req.secret_file is not None and state is None:
+        state = preflight(req, sops_binary=sops_binary)
+    return _publish(public, secret, req, sops_binary, state, reporter, chart=options.chart, dry_run=dry_run)
+
+
+def publish_profile(options: HubOptions, req: FilesRequest, *, reporter: Reporter, dry_run: bool) -> Published:
+    """Only the image-building profile, for a hub whose registry already exists (no secrets)."""
+    assert options.profile is not None
+    profile = options.profile
+    public = _with_shared_profiles(
+        lambda existing: profile_values(profile, chart=options.chart, existing=existing), req, options, reporter
+    )
+    return _publish(public, {}, req, None, None, reporter, chart=options.chart, dry_run=dry_run)
+
+
+def _publish(
+    public: dict[str, Any],
+    secret: dict[str, Any],
+    req: FilesRequest,
+    sops_binary: str | None,
+    state: SecretState | None,
+    reporter: Reporter,
+    *,
+    chart: Chart,
+    dry_run: bool,
+) -> Published:
+    if chart == "z2jh":
+        for note in Z2JH_NOTES:
+            reporter.warn(note)
+    if req.values_file is None:
+        from provision.console import to_yaml_stream
+
+        reporter.always("")
+        reporter.always(
+            "public values (one document per release: jupyterhub, then binderhub-service):"
+            if chart == "z2jh"
+            else "public values (for <hub>.values.yaml):"
+        )
+        reporter.always(to_yaml_stream(releases(public, chart)).rstrip())
+    written: tuple[str, ...] = ()
+    if req.writes_anything:
+        folders = files.folders([req.values_file, req.secret_file, req.cluster_config])  # a link's target's too
+        with files.locked(folders if not dry_run else ()):
+            # One set of files per Helm release (z2jh: the jupyterhub and binderhub-service charts), planned
+            # together so that they are all written or none.
+            public_docs, secret_docs = dict(releases(public, chart)), dict(releases(secret, chart))
+            parts: list[FilesPlan] = []
+            for release, release_req in release_requests(req, chart):
+                release_public, release_secret = public_docs.get(release), secret_docs.get(release)
+                # A z2jh release with nothing to set (no pull secret: no secret for the jupyterhub chart) gets no file.
+                release_req = replace(
+                    release_req,
+                    values_file=release_req.values_file if release_public else None,
+                    secret_file=release_req.secret_file if release_secret else None,
+                )
+                release_state = state if state is not None and state.path == release_req.secret_file else None
+                if release_req.secret_file is not None and release_state is None:
+                    assert sops_binary is not None
+                    release_state = read_secret(release_req.secret_file, sops.Sops(sops_binary))
+                part = plan_files(
+                    release_req,
+                    public=release_public or {},
+                    secret=release_secret if release_req.secret_file else None,
+                    state=release_state,
+                    sops_binary=sops_binary,
+                    encrypt=not dry_run,
+                )
+                show_plan(part, reporter, dry_run=dry_run)  # each part names its own encrypted file's key paths
+                parts.append(part)
+            plan = FilesPlan(*(tuple(x for part in parts for x in getattr(part, f.name)) for f in fields(FilesPlan)))
+            if not dry_run:
+                written = apply_files(plan, reporter)
+    return Published(public, secret, written, secret_in_file=req.secret_file is not None, chart=chart)
