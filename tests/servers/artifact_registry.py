@@ -1,6 +1,7 @@
 """A Google stand-in for tests: ``FakeGoogle`` serves the OAuth2 token endpoint and Artifact Registry on 127.0.0.1.
 
-Two parts of Google, enough for ``provision.registries.artifact_registry.client`` to run the real google-auth and google-cloud-artifact-registry
+Two parts of Google, enough for ``provision.registries.artifact_registry.client`` to run the real google-auth and
+google-cloud-artifact-registry
 libraries against it:
 
 - ``POST /token``, the service-account flow of RFC 7523: the form carries a JWT that the client signed with the

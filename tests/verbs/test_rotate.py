@@ -158,13 +158,14 @@ def test_the_proof_reads_the_written_files_back(repo: Repo, quay: FakeQuay, monk
     from provision.console import Reporter
     from provision.errors import ProvisionError
     from provision.registries.quay.create import QuayRequest, registry_for
+    from provision.registries.quay.create import rotated_credential as quay_rotated
     from provision.verbs import rotate as rotation
 
     provision_quay(repo, quay)
     for key, value in repo.env().items():
         monkeypatch.setenv(key, value)
     request = QuayRequest(org="hubs", api_url=quay.url, cluster="c1", hub="staging")
-    rotated = rotation.for_quay(request)
+    rotated = quay_rotated(request)
     with pytest.raises(ProvisionError) as err:
         rotation.prove(
             registry_for(request, "a-token-that-is-not-in-the-file"), rotated=rotated, delivered_to=str(repo.secret),
@@ -266,6 +267,7 @@ def test_an_interrupted_proof_names_the_live_credential_for_every_registry() -> 
     from provision.errors import EXIT_INTERRUPTED, ProvisionError
     from provision.hubconfig import HubRegistry
     from provision.registries.dockerhub.create import DockerHubRequest
+    from provision.registries.dockerhub.create import rotated_credential as dockerhub_rotated
     from provision.verbs import rotate as rotation
 
     def interrupt(_seconds: float) -> None:
@@ -277,7 +279,7 @@ def test_an_interrupted_proof_names_the_live_credential_for_every_registry() -> 
         reg = HubRegistry(kind="registry", server=registry.url, username="builder", image_prefix=f"{host}/hubs/x-",
                           password="a-new-token-1234")  # fmt: skip
         req = DockerHubRequest(namespace="me", cluster="c1", hub="x")
-        rotated = rotation.for_dockerhub(req)
+        rotated = dockerhub_rotated(req)
         with pytest.raises(ProvisionError) as info:
             rotation.prove(reg, rotated=rotated, delivered_to=rotation.destination(None),
                            options=rotation.ProveOptions(registry_url=registry.url, settle=30),

@@ -135,12 +135,13 @@ def test_the_rotation_proof_ends_at_its_deadline_naming_the_live_credential(prox
     from provision.console import Reporter
     from provision.errors import ProvisionError
     from provision.hubconfig import HubRegistry
+    from provision.registries.base import Rotated
     from provision.verbs import rotate as rotation
 
     host = proxy.url.split("://")[1]
     reg = HubRegistry(kind="registry", server=proxy.url, username="builder", image_prefix=f"{host}/hubs/x-",
                       password=USERS["builder"])  # fmt: skip
-    rotated = rotation.Rotated("the new token of robot x", "the registry's console", None)
+    rotated = Rotated("the new token of robot x", "the registry's console", None)
     proxy.inject("GET", "/v2/", Delay(4), times=20)
     start = time.monotonic()
     with pytest.raises(ProvisionError) as info:

@@ -16,28 +16,28 @@ if TYPE_CHECKING:
     from provision.console import Reporter
     from provision.hubconfig import HubRegistry
     from provision.registries.artifact_registry.create import GcpRequest
+    from provision.registries.base import Rotated
     from provision.registries.dockerhub.create import DockerHubRequest
     from provision.registries.quay.create import QuayRequest
     from provision.registries.quay.shared_rotation import SharedRotation
-    from provision.verbs.rotate import Rotated
 
 
 def for_quay(req: QuayRequest) -> Rotated:
-    from provision.verbs import rotate as rotation
+    from provision.registries.quay.create import rotated_credential
 
-    return rotation.for_quay(req)
+    return rotated_credential(req)
 
 
 def for_dockerhub(req: DockerHubRequest) -> Rotated:
-    from provision.verbs import rotate as rotation
+    from provision.registries.dockerhub.create import rotated_credential
 
-    return rotation.for_dockerhub(req)
+    return rotated_credential(req)
 
 
 def for_gcp(req: GcpRequest, *, new: bool = True) -> Rotated:
-    from provision.verbs import rotate as rotation
+    from provision.registries.artifact_registry.create import rotated_credential
 
-    return rotation.for_gcp(req, new=new)
+    return rotated_credential(req, new=new)
 
 
 def publish(

@@ -48,6 +48,16 @@ class PermissionProbe:
     ar_endpoint: str | None = None
 
 
+@dataclass(frozen=True)
+class Rotated:
+    """A credential a rotation made live. `where`: where it can be read again besides this run's output;
+    `rewrite`: the command that writes it again without another rotation (None: nothing can)."""
+
+    credential: str
+    where: str
+    rewrite: str | None
+
+
 class RegistryKind:
     """A registry kind. Subclasses set `name` and override what differs from a plain registry v2 server."""
 

@@ -17,9 +17,7 @@ from provision import httpretry
 from provision.console import Reporter
 from provision.errors import EXIT_INTERRUPTED, ProvisionError
 from provision.hubconfig import HubRegistry
-from provision.registries.artifact_registry.create import KEYS_OUTPUT, GcpRequest
-from provision.registries.dockerhub.create import DockerHubRequest
-from provision.registries.quay.create import QuayRequest
+from provision.registries.base import Rotated
 from provision.verbs import verify
 
 CREDENTIAL_CHECK = "push credentials accepted"
@@ -30,43 +28,6 @@ RETRY_EVERY = 5.0
 # The last attempt of the proof may start just before --verify-timeout ends: it gets this long to be answered, so
 # the proof as a whole (every request, every wait) ends within --verify-timeout + LAST_ATTEMPT seconds.
 LAST_ATTEMPT = 30.0
-
-
-@dataclass(frozen=True)
-class Rotated:
-    """A credential a rotation made live. `where`: where it can be read again besides this run's output;
-    `rewrite`: the command that writes it again without another rotation (None: nothing can)."""
-
-    credential: str
-    where: str
-    rewrite: str | None
-
-
-def for_quay(req: QuayRequest) -> Rotated:
-    return Rotated(
-        f"the new token of Quay robot {req.robot_full}",
-        f"Quay shows it to administrators of {req.org} (robot {req.robot_full} on {req.host})",
-        "the same `provision quay` command without --rotate (it reads the robot's token and writes it)",
-    )
-
-
-def for_dockerhub(req: DockerHubRequest) -> Rotated:
-    kind = "organization access token" if req.org else "personal access token"
-    return Rotated(
-        f"the new Docker Hub {kind} {req.token_label!r}",
-        "nowhere else: Docker Hub shows a token's secret only when it is created",
-        None,
-    )
-
-
-def for_gcp(req: GcpRequest, *, new: bool = True) -> Rotated:
-    """The hub's key after a rotation (`new`), or as terraform holds it (a run without --rotate)."""
-    return Rotated(
-        f"the {'new ' if new else ''}service-account key of {req.name!r}",
-        f"the sensitive terraform output {KEYS_OUTPUT}[{req.name!r}] of workspace {req.workspace_name} in "
-        f"{req.terraform_dir}",
-        "the same `provision gcp` command without --rotate (it reads the key from terraform and writes it)",
-    )
 
 
 def destination(secret_file: Path | None) -> str:

@@ -1,4 +1,5 @@
-"""provision.registries.artifact_registry.client against FakeGoogle: the real google-auth and google-cloud-artifact-registry, real HTTP on 127.0.0.1.
+"""registries/artifact_registry/client.py against FakeGoogle: the real google-auth and
+google-cloud-artifact-registry, real HTTP on 127.0.0.1.
 
 Nothing is monkeypatched: the key's own `token_uri` points google-auth at the fake token endpoint, and
 `api_endpoint` points the REST transport at the fake Artifact Registry.
@@ -323,7 +324,8 @@ def test_repository_from_bad_image_prefix(prefix: str, why: str) -> None:
 
 
 def test_import_loads_no_google_library() -> None:
-    code = "import sys, provision.registries.artifact_registry.client; print(sorted({m.split('.')[0] for m in sys.modules} & {'google', 'requests'}))"
+    module = "provision.registries.artifact_registry.client"
+    code = f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'google', 'requests'}}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -18,6 +18,7 @@ from provision.errors import PromptInterrupted, ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 from provision.registries.artifact_registry import apply as tfapply
+from provision.registries.base import Rotated
 from provision.terraform import backends, binary, plan_judge, runner, tfvars
 from provision.terraform.backends import Backend
 from provision.terraform.binary import BinaryChoice
@@ -490,3 +491,13 @@ def private_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def rotated_credential(req: GcpRequest, *, new: bool = True) -> Rotated:
+    """The hub's key after a rotation (`new`), or as terraform holds it (a run without --rotate)."""
+    return Rotated(
+        f"the {'new ' if new else ''}service-account key of {req.name!r}",
+        f"the sensitive terraform output {KEYS_OUTPUT}[{req.name!r}] of workspace {req.workspace_name} in "
+        f"{req.terraform_dir}",
+        "the same `provision gcp` command without --rotate (it reads the key from terraform and writes it)",
+    )

@@ -15,6 +15,7 @@ from provision.console import Reporter
 from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
+from provision.registries.base import Rotated
 from provision.registries.dockerhub.client import AccessToken, DockerHubClient, DockerHubError
 
 SERVER = "https://index.docker.io/v1/"  # the docker client's auth key for Docker Hub (and z2jh's default)
@@ -494,3 +495,13 @@ def _explained(exc: DockerHubError, req: DockerHubRequest) -> DockerHubError:
     elif exc.status == 400 and "maximum" in text:
         exc.hint = "delete unused organization access tokens (expired ones count too), then re-run"
     return exc
+
+
+def rotated_credential(req: DockerHubRequest) -> Rotated:
+    kind = "organization access token" if req.org else "personal access token"
+    """What a rotation made live, and where it can be read again (for messages after the rotation)."""
+    return Rotated(
+        f"the new Docker Hub {kind} {req.token_label!r}",
+        "nowhere else: Docker Hub shows a token's secret only when it is created",
+        None,
+    )

@@ -14,6 +14,7 @@ from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
+from provision.registries.base import Rotated
 from provision.registries.quay.client import TOKEN_HINT, Organization, QuayClient, QuayError, Robot, TeamMember
 
 if TYPE_CHECKING:
@@ -411,3 +412,12 @@ def _add_member(client: QuayClient, req: QuayRequest, team: str, name: str) -> s
 def _robot_description(req: QuayRequest) -> str:
     target = f"{req.cluster}-{req.hub}" if req.cluster and req.hub else (req.hub or req.org)
     return f"BinderHub image pushes for {target} (created by provision)"
+
+
+def rotated_credential(req: QuayRequest) -> Rotated:
+    """What a rotation made live, and where it can be read again (for messages after the rotation)."""
+    return Rotated(
+        f"the new token of Quay robot {req.robot_full}",
+        f"Quay shows it to administrators of {req.org} (robot {req.robot_full} on {req.host})",
+        "the same `provision quay` command without --rotate (it reads the robot's token and writes it)",
+    )

@@ -24,6 +24,7 @@ from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 from provision.hubconfig import HubRegistry, get_path
 from provision.hubfiles import write as hubfiles
 from provision.hubfiles.cluster import cluster_hubs, other_hubs_using
+from provision.registries.base import Rotated
 from provision.registries.quay.create import QuayRequest
 from provision.verbs import rotate as rotation
 from provision.verbs import verify
@@ -228,7 +229,7 @@ def show(shared: SharedRotation, reporter: Reporter, *, dry_run: bool) -> None:
         )
 
 
-def write(shared: SharedRotation, token: str, *, rotated: rotation.Rotated, reporter: Reporter) -> None:
+def write(shared: SharedRotation, token: str, *, rotated: Rotated, reporter: Reporter) -> None:
     """Write the new token into every other hub's secret file, one file at a time (each all or nothing). Raises
     ProvisionError naming the hubs that hold the new token and those that do not (after_rotation)."""
     written: list[Path] = []
@@ -249,7 +250,7 @@ def write(shared: SharedRotation, token: str, *, rotated: rotation.Rotated, repo
 def after_rotation(
     exc: BaseException,
     shared: SharedRotation,
-    rotated: rotation.Rotated,
+    rotated: Rotated,
     *,
     written: Sequence[Path],
     own_written: bool,
@@ -300,7 +301,7 @@ def prove_hub(
     token: str,
     *,
     registry: HubRegistry,
-    rotated: rotation.Rotated,
+    rotated: Rotated,
     options: rotation.ProveOptions,
     reporter: Reporter,
 ) -> None:
