@@ -177,8 +177,8 @@ def remove_quay(
     """
 
     def removal(reporter: Reporter) -> RemoveResult:
+        from provision.registries.quay import remove as flow
         from provision.registries.quay.create import QuayRequest
-        from provision.verbs import remove as flow
 
         quay = QuayRequest(
             org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, shared_org=shared_org,
@@ -216,8 +216,8 @@ def remove_dockerhub(
     """
 
     def removal(reporter: Reporter) -> RemoveResult:
+        from provision.registries.dockerhub import remove as flow
         from provision.registries.dockerhub.create import DockerHubRequest
-        from provision.verbs import remove as flow
 
         dockerhub = DockerHubRequest(
             namespace=namespace, hub=hub, cluster=cluster, org=org, label=token_label, api_url=api_url,

@@ -277,10 +277,10 @@ def test_failed_apply_says_the_old_key_may_be_gone_and_how_to_finish(env: test_g
 
 
 def test_interrupted_delivery_exits_130_and_names_the_live_credential() -> None:
-    from provision.registries.artifact_registry.create import GcpRequest
-    from provision.verbs.rotate import for_gcp, undelivered
+    from provision.registries.artifact_registry.create import GcpRequest, rotated_credential
+    from provision.verbs.rotate import undelivered
 
-    error = undelivered(KeyboardInterrupt(), for_gcp(GcpRequest(cluster="c1", hub="hub1")))
+    error = undelivered(KeyboardInterrupt(), rotated_credential(GcpRequest(cluster="c1", hub="hub1")))
     assert error.exit_code == 130
     assert "interrupted" in str(error) and "registry_sa_keys['hub1']" in str(error)
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from provision.cli import app
 from provision.console import Reporter
 from provision.registries.quay.create import QuayRequest
-from provision.verbs.remove import QuayRemoveRequest, remove_quay
+from provision.registries.quay.remove import QuayRemoveRequest, remove_quay
 from tests.conftest import REPO
 from tests.servers.base import Delay
 from tests.servers.dockerhub import FakeDockerHub
