@@ -212,32 +212,34 @@ def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
         if state is None:
             return Plan(notes=("without a token nothing is read; a real run only looks up the org and robot",))
         return Plan(present=(f"organization {req.org}", f"robot {req.robot_full}"))
-
     changes: list[Change] = []
     present: list[str] = []
-    notes: list[str] = []
-    org_missing = state is None or state.org is None
-    if state is None:
-        notes.append("no Quay token: nothing was read, so this plan assumes nothing exists yet")
-    if org_missing:
+    notes = ["no Quay token: nothing was read, so this plan assumes nothing exists yet"] if state is None else []
+    for step in (_plan_org_and_robot, _plan_teams, _plan_members):
+        step(req, state, changes, present)
+    return Plan(changes=tuple(changes), present=tuple(present), notes=tuple(notes))
+
+
+def _plan_org_and_robot(req: QuayRequest, state: QuayState | None, changes: list[Change], present: list[str]) -> None:
+    if state is None or state.org is None:
         changes.append(Change("create_org", "create", f"organization {req.org}", f"on {req.host}"))
     else:
         present.append(f"organization {req.org}")
-
     robot = None if state is None else state.robot
     if robot is None:
         changes.append(Change("create_robot", "create", f"robot {req.robot_full}", "no repository permissions"))
-    else:
-        present.append(f"robot {req.robot_full}")
-        if req.rotate:
-            changes.append(
-                Change("rotate", "regenerate", f"token of robot {req.robot_full}", "the old token stops working")
-            )
+        return
+    present.append(f"robot {req.robot_full}")
+    if req.rotate:
+        stops = "the old token stops working"
+        changes.append(Change("rotate", "regenerate", f"token of robot {req.robot_full}", stops))
 
-    teams = dict.fromkeys([req.team] + ([MEMBERS_TEAM] if req.members else []))
-    for team in teams:
+
+def _plan_teams(req: QuayRequest, state: QuayState | None, changes: list[Change], present: list[str]) -> None:
+    org_missing = state is None or state.org is None
+    for team in dict.fromkeys([req.team] + ([MEMBERS_TEAM] if req.members else [])):
         role = TEAM_ROLES[team]
-        existing_role = None if org_missing or state is None or state.org is None else state.org.teams.get(team)
+        existing_role = None if state is None or state.org is None else state.org.teams.get(team)
         # A new organization comes with its owners team (Quay creates it with the organization).
         if existing_role is None and not (org_missing and team == "owners"):
             changes.append(Change("put_team", "create", f"team {team}", f"role {role}", args=(team,)))
@@ -248,33 +250,21 @@ def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
         elif existing_role is not None:
             present.append(f"team {team} (role {role})")
 
+
+def _plan_members(req: QuayRequest, state: QuayState | None, changes: list[Change], present: list[str]) -> None:
     if _listed(state, req.team, req.robot_full) is None:
-        changes.append(
-            Change(
-                "add_member",
-                "add",
-                f"robot {req.robot_full} to team {req.team}",
-                args=(req.team, req.robot_full),
-            )
-        )
+        changes.append(Change("add_member", "add", f"robot {req.robot_full} to team {req.team}",
+                              args=(req.team, req.robot_full)))  # fmt: skip
     else:
         present.append(f"robot {req.robot_full} in team {req.team}")
-
     for member in req.members:
         entry = _listed(state, MEMBERS_TEAM, member)
         if entry is None:
-            changes.append(
-                Change(
-                    "add_member",
-                    "add or invite",
-                    f"{member} to team {MEMBERS_TEAM}",
-                    args=(MEMBERS_TEAM, member),
-                )
-            )
+            changes.append(Change("add_member", "add or invite", f"{member} to team {MEMBERS_TEAM}",
+                                  args=(MEMBERS_TEAM, member)))  # fmt: skip
         else:
             # For a pending invitation another PUT would send a second invitation e-mail.
             present.append(_member_status(entry, MEMBERS_TEAM))
-    return Plan(changes=tuple(changes), present=tuple(present), notes=tuple(notes))
 
 
 def _listed(state: QuayState | None, team: str, name: str) -> TeamMember | None:
