@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
     from provision.console import Reporter
     from provision.hubconfig import HubOptions, HubRegistry, Profile
-    from provision.hubfiles.write import FilesRequest, Published, SecretState
+    from provision.hubfiles.secret_file import SecretState
+    from provision.hubfiles.write import FilesRequest, Published
 
 
 class OutputFormat(StrEnum):

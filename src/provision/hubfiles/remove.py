@@ -3,7 +3,7 @@ and comments kept) and the sops-encrypted `enc-<hub>.secret.values.yaml` (`sops 
 with no key at all is deleted and unlisted from the hub's `helm_chart_values_files` in `cluster.yaml`.
 
 A plain Zero to JupyterHub hub (--chart z2jh) has one values file and one secret file per Helm release, named as
-provision writes them (hubfiles.release_file: `<hub>.binderhub-service.values.yaml` beside `<hub>.values.yaml`...):
+provision writes them (hubfiles/releases.py: `<hub>.binderhub-service.values.yaml` beside `<hub>.values.yaml`...):
 each is cleaned of its release's keys, and one left with no key is deleted (there is no cluster.yaml to unlist it
 from).
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,8 @@ from provision.hubconfig import (
     public_values,
     secret_values,
 )
-from provision.hubfiles.write import release_base, release_file
+from provision.hubfiles import yaml_keys
+from provision.hubfiles.releases import release_base, release_file
 from provision.plan import Change
 
 KeyPath = tuple[str, ...]
@@ -50,7 +51,6 @@ IDENTITY_LEAVES: tuple[KeyPath, ...] = (
     ("binderhub-service", "buildPodsRegistryCredentials", "username"),
 )
 PULL_SECRET: KeyPath = ("jupyterhub", "imagePullSecret")
-LIST_KEYS = ("slug", "name")  # keyed list entries (profileList, imagePullSecrets, extraEnv) match on these
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class HubFiles:
 
 def plan_hub_removal(target: RemovalTarget, given: HubFiles, *, sops_client: sops.Sops | None) -> HubFilesRemoval:
     """plan_removal for every file the hub's values live in. For z2jh, each Helm release's files are found beside
-    the given ones, named as provision writes them (hubfiles.release_file); dask-gateway has no secret file.
+    the given ones, named as provision writes them (hubfiles/releases.py); dask-gateway has no secret file.
 
     Raises UsageError when a given file is itself a release's sibling (the hub's file is the one to give), and what
     plan_removal raises.
@@ -274,8 +274,8 @@ def _plan_values(
     prefix: KeyPath = ()
     if release is not None:  # the file holds the release's values themselves
         owned, prefix = owned.get(release) or {}, (release,)
-    _remove_owned(doc, owned, prefix, identity, removed, kept, pending)
-    _place_pending(doc, pending)
+    yaml_keys.remove_owned(doc, owned, prefix, identity, removed, kept, pending)
+    yaml_keys.place_pending(doc, pending)
     kept += _other_build_profiles(_view(doc, release), target)
     removed, kept = _in_file(removed, release), _in_file(kept, release)
     if not removed:
@@ -324,135 +324,6 @@ def _check_identity(doc: Any, target: RemovalTarget, path: Path) -> None:
 
 def _get(doc: Any, keys: Sequence[str]) -> Any:
     return get_path(doc, *keys)
-
-
-def _keyed(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(v, Mapping) and any(k in v for k in LIST_KEYS) for v in value)
-    )
-
-
-def _entry_key(entry: Mapping[str, Any]) -> tuple[str, Any] | None:
-    name = next((k for k in LIST_KEYS if k in entry), None)
-    return (name, entry[name]) if name is not None else None
-
-
-def _remove_owned(
-    target: MutableMapping[str, Any],
-    owned: Mapping[str, Any],
-    prefix: KeyPath,
-    identity: set[KeyPath],
-    removed: list[str],
-    kept: list[str],
-    pending: list[str],
-) -> None:
-    """Delete from `target` the leaves of `owned` it holds with the same value (keyed list entries by key), then
-    the mappings and lists that this left empty. Mappings that were empty before stay. Comment lines orphaned by a
-    deletion at the end of `target` are handed back in `pending`."""
-    for key, value in owned.items():
-        if key not in target:
-            continue
-        path = (*prefix, str(key))
-        dotted = ".".join(path)
-        current = target[key]
-        if isinstance(value, Mapping) and isinstance(current, MutableMapping):
-            if not current:
-                continue
-            inner: list[str] = []
-            _remove_owned(current, value, path, identity, removed, kept, inner)
-            if not current:
-                pending[:] = inner
-                _delete_key(target, key, pending)
-            elif inner:
-                _place_pending(current, inner)
-        elif _keyed(value) and isinstance(current, list):
-            ours = {_entry_key(v) for v in value}
-            before = len(current)
-            for index in reversed(range(len(current))):
-                entry = current[index]
-                key_of = _entry_key(entry) if isinstance(entry, Mapping) else None
-                if key_of is not None and key_of in ours:
-                    removed.append(f"{dotted}[{key_of[0]}={key_of[1]}]")
-                    del current[index]
-            if before and not current:
-                _delete_key(target, key, pending)
-        elif path in identity or clusterrepo.plain(current) == clusterrepo.plain(value):
-            # Hub-specific leaves were checked against the registry (_check_identity); the others must match.
-            removed.append(dotted)
-            _delete_key(target, key, pending)
-        else:
-            kept.append(dotted)
-
-
-def _delete_key(mapping: MutableMapping[str, Any], key: str, pending: list[str]) -> None:
-    """Delete a key without losing the comments of the lines after it.
-
-    ruamel.yaml stores a comment line that precedes a key on the end of the value before it, so deleting a value
-    would take the next key's leading comment along. Those lines move to the next key (or, when the key was the
-    last one, into `pending` for the caller to place after the mapping).
-    """
-    keys = list(mapping)
-    following = "".join(pending) + _following_lines(mapping, key)
-    pending.clear()
-    del mapping[key]
-    index = keys.index(key)
-    if following.strip():
-        if index + 1 < len(keys):
-            _comment_before(mapping, keys[index + 1], following)
-        else:
-            pending.append(following)
-
-
-def _following_lines(node: Any, key: Any) -> str:
-    """The comment lines after `node[key]`'s value (after its deepest last entry), without its own end-of-line."""
-    ca = getattr(node, "ca", None)
-    value = node[key]
-    if isinstance(value, Mapping) and value:
-        return _following_lines(value, list(value)[-1])
-    if isinstance(value, list) and value and getattr(value, "ca", None) is not None:
-        last = len(value) - 1
-        if isinstance(value[last], (Mapping, list)) and value[last]:
-            inner = value[last]
-            return _following_lines(inner, list(inner)[-1] if isinstance(inner, Mapping) else len(inner) - 1)
-        tokens = getattr(value, "ca").items.get(last)  # noqa: B009 - ruamel's CommentedSeq, typed as a list
-        text = getattr(tokens[0], "value", "") if tokens else ""
-        return text.split("\n", 1)[1] if "\n" in text else ""
-    tokens = ca.items.get(key) if ca is not None else None
-    token = tokens[2] if tokens and len(tokens) > 2 else None
-    text = getattr(token, "value", "") if token is not None else ""
-    return text.split("\n", 1)[1] if "\n" in text else ""
-
-
-def _comment_before(mapping: Any, key: Any, lines: str) -> None:
-    """Put comment lines (kept verbatim) in front of `mapping[key]`."""
-    from ruamel.yaml.error import CommentMark
-    from ruamel.yaml.tokens import CommentToken
-
-    entry = mapping.ca.items.setdefault(key, [None, None, None, None])
-    tokens = entry[1] if isinstance(entry[1], list) else []
-    tokens.insert(0, CommentToken(lines, CommentMark(0), None))
-    entry[1] = tokens
-
-
-def _place_pending(doc: Any, pending: list[str]) -> None:
-    """Comment lines left over after the document's last key was deleted: they go after its new last value."""
-    text = "".join(pending)
-    if not text.strip() or not isinstance(doc, Mapping) or not doc:
-        return
-    from ruamel.yaml.error import CommentMark
-    from ruamel.yaml.tokens import CommentToken
-
-    node, key = doc, list(doc)[-1]
-    while isinstance(node[key], Mapping) and node[key]:
-        node = node[key]
-        key = list(node)[-1]
-    if isinstance(node[key], list):
-        return  # rare; the comment is dropped rather than misplaced inside a list
-    entry = getattr(node, "ca").items.setdefault(key, [None, None, None, None])  # noqa: B009 - a CommentedMap
-    old = getattr(entry[2], "value", "") if entry[2] is not None else ""
-    entry[2] = CommentToken((old if old else "\n") + text, CommentMark(0), None)
 
 
 def _plan_secret(

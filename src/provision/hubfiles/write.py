@@ -14,7 +14,7 @@ from typing import Any
 
 from provision import clusterrepo, files, secretcheck, sops
 from provision.console import Reporter
-from provision.errors import ProvisionError, UsageError, add_secrets_from
+from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, read_text
 from provision.hubconfig import (
     CHARTS,
@@ -30,6 +30,8 @@ from provision.hubconfig import (
     secret_values,
 )
 from provision.hubfiles import shared_profiles as sharedprofiles
+from provision.hubfiles.releases import release_file
+from provision.hubfiles.secret_file import SecretState, plain_load, read_secret
 
 CHART_OF_HELM_CHART: dict[str, Chart] = {"basehub": "basehub", "daskhub": "daskhub"}
 
@@ -182,29 +184,6 @@ def _with_shared_profiles(
     )  # fmt: skip
 
 
-def release_file(path: Path, release: str | None) -> Path:
-    """The file for a release's values: `path` itself for the hub (jupyterhub) release or a one-chart hub, else
-    a sibling named after the release: staging.values.yaml → staging.binderhub-service.values.yaml,
-    enc-staging.secret.values.yaml → enc-staging.binderhub-service.secret.values.yaml."""
-    if release is None or release == Z2JH_RELEASES[0]:
-        return path
-    for suffix in (".secret.values.yaml", ".values.yaml", ".yaml", ".yml", ""):
-        if path.name.endswith(suffix) and len(path.name) > len(suffix):
-            stem = path.name[: len(path.name) - len(suffix)]
-            return path.with_name(f"{stem}.{release}{suffix}")
-    return path.with_name(f"{path.name}.{release}")  # pragma: no cover - the "" suffix always matches
-
-
-def release_base(path: Path) -> tuple[Path, str | None]:
-    """The hub's file that `path` is a release's sibling of (release_file backwards), and that release; `path`
-    itself and None when it is not named like a sibling."""
-    for release in Z2JH_RELEASES[1:]:
-        candidate = path.with_name(path.name.replace(f".{release}", "", 1))
-        if candidate != path and release_file(candidate, release) == path:
-            return candidate, release
-    return path, None
-
-
 def release_requests(req: FilesRequest, chart: Chart) -> list[tuple[str | None, FilesRequest]]:
     """The files of each Helm release: for z2jh one request per release (siblings of the hub's files, see
     release_file), else the request itself."""
@@ -221,92 +200,6 @@ def release_requests(req: FilesRequest, chart: Chart) -> list[tuple[str | None, 
         )
         for release in Z2JH_RELEASES
     ]
-
-
-@dataclass(frozen=True)
-class SecretState:
-    """The secret file as read before any remote write: its ciphertext and its decrypted document (memory only).
-
-    `encrypted`: an existing sops file, changed with `sops set` so it keeps its recipients; otherwise the file is
-    new (or empty, or comments only) and is encrypted by the creation rule of `config`.
-    """
-
-    path: Path
-    original: str | None
-    doc: Any = field(repr=False)
-    style: clusterrepo.Style
-    encrypted: bool
-    config: sops.ConfigChoice
-
-
-# Encrypted, into memory, to prove a new file has a creation rule and usable keys before any remote write.
-PROBE_DOCUMENT = "provision_preflight: creation rule check\n"
-
-
-def read_secret(path: Path, client: sops.Sops, *, shape: dict[str, Any] | None = None) -> SecretState:
-    """Decrypt an existing secret file into memory, or check that a new one has a creation rule. Raises SopsError.
-
-    `shape`: the secret values provision will write (placeholders): refused (UsageError) when the file's selector,
-    or the creation rule of a new file, would leave any of them in plaintext (secretcheck).
-    """
-    original = read_text(path)
-    config = client.config_for(path)
-    if original is None or clusterrepo.no_data(original):
-        # A probe through the real sops and the rule that will apply: its ciphertext shows what it encrypts.
-        probe = clusterrepo.dump_after(None, shape, clusterrepo.load("", path=path)[1]) if shape else PROBE_DOCUMENT
-        ciphertext = client.encrypt(probe, filename=path, secrets=None)
-        if shape:
-            left = secretcheck.plaintext_in(_plain_load(ciphertext), secretcheck.secret_paths(shape))
-            _refuse_plaintext(path, left, f"the creation rule of {config.describe()} ({_rule_selector(path, config)})")
-        doc, style = clusterrepo.load(original or "", path=path)
-        return SecretState(path, original, doc, style, encrypted=False, config=config)
-    if shape:
-        selector = secretcheck.selector_of(_plain_load(original).get("sops") if original else None)
-        left = secretcheck.left_in_plaintext(selector, secretcheck.secret_paths(shape))
-        _refuse_plaintext(path, left, f"its own sops metadata ({selector.describe()})")
-    # Nested secrets (OAuth client secrets ...) stay: the merge is deep, unlike the deployer's top-level update.
-    doc, style = clusterrepo.load(client.decrypt(path), path=path)
-    add_secrets_from(doc)  # from here on, no message may show them
-    return SecretState(path, original, doc, style, encrypted=True, config=config)
-
-
-def _plain_load(text: str) -> Any:
-    """A YAML document as plain dicts (a sops file's ciphertext and metadata: nothing secret in it)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        doc = YAML(typ="safe", pure=True).load(text.lstrip("\ufeff"))
-    except YAMLError:
-        return {}  # not judged here: sops reports the file it cannot parse
-    return doc if isinstance(doc, dict) else {}
-
-
-def _rule_selector(path: Path, config: sops.ConfigChoice) -> str:
-    """The selector of the first creation rule whose path_regex matches `path`, for the message (best effort: sops
-    itself chose the rule; a Go regexp Python does not read is skipped)."""
-    import re
-
-    rules = _plain_load(read_text(config.path) or "").get("creation_rules") if config.path else None
-    relative = str(path.absolute())
-    if config.path is not None and relative.startswith(str(config.path.parent) + os.sep):
-        relative = relative[len(str(config.path.parent)) + 1 :]
-    for rule in rules if isinstance(rules, list) else []:
-        try:
-            if isinstance(rule, dict) and re.search(str(rule.get("path_regex") or ""), relative):
-                return secretcheck.selector_of(rule).describe()
-        except re.error:
-            continue
-    return "selector unknown"
-
-
-def _refuse_plaintext(path: Path, left: list[secretcheck.KeyPath], rule: str) -> None:
-    if left:
-        raise UsageError(
-            f"{path}: {rule} would leave {secretcheck.dotted(left)} in plaintext, in a file meant for git; nothing "
-            f"was changed anywhere. {secretcheck.FIX_HINT[0].upper()}{secretcheck.FIX_HINT[1:]} (for an existing "
-            "file the selector stored in it applies: decrypt it and encrypt it again under the fixed rule)"
-        )
 
 
 # Stands in for the registry not yet created or read when the pre-flight checks the files: only the shape of the
@@ -429,7 +322,7 @@ def _plan_secret(
         plaintext = clusterrepo.dump_after(current, merged, state.style)  # a comment-only file: its comments lead
         ciphertext = client.encrypt(plaintext, filename=state.path, secrets=secret)
     # Never accepted silently: a secret value the ciphertext holds in clear text (the file is not written).
-    left = secretcheck.plaintext_in(_plain_load(ciphertext), secretcheck.secret_paths(secret))
+    left = secretcheck.plaintext_in(plain_load(ciphertext), secretcheck.secret_paths(secret))
     if left:
         raise ProvisionError(
             f"{state.path}: sops left {secretcheck.dotted(left)} in plaintext (the file's selector does not cover "

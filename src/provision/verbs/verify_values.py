@@ -268,10 +268,10 @@ def merged_hub(docs: Sequence[ValuesDocument]) -> dict[Any, Any]:
 
 
 def release_sibling(path: Path, release: str) -> Path | None:
-    """The file of another z2jh release beside `path`, named as provision writes them (hubfiles.release_file):
+    """The file of another z2jh release beside `path`, named as provision writes them (hubfiles/releases.py):
     staging.values.yaml ↔ staging.binderhub-service.values.yaml, enc-staging.secret.values.yaml ↔
     enc-staging.binderhub-service.secret.values.yaml. None when that is `path` itself."""
-    from provision.hubfiles.write import release_base, release_file
+    from provision.hubfiles.releases import release_base, release_file
 
     sibling = release_file(release_base(path)[0], release)
     return None if sibling == path else sibling

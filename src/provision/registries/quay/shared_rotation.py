@@ -24,6 +24,7 @@ from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 from provision.hubconfig import HubRegistry, get_path
 from provision.hubfiles import write as hubfiles
 from provision.hubfiles.cluster import cluster_hubs, other_hubs_using
+from provision.hubfiles.secret_file import SecretState, read_secret
 from provision.registries.base import Rotated
 from provision.registries.quay.create import QuayRequest
 from provision.verbs import rotate as rotation
@@ -45,7 +46,7 @@ class Target:
 
     path: Path
     hubs: tuple[str, ...]
-    state: hubfiles.SecretState = field(repr=False)
+    state: SecretState = field(repr=False)
     keys: tuple[tuple[str, ...], ...]
 
     def secret(self, token: str) -> dict[str, Any]:
@@ -160,7 +161,7 @@ def _target(hub: SharedHub, path: Path, client: sops.Sops, robot: str) -> Target
             "remove it from the hub's helm_chart_values_files"
         )
     try:
-        state = hubfiles.read_secret(path, client)
+        state = read_secret(path, client)
     except ProvisionError as exc:
         raise _not_usable(hub.name, path, exc) from None
     if not state.encrypted:
@@ -204,7 +205,7 @@ def _check_writable_and_encrypted(target: Target, client: sops.Sops) -> None:
     shape = target.secret("placeholder")
     try:
         files.check_writable(target.path, label="the secret file")
-        hubfiles.read_secret(target.path, client, shape=shape)
+        read_secret(target.path, client, shape=shape)
         clusterrepo.deep_merge(copy.deepcopy(target.state.doc), shape, source=target.path)
     except ProvisionError as exc:
         raise _not_usable(", ".join(target.hubs), target.path, exc) from None
