@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from provision.errors import UsageError
-from provision.registries.quay.client import Organization, Robot, TeamMember
 from provision.registries.quay.create import QuayRequest, QuayState, plan_changes, registry_for, validate
+from provision.registries.quay.models import Organization, Robot, TeamMember
 
 REQ = QuayRequest(org="myorg", cluster="c1", hub="staging", members=("alice", "bob"))
 ROBOT = TeamMember("myorg+image_builder", is_robot=True, invited=False)

@@ -15,7 +15,8 @@ from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 from provision.registries.base import Rotated
-from provision.registries.quay.client import TOKEN_HINT, Organization, QuayClient, QuayError, Robot, TeamMember
+from provision.registries.quay.client import TOKEN_HINT, QuayClient, QuayError
+from provision.registries.quay.models import Organization, Robot, TeamMember
 
 if TYPE_CHECKING:
     from provision.hubfiles.write import FilesRequest
