@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "provision"
-SYSTEM = {"quay", "terraform", "tfvars", "sops", "registry", "dockerhub", "gcp"}
+SYSTEM = {"quay", "terraform", "tfvars", "tflocals", "sops", "registry", "dockerhub", "gcp"}
 PURE = {"hubconfig", "plan", "names", "clusterrepo", "files", "tfplan", "secretcheck"}
 # shared mechanisms importing errors at most
 LEAVES = {"files", "httpretry", "hostlimit", "childenv", "endpoints", "answers"}

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision import files, terraform, tfplan, tfvars
+from provision import files, terraform, tflocals, tfplan, tfvars
 from provision.console import Reporter
 from provision.errors import ProvisionError
 from provision.flows import gcp, hubfiles_remove
@@ -109,11 +109,16 @@ def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, d
 
 
 def _judge(tf: Terraform, result: terraform.PlanResult, g: GcpRequest) -> list[tfplan.ResourceChange]:
-    """The plan may only destroy this hub's registry resources; anything else refuses the removal."""
-    scope = tfplan.scope(tf.show_plan(result.plan_file), [g.name], variable=ATTRIBUTE)
-    unexpected = scope.unexpected(lambda c: c.action == "delete", allow_foreign=g.allow_unrelated_changes)
+    """The plan may only destroy this hub's registry resources (and, with the last hub, what the registries share:
+    resources counted over the whole list); anything else refuses the removal."""
+    doc = tf.show_plan(result.plan_file)
+    module_locals = tflocals.module_locals(g.terraform_dir, doc.get("configuration") or {})
+    scope = tfplan.scope(doc, [g.name], variable=ATTRIBUTE, module_locals=module_locals, wide_action="delete")
+    unexpected = scope.unexpected(
+        lambda c: c.action == "delete" and not c.moved, allow_foreign=g.allow_unrelated_changes
+    )
     if unexpected:
-        listed = ", ".join(f"{c.action} {c.address}" for c in unexpected)
+        listed = ", ".join(str(c) for c in unexpected)
         raise ProvisionError(
             f"the plan does more than destroy the registry of {g.name!r}: {listed}; nothing was applied",
             hint="apply those changes separately first (they may be pending changes to other hubs or to this hub's "
