@@ -4,8 +4,11 @@ A hub's name also keys resources that are not its registry (2i2c keys home-direc
 and workload service accounts by hub name, ../shared/facts/terraform.md §6), so ownership is decided from the
 module's configuration, not from key text: a resource belongs to the registries when its `for_each` derives
 from `var.container_repos`, directly or through another such resource (2i2c's keys iterate over
-`google_service_account.registry_sa`) or through a module input or module `for_each`. Only then does its
-instance key name the hub. Everything else is foreign, whatever its key.
+`google_service_account.registry_sa`), a local (expressions read by tflocals: `show -json` lacks them), a
+module input or module `for_each`. Only then does its instance key name the hub. A resource counted over the
+whole list belongs to no single hub (created with the first, destroyed with the last). A pending `moved` block
+is a change too: a move is the hub's only when it stays inside the hub's registry. Anything mixed (derived from
+container_repos and something else) and everything else is foreign, whatever its key.
 
 Used by `provision gcp` (refuse a plan that changes anything else) and reusable for key rotation (`-replace` of
 a hub's key) and hub removal (destroy only a hub's registry resources).
@@ -107,7 +110,7 @@ class PlanScope:
     """A plan split by ownership: the named hubs' registry changes, and every other change."""
 
     registry_resources: frozenset[str]  # config addresses whose for_each derives from container_repos
-    owned: tuple[ResourceChange, ...]  # changes to the named hubs' registry instances
+    owned: tuple[ResourceChange, ...]  # changes to the named hubs' registry instances (+ the flow's shared ones)
     foreign: tuple[ResourceChange, ...]  # every other change (other hubs' registries included)
     instances: tuple[ResourceChange, ...]  # every registry instance of the named hubs, changed or not
 
