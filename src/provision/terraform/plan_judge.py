@@ -4,8 +4,11 @@ A hub's name also keys resources that are not its registry (2i2c keys home-direc
 and workload service accounts by hub name, ../shared/facts/terraform.md §6), so ownership is decided from the
 module's configuration, not from key text: a resource belongs to the registries when its `for_each` derives
 from `var.container_repos`, directly or through another such resource (2i2c's keys iterate over
-`google_service_account.registry_sa`) or through a module input or module `for_each`. Only then does its
-instance key name the hub. Everything else is foreign, whatever its key.
+`google_service_account.registry_sa`), a local (expressions read by hcl_locals: `show -json` lacks them), a
+module input or module `for_each`. Only then does its instance key name the hub. A resource counted over the
+whole list belongs to no single hub (created with the first, destroyed with the last). A pending `moved` block
+is a change too: a move is the hub's only when it stays inside the hub's registry. Anything mixed (derived from
+container_repos and something else) and everything else is foreign, whatever its key.
 
 Used by `provision gcp` (refuse a plan that changes anything else) and reusable for key rotation (`-replace` of
 a hub's key) and hub removal (destroy only a hub's registry resources).
@@ -23,6 +26,13 @@ REGISTRY_VARIABLE = "container_repos"
 # One step of a module path: module.NAME or module.NAME[KEY] (KEY a quoted string or a number).
 MODULE_STEP = re.compile(r'module\.([A-Za-z0-9_-]+)(?:\[("(?:[^"\\]|\\.)*"|\d+)\])?\.?')
 IGNORED_ACTIONS = {"no-op", "read"}
+# module prefix ("" root, "module.a." child) → local name → the references of its expression (hcl_locals)
+Locals = Mapping[str, Mapping[str, Iterable[str]]]
+_KEY = r'(?:"(?:[^"\\]|\\.)*"|\d+)'
+INSTANCE_ADDRESS = re.compile(
+    rf"(?P<module>(?:module\.[A-Za-z0-9_-]+(?:\[{_KEY}\])?\.)*)(?P<data>data\.)?"
+    rf"(?P<type>[A-Za-z0-9_-]+)\.(?P<name>[A-Za-z0-9_-]+)(?:\[(?P<key>{_KEY})\])?"
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class ResourceChange:
     module_names: tuple[str, ...]  # the module calls it sits in, outermost first
     module_keys: tuple[str | int | None, ...]  # the keys of those module instances
     actions: tuple[str, ...]
+    previous_address: str | None = None  # where a pending `moved` block moves it from
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResourceChange:
@@ -49,7 +60,22 @@ class ResourceChange:
             module_names=tuple(name for name, _ in steps),
             module_keys=tuple(key for _, key in steps),
             actions=tuple((data.get("change") or {}).get("actions") or ()),
+            previous_address=str(data["previous_address"]) if data.get("previous_address") else None,
         )
+
+    @classmethod
+    def at(cls, address: str) -> ResourceChange | None:
+        """An unchanged instance at `address` (e.g. a move's old address), or None when that is no instance
+        address."""
+        match = INSTANCE_ADDRESS.fullmatch(address)
+        if match is None:
+            return None
+        raw = match.group("key")
+        return cls.from_dict({
+            "address": address, "module_address": match.group("module").rstrip("."),
+            "mode": "data" if match.group("data") else "managed", "type": match.group("type"),
+            "name": match.group("name"), "index": None if raw is None else json.loads(raw),
+        })  # fmt: skip
 
     @property
     def action(self) -> str:
@@ -59,8 +85,24 @@ class ResourceChange:
         return self.actions[0] if self.actions else "no-op"
 
     @property
+    def moved(self) -> bool:
+        return bool(self.previous_address) and self.previous_address != self.address
+
+    @property
     def is_change(self) -> bool:
-        return self.action not in IGNORED_ACTIONS
+        """A move is a change even without another action: apply rewrites the state's addresses."""
+        return self.action not in IGNORED_ACTIONS or self.moved
+
+    def describe(self) -> tuple[str, str, str]:
+        """(verb, subject, detail) for a plan listing: `move OLD → NEW` (then what else happens to it)."""
+        if not self.moved:
+            return self.action, self.address, ""
+        then = f"then {self.action}" if self.action != "no-op" else ""
+        return "move", f"{self.previous_address} → {self.address}", then
+
+    def __str__(self) -> str:
+        verb, subject, detail = self.describe()
+        return f"{verb} {subject}" + (f" ({detail})" if detail else "")
 
 
 @dataclass(frozen=True)
@@ -68,7 +110,7 @@ class PlanScope:
     """A plan split by ownership: the named hubs' registry changes, and every other change."""
 
     registry_resources: frozenset[str]  # config addresses whose for_each derives from container_repos
-    owned: tuple[ResourceChange, ...]  # changes to the named hubs' registry instances
+    owned: tuple[ResourceChange, ...]  # changes to the named hubs' registry instances (+ the flow's shared ones)
     foreign: tuple[ResourceChange, ...]  # every other change (other hubs' registries included)
     instances: tuple[ResourceChange, ...]  # every registry instance of the named hubs, changed or not
 
@@ -130,57 +172,90 @@ def _resource_address(resource: Mapping[str, Any]) -> str:
     return f"{kind}{resource.get('type')}.{resource.get('name')}"
 
 
-def _walk(module: Mapping[str, Any], prefix: str, sources: set[str], everything: bool, found: set[str]) -> None:
+@dataclass(frozen=True)
+class Registry:
+    """What of a module's configuration the container_repos list instantiates."""
+
+    resources: frozenset[str]  # config addresses keyed per entry: their instance key (or module key) names a hub
+    wide: frozenset[str]  # config addresses counted over the whole list (`count = length(…) > 0 ? 1 : 0`)
+    per_entry_modules: frozenset[str]  # module call paths (module.a.module.b) instantiated once per entry
+
+
+@dataclass
+class _Found:
+    resources: set[str]
+    wide: set[str]
+    per_entry_modules: set[str]
+
+
+def _walk(module: Mapping[str, Any], prefix: str, sources: set[str], everything: bool, wide: bool,
+          module_locals: Locals, found: _Found) -> None:  # fmt: skip
     """Collect registry resources of one module. `sources`: references that derive from container_repos here;
-    `everything`: the module itself is instantiated per container_repos entry."""
+    `everything`: the module itself is instantiated per container_repos entry; `wide`: it is counted over the
+    list. A local derives when its expression does (read from the .tf files: `show -json` lacks it); a module
+    whose locals are unknown has none that derive (the safe side)."""
     resources = list(module.get("resources") or [])
-    registry: set[str] = set()
+    locals_here = {f"local.{name}": list(refs) for name, refs in (module_locals.get(prefix) or {}).items()}
+    derived: set[str] = set()  # registry resources and locals, as references
     changed = True
-    while changed:  # fixed point: a for_each over a registry resource makes another registry resource
+    while changed:  # fixed point: locals and for_each read registry resources and locals in any order
         changed = False
+        for local, refs in locals_here.items():
+            if local not in derived and _derives_only(refs, sources | derived):
+                derived.add(local)
+                changed = True
         for resource in resources:
             address = _resource_address(resource)
-            if address in registry:
+            if address in derived:
                 continue
-            if everything or _derives_only(_refs(resource.get("for_each_expression")), sources | registry):
-                registry.add(address)
+            if everything or _derives_only(_refs(resource.get("for_each_expression")), sources | derived):
+                derived.add(address)
                 changed = True
-    found.update(f"{prefix}{address}" for address in registry)
+    registry = {address for address in derived if not address.startswith("local.")}
+    found.resources.update(f"{prefix}{address}" for address in registry)
+    for resource in resources:
+        address = _resource_address(resource)
+        if address not in registry and (
+            wide or _derives_only(_refs(resource.get("count_expression")), sources | derived)
+        ):
+            found.wide.add(f"{prefix}{address}")
     for name, call in (module.get("module_calls") or {}).items():
+        # an input or for_each mixing container_repos with anything else is not the registry's (the safe side)
         child_sources = {
             f"var.{variable}"
             for variable, expression in (call.get("expressions") or {}).items()
-            if isinstance(expression, Mapping) and _derives(_refs(expression), sources | registry)
+            if isinstance(expression, Mapping) and _derives_only(_refs(expression), sources | derived)
         }
-        per_entry = everything or _derives(_refs(call.get("for_each_expression")), sources | registry)
-        _walk(call.get("module") or {}, f"{prefix}module.{name}.", child_sources, per_entry, found)
+        path = f"{prefix}module.{name}"
+        per_entry = _derives_only(_refs(call.get("for_each_expression")), sources | derived)
+        if per_entry:
+            found.per_entry_modules.add(path)
+        counted = _derives_only(_refs(call.get("count_expression")), sources | derived)
+        _walk(call.get("module") or {}, f"{path}.", child_sources, everything or per_entry,
+              (wide or counted) and not (everything or per_entry), module_locals, found)  # fmt: skip
 
 
-def registry_resources(configuration: Mapping[str, Any], *, variable: str = REGISTRY_VARIABLE) -> frozenset[str]:
+def registry_of(
+    configuration: Mapping[str, Any],
+    *,
+    variable: str = REGISTRY_VARIABLE,
+    module_locals: Locals | None = None,
+) -> Registry:
+    """What `var.<variable>` instantiates in a configuration. `module_locals`: module prefix ("" root,
+    "module.a." child) → local name → references (hcl_locals.module_locals); absent modules' locals are unknown."""
+    found = _Found(set(), set(), set())
+    _walk(configuration.get("root_module") or {}, "", {f"var.{variable}"}, False, False, module_locals or {}, found)
+    return Registry(frozenset(found.resources), frozenset(found.wide), frozenset(found.per_entry_modules))
+
+
+def registry_resources(
+    configuration: Mapping[str, Any],
+    *,
+    variable: str = REGISTRY_VARIABLE,
+    module_locals: Locals | None = None,
+) -> frozenset[str]:
     """Config addresses (e.g. `google_service_account.registry_sa`) whose for_each derives from `var.<variable>`."""
-    found: set[str] = set()
-    _walk(configuration.get("root_module") or {}, "", {f"var.{variable}"}, False, found)
-    return frozenset(found)
-
-
-def _per_entry_modules(configuration: Mapping[str, Any], variable: str) -> frozenset[str]:
-    """Module call paths (module.a.module.b) instantiated once per container_repos entry."""
-    found: set[str] = set()
-
-    def walk(module: Mapping[str, Any], prefix: str, sources: set[str]) -> None:
-        for name, call in (module.get("module_calls") or {}).items():
-            path = f"{prefix}module.{name}"
-            if _derives(_refs(call.get("for_each_expression")), sources):
-                found.add(path)
-            child = {
-                f"var.{v}"
-                for v, e in (call.get("expressions") or {}).items()
-                if isinstance(e, Mapping) and _derives(_refs(e), sources)
-            }
-            walk(call.get("module") or {}, f"{path}.", child)
-
-    walk(configuration.get("root_module") or {}, "", {f"var.{variable}"})
-    return frozenset(found)
+    return registry_of(configuration, variable=variable, module_locals=module_locals).resources
 
 
 def hub_of(
@@ -209,28 +284,56 @@ def resource_changes(plan: Mapping[str, Any]) -> list[ResourceChange]:
     return [ResourceChange.from_dict(item) for item in plan.get("resource_changes") or []]
 
 
-def scope(plan: Mapping[str, Any], hubs: Iterable[str], *, variable: str = REGISTRY_VARIABLE) -> PlanScope:
+def _move_stays_with(change: ResourceChange, hub: str, registry: Registry) -> bool:
+    """Whether a move of a hub's registry instance stays inside that registry: its old address is the same hub's
+    registry instance under the current configuration, or nothing else changes (the object already matches the
+    registry's configuration, so it is the registry's object whatever its old name). A move from an address the
+    configuration no longer holds, with an update or replace, could bring in anything (a hub's workload service
+    account moved onto its registry account would be replaced): foreign."""
+    old = ResourceChange.at(change.previous_address or "")
+    if old is not None and hub_of(old, registry.resources, registry.per_entry_modules) == hub:
+        return True
+    return change.action == "no-op"
+
+
+def scope(
+    plan: Mapping[str, Any],
+    hubs: Iterable[str],
+    *,
+    variable: str = REGISTRY_VARIABLE,
+    module_locals: Locals | None = None,
+    wide_action: str | None = None,
+) -> PlanScope:
     """Split a plan (`show -json <planfile>`) into the named hubs' registry changes and all other changes.
 
     A change is owned when its resource's for_each derives from `var.<variable>` in the plan's configuration
-    and its instance key is one of `hubs`. Everything else, including a hub-keyed disk or service account, and
-    another hub's registry, is foreign.
+    (through locals too, given `module_locals`) and its instance key is one of `hubs`. Everything else, including
+    a hub-keyed disk or service account, and another hub's registry, is foreign.
+
+    A resource counted over the whole list (`count = length(var.container_repos) > 0 ? 1 : 0`) belongs to no
+    single hub: it is created with a cluster's first registry and destroyed with its last. Its change is owned
+    when its action is `wide_action` (create when adding a hub, delete when removing one). Its update or replace
+    stays foreign: it serves every hub's registry, and nothing in a plan tells the update the added hub causes
+    from a pending one that changes the other hubs' registries too.
     """
     wanted = set(hubs)
-    configuration = plan.get("configuration") or {}
-    registry = registry_resources(configuration, variable=variable)
-    per_entry = _per_entry_modules(configuration, variable)
+    registry = registry_of(plan.get("configuration") or {}, variable=variable, module_locals=module_locals)
     owned: list[ResourceChange] = []
     foreign: list[ResourceChange] = []
     instances: list[ResourceChange] = []
     for change in resource_changes(plan):
-        mine = hub_of(change, registry, per_entry) in wanted
+        hub = hub_of(change, registry.resources, registry.per_entry_modules)
+        mine = hub in wanted
         if mine and change.action != "read":
             instances.append(change)
         if not change.is_change:
             continue
+        if change.config_address in registry.wide:
+            mine = change.action == wide_action and not change.moved
+        elif mine and change.moved:
+            mine = _move_stays_with(change, str(hub), registry)
         (owned if mine else foreign).append(change)
-    return PlanScope(registry, tuple(owned), tuple(foreign), tuple(instances))
+    return PlanScope(registry.resources, tuple(owned), tuple(foreign), tuple(instances))
 
 
 KEYS_OUTPUT = "registry_sa_keys"
@@ -265,17 +368,29 @@ def output_sources(configuration: Mapping[str, Any], output: str) -> frozenset[s
 
 
 def key_resources(
-    configuration: Mapping[str, Any], *, output: str = KEYS_OUTPUT, variable: str = REGISTRY_VARIABLE
+    configuration: Mapping[str, Any],
+    *,
+    output: str = KEYS_OUTPUT,
+    variable: str = REGISTRY_VARIABLE,
+    module_locals: Locals | None = None,
 ) -> frozenset[str]:
     """The registry resources whose instances are the hubs' keys: those the key output reads (our module's
     `google_service_account_key.registry_sa_keys`, 2i2c's of the same name, or a fixture's stand-in), so rotation
     needs no resource name written into provision."""
-    return output_sources(configuration, output) & registry_resources(configuration, variable=variable)
+    return output_sources(configuration, output) & registry_resources(
+        configuration, variable=variable, module_locals=module_locals
+    )
 
 
 def hub_keys(
-    plan: Mapping[str, Any], hub: str, *, output: str = KEYS_OUTPUT, variable: str = REGISTRY_VARIABLE
+    plan: Mapping[str, Any],
+    hub: str,
+    *,
+    output: str = KEYS_OUTPUT,
+    variable: str = REGISTRY_VARIABLE,
+    module_locals: Locals | None = None,
 ) -> list[ResourceChange]:
     """The hub's key instances in a plan (changed or not): what `-replace` must name to rotate its key."""
-    keys = key_resources(plan.get("configuration") or {}, output=output, variable=variable)
-    return [c for c in scope(plan, [hub], variable=variable).instances if c.config_address in keys]
+    keys = key_resources(plan.get("configuration") or {}, output=output, variable=variable, module_locals=module_locals)
+    instances = scope(plan, [hub], variable=variable, module_locals=module_locals).instances
+    return [c for c in instances if c.config_address in keys]

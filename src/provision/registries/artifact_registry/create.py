@@ -19,7 +19,7 @@ from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 from provision.registries.artifact_registry import apply as tfapply
 from provision.registries.base import Rotated
-from provision.terraform import backends, binary, plan_judge, runner, tfvars
+from provision.terraform import backends, binary, hcl_locals, plan_judge, runner, tfvars
 from provision.terraform.backends import Backend
 from provision.terraform.binary import BinaryChoice
 from provision.terraform.runner import PlanResult, Terraform, TerraformError
@@ -298,19 +298,23 @@ def connect(tf: Terraform, req: GcpRequest, reporter: Reporter) -> Backend:
 
 def _judge(tf: Terraform, result: PlanResult, req: GcpRequest, reporter: Reporter) -> Plan:
     """The plan's resource changes, refused when any is not this hub's registry (judged from the module's
-    configuration in `show -json`: keys alone cannot tell a hub's registry from its home-directory disk)."""
+    configuration in `show -json` and its locals' expressions: keys alone cannot tell a hub's registry from its
+    home-directory disk). Adding a hub may create what the registries share (counted over the whole list)."""
     if not result.has_changes:
         return Plan()
-    scope = plan_judge.scope(tf.show_plan(result.plan_file), [req.name], variable=ATTRIBUTE)
-    plan = Plan(changes=tuple(Change(c.action, c.action, c.address) for c in scope.changes))
+    doc = tf.show_plan(result.plan_file)
+    module_locals = hcl_locals.module_locals(req.terraform_dir, doc.get("configuration") or {})
+    scope = plan_judge.scope(doc, [req.name], variable=ATTRIBUTE, module_locals=module_locals, wide_action="create")
+    plan = Plan(changes=tuple(Change(c.action, *c.describe()) for c in scope.changes))
     reporter.plan(plan, title="terraform plan")
     if scope.foreign and not req.allow_unrelated_changes:
-        listed = ", ".join(f"{c.action} {c.address}" for c in scope.foreign)
+        listed = ", ".join(str(c) for c in scope.foreign)
         raise ProvisionError(
             f"the plan also changes resources outside the registry of repository {req.name!r}: {listed}; nothing "
             "was applied",
-            hint="apply those changes separately first (they may be pending changes to this or other hubs' "
-            "resources, such as home-directory disks), or pass --allow-unrelated-changes after reading the plan",
+            hint="apply those changes separately first (they may be pending changes or moves of this or other "
+            "hubs' resources, such as home-directory disks), or pass --allow-unrelated-changes after reading the "
+            "plan",
         )
     return plan
 

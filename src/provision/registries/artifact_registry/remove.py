@@ -22,7 +22,7 @@ from provision.hubfiles import remove as hubfiles_remove
 from provision.plan import Change, Plan
 from provision.registries.artifact_registry import create as gcp
 from provision.registries.artifact_registry.create import ATTRIBUTE, GcpRequest
-from provision.terraform import plan_judge, runner, tfvars
+from provision.terraform import hcl_locals, plan_judge, runner, tfvars
 from provision.terraform.runner import Terraform
 from provision.verbs.remove import (
     Confirm,
@@ -111,11 +111,16 @@ def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, d
 
 
 def _judge(tf: Terraform, result: runner.PlanResult, g: GcpRequest) -> list[plan_judge.ResourceChange]:
-    """The plan may only destroy this hub's registry resources; anything else refuses the removal."""
-    scope = plan_judge.scope(tf.show_plan(result.plan_file), [g.name], variable=ATTRIBUTE)
-    unexpected = scope.unexpected(lambda c: c.action == "delete", allow_foreign=g.allow_unrelated_changes)
+    """The plan may only destroy this hub's registry resources (and, with the last hub, what the registries share:
+    resources counted over the whole list); anything else refuses the removal."""
+    doc = tf.show_plan(result.plan_file)
+    module_locals = hcl_locals.module_locals(g.terraform_dir, doc.get("configuration") or {})
+    scope = plan_judge.scope(doc, [g.name], variable=ATTRIBUTE, module_locals=module_locals, wide_action="delete")
+    unexpected = scope.unexpected(
+        lambda c: c.action == "delete" and not c.moved, allow_foreign=g.allow_unrelated_changes
+    )
     if unexpected:
-        listed = ", ".join(f"{c.action} {c.address}" for c in unexpected)
+        listed = ", ".join(str(c) for c in unexpected)
         raise ProvisionError(
             f"the plan does more than destroy the registry of {g.name!r}: {listed}; nothing was applied",
             hint="apply those changes separately first (they may be pending changes to other hubs or to this hub's "

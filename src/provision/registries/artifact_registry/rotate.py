@@ -20,7 +20,7 @@ from provision.errors import ProvisionError, UsageError
 from provision.plan import Change, Plan
 from provision.registries.artifact_registry import create as gcp
 from provision.registries.artifact_registry.create import ATTRIBUTE, KEYS_OUTPUT, GcpRequest, GcpResult
-from provision.terraform import plan_judge, runner, tfvars
+from provision.terraform import hcl_locals, plan_judge, runner, tfvars
 from provision.terraform.runner import Terraform, TerraformError
 
 
@@ -89,7 +89,8 @@ def _key_instances(tf: Terraform, req: GcpRequest, var_file: Path, tmp: Path) ->
     with_refresh_off = tmp / "look"
     tf.plan(var_file=var_file, plan_file=with_refresh_off, refresh=False)
     doc = tf.show_plan(with_refresh_off)
-    keys = plan_judge.hub_keys(doc, req.name, variable=ATTRIBUTE)
+    module_locals = hcl_locals.module_locals(req.terraform_dir, doc.get("configuration") or {})
+    keys = plan_judge.hub_keys(doc, req.name, variable=ATTRIBUTE, module_locals=module_locals)
     if not keys:
         found = sorted(plan_judge.output_sources(doc.get("configuration") or {}, KEYS_OUTPUT))
         raise TerraformError(
@@ -112,15 +113,18 @@ def _key_instances(tf: Terraform, req: GcpRequest, var_file: Path, tmp: Path) ->
 def _judge(tf: Terraform, plan_file: Path, req: GcpRequest, addresses: list[str], reporter: Reporter) -> Plan:
     """Only the hub's key may be replaced: any other change (pending changes to this hub's registry, other hubs',
     home-directory disks …) is refused, foreign ones unless --allow-unrelated-changes."""
-    scope = plan_judge.scope(tf.show_plan(plan_file), [req.name], variable=ATTRIBUTE)
-    plan = Plan(changes=tuple(Change(c.action, c.action, c.address) for c in scope.changes))
+    doc = tf.show_plan(plan_file)
+    module_locals = hcl_locals.module_locals(req.terraform_dir, doc.get("configuration") or {})
+    scope = plan_judge.scope(doc, [req.name], variable=ATTRIBUTE, module_locals=module_locals)
+    plan = Plan(changes=tuple(Change(c.action, *c.describe()) for c in scope.changes))
     reporter.plan(plan, title="terraform plan")
     replaced = {c.address for c in scope.owned if c.action == "replace"}
     unexpected = scope.unexpected(
-        lambda c: c.address in addresses and c.action == "replace", allow_foreign=req.allow_unrelated_changes
+        lambda c: c.address in addresses and c.action == "replace" and not c.moved,
+        allow_foreign=req.allow_unrelated_changes,
     )
     if unexpected:
-        listed = ", ".join(f"{c.action} {c.address}" for c in unexpected)
+        listed = ", ".join(str(c) for c in unexpected)
         raise ProvisionError(
             f"the plan changes more than the key of {req.name!r}: {listed}; nothing was applied",
             hint="apply pending changes first (`provision gcp` without --rotate for this hub's registry, terraform "
