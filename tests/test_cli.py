@@ -45,6 +45,20 @@ def test_version_and_help() -> None:
     assert "QUAY_TOKEN" in runner.invoke(app, ["quay", "--help"]).stdout
 
 
+@pytest.mark.parametrize(
+    "command", [["quay"], ["gcp"], ["dockerhub"], ["profile"], ["verify"], ["doctor"], ["remove", "quay"],
+                ["remove", "dockerhub"], ["remove", "gcp"]],
+)  # fmt: skip
+def test_help_groups_every_option_in_a_panel(command: list[str]) -> None:
+    """Only --help itself stays under "Options:"; the registry commands show the shared panels in a fixed order."""
+    text = runner.invoke(app, [*command, "--help"]).stdout
+    listed = text.split("\nOptions:\n")[1]
+    assert [line.split()[0] for line in listed.splitlines() if line.startswith("  -")] == ["--help"]
+    if command[0] in ("quay", "gcp", "dockerhub"):
+        headings = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+        assert headings == ["Registry:", "Hub files:", "Run:", "Limits:", "After --rotate:", "Output:", "Options:"]
+
+
 def test_version_is_the_installed_distributions() -> None:
     # The distribution is jupyterhub-image-registry (PyPI's `provision` is another project); setuptools-scm
     # writes the version from the git tag at install time, so an installed tree never says 0+unknown.

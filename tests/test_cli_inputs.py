@@ -173,8 +173,8 @@ def test_handled_redacts_every_known_secret_from_unexpected_errors(debug: bool) 
 
 def test_the_cli_deadline_default_is_the_clients() -> None:
     from provision import httpretry
-    from provision.cli import common
+    from provision.cli import options
 
-    assert common.DEFAULT_DEADLINE == httpretry.DEFAULT_DEADLINE
+    assert options.DEFAULT_DEADLINE == httpretry.DEFAULT_DEADLINE
     help_text = runner.invoke(app, ["quay", "--help"]).stdout
     assert "--deadline" in help_text

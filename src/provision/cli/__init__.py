@@ -1,5 +1,8 @@
 """Command line: parse options, call one flow per command, map errors to exit codes, write stdout once.
 
+Each command's --help groups its options in panels (cli/panels.py); the options commands share are declared once
+in cli/options.py.
+
 Flows and the libraries they need (requests, ruamel.yaml, hcl2) are imported inside the commands: shell
 completion runs this program on every Tab, so start-up must stay close to typer's own. Commands live one per
 module and are registered here explicitly (no import side effects).
@@ -15,6 +18,7 @@ from provision import __version__
 from provision.cli.dockerhub import dockerhub
 from provision.cli.doctor import doctor
 from provision.cli.gcp import gcp
+from provision.cli.panels import PanelledCommand
 from provision.cli.profile import profile
 from provision.cli.quay import quay
 from provision.cli.remove import remove
@@ -28,12 +32,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals would include tokens
     rich_markup_mode=None,
 )
-app.command()(quay)
-app.command()(gcp)
-app.command()(dockerhub)
-app.command()(profile)
-app.command()(verify)
-app.command()(doctor)
+app.command(cls=PanelledCommand)(quay)
+app.command(cls=PanelledCommand)(gcp)
+app.command(cls=PanelledCommand)(dockerhub)
+app.command(cls=PanelledCommand)(profile)
+app.command(cls=PanelledCommand)(verify)
+app.command(cls=PanelledCommand)(doctor)
 app.add_typer(remove)
 
 

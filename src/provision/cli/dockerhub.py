@@ -7,81 +7,119 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import (
+from provision.cli.common import handled, read_token
+from provision.cli.options import (
     DEFAULT_DEADLINE,
+    REGISTRY,
     AllowHttp,
+    ChartOption,
+    ClusterConfig,
+    CopySharedProfiles,
+    DaskGateway,
     DeadlineSeconds,
+    Debug,
+    DefaultImage,
+    DryRun,
+    Format,
+    Images,
+    ImagesFile,
+    OutputFormat,
+    ProfileFlag,
+    Quiet,
     RegistryOptions,
+    SecretFile,
+    ShowSecrets,
     TokenFile,
-    handled,
-    publish,
-    read_token,
-    registry_command,
+    ValuesFile,
+    Verbose,
+    VerifyArEndpoint,
+    VerifyRegistryUrl,
+    VerifyRotation,
+    VerifyTimeout,
 )
 
 
-@registry_command
 def dockerhub(
-    namespace: Annotated[str, typer.Option("--namespace", help="Docker ID or organization that holds the images.")],
-    hub: Annotated[str, typer.Option("--hub", help="Hub name: image prefix <namespace>/<cluster>-<hub>-.")],
-    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, for the prefix and label.")] = None,
+    namespace: Annotated[
+        str,
+        typer.Option("--namespace", help="Docker ID or organization that holds the images.", rich_help_panel=REGISTRY),
+    ],
+    hub: Annotated[
+        str,
+        typer.Option("--hub", help="Hub name: image prefix <namespace>/<cluster>-<hub>-.", rich_help_panel=REGISTRY),
+    ],
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="Cluster name, for the prefix and label.", rich_help_panel=REGISTRY),
+    ] = None,
     org: Annotated[
-        bool, typer.Option("--org", help="The namespace is an organization: create an organization access token.")
+        bool,
+        typer.Option(
+            "--org",
+            help="The namespace is an organization: create an organization access token.",
+            rich_help_panel=REGISTRY,
+        ),
     ] = False,
     token_label: Annotated[
-        str | None, typer.Option("--token-label", help="Token label (default binderhub-<cluster>-<hub>).")
+        str | None,
+        typer.Option(
+            "--token-label", help="Token label (default binderhub-<cluster>-<hub>).", rich_help_panel=REGISTRY
+        ),
     ] = None,
     rotate: Annotated[
-        bool, typer.Option("--rotate", help="Replace this hub's token (the old one stops working).")
+        bool,
+        typer.Option(
+            "--rotate", help="Replace this hub's token (the old one stops working).", rich_help_panel=REGISTRY
+        ),
     ] = False,
     private: Annotated[
-        bool, typer.Option("--private", help="The repositories are private: add an imagePullSecret.")
+        bool,
+        typer.Option(
+            "--private", help="The repositories are private: add an imagePullSecret.", rich_help_panel=REGISTRY
+        ),
     ] = False,
-    api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="Docker Hub API.", rich_help_panel=REGISTRY)
+    ] = "https://hub.docker.com",
     allow_http: AllowHttp = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
-    *,
-    options: RegistryOptions,
+    # The options every registry command shares (RegistryOptions):
+    values_file: ValuesFile = None,
+    secret_file: SecretFile = None,
+    cluster_config: ClusterConfig = None,
+    copy_shared_profiles: CopySharedProfiles = False,
+    chart: ChartOption = None,
+    dask_gateway: DaskGateway = False,
+    image: Images = None,
+    images_file: ImagesFile = None,
+    profile: ProfileFlag = False,
+    default_image: DefaultImage = None,
+    dry_run: DryRun = False,
+    show_secrets: ShowSecrets = False,
+    fmt: Format = OutputFormat.yaml,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+    verify: VerifyRotation = True,
+    verify_registry_url: VerifyRegistryUrl = None,
+    verify_ar_endpoint: VerifyArEndpoint = None,
+    verify_timeout: VerifyTimeout = 60.0,
 ) -> None:
     """Create (or rotate) the Docker Hub access token a hub pushes with; print its values.
 
     The API login comes from DOCKERHUB_USERNAME and DOCKERHUB_TOKEN (or --token-file), never from an argument.
     """
+    options = RegistryOptions.of(locals())
     reporter = options.reporter()
     with handled(reporter, debug=options.debug):
-        from provision.registries.dockerhub import create as flow
+        from provision.console import emit
+        from provision.registries.dockerhub.create import DockerHubRequest
+        from provision.verbs import create
 
-        request = flow.DockerHubRequest(
-            namespace=namespace,
-            hub=hub,
-            cluster=cluster,
-            org=org,
-            label=token_label,
-            rotate=rotate,
-            private=private,
-            username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
-            secret=read_token("DOCKERHUB_TOKEN", token_file),
-            api_url=api_url,
-            allow_http=allow_http,
-        )
-        flow.validate(request)
-        # Every local input is checked before the token exists: its secret can be shown only once.
-        prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
-
-        def deliver(result: flow.DockerHubResult) -> None:
-            # Called by the flow right after the token is created: if this fails, the flow deletes the token.
-            summary = {"changes": [c.describe() for c in result.plan.changes]}
-            publish(reporter, prepared, result.registry, fmt=options.fmt, dry_run=options.dry_run, summary=summary)
-            if not options.dry_run:  # only once the secret is stored: a failure above deletes the token again
-                reporter.always("summary: " + "; ".join(result.applied))
-
-        from provision.verbs.rotate import destination
-
-        result = flow.run(request, reporter=reporter, dry_run=options.dry_run, deliver=deliver, deadline=deadline,
-                          delivered_to=destination(options.secret_file))  # fmt: skip
-        # After a rotation, prove the new token with the verify checks (issue 13: cli/rotation.py).
-        from provision.cli import rotation
-
-        rotated = rotation.for_dockerhub(request) if any(c.kind == "rotate" for c in result.plan.changes) else None
-        rotation.prove(reporter, prepared, result.registry, options=options, rotated=rotated)
+        request = DockerHubRequest(
+            namespace=namespace, hub=hub, cluster=cluster, org=org, label=token_label, rotate=rotate,
+            private=private, username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
+            secret=read_token("DOCKERHUB_TOKEN", token_file), api_url=api_url, allow_http=allow_http,
+        )  # fmt: skip
+        create.dockerhub(request, options.delivery(hub=hub), deadline=deadline, reporter=reporter, emit=emit)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from provision.cli.common import INTERRUPTED_READ_ONLY, Debug, Quiet, Verbose, handled, make_reporter
+from provision.cli.common import INTERRUPTED_READ_ONLY, handled, make_reporter
+from provision.cli.options import OUTPUT, Debug, Quiet, Verbose
 from provision.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
@@ -31,7 +32,11 @@ def doctor(
     ],
     fmt: Annotated[
         DoctorFormat,
-        typer.Option("--format", help="table: the findings per hub on stderr; json: the findings on stdout."),
+        typer.Option(
+            "--format",
+            help="table: the findings per hub on stderr; json: the findings on stdout.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = DoctorFormat.table,
     quiet: Quiet = False,
     verbose: Verbose = False,

@@ -7,16 +7,55 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from provision.cli.common import RegistryOptions, handled, registry_command
+from provision.cli.common import handled
+from provision.cli.options import (
+    LIMITS,
+    REGISTRY,
+    RUN,
+    ChartOption,
+    ClusterConfig,
+    CopySharedProfiles,
+    DaskGateway,
+    Debug,
+    DefaultImage,
+    DryRun,
+    Format,
+    Images,
+    ImagesFile,
+    OutputFormat,
+    ProfileFlag,
+    Quiet,
+    RegistryOptions,
+    SecretFile,
+    ShowSecrets,
+    ValuesFile,
+    Verbose,
+    VerifyArEndpoint,
+    VerifyRegistryUrl,
+    VerifyRotation,
+    VerifyTimeout,
+)
 
 if TYPE_CHECKING:
     from provision.registries.artifact_registry.create import GcpRequest
 
 # The terraform options, shared with `provision remove gcp`.
-Cluster = Annotated[str, typer.Option("--cluster", help="Cluster name: the tfvars file and workspace default.")]
-Hub = Annotated[str, typer.Option("--hub", help="Hub name; also the repository name unless --repo is given.")]
-Repo = Annotated[str | None, typer.Option("--repo", help="container_repos entry (<=18 chars), default the hub name.")]
-TerraformDir = Annotated[Path, typer.Option("--terraform-dir", help="The terraform root module.", file_okay=False)]
+Cluster = Annotated[
+    str,
+    typer.Option("--cluster", help="Cluster name: the tfvars file and workspace default.", rich_help_panel=REGISTRY),
+]
+Hub = Annotated[
+    str,
+    typer.Option("--hub", help="Hub name; also the repository name unless --repo is given.", rich_help_panel=REGISTRY),
+]
+Repo = Annotated[
+    str | None,
+    typer.Option("--repo", help="container_repos entry (<=18 chars), default the hub name.", rich_help_panel=REGISTRY),
+]
+TerraformDir = Annotated[
+    Path,
+    typer.Option("--terraform-dir", help="The terraform root module.", file_okay=False, rich_help_panel=REGISTRY),
+]
 VarFile = Annotated[
     Path | None,
     typer.Option(
@@ -24,11 +63,16 @@ VarFile = Annotated[
         help="tfvars file to edit (default: <terraform-dir>/projects/<cluster>.tfvars); also names the "
         "default workspace.",
         dir_okay=False,
+        rich_help_panel=REGISTRY,
     ),
 ]
 Workspace = Annotated[
     str | None,
-    typer.Option("--workspace", help="Terraform workspace (default: the --var-file's name, else the cluster)."),
+    typer.Option(
+        "--workspace",
+        help="Terraform workspace (default: the --var-file's name, else the cluster).",
+        rich_help_panel=REGISTRY,
+    ),
 ]
 BackendConfig = Annotated[
     list[str] | None,
@@ -36,6 +80,7 @@ BackendConfig = Annotated[
         "--backend-config",
         help="KEY=VALUE or a file (from the current folder), passed to init -reconfigure (repeatable). "
         "Without it, init returns to the module's own backend.",
+        rich_help_panel=REGISTRY,
     ),
 ]
 TerraformBin = Annotated[
@@ -45,22 +90,30 @@ TerraformBin = Annotated[
         envvar="PROVISION_TERRAFORM_BIN",
         help="tofu or terraform (name or path). Default: the binary the module's lock file or state shows, "
         "else the only one on PATH.",
+        rich_help_panel=REGISTRY,
     ),
 ]
 AllowUnrelated = Annotated[
-    bool, typer.Option("--allow-unrelated-changes", help="Apply even if the plan changes other resources.")
+    bool,
+    typer.Option(
+        "--allow-unrelated-changes", help="Apply even if the plan changes other resources.", rich_help_panel=RUN
+    ),
 ]
 AllowBinarySwitch = Annotated[
     bool,
     typer.Option(
         "--allow-binary-switch",
         help="Run --terraform-bin even on a state the other binary manages (migrates it).",
+        rich_help_panel=RUN,
     ),
 ]
 LockTimeout = Annotated[
     float,
     typer.Option(
-        "--lock-timeout", min=0, help="Seconds to wait for another provision run on the same module or tfvars."
+        "--lock-timeout",
+        min=0,
+        help="Seconds to wait for another provision run on the same module or tfvars.",
+        rich_help_panel=LIMITS,
     ),
 ]
 
@@ -72,7 +125,6 @@ def gcp_request(*, backend_config: list[str] | None, **fields: Any) -> GcpReques
     return GcpRequest(backend_configs=tuple(backend_config or ()), **fields)
 
 
-@registry_command
 def gcp(
     cluster: Cluster,
     hub: Hub,
@@ -83,7 +135,10 @@ def gcp(
     backend_config: BackendConfig = None,
     terraform_bin: TerraformBin = None,
     create_workspace: Annotated[
-        bool, typer.Option("--create-workspace", help="Create the workspace when it does not exist.")
+        bool,
+        typer.Option(
+            "--create-workspace", help="Create the workspace when it does not exist.", rich_help_panel=REGISTRY
+        ),
     ] = False,
     allow_unrelated_changes: AllowUnrelated = False,
     allow_binary_switch: AllowBinarySwitch = False,
@@ -94,23 +149,44 @@ def gcp(
             "--rotate",
             help="Replace the hub's service-account key (terraform -replace of that key only; the old key is "
             "deleted), write the new one and verify it.",
+            rich_help_panel=REGISTRY,
         ),
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.")] = False,
-    *,
-    options: RegistryOptions,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.", rich_help_panel=RUN)
+    ] = False,
+    # The options every registry command shares (RegistryOptions):
+    values_file: ValuesFile = None,
+    secret_file: SecretFile = None,
+    cluster_config: ClusterConfig = None,
+    copy_shared_profiles: CopySharedProfiles = False,
+    chart: ChartOption = None,
+    dask_gateway: DaskGateway = False,
+    image: Images = None,
+    images_file: ImagesFile = None,
+    profile: ProfileFlag = False,
+    default_image: DefaultImage = None,
+    dry_run: DryRun = False,
+    show_secrets: ShowSecrets = False,
+    fmt: Format = OutputFormat.yaml,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
+    verify: VerifyRotation = True,
+    verify_registry_url: VerifyRegistryUrl = None,
+    verify_ar_endpoint: VerifyArEndpoint = None,
+    verify_timeout: VerifyTimeout = 60.0,
 ) -> None:
     """Add an Artifact Registry repository for a hub through terraform; print its values.
 
     Edits container_repos in the cluster's tfvars, plans, asks, applies, then reads the service-account key from
     the sensitive output registry_sa_keys (username _json_key). With --rotate, replaces only that key.
     """
+    options = RegistryOptions.of(locals())
     reporter = options.reporter()
     with handled(reporter, debug=options.debug):
-        from provision.cli import rotation
-        from provision.console import ask
-        from provision.registries.artifact_registry import create as flow
-        from provision.registries.artifact_registry import rotate as gcp_rotate
+        from provision.console import ask, emit
+        from provision.verbs import create
 
         request = gcp_request(
             cluster=cluster, hub=hub, repo=repo, terraform_dir=terraform_dir, var_file=var_file,
@@ -118,24 +194,4 @@ def gcp(
             create_workspace=create_workspace, allow_unrelated_changes=allow_unrelated_changes,
             allow_binary_switch=allow_binary_switch, lock_timeout=lock_timeout, yes=yes,
         )  # fmt: skip
-        flow.validate(request)
-        if rotate and create_workspace:
-            from provision.errors import UsageError
-
-            raise UsageError("--rotate replaces the key of an existing registry: --create-workspace has no use here")
-        prepared = options.prepare_hub_files(hub=hub, cluster=cluster, reporter=reporter)
-        run = gcp_rotate.run if rotate else flow.run
-        result = run(request, reporter=reporter, confirm=ask, dry_run=options.dry_run)
-        if not options.dry_run:
-            applied = f"applied {len(result.plan.changes)} change(s)" if result.applied else "nothing applied"
-            edited = "container_repos edited" if result.tfvars_changed else "container_repos unchanged"
-            reporter.always(f"summary: {edited}; {applied}; {result.processes} terraform processes")
-        summary = {
-            "tfvars_changed": result.tfvars_changed,
-            "applied": result.applied,
-            "terraform_changes": [c.describe() for c in result.plan.changes],
-        }
-        rotated = rotation.for_gcp(request) if rotate and result.applied else None
-        kept = rotation.for_gcp(request, new=False)  # terraform holds the key: a failed write says where it is
-        rotation.publish(reporter, prepared, result.registry, options=options, summary=summary, rotated=rotated,
-                         kept=kept)  # fmt: skip
+        create.gcp(request, options.delivery(hub=hub), rotate=rotate, confirm=ask, reporter=reporter, emit=emit)

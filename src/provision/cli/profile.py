@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from provision.cli.common import (
+from provision.cli.common import handled, make_reporter
+from provision.cli.options import (
+    HUB_FILES,
     ChartOption,
     ClusterConfig,
     CopySharedProfiles,
@@ -19,15 +21,13 @@ from provision.cli.common import (
     ValuesFile,
     Verbose,
     files_request,
-    handled,
-    hub_options,
-    make_reporter,
-    profile_from,
 )
 
 
 def profile(
-    hub: Annotated[str | None, typer.Option("--hub", help="Hub name (needed with --cluster-config).")] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="Hub name (needed with --cluster-config).", rich_help_panel=HUB_FILES)
+    ] = None,
     image: Images = None,
     images_file: ImagesFile = None,
     default_image: DefaultImage = None,
@@ -49,6 +49,7 @@ def profile(
         from provision.console import emit
         from provision.hubfiles import preflight
         from provision.hubfiles import write as hubfiles
+        from provision.verbs.deliver import ProfileRequest, hub_options, profile_from
 
         files = files_request(
             values_file=values_file,
@@ -61,9 +62,9 @@ def profile(
         preflight.check_hub_files(files)
         options = hub_options(
             files,
-            chart=chart,
+            chart=chart.value if chart else None,
             dask_gateway=False,
-            profile=profile_from(image, images_file, True, default_image),
+            profile=profile_from(ProfileRequest(tuple(image or ()), images_file, True, default_image)),
             reporter=reporter,
         )
         published = hubfiles.publish_profile(options, files, reporter=reporter, dry_run=dry_run)

@@ -4,29 +4,14 @@ out of the hub's files."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from provision.cli.common import (
-    DEFAULT_DEADLINE,
-    AllowHttp,
-    ChartChoice,
-    ChartOption,
-    DeadlineSeconds,
-    Debug,
-    DryRun,
-    Quiet,
-    TokenFile,
-    Verbose,
-    handled,
-    make_reporter,
-    read_token,
-    with_shared_options,
-)
+from provision.cli.common import handled, make_reporter, read_token
 from provision.cli.gcp import (
     AllowBinarySwitch,
     AllowUnrelated,
@@ -40,6 +25,22 @@ from provision.cli.gcp import (
     Workspace,
     gcp_request,
 )
+from provision.cli.options import (
+    DEFAULT_DEADLINE,
+    HUB_FILES,
+    REGISTRY,
+    RUN,
+    AllowHttp,
+    ChartChoice,
+    ChartOption,
+    DeadlineSeconds,
+    Debug,
+    DryRun,
+    Quiet,
+    TokenFile,
+    Verbose,
+)
+from provision.cli.panels import PanelledCommand
 from provision.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
@@ -55,9 +56,9 @@ remove = typer.Typer(
     rich_markup_mode=None,
 )
 
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.", rich_help_panel=RUN)]
 # The hub-file options of the registry commands, with what they mean for a removal.
-_FILES = "Hub files"
+_FILES = HUB_FILES
 ValuesFile = Annotated[
     Path | None,
     typer.Option(
@@ -93,7 +94,9 @@ def confirm(question: str, word: str | None) -> bool:
 
 @dataclass(frozen=True)
 class RemovalOptions:
-    """The options every removal command shares (hub files, confirmation, verbosity), handed over as one object."""
+    """The options every removal command shares (hub files, confirmation, verbosity), handed over as one object.
+
+    Each field is a parameter of the same name in every removal command, declared with the alias of its name."""
 
     values_file: Path | None
     secret_file: Path | None
@@ -104,6 +107,11 @@ class RemovalOptions:
     quiet: bool
     verbose: bool
     debug: bool
+
+    @classmethod
+    def of(cls, parameters: Mapping[str, Any]) -> RemovalOptions:
+        """The shared options among a command's parameters: call it with locals() first thing in the command."""
+        return cls(**{f.name: parameters[f.name] for f in fields(cls)})
 
     def files(self) -> HubFilesRequest:
         from provision.verbs.remove import HubFilesRequest
@@ -132,49 +140,58 @@ class RemovalOptions:
             raise typer.Exit(EXIT_FAILURE)
 
 
-REMOVAL_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
-    ("values_file", ValuesFile, None),
-    ("secret_file", SecretFile, None),
-    ("cluster_config", ClusterConfig, None),
-    ("chart", ChartOption, None),
-    ("yes", Yes, False),
-    ("dry_run", DryRun, False),
-    ("quiet", Quiet, False),
-    ("verbose", Verbose, False),
-    ("debug", Debug, False),
-)
-removal_command = with_shared_options(REMOVAL_OPTIONS, RemovalOptions)
-
-
-@remove.command("quay")
-@removal_command
+@remove.command("quay", cls=PanelledCommand)
 def remove_quay(
-    org: Annotated[str, typer.Option("--org", help="Quay organization that holds the hub's images.")],
-    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.")],
-    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, as given when provisioning.")] = None,
-    robot: Annotated[str, typer.Option("--robot", help="Robot account short name.")] = "image_builder",
-    api_url: Annotated[str, typer.Option("--api-url", help="Quay server.")] = "https://quay.io",
+    org: Annotated[
+        str, typer.Option("--org", help="Quay organization that holds the hub's images.", rich_help_panel=REGISTRY)
+    ],
+    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.", rich_help_panel=REGISTRY)],
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="Cluster name, as given when provisioning.", rich_help_panel=REGISTRY),
+    ] = None,
+    robot: Annotated[
+        str, typer.Option("--robot", help="Robot account short name.", rich_help_panel=REGISTRY)
+    ] = "image_builder",
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="Quay server.", rich_help_panel=REGISTRY)
+    ] = "https://quay.io",
     allow_http: AllowHttp = False,
     shared_org: Annotated[
-        bool, typer.Option("--shared-org", help="The robot is shared with other hubs: keep it, clean only the files.")
+        bool,
+        typer.Option(
+            "--shared-org",
+            help="The robot is shared with other hubs: keep it, clean only the files.",
+            rich_help_panel=REGISTRY,
+        ),
     ] = False,
     delete_repositories: Annotated[
         bool,
         typer.Option(
             "--delete-repositories",
             help="Also delete the hub's repositories (every image under its prefix); asks for the hub name.",
+            rich_help_panel=REGISTRY,
         ),
     ] = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
-    *,
-    options: RemovalOptions,
+    # The options every removal command shares (RemovalOptions):
+    values_file: ValuesFile = None,
+    secret_file: SecretFile = None,
+    cluster_config: ClusterConfig = None,
+    chart: ChartOption = None,
+    yes: Yes = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
 ) -> None:
     """Delete a hub's Quay robot (and with --delete-repositories its repositories); remove its keys from the files.
 
     The API token comes from QUAY_TOKEN or --token-file (scopes org:admin and user:admin; repo:admin as well to
     delete repositories).
     """
+    options = RemovalOptions.of(locals())
 
     def removal(reporter: Reporter) -> RemoveResult:
         from provision.registries.quay import remove as flow
@@ -193,27 +210,48 @@ def remove_quay(
     options.run(removal)
 
 
-@remove.command("dockerhub")
-@removal_command
+@remove.command("dockerhub", cls=PanelledCommand)
 def remove_dockerhub(
-    namespace: Annotated[str, typer.Option("--namespace", help="Docker ID or organization that holds the images.")],
-    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.")],
-    cluster: Annotated[str | None, typer.Option("--cluster", help="Cluster name, as given when provisioning.")] = None,
-    org: Annotated[bool, typer.Option("--org", help="The token is an organization access token.")] = False,
-    token_label: Annotated[
-        str | None, typer.Option("--token-label", help="Token label (default binderhub-<cluster>-<hub>).")
+    namespace: Annotated[
+        str,
+        typer.Option("--namespace", help="Docker ID or organization that holds the images.", rich_help_panel=REGISTRY),
+    ],
+    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.", rich_help_panel=REGISTRY)],
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="Cluster name, as given when provisioning.", rich_help_panel=REGISTRY),
     ] = None,
-    api_url: Annotated[str, typer.Option("--api-url", help="Docker Hub API.")] = "https://hub.docker.com",
+    org: Annotated[
+        bool, typer.Option("--org", help="The token is an organization access token.", rich_help_panel=REGISTRY)
+    ] = False,
+    token_label: Annotated[
+        str | None,
+        typer.Option(
+            "--token-label", help="Token label (default binderhub-<cluster>-<hub>).", rich_help_panel=REGISTRY
+        ),
+    ] = None,
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="Docker Hub API.", rich_help_panel=REGISTRY)
+    ] = "https://hub.docker.com",
     allow_http: AllowHttp = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
-    *,
-    options: RemovalOptions,
+    # The options every removal command shares (RemovalOptions):
+    values_file: ValuesFile = None,
+    secret_file: SecretFile = None,
+    cluster_config: ClusterConfig = None,
+    chart: ChartOption = None,
+    yes: Yes = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
 ) -> None:
     """Delete a hub's Docker Hub access token (found by its label); remove its keys from the hub's files.
 
     The API login comes from DOCKERHUB_USERNAME and DOCKERHUB_TOKEN (or --token-file), never from an argument.
     """
+    options = RemovalOptions.of(locals())
 
     def removal(reporter: Reporter) -> RemoveResult:
         from provision.registries.dockerhub import remove as flow
@@ -231,11 +269,15 @@ def remove_dockerhub(
     options.run(removal)
 
 
-@remove.command("gcp")
-@removal_command
+@remove.command("gcp", cls=PanelledCommand)
 def remove_gcp(
     cluster: Cluster,
-    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission; also the repository unless --repo.")],
+    hub: Annotated[
+        str,
+        typer.Option(
+            "--hub", help="The hub to decommission; also the repository unless --repo.", rich_help_panel=REGISTRY
+        ),
+    ],
     repo: Repo = None,
     terraform_dir: TerraformDir = Path("terraform/gcp"),
     var_file: VarFile = None,
@@ -245,8 +287,16 @@ def remove_gcp(
     allow_unrelated_changes: AllowUnrelated = False,
     allow_binary_switch: AllowBinarySwitch = False,
     lock_timeout: LockTimeout = 600.0,
-    *,
-    options: RemovalOptions,
+    # The options every removal command shares (RemovalOptions):
+    values_file: ValuesFile = None,
+    secret_file: SecretFile = None,
+    cluster_config: ClusterConfig = None,
+    chart: ChartOption = None,
+    yes: Yes = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    debug: Debug = False,
 ) -> None:
     """Destroy a hub's Artifact Registry repository (with its images), service account, key and IAM bindings
     through terraform; remove its keys from the hub's files.
@@ -254,6 +304,7 @@ def remove_gcp(
     Takes the hub out of container_repos in the cluster's tfvars, plans, refuses a plan that changes anything
     else, asks for the hub's name (unless --yes), applies.
     """
+    options = RemovalOptions.of(locals())
 
     def removal(reporter: Reporter) -> RemoveResult:
         from provision.registries.artifact_registry import remove as flow

@@ -10,15 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from provision.cli.common import (
-    DEFAULT_DEADLINE,
-    INTERRUPTED_READ_ONLY,
-    Debug,
-    Quiet,
-    Verbose,
-    handled,
-    make_reporter,
-)
+from provision.cli import conflicts
+from provision.cli.common import INTERRUPTED_READ_ONLY, handled, make_reporter
+from provision.cli.conflicts import Rule
+from provision.cli.options import DEFAULT_DEADLINE, LIMITS, OUTPUT, REGISTRY, Debug, Quiet, Verbose
 from provision.errors import EXIT_FAILURE, UsageError
 
 if TYPE_CHECKING:
@@ -30,6 +25,34 @@ DEFAULT_JOBS = 16  # flows.fleet.DEFAULT_JOBS, repeated here so --help imports n
 DEFAULT_PER_HOST = 4  # hostlimit.DEFAULT_PER_HOST, likewise
 DEFAULT_FLEET_DEADLINE = 600.0  # a folder of hubs: many requests, rate limits shared between them
 RESULT_LABELS = {"pass": "pass", "fail": "FAIL", "could-not-check": "could not check"}
+
+
+ONE_HUB = ("--values-file", "--secret-file", "--server", "--username", "--password-file", "--image-prefix",
+           "--secret-stdin")  # fmt: skip
+FLAGS = ("--server", "--username", "--password-file", "--image-prefix")  # one hub, without its values files
+# The combinations verify refuses, in the order they are checked (cli/conflicts.py).
+RULES = (
+    Rule("PATH checks a whole folder; {names} are for one hub (use --hub)", when=("PATH",), refuse=ONE_HUB),
+    Rule("with PATH, --registry-url takes HOST=URL: which registry host to reach elsewhere", when=("PATH",),
+         refuse=("--registry-url URL",)),
+    Rule("--cluster and --hub select hubs under PATH: give the folder too", unless=("PATH",),
+         refuse=("--cluster", "--hub")),
+    Rule("HOST=URL in --registry-url is for PATH; for one hub give the URL alone", unless=("PATH",),
+         refuse=("--registry-url HOST=URL",)),
+    Rule("--values-file and {names} are alternatives: give the hub's values or the flags", when=("--values-file",),
+         refuse=FLAGS),
+    Rule("--secret-file and --secret-stdin are alternatives", when=("--values-file", "--secret-file"),
+         refuse=("--secret-stdin",)),
+    Rule("{first} gives the secrets for --values-file; with --server give the password with --password-file "
+         "(--password-file /dev/stdin reads it from a pipe)", unless=("PATH", "--values-file"),
+         refuse=("--secret-stdin", "--secret-file")),
+    Rule("give --values-file (and the secrets), or --server, --username, --password-file and --image-prefix, or a "
+         "folder of clusters", unless=("PATH", "--values-file"), need=FLAGS),
+)  # fmt: skip
+
+
+FOLDER_PANEL = "With PATH"  # the fleet check's options
+ONE_HUB_PANEL = "One hub"  # the hub to check, without PATH
 
 
 class ReportFormat(StrEnum):
@@ -49,14 +72,26 @@ def verify(
         ),
     ] = None,
     cluster: Annotated[
-        list[str] | None, typer.Option("--cluster", help="With PATH: only this cluster (repeatable).")
+        list[str] | None,
+        typer.Option("--cluster", help="With PATH: only this cluster (repeatable).", rich_help_panel=FOLDER_PANEL),
     ] = None,
     hub: Annotated[
-        list[str] | None, typer.Option("--hub", help="With PATH: only this hub, HUB or CLUSTER/HUB (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--hub", help="With PATH: only this hub, HUB or CLUSTER/HUB (repeatable).", rich_help_panel=FOLDER_PANEL
+        ),
     ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="With PATH: hubs checked at once.", min=1)] = DEFAULT_JOBS,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="With PATH: hubs checked at once.", min=1, rich_help_panel=FOLDER_PANEL)
+    ] = DEFAULT_JOBS,
     per_host: Annotated[
-        int, typer.Option("--per-host", help="With PATH: requests in flight per registry host, across hubs.", min=1)
+        int,
+        typer.Option(
+            "--per-host",
+            help="With PATH: requests in flight per registry host, across hubs.",
+            min=1,
+            rich_help_panel=FOLDER_PANEL,
+        ),
     ] = DEFAULT_PER_HOST,
     values_file: Annotated[
         list[Path] | None,
@@ -65,6 +100,7 @@ def verify(
             help="The hub's public values (<hub>.values.yaml); repeatable, merged in order as Helm does. For a "
             "z2jh hub, each release's file (found beside the given one when not given).",
             dir_okay=False,
+            rich_help_panel=ONE_HUB_PANEL,
         ),
     ] = None,
     secret_file: Annotated[
@@ -74,6 +110,7 @@ def verify(
             help="The hub's encrypted secrets, decrypted with sops into memory; repeatable (z2jh: each release's, "
             "found beside the given one when not given).",
             dir_okay=False,
+            rich_help_panel=ONE_HUB_PANEL,
         ),
     ] = None,
     secret_stdin: Annotated[
@@ -82,30 +119,45 @@ def verify(
             "--secret-stdin",
             help="With --values-file: read the secret values (YAML; a stream of one document per release for "
             "z2jh) from stdin (sops decrypt …).",
+            rich_help_panel=ONE_HUB_PANEL,
         ),
     ] = False,
-    server: Annotated[str | None, typer.Option("--server", help="Registry server, instead of --values-file.")] = None,
-    username: Annotated[str | None, typer.Option("--username", help="Registry user name.")] = None,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="Registry server, instead of --values-file.", rich_help_panel=ONE_HUB_PANEL),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="Registry user name.", rich_help_panel=ONE_HUB_PANEL)
+    ] = None,
     password_file: Annotated[
         Path | None,
         typer.Option(
-            "--password-file", help="File holding the registry password (/dev/stdin: a pipe).", dir_okay=False
+            "--password-file",
+            help="File holding the registry password (/dev/stdin: a pipe).",
+            dir_okay=False,
+            rich_help_panel=ONE_HUB_PANEL,
         ),
     ] = None,
-    image_prefix: Annotated[str | None, typer.Option("--image-prefix", help="BinderHub image_prefix.")] = None,
+    image_prefix: Annotated[
+        str | None, typer.Option("--image-prefix", help="BinderHub image_prefix.", rich_help_panel=ONE_HUB_PANEL)
+    ] = None,
     registry_url: Annotated[
         list[str] | None,
         typer.Option(
             "--registry-url",
             help="Talk to this v2 endpoint instead of the configured registry (a mirror, a port-forward): URL for "
             "one hub; HOST=URL with PATH, for the hubs on that registry host (repeatable).",
+            rich_help_panel=REGISTRY,
         ),
     ] = None,
     ar_endpoint: Annotated[
-        str | None, typer.Option("--ar-endpoint", help="Artifact Registry API endpoint (default: Google's).")
+        str | None,
+        typer.Option(
+            "--ar-endpoint", help="Artifact Registry API endpoint (default: Google's).", rich_help_panel=REGISTRY
+        ),
     ] = None,
     fmt: Annotated[
-        ReportFormat, typer.Option("--format", help="table on stderr, or JSON on stdout.")
+        ReportFormat, typer.Option("--format", help="table on stderr, or JSON on stdout.", rich_help_panel=OUTPUT)
     ] = ReportFormat.table,
     deadline: Annotated[
         float | None,
@@ -116,6 +168,7 @@ def verify(
             f"what was pending is reported. Default: {DEFAULT_DEADLINE:g} for one hub, {DEFAULT_FLEET_DEADLINE:g} "
             "with PATH (hubs not reached are 'could not check').",
             show_default=False,
+            rich_help_panel=LIMITS,
         ),
     ] = None,
     quiet: Quiet = False,
@@ -130,23 +183,16 @@ def verify(
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug, on_interrupt=INTERRUPTED_READ_ONLY):
         urls = _registry_urls(registry_url or [])
+        conflicts.check(RULES, {
+            "PATH": path, "--cluster": cluster, "--hub": hub, "--values-file": values_file,
+            "--secret-file": secret_file, "--secret-stdin": secret_stdin, "--server": server, "--username": username,
+            "--password-file": password_file, "--image-prefix": image_prefix,
+            "--registry-url URL": "" in urls, "--registry-url HOST=URL": bool(set(urls) - {""}),
+        })  # fmt: skip
         if path is not None:
-            single = {
-                "--values-file": values_file or None, "--secret-file": secret_file or None, "--server": server,
-                "--username": username, "--password-file": password_file, "--image-prefix": image_prefix,
-            }  # fmt: skip
-            given = [name for name, value in single.items() if value is not None] + (
-                ["--secret-stdin"] if secret_stdin else []
-            )
-            if given:
-                raise UsageError(f"PATH checks a whole folder; {', '.join(given)} are for one hub (use --hub)")
             ok = _fleet(reporter, path, cluster=cluster, hub=hub, jobs=jobs, per_host=per_host, urls=urls,
                         ar_endpoint=ar_endpoint, fmt=fmt, deadline=deadline or DEFAULT_FLEET_DEADLINE)  # fmt: skip
         else:
-            if cluster or hub:
-                raise UsageError("--cluster and --hub select hubs under PATH: give the folder too")
-            if set(urls) - {""}:
-                raise UsageError("HOST=URL in --registry-url is for PATH; for one hub give the URL alone")
             request = _single_request(
                 values_files=values_file or [], secret_files=secret_file or [], secret_stdin=secret_stdin,
                 server=server, username=username, password_file=password_file, image_prefix=image_prefix,
@@ -197,14 +243,7 @@ def _single_request(
     from provision.hubconfig import HubRegistry
     from provision.verbs import verify as flow
 
-    flags = {"--server": server, "--username": username, "--password-file": password_file,
-             "--image-prefix": image_prefix}  # fmt: skip
     if values_files:
-        if any(value is not None for value in flags.values()):
-            given = ", ".join(name for name, value in flags.items() if value is not None)
-            raise UsageError(f"--values-file and {given} are alternatives: give the hub's values or the flags")
-        if secret_files and secret_stdin:
-            raise UsageError("--secret-file and --secret-stdin are alternatives")
         return flow.request_from_files(
             values_files,
             secret_files=secret_files,
@@ -214,15 +253,7 @@ def _single_request(
             ar_endpoint=ar_endpoint,
             reporter=reporter,
         )
-    if secret_stdin or secret_files:
-        option = "--secret-stdin" if secret_stdin else "--secret-file"
-        raise UsageError(
-            f"{option} gives the secrets for --values-file; with --server give the password with --password-file "
-            "(--password-file /dev/stdin reads it from a pipe)"
-        )
-    if not (server and username and password_file and image_prefix):
-        raise UsageError("give --values-file (and the secrets), or --server, --username, --password-file and "
-                         "--image-prefix, or a folder of clusters")  # fmt: skip
+    assert server and username and password_file and image_prefix  # RULES: the flags are all given
     try:
         data = password_file.read_bytes()
     except OSError as exc:
@@ -274,8 +305,6 @@ def _fleet(
     from provision.console import emit, to_json
     from provision.verbs import fleet
 
-    if "" in urls:
-        raise UsageError("with PATH, --registry-url takes HOST=URL: which registry host to reach elsewhere")
     request = fleet.FleetRequest(
         path, frozenset(cluster or ()), frozenset(hub or ()), jobs=jobs, per_host=per_host, registry_urls=urls,
         ar_endpoint=ar_endpoint, sops_bin=os.environ.get("SOPS_BIN") or None, deadline=deadline,
