@@ -247,3 +247,12 @@ def test_verbs_and_doctor_name_no_kind(folder: str) -> None:
         for line, value in _kind_name_uses(ast.parse(path.read_text()), names)
     ]
     assert not found, "kind names compared or used as keys (ask the RegistryKind instead):\n" + "\n".join(found)
+
+
+def test_doctor_rules_never_import_the_driver() -> None:
+    """Issue 19: the rule families get a view and a findings collector; clusters.py and hub.py run them."""
+    graph = _import_graph()
+    driver = {"provision.doctor", "provision.doctor.clusters", "provision.doctor.hub"}
+    for module, imported in graph.items():
+        if module.startswith("provision.doctor.") and module.endswith("_rules"):
+            assert not imported & driver, f"{module} imports {imported & driver}"

@@ -17,8 +17,9 @@ from provision.registries.base import HubFacts, RegistryKind, host_of
 
 # These charts' defaults set binderhub-service.config.BinderHub.use_registry: true (facts §2.1), so hubs may omit it.
 BASEHUB_CHARTS = ("basehub", "daskhub")
-# Google Container Registry: no kind of provision's (nothing to set up, verify or remove there any more), only a
-# host doctor must recognise to say it is shut down; a "retired" kind would be offered by registries.named().
+# Google Container Registry, shut down: a rule here, not a "retired" kind. provision has nothing to set up, verify,
+# rotate or remove there, and a kind in registries.KINDS would be recognised by every verb, each then having to
+# refuse it; doctor alone needs the host, to say so.
 GCR_HOST = re.compile(r"([a-z]+\.)?gcr\.io")
 CONFIG = ("binderhub-service", "config")
 CREDS_KEY = ("binderhub-service", "buildPodsRegistryCredentials")
@@ -67,7 +68,7 @@ def check_registry(hub: HubView, prefix: Any) -> None:
         retired_registry(hub, facts)
         return
     if facts.prefix is not None:
-        check_prefix(hub, kind, facts)
+        check_prefix(hub, kind, facts, facts.prefix)
     check_pull_secrets(hub, push, kind, facts)
 
 
@@ -147,10 +148,9 @@ def retired_registry(hub: HubView, facts: HubFacts) -> None:
     )
 
 
-def check_prefix(hub: HubView, kind: RegistryKind, facts: HubFacts) -> None:
-    """The prefix (facts.prefix set) against the push registry: BinderHub's rewriting, the kind's shape and rules."""
-    prefix = facts.prefix
-    rewritten = names.binderhub_rewrites(prefix) if prefix is not None else None
+def check_prefix(hub: HubView, kind: RegistryKind, facts: HubFacts, prefix: str) -> None:
+    """The prefix (facts.prefix) against the push registry: BinderHub's rewriting, the kind's shape and rules."""
+    rewritten = names.binderhub_rewrites(prefix)
     if rewritten is not None:
         hub.add(
             "error",
