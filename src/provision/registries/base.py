@@ -38,28 +38,6 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class HubFacts:
-    """What `provision doctor` knows of a hub's registry from its files alone (offline, nothing decrypted): the push
-    host (lower-case, no scheme), the readable image_prefix and user name (None when encrypted or unset), and the
-    cluster's provider and GCP project from cluster.yaml."""
-
-    host: str
-    prefix: str | None
-    username: str | None
-    provider: str
-    gcp_project: str | None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One of doctor's findings, as a kind words it (doctor adds where it is)."""
-
-    severity: Literal["error", "warning"]
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
 class PermissionProbe:
     """What the permission check may use: the client already logged in with the push credential, and the run's
     limits (a fleet run shares one limiter); `ar_endpoint` is the Artifact Registry API endpoint (tests)."""
@@ -173,3 +151,28 @@ class RegistryKind:
     def missing_password_note(self) -> str:
         """Appended to doctor's finding when the hub has no registry password at all: its likely cause."""
         return ""
+
+
+# --- doctor --- (what doctor tells a kind, and a kind's answer)
+
+
+@dataclass(frozen=True)
+class HubFacts:
+    """What `provision doctor` knows of a hub's registry from its files alone (offline, nothing decrypted): the push
+    host (lower-case, no scheme), the readable image_prefix and user name (None when encrypted or unset), and the
+    cluster's provider and GCP project from cluster.yaml."""
+
+    host: str
+    prefix: str | None
+    username: str | None
+    provider: str
+    gcp_project: str | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One of doctor's findings, as a kind words it (doctor adds where it is)."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
