@@ -6,9 +6,11 @@ sops-encrypted files are read as plain YAML: key names stay readable and an `ENC
 value of the type sops recorded, so nothing is decrypted. Findings name keys and files, never values. Rules follow
 ../shared/facts/hub-config.md.
 
-The package, by role: findings.py (what is reported), clusters.py (the walk over clusters, files and hubs),
-file_rules.py (single files), hub.py (one hub's merged values), profile_rules.py and registry_rules.py (the rules
-on them), values.py (reading values that may be encrypted or placeholders).
+The package, by role: findings.py (what is reported, and the collector rules add to), clusters.py and hub.py (the
+driver: the walk over clusters, files and hubs, running the rules), view.py (what hub rules see: one hub's merged
+values, its cluster's facts), the rule families file_rules.py (single files), profile_rules.py and registry_rules.py
+(what differs between registry kinds, the kinds answer: RegistryKind's doctor block), values.py (reading values that
+may be encrypted or placeholders). Rules never import the driver.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Doctor's walk over clusters: each cluster.yaml, the files it lists or that lie beside it, then each hub on the
-merged values of its files (hub.py); findings collected in report order."""
+merged values of its files (view.py, hub.py); findings collected in report order.
+
+The driver: it imports the rule families and hands them a findings collector; they never import it back."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from provision.doctor import file_rules
-from provision.doctor.findings import NO_HUB, SEVERITIES, DoctorResult, Finding, HubChecked, Severity
-from provision.doctor.hub import Cluster, Hub, Prefix
+from provision.doctor import file_rules, hub
+from provision.doctor.findings import NO_HUB, SEVERITIES, DoctorResult, Finding, Findings, HubChecked, Severity
+from provision.doctor.hub import Prefix
+from provision.doctor.view import Cluster, HubView
 from provision.hubconfig import get_path
 from provision.hubfiles import cluster as clusterfiles
 from provision.hubfiles.cluster import CLUSTER_FILE, ValuesFile
@@ -25,7 +28,7 @@ class Doctor:
         self.root = root
         self.files: dict[Path, ValuesFile] = {}
         self.checked: set[Path] = set()  # files whose own checks ran (a file may be listed from two clusters)
-        self.findings: list[Finding] = []
+        self.findings = Findings()
         self.hubs: list[HubChecked] = []
         self.prefixes: list[Prefix] = []
         self.order: dict[tuple[str, str], tuple[int, int]] = {}
@@ -39,14 +42,14 @@ class Doctor:
         return self.files[path]
 
     def add(self, severity: Severity, code: str, cluster: str, hub: str, file: str, key: str, message: str) -> None:
-        self.findings.append(Finding(severity, code, cluster, hub, file, key, message))
+        self.findings.add(severity, code, cluster, hub, file, key, message)
 
     def result(self, path: str) -> DoctorResult:
         def order(f: Finding) -> tuple[Any, ...]:
             cluster_index, hub_index = self.order.get((f.cluster, f.hub), (10**9, 10**9))
             return (cluster_index, hub_index, SEVERITIES.index(f.severity), f.file, f.key, f.code)
 
-        return DoctorResult(path, tuple(self.hubs), tuple(sorted(self.findings, key=order)))
+        return DoctorResult(path, tuple(self.hubs), tuple(sorted(self.findings.items, key=order)))
 
     def check_cluster(self, config: Path, *, index: int) -> None:
         folder = config.parent
@@ -90,7 +93,9 @@ class Doctor:
         for path in sorted(set(listed) | in_folder):
             listers = listed.get(path, [])
             if path in in_folder:
-                file_rules.check_listed(self, path, cluster=name, hub_names=hub_names, listers=listers)
+                file_rules.check_listed(
+                    self.findings, path, self.rel(path), cluster=name, hub_names=hub_names, listers=listers
+                )
             if path.suffix == ".jsonnet" or not path.is_file() or path in self.checked:
                 continue
             self.checked.add(path)
@@ -98,7 +103,7 @@ class Doctor:
             users = [h for h in listers if h != SUPPORT]
             by_name = file_rules.owner_by_name(path.name, hub_names)
             owner = users[0] if len(listers) == 1 and users else None if listers else by_name
-            file_rules.check_file(self, self.load(path), cluster=name, hub=owner or NO_HUB, users=users)
+            file_rules.check_file(self.findings, self.load(path), cluster=name, hub=owner or NO_HUB, users=users)
 
         for hub_index, entry in enumerate(hubs):
             self.check_hub(cluster, entry, hub_index)
@@ -137,7 +142,10 @@ class Doctor:
                 loaded = self.load(path)
                 if loaded.doc is not None:
                     files.append(loaded)
-        Hub(self, cluster, name, chart, files, listed_rel).check()
+        view = HubView(cluster, name, chart, files, listed=listed_rel, rel=self.rel, findings=self.findings)
+        used = hub.check(view)
+        if used is not None:
+            self.prefixes.append(used)
 
     def check_shared_prefixes(self) -> None:
         by_prefix: dict[str, list[Prefix]] = {}

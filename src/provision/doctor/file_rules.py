@@ -4,23 +4,19 @@ the deployer never uses because cluster.yaml does not list them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from provision.doctor.findings import NO_HUB
+from provision.doctor.findings import NO_HUB, Findings
 from provision.doctor.values import plaintext_secrets
 from provision.hubfiles.cluster import ValuesFile
 
-if TYPE_CHECKING:
-    from provision.doctor.clusters import Doctor
 
-
-def check_file(doctor: Doctor, file: ValuesFile, *, cluster: str, hub: str, users: list[str]) -> None:
+def check_file(findings: Findings, file: ValuesFile, *, cluster: str, hub: str, users: list[str]) -> None:
     shared = f" (used by hubs {', '.join(users)})" if len(users) > 1 else ""
     if file.doc is None:
-        doctor.add("error", "invalid-yaml", cluster, hub, file.rel, "", f"{file.path.name} {file.error}{shared}")
+        findings.add("error", "invalid-yaml", cluster, hub, file.rel, "", f"{file.path.name} {file.error}{shared}")
         return
     if file.secret_by_name and not file.encrypted:
-        doctor.add(
+        findings.add(
             "error",
             "unencrypted-secret-file",
             cluster,
@@ -32,7 +28,7 @@ def check_file(doctor: Doctor, file: ValuesFile, *, cluster: str, hub: str, user
         )
     for key in plaintext_secrets({k: v for k, v in file.doc.items() if k != "sops"}):
         where = "a sops file that left this value unencrypted" if file.encrypted else "an unencrypted file"
-        doctor.add(
+        findings.add(
             "error",
             "plaintext-secret",
             cluster,
@@ -44,11 +40,13 @@ def check_file(doctor: Doctor, file: ValuesFile, *, cluster: str, hub: str, user
         )
 
 
-def check_listed(doctor: Doctor, path: Path, *, cluster: str, hub_names: list[str], listers: list[str]) -> None:
-    rel = doctor.rel(path)
+def check_listed(
+    findings: Findings, path: Path, rel: str, *, cluster: str, hub_names: list[str], listers: list[str]
+) -> None:
+    """`rel`: the path as findings name it."""
     owner = owner_by_name(path.name, hub_names)
     if owner is not None and owner not in listers:
-        doctor.add(
+        findings.add(
             "warning",
             "unlisted-values-file",
             cluster,
@@ -59,7 +57,7 @@ def check_listed(doctor: Doctor, path: Path, *, cluster: str, hub_names: list[st
             "uses it; add it to the list in cluster.yaml (encrypted files last) or delete it",
         )
     elif not listers:
-        doctor.add(
+        findings.add(
             "warning",
             "unlisted-values-file",
             cluster,

@@ -1,4 +1,5 @@
-"""What doctor reports: one Finding per problem, the hubs examined, and the result as text counts or JSON."""
+"""What doctor reports: one Finding per problem, the collector the rules add them to, the hubs examined, and the
+result as text counts or JSON."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ class Finding:
     file: str
     key: str
     message: str
+
+
+class Findings:
+    """The collector every rule is given: rules add to it and never see who reads it (the driver, clusters.py)."""
+
+    def __init__(self) -> None:
+        self.items: list[Finding] = []
+
+    def add(self, severity: Severity, code: str, cluster: str, hub: str, file: str, key: str, message: str) -> None:
+        self.items.append(Finding(severity, code, cluster, hub, file, key, message))
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,14 @@ option, choices and defaults."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from provision.doctor.view import HubView
 from provision.hubconfig import get_path
 from provision.hubfiles.shared_profiles import PROFILE_LIST, profile_names, sets
 
-if TYPE_CHECKING:
-    from provision.doctor.hub import Hub
 
-
-def check_profiles(hub: Hub, *, binder: bool) -> None:
+def check_profiles(hub: HubView, *, binder: bool) -> None:
     check_replaced_lists(hub)
     profiles = hub.get("jupyterhub", "singleuser", "profileList")
     where = ("jupyterhub", "singleuser", "profileList")
@@ -68,7 +66,7 @@ def check_profiles(hub: Hub, *, binder: bool) -> None:
         )
 
 
-def check_choices(hub: Hub, option: Any, *, key: str) -> None:
+def check_choices(hub: HubView, option: Any, *, key: str) -> None:
     """A profile option must offer choices with one default (charts.md §4)."""
     where = ("jupyterhub", "singleuser", "profileList")
     choices = get_path(option, "choices")
@@ -97,7 +95,7 @@ def check_choices(hub: Hub, option: Any, *, key: str) -> None:
         )
 
 
-def check_replaced_lists(hub: Hub) -> None:
+def check_replaced_lists(hub: HubView) -> None:
     """A profileList replaces the one of a file listed before it whole (Helm replaces lists): the earlier file's
     profiles that the later list lacks are not offered. A hub file with its own list under a shared
     common.values.yaml list is the usual case; a copy that has every shared profile (what provision's

@@ -113,3 +113,76 @@ class RegistryKind:
         if {"pull", "push"} <= granted:
             return Verdict("pass", f"token for {repository} grants {', '.join(sorted(granted))}")
         return Verdict("fail", f"token for {repository} grants only {', '.join(sorted(granted)) or 'nothing'}")
+
+    # --- doctor ---
+    # What `provision doctor` asks a kind about a hub's files. The defaults are doctor's rules for any registry v2
+    # server with `<host>/<org>/<name-prefix>-` prefixes (a self-hosted Quay among them, see recognises_host).
+
+    # Whether BinderHub's DockerRegistry.url defaults to this registry, so the values may leave it out.
+    binderhub_default_url: bool = False
+
+    def recognises_host(self, host: str) -> bool:
+        """Whether doctor takes a push host (lower-case, no scheme) for this kind. By the host alone and stricter
+        than `recognises`: doctor has always checked a self-hosted `quay.*` host, or an `org+robot` user on another
+        host, as a plain registry (warnings where Quay gets errors), and its findings must stay as they are."""
+        return False
+
+    def prefix_fits(self, facts: HubFacts) -> bool:
+        """Doctor's shape rule for image_prefix (facts.prefix set); looser than prefix_problem, which verify uses."""
+        parts = (facts.prefix or "").split("/")
+        return len(parts) >= 3 and parts[0].lower() == facts.host and bool(parts[1])
+
+    def prefix_expected(self, facts: HubFacts) -> str:
+        """The shape prefix_fits wants, as doctor's finding words it."""
+        return f"{facts.host}/<org>/<name-prefix>-"
+
+    def prefix_problems(self, facts: HubFacts) -> list[Problem]:
+        """Further problems of a prefix that fits. A Quay robot (`org+name`, also on a self-hosted Quay) pushes
+        only into its own organization."""
+        parts = (facts.prefix or "").split("/")
+        robot_org = facts.username.split("+", 1)[0] if facts.username and "+" in facts.username else None
+        if robot_org is None or robot_org == parts[1]:
+            return []
+        return [Problem("error", "robot-org-mismatch", f"image_prefix is in the organization {parts[1]!r} but the "
+                        f"robot account belongs to {robot_org!r}, which cannot push there; use one organization for "
+                        "both")]  # fmt: skip
+
+    def nodes_can_pull(self, facts: HubFacts) -> bool:
+        """Whether the cluster's nodes pull the built images with their own identity, so user pods need no
+        imagePullSecret."""
+        return False
+
+    def missing_pull_secret(self) -> Problem:
+        """What doctor says when user pods need an imagePullSecret that is not set."""
+        return Problem("warning", "missing-image-pull-secret", "built images live in a registry this cluster cannot "
+                       "read by default; set jupyterhub.imagePullSecret (create: true, registry, username, password) "
+                       "unless the repositories are public")  # fmt: skip
+
+    def missing_password_note(self) -> str:
+        """Appended to doctor's finding when the hub has no registry password at all: its likely cause."""
+        return ""
+
+
+# --- doctor --- (what doctor tells a kind, and a kind's answer)
+
+
+@dataclass(frozen=True)
+class HubFacts:
+    """What `provision doctor` knows of a hub's registry from its files alone (offline, nothing decrypted): the push
+    host (lower-case, no scheme), the readable image_prefix and user name (None when encrypted or unset), and the
+    cluster's provider and GCP project from cluster.yaml."""
+
+    host: str
+    prefix: str | None
+    username: str | None
+    provider: str
+    gcp_project: str | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One of doctor's findings, as a kind words it (doctor adds where it is)."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    message: str

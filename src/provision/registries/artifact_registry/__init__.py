@@ -3,13 +3,17 @@ instead of token scopes, so the permission check asks Google (testIamPermissions
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from provision.errors import ProvisionError
-from provision.registries.base import PermissionProbe, RegistryKind, Verdict, host_of
+from provision.registries.base import HubFacts, PermissionProbe, Problem, RegistryKind, Verdict, host_of
 
 if TYPE_CHECKING:
     from provision.hubconfig import HubRegistry
+
+
+HOST = re.compile(r"[a-z0-9-]+-docker\.pkg\.dev")  # <region>-docker.pkg.dev
 
 
 class DeadlineWhileAsking(ProvisionError):
@@ -53,6 +57,35 @@ class ArtifactRegistry(RegistryKind):
         if missing:
             return Verdict("fail", f"missing on {repo.name}: {', '.join(sorted(missing))}")
         return Verdict("pass", f"testIamPermissions on {repo.name}")
+
+    # --- doctor ---
+
+    def recognises_host(self, host: str) -> bool:
+        return HOST.fullmatch(host) is not None
+
+    def prefix_fits(self, facts: HubFacts) -> bool:
+        # <region>-docker.pkg.dev/<project>/<repository>/ ; Artifact Registry also allows a name prefix after it.
+        parts = (facts.prefix or "").split("/")
+        return len(parts) >= 4 and parts[0].lower() == facts.host and bool(parts[1]) and bool(parts[2])
+
+    def prefix_expected(self, facts: HubFacts) -> str:
+        return f"{facts.host}/<project>/<repository>/"
+
+    def prefix_problems(self, facts: HubFacts) -> list[Problem]:
+        return []  # no robots: a service account's key
+
+    def nodes_can_pull(self, facts: HubFacts) -> bool:
+        """A GKE node's service account reads Artifact Registry in its own project only (facts §3); a project not
+        known (not in cluster.yaml, or the prefix does not name one) is taken for the cluster's."""
+        project = facts.prefix.split("/")[1] if facts.prefix and self.prefix_fits(facts) else None
+        return facts.provider == "gcp" and (facts.gcp_project is None or project in (None, facts.gcp_project))
+
+    def missing_password_note(self) -> str:
+        """The likely cause: the Google organization forbids the service account key that is the password."""
+        from provision.terraform.runner import key_policy_note
+
+        return (". Neither password of this hub holds a service account's JSON key, which Artifact Registry takes "
+                "as password. " + key_policy_note())  # fmt: skip
 
 
 KIND = ArtifactRegistry()

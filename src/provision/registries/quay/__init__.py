@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from provision.registries.base import PermissionProbe, RegistryKind, Verdict
+from provision.registries.base import PermissionProbe, Problem, RegistryKind, Verdict
 
 if TYPE_CHECKING:
     from provision.hubconfig import HubRegistry
@@ -30,6 +30,16 @@ class Quay(RegistryKind):
             "no org-wide pull: a creator-team robot (may create and push its own repositories) or no access; Quay "
             "creates a repository when asked for push, so push is not probed",
         )
+
+    # --- doctor ---
+
+    def recognises_host(self, host: str) -> bool:
+        return host == "quay.io"  # a self-hosted Quay is checked as a plain registry (base.recognises_host)
+
+    def missing_pull_secret(self) -> Problem:
+        return Problem("error", "missing-image-pull-secret", "quay.io makes pushed repositories private, so user "
+                       "pods cannot pull built images without jupyterhub.imagePullSecret (create: true, registry, "
+                       "username, password)")  # fmt: skip
 
 
 KIND = Quay()
