@@ -256,3 +256,18 @@ def test_doctor_rules_never_import_the_driver() -> None:
     for module, imported in graph.items():
         if module.startswith("provision.doctor.") and module.endswith("_rules"):
             assert not imported & driver, f"{module} imports {imported & driver}"
+
+
+@pytest.mark.parametrize("folder", KIND_BLIND_FOLDERS)
+def test_verbs_and_doctor_reach_the_kinds_only_through_their_interface(folder: str) -> None:
+    """Issue 19: a verb (or doctor) imports `provision.registries` (the list of kinds) and `registries.base` (the
+    interface), never a kind's own package: adding a kind touches no verb."""
+    allowed = {"provision.registries", "provision.registries.base"}
+    graph = _import_graph()
+    found = [
+        f"{module} imports {sorted(reached)}"
+        for module, imported in sorted(graph.items())
+        if module.startswith(f"provision.{folder}")
+        and (reached := {m for m in imported if m.startswith("provision.registries")} - allowed)
+    ]
+    assert not found, "\n".join(found)

@@ -115,6 +115,7 @@ def dockerhub(
     with handled(reporter, debug=options.debug):
         from provision.console import emit
         from provision.registries.dockerhub.create import DockerHubRequest
+        from provision.registries.dockerhub.setup import DockerHubSetup
         from provision.verbs import create
 
         request = DockerHubRequest(
@@ -122,4 +123,4 @@ def dockerhub(
             private=private, username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
             secret=read_token("DOCKERHUB_TOKEN", token_file), api_url=api_url, allow_http=allow_http,
         )  # fmt: skip
-        create.dockerhub(request, options.delivery(hub=hub), deadline=deadline, reporter=reporter, emit=emit)
+        create.run(DockerHubSetup(request, deadline=deadline), options.delivery(hub=hub), reporter=reporter, emit=emit)

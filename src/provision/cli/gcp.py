@@ -186,6 +186,7 @@ def gcp(
     reporter = options.reporter()
     with handled(reporter, debug=options.debug):
         from provision.console import ask, emit
+        from provision.registries.artifact_registry.setup import GcpSetup
         from provision.verbs import create
 
         request = gcp_request(
@@ -194,4 +195,5 @@ def gcp(
             create_workspace=create_workspace, allow_unrelated_changes=allow_unrelated_changes,
             allow_binary_switch=allow_binary_switch, lock_timeout=lock_timeout, yes=yes,
         )  # fmt: skip
-        create.gcp(request, options.delivery(hub=hub), rotate=rotate, confirm=ask, reporter=reporter, emit=emit)
+        setup = GcpSetup(request, rotate=rotate, confirm=ask)
+        create.run(setup, options.delivery(hub=hub), reporter=reporter, emit=emit)

@@ -134,6 +134,7 @@ def quay(
     with handled(reporter, debug=options.debug):
         from provision.console import emit
         from provision.registries.quay.create import QuayRequest
+        from provision.registries.quay.setup import QuaySetup
         from provision.verbs import create
 
         request = QuayRequest(
@@ -141,5 +142,7 @@ def quay(
             team=team.value, email=email, shared_org=shared_org, rotate=rotate or rotate_shared,
             token=read_token("QUAY_TOKEN", token_file), allow_http=allow_http,
         )  # fmt: skip
-        create.quay(request, options.delivery(hub=hub), rotate_shared=rotate_shared, deadline=deadline,
-                    reporter=reporter, emit=emit)  # fmt: skip
+        delivery = options.delivery(hub=hub)
+        setup = QuaySetup(request, rotate_shared=rotate_shared, deadline=deadline,
+                          cluster_config=delivery.files.cluster_config)  # fmt: skip
+        create.run(setup, delivery, reporter=reporter, emit=emit)

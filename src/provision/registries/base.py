@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from provision.errors import ProvisionError
+
 if TYPE_CHECKING:
     from provision.hostlimit import HostLimiter
     from provision.httpretry import Deadline
@@ -27,6 +29,15 @@ def host_of(server: str) -> str:
     """`https://quay.io` → `quay.io`; `quay.io` → `quay.io`; Docker Hub's aliases → `docker.io`."""
     host = urlsplit(server).netloc if "://" in server else server.split("/")[0]
     return "docker.io" if host in DOCKER_HUB_HOSTS else host
+
+
+class DeadlineWhileAsking(ProvisionError):
+    """The command's deadline passed while a kind asked its registry's own API (`pending` says what was)."""
+
+    def __init__(self, pending: str, *, seconds: float) -> None:
+        super().__init__(pending)
+        self.pending = pending
+        self.seconds = seconds
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from provision import httpretry, registries, registry
 from provision.console import Reporter
 from provision.errors import ProvisionError
 from provision.hostlimit import HostLimiter
-from provision.registries.artifact_registry import DeadlineWhileAsking
-from provision.registries.base import PermissionProbe, Status, host_of
+from provision.registries.base import DeadlineWhileAsking, PermissionProbe, Status, host_of
 from provision.verbs.verify_values import (
     BINDERHUB,
     HUB_KEYS,

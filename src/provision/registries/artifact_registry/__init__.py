@@ -7,22 +7,21 @@ import re
 from typing import TYPE_CHECKING
 
 from provision.errors import ProvisionError
-from provision.registries.base import HubFacts, PermissionProbe, Problem, RegistryKind, Verdict, host_of
+from provision.registries.base import (
+    DeadlineWhileAsking,
+    HubFacts,
+    PermissionProbe,
+    Problem,
+    RegistryKind,
+    Verdict,
+    host_of,
+)
 
 if TYPE_CHECKING:
     from provision.hubconfig import HubRegistry
 
 
 HOST = re.compile(r"[a-z0-9-]+-docker\.pkg\.dev")  # <region>-docker.pkg.dev
-
-
-class DeadlineWhileAsking(ProvisionError):
-    """The command's deadline passed while Google was asked (`pending` says what was)."""
-
-    def __init__(self, pending: str, *, seconds: float) -> None:
-        super().__init__(pending)
-        self.pending = pending
-        self.seconds = seconds
 
 
 class ArtifactRegistry(RegistryKind):
