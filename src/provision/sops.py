@@ -457,17 +457,6 @@ class Sops:
 # --- removing keys (provision remove): additive to the runner above -------------------------------------------
 
 
-def build_unset_args(path: Path, keys: Sequence[str]) -> list[str]:
-    """Arguments after the binary for `sops unset --idempotent FILE INDEX`. Pure.
-
-    `keys` is the path of the value to remove, e.g. ("jupyterhub", "imagePullSecret"); sops takes it as a JSON-ish
-    index `["jupyterhub"]["imagePullSecret"]`. --idempotent: a key already gone is not an error (resumed runs).
-    """
-    if not keys:
-        raise ValueError("unset needs at least one key")
-    return build_args("unset", path=path, keys=keys)
-
-
 def unset_keys(client: Sops, path: Path, key_paths: Sequence[Sequence[str]]) -> None:
     """Remove values (whole branches) from the sops-encrypted file `path`, keeping its recipients and metadata.
 

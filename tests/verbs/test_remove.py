@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from provision.cli import app
-from provision.sops import build_unset_args
+from provision.sops import build_args
 from tests.realsops import AgeKey, decrypt_file, encrypt_file, sops_env, write_sops_config
 from tests.servers.dockerhub import FakeDockerHub
 from tests.servers.quay import FakeQuay, Status
@@ -374,14 +374,14 @@ def test_dockerhub_removal_from_a_provisioned_hub(repo: Repo, dockerhub: FakeDoc
     ],
 )
 def test_unset_args(keys: tuple[str, ...], index: str) -> None:
-    assert build_unset_args(Path("/r/enc-a.secret.values.yaml"), keys) == [
+    assert build_args("unset", path=Path("/r/enc-a.secret.values.yaml"), keys=keys) == [
         "unset", "--idempotent", "/r/enc-a.secret.values.yaml", index,
     ]  # fmt: skip
 
 
 def test_unset_args_need_a_key() -> None:
     with pytest.raises(ValueError):
-        build_unset_args(Path("/r/x.yaml"), ())
+        build_args("unset", path=Path("/r/x.yaml"), keys=())
 
 
 def test_unset_keeps_recipients_and_the_file_on_failure(repo: Repo) -> None:
