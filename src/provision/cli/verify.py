@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from provision.verbs.fleet import FleetResult
     from provision.verbs.verify import Check, VerifyRequest
 
-DEFAULT_JOBS = 16  # flows.fleet.DEFAULT_JOBS, repeated here so --help imports no flow
+DEFAULT_JOBS = 16  # verbs.fleet.DEFAULT_JOBS, repeated here so --help imports no flow
 DEFAULT_PER_HOST = 4  # hostlimit.DEFAULT_PER_HOST, likewise
 DEFAULT_FLEET_DEADLINE = 600.0  # a folder of hubs: many requests, rate limits shared between them
 RESULT_LABELS = {"pass": "pass", "fail": "FAIL", "could-not-check": "could not check"}

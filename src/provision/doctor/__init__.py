@@ -1,7 +1,7 @@
 """provision doctor: static, offline checks of the image-building config of hubs in the 2i2c layout.
 
 Each hub's `helm_chart_values_files` are read in the order `cluster.yaml` lists them and merged as Helm merges values
-files (maps key by key, later files win, lists replaced) before any rule looks at them (flows/clusterfiles.py).
+files (maps key by key, later files win, lists replaced) before any rule looks at them (hubfiles/cluster.py).
 sops-encrypted files are read as plain YAML: key names stay readable and an `ENC[...]` value counts as a present
 value of the type sops recorded, so nothing is decrypted. Findings name keys and files, never values. Rules follow
 ../shared/facts/hub-config.md.

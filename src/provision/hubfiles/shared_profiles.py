@@ -2,7 +2,7 @@
 
 Helm replaces lists whole: a `profileList` in a hub's own values file hides every profile of a file listed before
 it, and a `profileList` in a file listed after it hides the hub's own. The hub's files are read in cluster.yaml
-order, as the deployer passes them to Helm, and merged as Helm merges them (flows/clusterfiles.py).
+order, as the deployer passes them to Helm, and merged as Helm merges them (hubfiles/cluster.py).
 """
 
 from __future__ import annotations

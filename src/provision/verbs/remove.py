@@ -67,7 +67,7 @@ class Context:
     sops_client: sops.Sops | None = None
     # Plans the file steps again from the files as they are (under the lock, before they are changed).
     replan: Callable[[], hubfiles_remove.HubFilesRemoval] | None = None
-    folders: tuple[Path, ...] = ()  # the folders the writers lock (flows/hubfiles.py): the given files' folders
+    folders: tuple[Path, ...] = ()  # the folders the writers lock (hubfiles/write.py): the given files' folders
     # Folders the caller holds locked already (remove gcp: its terraform folders); a second flock on a new
     # descriptor of one of them would wait for this very process.
     held: tuple[Path, ...] = ()
@@ -161,7 +161,7 @@ def _show(plan: Plan, ctx: Context, reporter: Reporter, *, dry_run: bool) -> Non
 
 
 def _apply(plan: Plan, ctx: Context, reporter: Reporter, remote: Callable[[Change], None]) -> tuple[str, ...]:
-    """The registry steps, then the file steps under the folder lock the writers take (flows/hubfiles.py), planned
+    """The registry steps, then the file steps under the folder lock the writers take (hubfiles/write.py), planned
     again there: a provision run that wrote the files since they were read keeps its edit, and none can write
     between a step's check and its write."""
     done: list[str] = []
