@@ -124,8 +124,8 @@ def prove(
     """Run the verify checks on the new credential until they pass or `options.settle` seconds have passed.
 
     With both hub files, the checks read them back (decrypting the secret file into memory), as `provision verify`
-    would; `request`: what to verify, read by the caller (another hub's files: registries/quay/shared_rotation.py). Passing
-    means no check failed and the registry accepted the credential. Raises ProvisionError naming the live
+    would; `request`: what to verify, read by the caller (another hub's files: registries/quay/shared_rotation.py).
+    Passing means no check failed and the registry accepted the credential. Raises ProvisionError naming the live
     credential and where it was delivered (its value never appears).
     """
     try:

@@ -5,9 +5,9 @@ Every other hub's secret file is read, decrypted and checked before the first re
 rotation each is changed only at its password keys with `sops set` (hubfiles.plan_files: every other key, byte and
 recipient stays). A failure after the rotation names which hubs hold the new token and which do not.
 
-Docker Hub has no such option, by design: provision gives each hub its own token, labelled for that hub, and Docker
-Hub shows a token's secret once, to the run that delivers it to that one hub (registries/dockerhub/create.py). No two hubs'
-files hold one Docker Hub token unless someone copied it by hand, so a Docker Hub rotation cannot break another hub.
+Docker Hub has no such option, by design: provision gives each hub its own token, labelled for that hub, and
+Docker Hub shows a token's secret once, to the run that delivers it to that one hub (registries/dockerhub/create.py).
+No two hubs' files hold one Docker Hub token unless someone copied it by hand, so a Docker Hub rotation cannot break another hub.
 """
 
 from __future__ import annotations
