@@ -7,7 +7,8 @@ recipient stays). A failure after the rotation names which hubs hold the new tok
 
 Docker Hub has no such option, by design: provision gives each hub its own token, labelled for that hub, and
 Docker Hub shows a token's secret once, to the run that delivers it to that one hub (registries/dockerhub/create.py).
-No two hubs' files hold one Docker Hub token unless someone copied it by hand, so a Docker Hub rotation cannot break another hub.
+No two hubs' files hold one Docker Hub token unless someone copied it by hand, so a Docker Hub rotation cannot
+break another hub.
 """
 
 from __future__ import annotations
