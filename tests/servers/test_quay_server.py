@@ -90,6 +90,7 @@ def test_every_route_is_dispatched_to_a_handler(quay: FakeQuay, http: requests.S
         "membername": "alice",
         "repository": "acme/repo",
         "username": "alice",
+        "policy_uuid": "no-such-policy",
     }
     for method, template in FakeQuay.ROUTES:
         response = http.request(method, quay.url + template.format(**values), json={"name": "x", "role": "admin"})
