@@ -4,7 +4,9 @@ It reproduces the part of Quay that ``provision`` uses (token preflight, organiz
 teams and team members) with the status codes and error bodies of ``shared/facts/quay-api.md``, odd ones
 included: a missing robot is a 400 ``{"message": ...}`` and not a 404; an unknown token makes every write
 fail the CSRF check (403) while GETs run anonymously; ``POST /organization`` without the slash is a 308;
-re-inviting a pending user adds a second invite; a deleted org name stays reserved. Faults (an HTTP status,
+re-inviting a pending user adds a second invite; a deleted org name stays reserved. Organization auto-prune
+policies (issue 20) follow endpoints/api/policy.py: ``auto_prune=False`` (FEATURE_AUTO_PRUNE off) unregisters their
+routes (404 as any unknown URL), ``several_prune_policies=False`` (Quay < 3.13) refuses any second one. Faults (an HTTP status,
 nginx's HTML 429, a connection reset before or after the request is handled, a delay) can be injected per
 method and path.
 
