@@ -6,9 +6,9 @@ included: a missing robot is a 400 ``{"message": ...}`` and not a 404; an unknow
 fail the CSRF check (403) while GETs run anonymously; ``POST /organization`` without the slash is a 308;
 re-inviting a pending user adds a second invite; a deleted org name stays reserved. Organization auto-prune
 policies (issue 20) follow endpoints/api/policy.py: ``auto_prune=False`` (FEATURE_AUTO_PRUNE off) unregisters their
-routes (404 as any unknown URL), ``several_prune_policies=False`` (Quay < 3.13) refuses any second one. Faults (an HTTP status,
-nginx's HTML 429, a connection reset before or after the request is handled, a delay) can be injected per
-method and path.
+routes (404 as any unknown URL), ``several_prune_policies=False`` (Quay < 3.13) refuses any second one. Faults
+(an HTTP status, nginx's HTML 429, a connection reset before or after the request is handled, a delay) can be
+injected per method and path.
 
 Tests point the real client at ``FakeQuay.url`` instead of mocking ``requests``, so sessions, retries,
 timeouts and error parsing run through the same seam as in production. Standard library only.

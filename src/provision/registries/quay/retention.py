@@ -78,7 +78,7 @@ def validate(retention: Retention, *, shared_org: bool) -> None:
     if retention.whole_org and not retention.requested:
         raise UsageError(f"{OPT_IN} needs --keep-tags or --prune-older-than: it only confirms their reach")
     if shared_org and retention.requested and not retention.whole_org:
-        raise UsageError(_whole_org_text("--shared-org: the organization holds other hubs' images"))
+        raise UsageError(_whole_org_text("with --shared-org it holds other hubs' images"))
 
 
 def refuse_unannounced_sharing(
