@@ -4,9 +4,11 @@ It reproduces the part of Quay that ``provision`` uses (token preflight, organiz
 teams and team members) with the status codes and error bodies of ``shared/facts/quay-api.md``, odd ones
 included: a missing robot is a 400 ``{"message": ...}`` and not a 404; an unknown token makes every write
 fail the CSRF check (403) while GETs run anonymously; ``POST /organization`` without the slash is a 308;
-re-inviting a pending user adds a second invite; a deleted org name stays reserved. Faults (an HTTP status,
-nginx's HTML 429, a connection reset before or after the request is handled, a delay) can be injected per
-method and path.
+re-inviting a pending user adds a second invite; a deleted org name stays reserved. Organization auto-prune
+policies (issue 20) follow endpoints/api/policy.py: ``auto_prune=False`` (FEATURE_AUTO_PRUNE off) unregisters their
+routes (404 as any unknown URL), ``several_prune_policies=False`` (Quay < 3.13) refuses any second one. Faults
+(an HTTP status, nginx's HTML 429, a connection reset before or after the request is handled, a delay) can be
+injected per method and path.
 
 Tests point the real client at ``FakeQuay.url`` instead of mocking ``requests``, so sessions, retries,
 timeouts and error parsing run through the same seam as in production. Standard library only.
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, ClassVar
 from urllib.parse import SplitResult, parse_qs, unquote
+from uuid import uuid4
 
 from tests.servers.base import Delay as Delay
 from tests.servers.base import FakeApi, FakeApiHandler, Reply, Response, json_response, route_pattern
@@ -74,7 +77,20 @@ def _route_regex(template: str) -> re.Pattern[str]:
     return route_pattern(template)
 
 
-_COMPILED = [(method, _route_regex(template), name) for method, template, name in _ROUTE_TABLE]
+# --- auto-prune policies (issue 20): served only while FakeQuay.auto_prune (FEATURE_AUTO_PRUNE) is on ---
+_PRUNE_POLICY = "/api/v1/organization/{orgname}/autoprunepolicy/{policy_uuid}"
+_AUTOPRUNE_ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/api/v1/organization/{orgname}/autoprunepolicy/", "autoprune_list"),
+    ("POST", "/api/v1/organization/{orgname}/autoprunepolicy/", "autoprune_create"),
+    ("GET", _PRUNE_POLICY, "autoprune_get"),
+    ("PUT", _PRUNE_POLICY, "autoprune_update"),
+    ("DELETE", _PRUNE_POLICY, "autoprune_delete"),
+)
+_AUTOPRUNE_ROUTES = frozenset(name for _, _, name in _AUTOPRUNE_ROUTE_TABLE)
+_ALL_ROUTES = _ROUTE_TABLE + _AUTOPRUNE_ROUTE_TABLE
+_COMPILED = [(method, _route_regex(template), name) for method, template, name in _ALL_ROUTES]
+# util/timedeltastring.py: an int and one unit; "m" is minutes, "y" 365 days.
+_TIMEDELTA_RE = re.compile(r"^(\d+)([smhdwy])$")
 
 
 # --- faults -----------------------------------------------------------------------------------------------
@@ -168,7 +184,7 @@ def _truthy(value: str) -> bool:  # util/parsing.py truthy_bool
 class FakeQuay(FakeApi):
     """Quay API v1 (orgs, robots, teams) with in-memory state under one lock, plus fault injection."""
 
-    ROUTES: ClassVar[list[tuple[str, str]]] = [(method, template) for method, template, _ in _ROUTE_TABLE]
+    ROUTES: ClassVar[list[tuple[str, str]]] = [(method, template) for method, template, _ in _ALL_ROUTES]
 
     def __init__(
         self,
@@ -179,8 +195,15 @@ class FakeQuay(FakeApi):
         require_email: bool = False,
         robots_disabled: bool = False,
         repositories_page_size: int = 100,
+        auto_prune: bool = True,
+        several_prune_policies: bool = True,
     ) -> None:
         super().__init__(_Handler, latency=latency)
+        # FEATURE_AUTO_PRUNE: off, the policy routes are not registered (404 as any unknown URL). Quay < 3.13
+        # (several_prune_policies False) refuses any second policy of an organization; 3.13 only exact duplicates.
+        self.auto_prune = auto_prune
+        self.several_prune_policies = several_prune_policies
+        self._prune_policies: dict[str, dict[str, dict[str, Any]]] = {}  # org -> uuid -> policy view
         self.repositories_page_size = repositories_page_size  # Quay pages repository lists (100 a page)
         self.mailing = mailing
         self.recaptcha = recaptcha
@@ -292,6 +315,23 @@ class FakeQuay(FakeApi):
         with self._lock:
             return self._orgs[org].teams.get(team) if org in self._orgs else None
 
+    def add_prune_policy(
+        self, org: str, method: str, value: int | str, *, tag_pattern: str | None = None, matches: bool = True
+    ) -> str:
+        """An organization auto-prune policy, as the web UI creates one; returns its uuid."""
+        with self._lock:
+            self._seeded_org(org)
+            uuid = str(uuid4())
+            self._prune_policies.setdefault(org, {})[uuid] = {
+                "uuid": uuid, "method": method, "value": value, "tagPattern": tag_pattern, "tagPatternMatches": matches,
+            }  # fmt: skip
+            return uuid
+
+    def prune_policies(self, org: str) -> list[dict[str, Any]]:
+        """The organization's auto-prune policies as GET lists them (copies)."""
+        with self._lock:
+            return self._policy_views(org)
+
     # --- faults
 
     def _error_response(self, status: int, phrase: str) -> Response:
@@ -306,10 +346,11 @@ class FakeQuay(FakeApi):
 
     def _resolve(self, method: str, raw_path: str, query: str) -> tuple[str, dict[str, str]] | Response:
         """Route a request to (handler name, decoded path parameters), or answer like werkzeug."""
-        for route_method, pattern, name in _COMPILED:
+        served = [route for route in _COMPILED if self.auto_prune or route[2] not in _AUTOPRUNE_ROUTES]
+        for route_method, pattern, name in served:
             if route_method == method and (match := pattern.fullmatch(raw_path)):
                 return name, {key: unquote(value) for key, value in match.groupdict().items()}
-        if any(pattern.fullmatch(raw_path + "/") for _, pattern, _ in _COMPILED):
+        if any(pattern.fullmatch(raw_path + "/") for _, pattern, _ in served):
             # strict_slashes redirect; requests follows a 308 keeping the method and the body.
             location = f"{self.url}{raw_path}/" + (f"?{query}" if query else "")
             return Response(308, b"", (("Location", location),))
@@ -710,6 +751,89 @@ class FakeQuay(FakeApi):
             raise self._not_found()
         del org.repositories[name]
         return Response(204)
+
+    # --- routes: auto-prune policies (issue 20; endpoints/api/policy.py and data/model/autoprune.py) -------------
+
+    def _route_autoprune_list(self, call: _Call) -> Response:
+        org_name = call.params["orgname"]
+        self._require_admin(call, org_name)
+        return json_response(200, {"policies": self._policy_views(org_name)})
+
+    def _route_autoprune_create(self, call: _Call) -> Response:
+        org_name = call.params["orgname"]
+        if org_name not in self._orgs:
+            raise self._not_found()  # the namespace lookup fails before the permission check answers
+        self._require_admin(call, org_name)
+        config = self._prune_config(call.body)
+        existing = self._prune_policies.setdefault(org_name, {})
+        if existing and not self.several_prune_policies:
+            raise self._invalid("Policy for this namespace already exists, delete existing to create new policy")
+        if any(_same_policy(policy, config) for policy in existing.values()):
+            raise self._invalid(
+                "Existing policy with same values for this namespace, duplicate policies are not permitted"
+            )
+        uuid = str(uuid4())
+        existing[uuid] = {"uuid": uuid, **config}
+        return json_response(201, {"uuid": uuid})
+
+    def _route_autoprune_get(self, call: _Call) -> Response:
+        return json_response(200, dict(self._prune_policy(call)))
+
+    def _route_autoprune_update(self, call: _Call) -> Response:
+        policy = self._prune_policy(call)
+        config = self._prune_config(call.body)
+        others = [p for uuid, p in self._prune_policies[call.params["orgname"]].items() if uuid != policy["uuid"]]
+        if any(_same_policy(other, config) for other in others):
+            raise self._invalid(
+                "Existing policy with same values for this namespace, duplicate policies are not permitted"
+            )
+        policy.update(config)
+        return Response(204)
+
+    def _route_autoprune_delete(self, call: _Call) -> Response:
+        policy = self._prune_policy(call)
+        del self._prune_policies[call.params["orgname"]][policy["uuid"]]
+        return json_response(200, {"uuid": policy["uuid"]})
+
+    def _policy_views(self, org: str) -> list[dict[str, Any]]:
+        return [dict(policy) for policy in self._prune_policies.get(org, {}).values()]
+
+    def _prune_policy(self, call: _Call) -> dict[str, Any]:
+        org_name, uuid = call.params["orgname"], call.params["policy_uuid"]
+        self._require_admin(call, org_name)
+        policy = self._prune_policies.get(org_name, {}).get(uuid)
+        if policy is None:
+            raise self._not_found()
+        return policy
+
+    def _prune_config(self, body: Any) -> dict[str, Any]:
+        """The checks of AutoPrunePolicyConfig and assert_valid_namespace_autoprune_policy; the stored config."""
+        body = self._object(body)
+        for required in ("method", "value"):
+            if required not in body:
+                raise self._invalid(f"'{required}' is a required property")
+        method, value = body["method"], body["value"]
+        if method not in ("number_of_tags", "creation_date"):
+            raise self._invalid("Invalid method provided")
+        if method == "number_of_tags":
+            valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        else:
+            valid = isinstance(value, str) and _TIMEDELTA_RE.match(value) is not None
+        if not valid:
+            raise self._invalid("Invalid value given for method type")
+        pattern = body.get("tagPattern")
+        if pattern is not None:
+            pattern = str(pattern).strip()
+            if not pattern:
+                raise self._invalid("tag_pattern cannot be empty")
+        return {"method": method, "value": value, "tagPattern": pattern,
+                "tagPatternMatches": bool(body.get("tagPatternMatches", True))}  # fmt: skip
+
+
+def _same_policy(policy: dict[str, Any], config: dict[str, Any]) -> bool:
+    """check_existing_policy: the same method, value, tag pattern and tagPatternMatches."""
+    keys = ("method", "value", "tagPattern", "tagPatternMatches")
+    return all(policy.get(key) == config.get(key) for key in keys)
 
 
 # --- HTTP plumbing ----------------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ def test_every_route_is_dispatched_to_a_handler(quay: FakeQuay, http: requests.S
         "membername": "alice",
         "repository": "acme/repo",
         "username": "alice",
+        "policy_uuid": "no-such-policy",
     }
     for method, template in FakeQuay.ROUTES:
         response = http.request(method, quay.url + template.format(**values), json={"name": "x", "role": "admin"})
@@ -654,3 +655,81 @@ def test_repository_delete_needs_repo_admin_and_keeps_the_slash(quay: FakeQuay) 
     assert quay.repositories("acme") == []
     missing = requests.delete(quay.url + API + "/repository/acme/img", headers=bearer("tok-repo"))
     problem(missing, 404, "not_found", "Not Found")
+
+
+# --- auto-prune policies (issue 20) -------------------------------------------------------------------------
+
+POLICIES = API + "/organization/acme/autoprunepolicy/"
+
+
+def test_prune_policy_lifecycle(quay: FakeQuay, http: requests.Session) -> None:
+    assert http.get(quay.url + POLICIES).json() == {"policies": []}
+    created = http.post(quay.url + POLICIES, json={"method": "number_of_tags", "value": 10})
+    assert created.status_code == 201
+    uuid = created.json()["uuid"]
+    policy = {"uuid": uuid, "method": "number_of_tags", "value": 10, "tagPattern": None, "tagPatternMatches": True}
+    assert http.get(quay.url + POLICIES).json() == {"policies": [policy]}
+    assert http.get(quay.url + POLICIES + uuid).json() == policy
+    updated = http.put(quay.url + POLICIES + uuid, json={"method": "creation_date", "value": "30d"})
+    assert updated.status_code == 204
+    assert quay.prune_policies("acme")[0]["value"] == "30d"
+    assert http.delete(quay.url + POLICIES + uuid).json() == {"uuid": uuid}
+    problem(http.get(quay.url + POLICIES + uuid), 404, "not_found", "Not Found")
+    assert quay.prune_policies("acme") == []
+
+
+def test_prune_policy_duplicates_and_quay_before_3_13(quay: FakeQuay, http: requests.Session) -> None:
+    quay.add_prune_policy("acme", "number_of_tags", 10)
+    problem(http.post(quay.url + POLICIES, json={"method": "number_of_tags", "value": 10}), 400, "invalid_request",
+            "Existing policy with same values for this namespace, duplicate policies are not permitted")  # fmt: skip
+    assert http.post(quay.url + POLICIES, json={"method": "creation_date", "value": "2w"}).status_code == 201
+    quay.several_prune_policies = False
+    problem(http.post(quay.url + POLICIES, json={"method": "creation_date", "value": "1y"}), 400, "invalid_request",
+            "Policy for this namespace already exists, delete existing to create new policy")  # fmt: skip
+    assert len(quay.prune_policies("acme")) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({"method": "number_of_tags", "value": "10"}, "Invalid value given for method type"),
+        ({"method": "number_of_tags", "value": 0}, "Invalid value given for method type"),
+        ({"method": "creation_date", "value": "30 days"}, "Invalid value given for method type"),
+        ({"method": "creation_date", "value": 30}, "Invalid value given for method type"),
+        ({"method": "last_pulled", "value": 3}, "Invalid method provided"),
+        ({"method": "number_of_tags"}, "'value' is a required property"),
+        ({"method": "number_of_tags", "value": 3, "tagPattern": "  "}, "tag_pattern cannot be empty"),
+    ],
+)
+def test_prune_policy_values_are_checked(quay: FakeQuay, http: requests.Session, body: dict[str, object],
+                                         text: str) -> None:  # fmt: skip
+    problem(http.post(quay.url + POLICIES, json=body), 400, "invalid_request", text)
+    assert quay.prune_policies("acme") == []
+
+
+def test_prune_policy_minutes_are_accepted_as_minutes(quay: FakeQuay, http: requests.Session) -> None:
+    """`30m` is valid for Quay (30 minutes): only the client can keep it from meaning "months"."""
+    assert http.post(quay.url + POLICIES, json={"method": "creation_date", "value": "30m"}).status_code == 201
+
+
+def test_prune_policy_permissions(quay: FakeQuay, http: requests.Session) -> None:
+    problem(http.post(quay.url + API + "/organization/nope/autoprunepolicy/", json={"method": "number_of_tags",
+            "value": 1}), 404, "not_found", "Not Found")  # fmt: skip
+    problem(http.get(quay.url + API + "/organization/nope/autoprunepolicy/"), 403, "insufficient_scope", "Unauthorized")
+    quay.add_token("tok-repo", user="alice", scopes={"user:admin"})
+    response = requests.get(quay.url + POLICIES, headers=bearer("tok-repo"))
+    problem(response, 403, "insufficient_scope", "Unauthorized")
+
+
+def test_prune_policy_routes_vanish_with_the_feature_off(http: requests.Session) -> None:
+    with FakeQuay(auto_prune=False) as fake:
+        fake.add_user("alice")
+        fake.add_token("tok-admin", user="alice", scopes=ADMIN)
+        fake.add_org("acme", admin="alice")
+        for method in ("GET", "POST"):
+            response = http.request(method, fake.url + POLICIES, json={"method": "number_of_tags", "value": 1})
+            assert response.status_code == 404 and "requested URL was not found" in response.json()["message"]
+        assert http.put(fake.url + POLICIES + "x", json={}).status_code == 404
+        fake.inject("GET", POLICIES, Status(503))
+        assert http.get(fake.url + POLICIES).status_code == 503  # faults still apply to these paths
+        assert [r.status for r in fake.requests] == [404, 404, 404, 503]

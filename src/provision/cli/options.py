@@ -29,7 +29,8 @@ RUN = "Run"  # what the run may change without asking
 OUTPUT = "Output"  # stdout and stderr
 LIMITS = "Limits"  # how long the run may wait
 ROTATION = "After --rotate"  # the proof of a rotated credential (issue 13)
-PANELS = (REGISTRY, HUB_FILES, RUN, LIMITS, ROTATION, OUTPUT)  # a command's own panels come before these
+RETENTION = "Retention"  # how long the registry keeps built images (issue 20)
+PANELS = (REGISTRY, RETENTION, HUB_FILES, RUN, LIMITS, ROTATION, OUTPUT)  # a command's own panels come before these
 
 DEFAULT_DEADLINE = 120.0  # the same as httpretry.DEFAULT_DEADLINE, which the CLI does not import (start-up)
 

@@ -11,6 +11,7 @@ from provision.cli.common import handled, read_token
 from provision.cli.options import (
     DEFAULT_DEADLINE,
     REGISTRY,
+    RETENTION,
     AllowHttp,
     ChartOption,
     ClusterConfig,
@@ -100,6 +101,36 @@ def quay(
             rich_help_panel=REGISTRY,
         ),
     ] = False,
+    keep_tags: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-tags",
+            min=1,
+            help="Auto-prune policy of the organization: keep the N newest tags of each image repository (Quay "
+            "prunes the rest; a pruned image is rebuilt on its next launch).",
+            rich_help_panel=RETENTION,
+        ),
+    ] = None,
+    prune_older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--prune-older-than",
+            min=1,
+            metavar="DAYS",
+            help="Auto-prune policy of the organization: prune tags pushed more than DAYS days ago (not with "
+            "--keep-tags).",
+            rich_help_panel=RETENTION,
+        ),
+    ] = None,
+    retention_for_whole_org: Annotated[
+        bool,
+        typer.Option(
+            "--retention-for-whole-org",
+            help="Confirm that the policy prunes every hub's images in the organization (required with "
+            "--shared-org, or when other hubs of the cluster.yaml push to it).",
+            rich_help_panel=RETENTION,
+        ),
+    ] = False,
     allow_http: AllowHttp = False,
     token_file: TokenFile = None,
     deadline: DeadlineSeconds = DEFAULT_DEADLINE,
@@ -134,6 +165,7 @@ def quay(
     with handled(reporter, debug=options.debug):
         from provision.console import emit
         from provision.registries.quay.create import QuayRequest
+        from provision.registries.quay.retention import Retention
         from provision.registries.quay.setup import QuaySetup
         from provision.verbs import create
 
@@ -141,6 +173,7 @@ def quay(
             org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, members=tuple(member or ()),
             team=team.value, email=email, shared_org=shared_org, rotate=rotate or rotate_shared,
             token=read_token("QUAY_TOKEN", token_file), allow_http=allow_http,
+            retention=Retention(keep_tags, prune_older_than, whole_org=retention_for_whole_org),
         )  # fmt: skip
         delivery = options.delivery(hub=hub)
         setup = QuaySetup(request, rotate_shared=rotate_shared, deadline=deadline,

@@ -201,6 +201,20 @@ class QuayClient:
         assert isinstance(response, requests.Response)
         return self._check(response, method, path)
 
+    # --- for the kind's other API modules (autoprune.py): the same transport, retries and error texts ----------
+
+    def send(self, method: str, path: str, *, body: Any = None, recover: Callable[[], Any] | None = None) -> Any:
+        """One call: its decoded 2xx answer (QuayError otherwise), or what `recover` found when an earlier attempt
+        turned out to have landed."""
+        result = self._request(method, path, body=body, recover=recover)
+        return self._check(result, method, path) if isinstance(result, requests.Response) else result
+
+    def get_or_none(self, path: str) -> Any:
+        """A GET whose 404 means "no such thing" (None), else its decoded answer."""
+        response = self._request("GET", path)
+        assert isinstance(response, requests.Response)
+        return None if response.status_code == 404 else self._check(response, "GET", path)
+
     # --- reads -----------------------------------------------------------------------------------------------
 
     def get_user(self) -> User:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -15,6 +17,7 @@ from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 from provision.registries.base import Rotated
+from provision.registries.quay import retention
 from provision.registries.quay.client import TOKEN_HINT, QuayClient, QuayError
 from provision.registries.quay.models import Organization, Robot, TeamMember
 
@@ -44,6 +47,7 @@ class QuayRequest:
     rotate: bool = False
     token: str | None = field(default=None, repr=False)
     allow_http: bool = False
+    retention: retention.Retention = retention.Retention()  # the organization's auto-prune policy (none asked)
 
     @property
     def robot_full(self) -> str:
@@ -67,6 +71,7 @@ class QuayState:
     org: Organization | None
     robot: Robot | None
     members: dict[str, list[TeamMember] | None]  # team -> members incl. pending; None: team missing
+    prune: retention.PolicyState | None = None  # the auto-prune policies, read only when retention is asked
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class QuayResult:
     applied: tuple[str, ...]
     member_report: tuple[str, ...]
     registry: HubRegistry  # password is empty on a dry run
+    retention: dict[str, str] | None = None  # the auto-prune policy and what the run does about it (if asked)
 
 
 def refuse_shared_rotation(req: QuayRequest, files: FilesRequest, *, reporter: Reporter) -> None:
@@ -85,9 +91,7 @@ def refuse_shared_rotation(req: QuayRequest, files: FilesRequest, *, reporter: R
 
     if not req.rotate or req.hub is None:
         return
-    beside = [f.parent / "cluster.yaml" for f in (files.values_file, files.secret_file) if f is not None]
-    configs = [files.cluster_config] if files.cluster_config is not None else [p for p in beside if p.is_file()]
-    for config in dict.fromkeys(configs):
+    for config in cluster_configs(files):
         others = other_hubs_using(config, req.hub, req.robot_full)
         if others:
             raise UsageError(
@@ -98,6 +102,13 @@ def refuse_shared_rotation(req: QuayRequest, files: FilesRequest, *, reporter: R
                 "robot (--robot)"
             )
         reporter.info(f"--rotate: no other hub of {config} pushes as {req.robot_full}")
+
+
+def cluster_configs(files: FilesRequest) -> list[Path]:
+    """The cluster.yaml files that list the hub's neighbours: --cluster-config, else the one beside its files."""
+    beside = [f.parent / "cluster.yaml" for f in (files.values_file, files.secret_file) if f is not None]
+    configs = [files.cluster_config] if files.cluster_config is not None else [p for p in beside if p.is_file()]
+    return list(dict.fromkeys(configs))
 
 
 def validate(req: QuayRequest, *, removing: bool = False) -> None:
@@ -131,6 +142,7 @@ def validate(req: QuayRequest, *, removing: bool = False) -> None:
             "--rotate cannot be used with --shared-org: a new token breaks every hub that shares the robot; "
             "run without --shared-org to rotate it deliberately, then update all those hubs"
         )
+    retention.validate(req.retention, shared_org=req.shared_org)
 
 
 def registry_for(req: QuayRequest, token: str) -> HubRegistry:
@@ -209,6 +221,15 @@ def _check_members_exist(client: QuayClient, req: QuayRequest, listed: set[str])
 
 def plan_changes(req: QuayRequest, state: QuayState | None) -> Plan:
     """What must change to reach the requested state; `state is None` when it could not be read (no token)."""
+    plan = _plan_hub(req, state)
+    if not req.retention.requested:
+        return plan
+    policies = retention.plan(req.retention, req.org, (state.prune if state else None) or retention.PolicyState())
+    return Plan(plan.changes + policies.changes, plan.present + policies.present, plan.notes + policies.notes)
+
+
+def _plan_hub(req: QuayRequest, state: QuayState | None) -> Plan:
+    """The organization, robot, teams and members."""
     if req.shared_org:
         if state is None:
             return Plan(notes=("without a token nothing is read; a real run only looks up the org and robot",))
@@ -298,7 +319,7 @@ def run(
             raise UsageError("no Quay token: set QUAY_TOKEN or pass --token-file (scopes org:admin and user:admin)")
         plan = plan_changes(req, None)
         reporter.plan(plan, title="dry run")
-        return QuayResult(plan, (), (), registry_for(req, ""))
+        return QuayResult(plan, (), (), registry_for(req, ""), _retention_summary(req, plan))
 
     reporter.add_secret(req.token)
     client = QuayClient(
@@ -312,13 +333,29 @@ def run(
         state = read_state(client, req, reporter)
         if state.robot is not None:
             reporter.add_secret(state.robot.token)
+        state = _read_policies(client, req, state, dry_run=dry_run)
         plan = plan_changes(req, state)
         reporter.plan(plan, title="dry run" if dry_run else "plan")
         if dry_run:
-            return QuayResult(plan, (), (), registry_for(req, ""))
+            return QuayResult(plan, (), (), registry_for(req, ""), _retention_summary(req, plan))
         return _apply(client, req, plan, state, reporter)
     finally:
         client.close()
+
+
+def _read_policies(client: QuayClient, req: QuayRequest, state: QuayState, *, dry_run: bool) -> QuayState:
+    """With retention asked, the organization's auto-prune policies; a server without them stops a real run here,
+    before any change (a dry run notes it in its plan)."""
+    if not req.retention.requested:
+        return state
+    prune = retention.read(client, req.org, org_exists=state.org is not None)
+    if not prune.available and not dry_run:
+        raise QuayError(retention.unavailable_text(req.api_url, req.org), status=404)
+    return dataclasses.replace(state, prune=prune)
+
+
+def _retention_summary(req: QuayRequest, plan: Plan) -> dict[str, str] | None:
+    return retention.summary(req.retention, plan) if req.retention.requested else None
 
 
 def _apply(client: QuayClient, req: QuayRequest, plan: Plan, state: QuayState, reporter: Reporter) -> QuayResult:
@@ -342,6 +379,8 @@ def _apply(client: QuayClient, req: QuayRequest, plan: Plan, state: QuayState, r
                 elif change.kind == "add_member":
                     team, name = change.args
                     joined[name] = _add_member(client, req, team, name)
+                elif change.kind in retention.KINDS:
+                    retention.apply(client, req.org, req.retention, change)
                 else:  # pragma: no cover - plan and apply are written together
                     raise AssertionError(change.kind)
             done.append(change.describe())
@@ -369,7 +408,7 @@ def _apply(client: QuayClient, req: QuayRequest, plan: Plan, state: QuayState, r
             done=tuple(done),
             hint="only organization administrators can read robot tokens; check that you administer the organization",
         )
-    return QuayResult(plan, tuple(done), tuple(report), registry_for(req, robot.token))
+    return QuayResult(plan, tuple(done), tuple(report), registry_for(req, robot.token), _retention_summary(req, plan))
 
 
 def _rotate(client: QuayClient, req: QuayRequest, robot: Robot, reporter: Reporter) -> Robot:

@@ -13,7 +13,7 @@ from provision.errors import ProvisionError
 from provision.hubconfig import HubRegistry
 from provision.registries.base import Rotated
 from provision.registries.quay import create as flow
-from provision.registries.quay import shared_rotation
+from provision.registries.quay import retention, shared_rotation
 from provision.verbs.create import Created, Handover
 from provision.verbs.deliver import HubFiles
 
@@ -38,6 +38,9 @@ class QuaySetup:
 
     def check(self, prepared: HubFiles, reporter: Reporter, *, dry_run: bool) -> None:
         self.prepared = prepared
+        req, configs = self.request, flow.cluster_configs(prepared.files)
+        retention.refuse_unannounced_sharing(req.retention, org=req.org, host=req.host, hub=req.hub, configs=configs,
+                                             reporter=reporter)  # fmt: skip
         if not self.rotate_shared:
             flow.refuse_shared_rotation(self.request, prepared.files, reporter=reporter)
             return
@@ -54,6 +57,7 @@ class QuaySetup:
             "present": list(result.plan.present),
             "members": list(result.member_report),
             **({"shared_hubs": shared.names} if shared is not None else {}),
+            **({"retention": result.retention} if result.retention is not None else {}),
         }
         rotates = any(c.kind == "rotate" for c in result.plan.changes)
         rotated = flow.rotated_credential(request) if rotates else None
