@@ -56,7 +56,9 @@ def test_help_groups_every_option_in_a_panel(command: list[str]) -> None:
     assert [line.split()[0] for line in listed.splitlines() if line.startswith("  -")] == ["--help"]
     if command[0] in ("quay", "gcp", "dockerhub"):
         headings = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
-        assert headings == ["Registry:", "Hub files:", "Run:", "Limits:", "After --rotate:", "Output:", "Options:"]
+        retention = ["Retention:"] if command[0] == "gcp" else []  # issue 20: --keep-tags, --prune-older-than
+        expected = ["Registry:", *retention, "Hub files:", "Run:", "Limits:", "After --rotate:", "Output:", "Options:"]
+        assert headings == expected
 
 
 def test_version_is_the_installed_distributions() -> None:

@@ -29,7 +29,8 @@ RUN = "Run"  # what the run may change without asking
 OUTPUT = "Output"  # stdout and stderr
 LIMITS = "Limits"  # how long the run may wait
 ROTATION = "After --rotate"  # the proof of a rotated credential (issue 13)
-PANELS = (REGISTRY, HUB_FILES, RUN, LIMITS, ROTATION, OUTPUT)  # a command's own panels come before these
+RETENTION = "Retention"  # server-side image retention (issue 20)
+PANELS = (REGISTRY, RETENTION, HUB_FILES, RUN, LIMITS, ROTATION, OUTPUT)  # a command's own panels come before these
 
 DEFAULT_DEADLINE = 120.0  # the same as httpretry.DEFAULT_DEADLINE, which the CLI does not import (start-up)
 
@@ -307,7 +308,6 @@ def files_request(
 
 # Image retention (issue 20), shared by the registry commands that can set a server-side policy. Each kind maps
 # them onto its own policies and documents how (Artifact Registry: registries/artifact_registry/retention.py).
-RETENTION = "Retention"
 KeepTags = Annotated[
     int | None,
     typer.Option(

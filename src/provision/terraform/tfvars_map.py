@@ -15,12 +15,12 @@ from provision.terraform.tfvars import (
     TfvarsEdit,
     TfvarsError,
     Token,
-    _indent,
-    _list_members,
-    _top_level,
+    line_indent,
+    list_members,
     parse,
     read,
     tokenize,
+    top_level,
 )
 
 OPENERS = {"[": "]", "{": "}", "(": ")"}
@@ -70,7 +70,7 @@ def set_in_map(text: str, key: str, entry: str, *, attribute: str, path: Path | 
     """Return `text` with the top-level map `attribute` holding `entry` (rendered `"key" = …`) for `key`: the key's
     old entry replaced, else a new line added (the attribute created at the end when absent)."""
     tokens = [t for t in tokenize(text) if t.kind != "comment"]
-    found = _top_level(tokens, attribute)
+    found = top_level(tokens, attribute)
     nl = "\r\n" if "\r\n" in text else "\n"
     if len(found) > 1:
         raise TfvarsError(
@@ -85,7 +85,7 @@ def set_in_map(text: str, key: str, entry: str, *, attribute: str, path: Path | 
         raise TfvarsError(
             f"{attribute} is not a literal map", path=path, line=text.count("\n", 0, tokens[found[0]].start) + 1
         )
-    members, close_index = _list_members(tokens, open_index)
+    members, close_index = list_members(tokens, open_index)
     if close_index is None:
         raise TfvarsError(f"the map of {attribute} is not closed", path=path)
     span = _entry_span(tokens, members, key)
@@ -95,11 +95,11 @@ def set_in_map(text: str, key: str, entry: str, *, attribute: str, path: Path | 
     close_line = text.rfind("\n", 0, close.start) + 1
     if not members:
         if "\n" in text[opening.start : close.start]:
-            indent = _indent(text, opening.start) + "  "
+            indent = line_indent(text, opening.start) + "  "
             return text[:close_line] + f"{indent}{entry}{nl}" + text[close_line:]
         return text[: opening.start] + f"{{{nl}  {entry}{nl}}}" + text[close.end :]
     if "\n" in text[opening.start : close.start] and not text[close_line : close.start].strip():
-        indent = _indent(text, tokens[members[0]].start)
+        indent = line_indent(text, tokens[members[0]].start)
         return text[:close_line] + f"{indent}{entry}{nl}" + text[close_line:]
     last = tokens[members[-1]]
     return text[: last.end] + ("" if last.text == "," else ",") + f" {entry}" + text[last.end :]
