@@ -11,7 +11,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "provision"
 SYSTEM = {"terraform", "sops", "registry"}
-PURE = {"hubconfig", "plan", "names", "clusterrepo", "files", "secretcheck"}
+PURE = {"hubconfig", "plan", "names", "clusterrepo", "files", "secretcheck", "fleetconfig"}
 # shared mechanisms importing errors at most
 LEAVES = {"files", "httpretry", "hostlimit", "childenv", "endpoints", "answers"}
 # module (or layer) -> provision modules it may import; "provision" (the root, __version__ only) is always allowed

@@ -57,7 +57,7 @@ def test_help_groups_every_option_in_a_panel(command: list[str]) -> None:
     if command[0] in ("quay", "gcp", "dockerhub"):
         headings = [line for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
         # Retention (issue 20) follows the registry's own options where the kind has a retention policy.
-        retention = ["Retention:"] if command[0] in ("quay",) else []
+        retention = ["Retention:"] if command[0] in ("quay", "gcp") else []
         assert headings == ["Registry:", *retention, "Hub files:", "Run:", "Limits:", "After --rotate:", "Output:",
                             "Options:"]  # fmt: skip
 

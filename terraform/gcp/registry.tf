@@ -14,8 +14,12 @@ resource "google_artifact_registry_repository" "registry" {
   # Policies below are enforced, not only simulated.
   cleanup_policy_dry_run = false
 
+  # Cleanup policies: the hub's own registry_retention entry when it has one, else the module-wide cleanup_*
+  # defaults. Per hub, so that setting one hub's retention changes that hub's repository only (provision gcp
+  # refuses a plan that changes other hubs' resources). Keep beats delete: a version matched by the KEEP policy
+  # survives every DELETE policy. At most 3 of Artifact Registry's 10 policies per repository.
   dynamic "cleanup_policies" {
-    for_each = var.cleanup_keep_recent == null ? [] : [var.cleanup_keep_recent]
+    for_each = local.retention[each.key].keep_recent == null ? [] : [local.retention[each.key].keep_recent]
     content {
       id     = "keep-most-recent"
       action = "KEEP"
@@ -26,7 +30,7 @@ resource "google_artifact_registry_repository" "registry" {
   }
 
   dynamic "cleanup_policies" {
-    for_each = var.cleanup_untagged_older_than_days == null ? [] : [var.cleanup_untagged_older_than_days]
+    for_each = local.retention[each.key].delete_untagged_older_than_days == null ? [] : [local.retention[each.key].delete_untagged_older_than_days]
     content {
       id     = "delete-untagged"
       action = "DELETE"
@@ -35,6 +39,33 @@ resource "google_artifact_registry_repository" "registry" {
         older_than = "${cleanup_policies.value * 86400}s"
       }
     }
+  }
+
+  # Tagged or not. 0 days: no age condition, so every version the KEEP policy does not protect is deleted
+  # (keep_recent is then required: see the variable's validation).
+  dynamic "cleanup_policies" {
+    for_each = local.retention[each.key].delete_older_than_days == null ? [] : [local.retention[each.key].delete_older_than_days]
+    content {
+      id     = cleanup_policies.value == 0 ? "delete-not-kept" : "delete-older"
+      action = "DELETE"
+      condition {
+        tag_state  = "ANY"
+        older_than = cleanup_policies.value == 0 ? null : "${cleanup_policies.value * 86400}s"
+      }
+    }
+  }
+}
+
+locals {
+  # Each repository's retention: its registry_retention entry, else the module-wide defaults (which apply to every
+  # hub without an entry; changing them changes all those hubs' repositories at once).
+  module_wide_retention = {
+    keep_recent                     = var.cleanup_keep_recent
+    delete_untagged_older_than_days = var.cleanup_untagged_older_than_days
+    delete_older_than_days          = null
+  }
+  retention = {
+    for name in var.container_repos : name => lookup(var.registry_retention, name, local.module_wide_retention)
   }
 }
 

@@ -86,3 +86,39 @@ variable "cleanup_untagged_older_than_days" {
     error_message = "The cleanup_untagged_older_than_days value must be null or a whole number of days, at least 1."
   }
 }
+
+variable "registry_retention" {
+  type = map(object({
+    keep_recent                     = optional(number)
+    delete_older_than_days          = optional(number)
+    delete_untagged_older_than_days = optional(number)
+  }))
+  default     = {}
+  description = <<-EOT
+    Cleanup policies per hub, keyed by container_repos entry; a hub with an entry ignores the module-wide
+    cleanup_* defaults. keep_recent = N: KEEP the N most recent versions of each image (keep beats delete).
+    delete_older_than_days = D: DELETE versions, tagged or not, older than D days; 0 deletes every version that
+    keep_recent does not keep (keep_recent required). delete_untagged_older_than_days = D: DELETE untagged
+    versions older than D days. `provision gcp --keep-tags N --prune-older-than D` sets the hub's entry.
+  EOT
+
+  validation {
+    condition     = alltrue([for policy in values(var.registry_retention) : policy.keep_recent == null ? true : (policy.keep_recent >= 1 && floor(policy.keep_recent) == policy.keep_recent)])
+    error_message = "Each registry_retention keep_recent must be null or a whole number of at least 1."
+  }
+
+  validation {
+    condition     = alltrue([for policy in values(var.registry_retention) : alltrue([for days in [policy.delete_older_than_days, policy.delete_untagged_older_than_days] : days == null ? true : (days >= 0 && floor(days) == days)])])
+    error_message = "Each registry_retention delete_older_than_days and delete_untagged_older_than_days must be null or a whole number of days."
+  }
+
+  validation {
+    condition     = alltrue([for policy in values(var.registry_retention) : policy.delete_untagged_older_than_days != 0])
+    error_message = "A registry_retention delete_untagged_older_than_days of 0 would delete every untagged version at once; use at least 1."
+  }
+
+  validation {
+    condition     = alltrue([for policy in values(var.registry_retention) : policy.delete_older_than_days != 0 || policy.keep_recent != null])
+    error_message = "A registry_retention delete_older_than_days of 0 deletes every version that keep_recent does not keep: it needs keep_recent (without it every image would be deleted)."
+  }
+}

@@ -30,6 +30,8 @@ VARIABLE_TYPES = {
     "registry_reader_members": "list(string)",
     "cleanup_keep_recent": "number",
     "cleanup_untagged_older_than_days": "number",
+    "registry_retention": "map(object({keep_recent = optional(number), delete_older_than_days = optional(number), "
+    "delete_untagged_older_than_days = optional(number)}))",
 }
 OUTPUTS = {"registry_sa_keys", "image_prefixes", "registry_servers"}
 
@@ -168,6 +170,7 @@ def test_gcp_variables_have_types_descriptions_and_defaults() -> None:
     for name in ("cleanup_keep_recent", "cleanup_untagged_older_than_days"):
         assert variables[name]["default"] is None
         assert variables[name]["nullable"] is True
+    assert variables["registry_retention"]["default"] == {}
 
 
 def test_gcp_container_repos_validation_states_the_gcp_name_rules() -> None:
@@ -206,23 +209,45 @@ def test_gcp_registry_resources_are_keyed_by_repo_name() -> None:
     assert "google_service_account.registry_sa[each.key]" in key["service_account_id"]
 
 
-def test_gcp_cleanup_policies_are_dynamic_and_optional() -> None:
-    repository = module(GCP).resource("google_artifact_registry_repository", "registry")
+def test_gcp_cleanup_policies_are_per_hub_dynamic_and_optional() -> None:
+    """Each repository's policies come from its own registry_retention entry (else the module-wide cleanup_*
+    defaults), so one hub's retention changes that hub's repository only; at most 3 of the 10 policies allowed."""
+    gcp = module(GCP)
+    repository = gcp.resource("google_artifact_registry_repository", "registry")
+    assert repository["cleanup_policy_dry_run"] is False
     policies = [d["cleanup_policies"] for d in repository["dynamic"] if "cleanup_policies" in d]
-    assert len(policies) == 2
-    by_action = {p["content"][0]["action"]: p for p in policies}
-    assert set(by_action) == {"KEEP", "DELETE"}
+    assert len(policies) == 3 <= 10
+    by_field = {}
+    for policy in policies:
+        for_each = unwrap(policy["for_each"])
+        (field,) = set(re.findall(r"local\.retention\[each\.key\]\.(\w+)", for_each))
+        assert f"local.retention[each.key].{field} == null ? []" in for_each
+        by_field[field] = policy["content"][0]
+    assert set(by_field) == {"keep_recent", "delete_untagged_older_than_days", "delete_older_than_days"}
+    retention = unwrap(gcp.locals["retention"])
+    assert "for name in var.container_repos : name => lookup(var.registry_retention, name, " in retention
+    assert unwrap(gcp.locals["module_wide_retention"]["keep_recent"]) == "var.cleanup_keep_recent"
 
-    keep = by_action["KEEP"]
-    assert "var.cleanup_keep_recent == null ? []" in unwrap(keep["for_each"])
-    (recent,) = keep["content"][0]["most_recent_versions"]
-    assert unwrap(recent["keep_count"]) == "cleanup_policies.value"
+    keep = by_field["keep_recent"]
+    assert keep["action"] == "KEEP" and "condition" not in keep  # most_recent_versions and condition: exclusive
+    assert unwrap(keep["most_recent_versions"][0]["keep_count"]) == "cleanup_policies.value"
+    untagged = by_field["delete_untagged_older_than_days"]
+    assert untagged["action"] == "DELETE" and "most_recent_versions" not in untagged
+    assert untagged["condition"][0] == {"tag_state": "UNTAGGED", "older_than": "${cleanup_policies.value * 86400}s",
+                                        "__is_block__": True}  # fmt: skip
+    older = by_field["delete_older_than_days"]
+    assert older["action"] == "DELETE" and "most_recent_versions" not in older
+    assert older["condition"][0]["tag_state"] == "ANY"
+    assert "cleanup_policies.value * 86400}s" in older["condition"][0]["older_than"]  # durations as "<seconds>s"
+    assert len({p["id"] for p in by_field.values() if "$" not in p["id"]}) == 2
 
-    delete = by_action["DELETE"]
-    assert "var.cleanup_untagged_older_than_days == null ? []" in unwrap(delete["for_each"])
-    (condition,) = delete["content"][0]["condition"]
-    assert condition["tag_state"] == "UNTAGGED"
-    assert condition["older_than"] == "${cleanup_policies.value * 86400}s"
+
+def test_fixture_records_the_same_per_hub_retention() -> None:
+    """The stand-in repository puts the hub's retention in its input, as terraform/gcp computes it, so a policy
+    change shows in a plan as an update of that hub's registry only."""
+    registry = module(FIXTURE).resource("terraform_data", "registry")
+    retention = registry["input"]["retention"]
+    assert unwrap(retention).startswith("lookup(var.registry_retention, each.key, ")
 
 
 def test_gcp_writer_role_is_granted_on_the_repository_not_the_project() -> None:
@@ -341,8 +366,13 @@ def plan(workdir: Path, **variables: Any) -> subprocess.CompletedProcess[str]:
         ({"registry_reader_members": ["nodes@example.iam.gserviceaccount.com"]}, "IAM principal", ""),
         ({"cleanup_keep_recent": 0}, "whole number of at least 1", ""),
         ({"cleanup_untagged_older_than_days": 1.5}, "whole number of days", ""),
+        ({"registry_retention": {"hub1": {"keep_recent": 0}}}, "whole number of at least 1", ""),
+        ({"registry_retention": {"hub1": {"delete_older_than_days": 2.5}}}, "whole number of days", ""),
+        ({"registry_retention": {"hub1": {"delete_untagged_older_than_days": 0}}}, "use at least 1", ""),
+        ({"registry_retention": {"hub1": {"delete_older_than_days": 0}}}, "it needs keep_recent", ""),
     ],
-    ids=["uppercase", "leading-digit", "dot", "19-chars", "duplicate", "member-prefix", "keep-0", "days-1.5"],
+    ids=["uppercase", "leading-digit", "dot", "19-chars", "duplicate", "member-prefix", "keep-0", "days-1.5",
+         "hub-keep-0", "hub-days-2.5", "hub-untagged-0", "hub-delete-all"],  # fmt: skip
 )
 def test_validation_rejects(initialised_fixture: Path, variables: dict[str, Any], rule: str, culprit: str) -> None:
     result = plan(initialised_fixture, **variables)
@@ -362,6 +392,7 @@ def test_validation_accepts_18_characters_and_cleanup_settings(initialised_fixtu
         registry_reader_members=["serviceAccount:nodes@example-project.iam.gserviceaccount.com"],
         cleanup_keep_recent=20,
         cleanup_untagged_older_than_days=30,
+        registry_retention={"hub1": {"keep_recent": 10, "delete_older_than_days": 0}},
     )
     assert error_diagnostics(result.stdout) == []
     assert result.returncode == 2, result.stdout  # changes present: 3 resources per repository + the unrelated one

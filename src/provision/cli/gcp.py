@@ -22,8 +22,10 @@ from provision.cli.options import (
     Format,
     Images,
     ImagesFile,
+    KeepTags,
     OutputFormat,
     ProfileFlag,
+    PruneOlderThan,
     Quiet,
     RegistryOptions,
     SecretFile,
@@ -118,11 +120,21 @@ LockTimeout = Annotated[
 ]
 
 
-def gcp_request(*, backend_config: list[str] | None, **fields: Any) -> GcpRequest:
-    """The flow's request from the command's options (the same names, but --backend-config is repeatable)."""
+def gcp_request(
+    *,
+    backend_config: list[str] | None,
+    keep_tags: int | None = None,
+    prune_older_than: int | None = None,
+    **fields: Any,
+) -> GcpRequest:
+    """The flow's request from the command's options (the same names, but --backend-config is repeatable and the
+    retention options make one Retention, None when neither is given: the hub's policy is then left as it is)."""
     from provision.registries.artifact_registry.create import GcpRequest
+    from provision.registries.artifact_registry.retention import Retention
 
-    return GcpRequest(backend_configs=tuple(backend_config or ()), **fields)
+    wanted = keep_tags is not None or prune_older_than is not None
+    retention = Retention(keep_tags, prune_older_than) if wanted else None
+    return GcpRequest(backend_configs=tuple(backend_config or ()), retention=retention, **fields)
 
 
 def gcp(
@@ -155,6 +167,8 @@ def gcp(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Apply without asking for confirmation.", rich_help_panel=RUN)
     ] = False,
+    keep_tags: KeepTags = None,
+    prune_older_than: PruneOlderThan = None,
     # The options every registry command shares (RegistryOptions):
     values_file: ValuesFile = None,
     secret_file: SecretFile = None,
@@ -180,7 +194,8 @@ def gcp(
     """Add an Artifact Registry repository for a hub through terraform; print its values.
 
     Edits container_repos in the cluster's tfvars, plans, asks, applies, then reads the service-account key from
-    the sensitive output registry_sa_keys (username _json_key). With --rotate, replaces only that key.
+    the sensitive output registry_sa_keys (username _json_key). With --rotate, replaces only that key. With
+    --keep-tags/--prune-older-than, also sets the hub's cleanup policies (registry_retention in the tfvars).
     """
     options = RegistryOptions.of(locals())
     reporter = options.reporter()
@@ -193,7 +208,8 @@ def gcp(
             cluster=cluster, hub=hub, repo=repo, terraform_dir=terraform_dir, var_file=var_file,
             workspace=workspace, backend_config=backend_config, terraform_bin=terraform_bin,
             create_workspace=create_workspace, allow_unrelated_changes=allow_unrelated_changes,
-            allow_binary_switch=allow_binary_switch, lock_timeout=lock_timeout, yes=yes,
+            allow_binary_switch=allow_binary_switch, lock_timeout=lock_timeout, yes=yes, keep_tags=keep_tags,
+            prune_older_than=prune_older_than,
         )  # fmt: skip
         setup = GcpSetup(request, rotate=rotate, confirm=ask)
         create.run(setup, options.delivery(hub=hub), reporter=reporter, emit=emit)

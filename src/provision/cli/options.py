@@ -304,3 +304,28 @@ def files_request(
         sops_bin=os.environ.get("SOPS_BIN") or None,
         copy_shared_profiles=copy_shared_profiles,
     )
+
+
+# Image retention (issue 20), shared by the registry commands that can set a server-side policy. Each kind maps
+# them onto its own policies and documents how (Artifact Registry: registries/artifact_registry/retention.py).
+KeepTags = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-tags",
+        min=1,
+        metavar="N",
+        help="Keep the N most recent tags of each image; delete older ones (with --prune-older-than: only those "
+        "older than DAYS).",
+        rich_help_panel=RETENTION,
+    ),
+]
+PruneOlderThan = Annotated[
+    int | None,
+    typer.Option(
+        "--prune-older-than",
+        min=1,
+        metavar="DAYS",
+        help="Delete images pushed more than DAYS days ago.",
+        rich_help_panel=RETENTION,
+    ),
+]

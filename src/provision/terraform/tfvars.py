@@ -127,7 +127,7 @@ def read(path: Path, *, parse_values: bool = True) -> tuple[str, dict[str, Any]]
     return text, parse(text, path=path) if parse_values else {}
 
 
-def _top_level(tokens: list[Token], attribute: str) -> list[int]:
+def top_level(tokens: list[Token], attribute: str) -> list[int]:
     """Indexes of `attribute =` at the top level (not inside a block, list or call)."""
     depth, found = 0, []
     for index, token in enumerate(tokens):
@@ -141,7 +141,7 @@ def _top_level(tokens: list[Token], attribute: str) -> list[int]:
     return found
 
 
-def _list_members(tokens: list[Token], open_index: int) -> tuple[list[int], int | None]:
+def list_members(tokens: list[Token], open_index: int) -> tuple[list[int], int | None]:
     """Indexes of the tokens directly inside the list opened at `open_index` (items and commas; a nested
     value shows as its closing bracket), and the index of its `]` (None when it is not closed)."""
     depth, members = 0, list[int]()
@@ -161,7 +161,7 @@ def _list_members(tokens: list[Token], open_index: int) -> tuple[list[int], int 
 def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tfvars>") -> str:
     """Return `text` with `"name"` appended to the top-level list `attribute` (created at the end if absent)."""
     tokens = [t for t in tokenize(text) if t.kind != "comment"]
-    found = _top_level(tokens, attribute)
+    found = top_level(tokens, attribute)
     if len(found) > 1:
         line = text.count("\n", 0, tokens[found[1]].start) + 1
         raise TfvarsError(f"{attribute} is set more than once", path=path, line=line)
@@ -175,7 +175,7 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
     if open_index >= len(tokens) or tokens[open_index].text != "[":
         line = text.count("\n", 0, tokens[found[0]].start) + 1
         raise TfvarsError(f"{attribute} is not a literal list", path=path, line=line)
-    members, close_index = _list_members(tokens, open_index)
+    members, close_index = list_members(tokens, open_index)
     last_elem, trailing_comma = None, False
     for index in members:
         if tokens[index].text == ",":
@@ -192,7 +192,7 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
     if last_elem is None:
         if multiline:
             line_start = text.rfind("\n", 0, close.start) + 1
-            indent = _indent(text, opening.start) + "  "
+            indent = line_indent(text, opening.start) + "  "
             edits.append((line_start, f"{indent}{item},{nl}"))
         else:
             edits.append((close.start, item))
@@ -201,7 +201,7 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
         if not trailing_comma:
             edits.append((last_elem.end, ","))
         line_start = text.rfind("\n", 0, close.start) + 1
-        edits.append((line_start, f"{_indent(text, last_elem.start)}{item},{nl}"))
+        edits.append((line_start, f"{line_indent(text, last_elem.start)}{item},{nl}"))
     else:
         edits.append((last_elem.end, f", {item}"))
     for position, insert in sorted(edits, reverse=True):
@@ -209,7 +209,7 @@ def add_to_list(text: str, name: str, *, attribute: str, path: Path | str = "<tf
     return text
 
 
-def _indent(text: str, position: int) -> str:
+def line_indent(text: str, position: int) -> str:
     line_start = text.rfind("\n", 0, position) + 1
     line = text[line_start:position]
     return line[: len(line) - len(line.lstrip())]
@@ -287,10 +287,10 @@ def remove_from_list(text: str, name: str, *, attribute: str, path: Path | str =
     """Return `text` without the item `"name"` of the top-level list `attribute` (its line too, when the item had
     a line of its own). Raises TfvarsError when the item is not there as a plain string."""
     tokens = [t for t in tokenize(text) if t.kind != "comment"]
-    found = _top_level(tokens, attribute)
+    found = top_level(tokens, attribute)
     if not found or found[0] + 2 >= len(tokens) or tokens[found[0] + 2].text != "[":
         raise TfvarsError(f"{attribute} is not a literal list", path=path)
-    members, _ = _list_members(tokens, found[0] + 2)
+    members, _ = list_members(tokens, found[0] + 2)
     for index in members:
         token = tokens[index]
         if token.kind == "string" and token.text == f'"{name}"':

@@ -28,3 +28,9 @@ container_repos = [
 cleanup_keep_recent = null
 # Delete untagged versions older than this many days (e.g. 30).
 cleanup_untagged_older_than_days = null
+
+# Per-hub cleanup policies (keyed by container_repos entry; an entry replaces the two defaults above for that hub).
+# `provision gcp --hub <name> --keep-tags N --prune-older-than DAYS` writes the hub's entry.
+# registry_retention = {
+#   "binder-prod" = { keep_recent = 30, delete_older_than_days = 90 }
+# }

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from provision import files, names
 from provision.console import Reporter
-from provision.errors import PromptInterrupted, ProvisionError, UsageError
+from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import HubRegistry
 from provision.plan import Change, Plan
 from provision.registries.artifact_registry import apply as tfapply
+from provision.registries.artifact_registry import hub_edit
+from provision.registries.artifact_registry import retention as ar_retention
 from provision.registries.base import Rotated
 from provision.terraform import backends, binary, hcl_locals, plan_judge, runner, tfvars
 from provision.terraform.backends import Backend
@@ -44,6 +46,7 @@ class GcpRequest:
     lock_timeout: float = 600.0
     search_path: str | None = None  # PATH for finding tofu/terraform (None: the environment's)
     yes: bool = False
+    retention: ar_retention.Retention | None = None  # --keep-tags/--prune-older-than (retention.py)
 
     @property
     def name(self) -> str:
@@ -96,6 +99,9 @@ def validate(req: GcpRequest) -> None:
         raise UsageError(
             f"--terraform-dir {str(shown)!r} is not a folder (paths are taken from the current folder, {Path.cwd()})"
         )
+    if req.retention is not None:
+        ar_retention.check(req.retention)
+        ar_retention.require_support(req.terraform_dir, shown)
     path = req.tfvars_path
     if path.is_dir():
         raise UsageError(f"var file {str(path)!r} is a folder; pass the .tfvars file with --var-file")
@@ -221,15 +227,14 @@ def run(
     folders = [req.terraform_dir, *files.folders([req.tfvars_path])]
     with files.locked(folders, timeout=req.lock_timeout, on_wait=reporter.always):
         tf = terraform_for(req, reporter)
-        edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
+        change = hub_edit.plan(req.tfvars_path, req.name, req.retention)
+        edit = change.file
         project_id, region = project_and_region(edit)
-        progress = _Progress()
-        with _own_edit_undone_on_failure(edit, req.name, progress, reporter), private_dir() as tmp:
+        progress = hub_edit.Progress()
+        with hub_edit.undone_on_failure(change, progress, reporter), private_dir() as tmp:
             if edit.changed:
                 tfvars.write(edit.path, edit.updated)
-                reporter.info(f"added {req.name!r} to {ATTRIBUTE} in {edit.path}")
-            else:
-                reporter.info(f"{req.name!r} is already in {ATTRIBUTE} of {edit.path}")
+            hub_edit.report(change, reporter)
             connect(tf, req, reporter)
             with reporter.step("terraform plan"):
                 result = tf.plan(var_file=edit.path, plan_file=tmp / "tfplan")
@@ -240,7 +245,7 @@ def run(
                 ):
                     raise ProvisionError(
                         "declined: nothing was applied",
-                        hint="re-run with --yes to apply without asking" if edit.changed else None,
+                        hint="re-run with --yes to apply without asking" if change.changed else None,
                     )
                 target = tfapply.Target(req.name, ATTRIBUTE, edit.path, req.workspace_name)
                 with reporter.step("terraform apply"):
@@ -264,7 +269,7 @@ def run(
     key = str(keys[req.name])
     reporter.add_secret(key)
     registry = registry_for(req.name, project_id=project_id, region=region, key=key)
-    return GcpResult(edit.changed, plan, progress.applied, registry, tf.process_count)
+    return GcpResult(change.changed, plan, progress.applied, registry, tf.process_count)
 
 
 def terraform_for(req: GcpRequest, reporter: Reporter) -> Terraform:
@@ -357,14 +362,11 @@ def project_and_region(edit: tfvars.TfvarsEdit) -> tuple[str, str]:
 
 
 def _dry_run(req: GcpRequest, reporter: Reporter) -> GcpResult:
-    edit = tfvars.plan_add(req.tfvars_path, req.name, attribute=ATTRIBUTE)
+    change = hub_edit.plan(req.tfvars_path, req.name, req.retention)
+    edit = change.file
     project_id, region = project_and_region(edit)
     binary = dry_run_binary(req, reporter)
-    if edit.changed:
-        reporter.always(f"dry run: would add {req.name!r} to {ATTRIBUTE} in {edit.path}:")
-        reporter.always(edit.diff().rstrip())
-    else:
-        reporter.always(f"dry run: {req.name!r} is already in {ATTRIBUTE} of {edit.path}")
+    hub_edit.report_dry_run(change, reporter)
     init_args, why = init_command(req)
     reporter.always(f"dry run: backend: {why}; workspace {req.workspace_name}")
     var_file, plan_file = edit.path, Path("<tmp>/tfplan")
@@ -437,48 +439,6 @@ def _select_workspace(tf: Terraform, req: GcpRequest, backend: Backend) -> None:
 
 def _has_key(keys: object, name: str) -> bool:
     return isinstance(keys, dict) and isinstance(keys.get(name), str) and bool(keys[name])
-
-
-@dataclass
-class _Progress:
-    applied: bool = False
-
-
-@contextmanager
-def _own_edit_undone_on_failure(
-    edit: tfvars.TfvarsEdit, name: str, progress: _Progress, reporter: Reporter
-) -> Iterator[None]:
-    """On failure before apply, take this run's entry out again, from the file as it is now (never an older copy
-    over someone else's edit). After an apply the entry stays: removing it would destroy the applied registry."""
-    try:
-        yield
-    except BaseException as exc:
-        if not edit.changed or progress.applied:
-            raise
-        note, undone = _undo_own_edit(edit, name)
-        reporter.info(note)
-        if isinstance(exc, PromptInterrupted) and not undone:
-            exc.left = note  # else "nothing was changed" holds: the file is as it was
-        if isinstance(exc, ProvisionError):
-            exc.message = f"{exc.message.rstrip('.')}; {note}"
-        raise
-
-
-def _undo_own_edit(edit: tfvars.TfvarsEdit, name: str) -> tuple[str, bool]:
-    """What was done to take this run's entry out again, and whether it is out."""
-    try:
-        current = edit.path.read_bytes().decode("utf-8")
-        if current == edit.updated:
-            tfvars.write(edit.path, edit.original)
-            return f"{edit.path} was restored to its previous content", True
-        removal = tfvars.plan_remove(edit.path, name, attribute=ATTRIBUTE)
-        if removal.changed:
-            tfvars.write(edit.path, removal.updated)
-            return f"{name!r} was taken out of {ATTRIBUTE} in {edit.path} again (other changes to it were kept)", True
-        return f"{edit.path} no longer lists {name!r}", True
-    except (OSError, UnicodeDecodeError, ProvisionError) as problem:
-        return (f"{name!r} could not be taken out of {ATTRIBUTE} in {edit.path} again ({problem}): remove it by "
-                "hand"), False  # fmt: skip
 
 
 @contextmanager

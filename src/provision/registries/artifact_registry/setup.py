@@ -24,6 +24,10 @@ class GcpSetup:
         flow.validate(self.request)
         if self.rotate and self.request.create_workspace:
             raise UsageError("--rotate replaces the key of an existing registry: --create-workspace has no use here")
+        if self.rotate and self.request.retention is not None:
+            raise UsageError(
+                "--rotate replaces only the hub's key: set --keep-tags/--prune-older-than in a run without --rotate"
+            )
 
     def check(self, prepared: HubFiles, reporter: Reporter, *, dry_run: bool) -> None:
         """Nothing more: terraform's inputs are checked by the run itself, under its lock."""
@@ -34,7 +38,7 @@ class GcpSetup:
         result = run(request, reporter=reporter, confirm=self.confirm, dry_run=handover.dry_run)
         if not handover.dry_run:
             applied = f"applied {len(result.plan.changes)} change(s)" if result.applied else "nothing applied"
-            edited = "container_repos edited" if result.tfvars_changed else "container_repos unchanged"
+            edited = "tfvars edited" if result.tfvars_changed else "tfvars unchanged"
             reporter.always(f"summary: {edited}; {applied}; {result.processes} terraform processes")
         summary = {
             "tfvars_changed": result.tfvars_changed,
