@@ -59,3 +59,58 @@ def run(
         return bool(answer)
 
     return prune.run(request, reporter=Reporter(quiet=True), confirm=confirm, limiter=limiter)
+
+
+def push_image(
+    registry_url: str, repository: str, tags: tuple[str, ...], *, created_days_ago: float, content: str = "",
+    auth: tuple[str, str] | None = None,
+) -> str:  # fmt: skip
+    """Push a tiny image (a config blob with `created`, one layer) under each tag through the v2 API; returns its
+    digest. The same `content` and age give the same digest (so two pushes make one image with several tags)."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime, timedelta
+    from urllib.parse import urljoin
+
+    import requests
+
+    def sha(data: bytes) -> str:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    base = registry_url.rstrip("/")
+    created = (datetime(2026, 1, 1, tzinfo=UTC) if created_days_ago is None else
+               datetime.now(UTC).replace(microsecond=0) - timedelta(days=created_days_ago))  # fmt: skip
+    layer = f"layer of {repository} {content}".encode()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": created.isoformat().replace("+00:00", "Z"),
+                         "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}}).encode()  # fmt: skip
+    with requests.Session() as session:
+        session.auth = auth
+        for blob in (config, layer):
+            started = session.post(f"{base}/v2/{repository}/blobs/uploads/", timeout=10)
+            assert started.status_code == 202, started.text
+            location = urljoin(f"{base}/", started.headers["Location"])
+            done = session.put(f"{location}{'&' if '?' in location else '?'}digest={sha(blob)}", data=blob,
+                               headers={"Content-Type": "application/octet-stream"}, timeout=10)  # fmt: skip
+            assert done.status_code == 201, done.text
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": MANIFEST_V2,
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
+                       "digest": sha(config)},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
+                        "digest": sha(layer)}],
+        }).encode()  # fmt: skip
+        for tag in tags:
+            put = session.put(f"{base}/v2/{repository}/manifests/{tag}", data=manifest,
+                              headers={"Content-Type": MANIFEST_V2}, timeout=10)  # fmt: skip
+            assert put.status_code == 201, put.text
+    return sha(manifest)
+
+
+def tags_of(registry_url: str, repository: str, *, auth: tuple[str, str] | None = None) -> list[str]:
+    import requests
+
+    answer = requests.get(f"{registry_url}/v2/{repository}/tags/list", auth=auth, timeout=10)
+    return sorted(answer.json().get("tags") or []) if answer.status_code == 200 else []
+
+
+MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"

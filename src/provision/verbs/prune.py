@@ -306,7 +306,7 @@ def open_pruner(request: PruneRequest, reporter: Reporter, access: PruneAccess) 
         pruner.close()
         raise UsageError(f"--unused-for needs pull times, and {pruner.title} records none: use --older-than "
                          "(push time) or --keep")  # fmt: skip
-    return pruner, kind.title, hub.image_prefix
+    return pruner, pruner.title, hub.image_prefix
 
 
 def run(
