@@ -123,7 +123,7 @@ def prune(
             reporter.always("declined: nothing was changed")
         else:
             reporter.always(f"summary: deleted {result.deleted_tags} tag(s) and {result.deleted_repositories} empty "
-                            f"repositor{'ies'} in {result.elapsed:.1f} s")  # fmt: skip
+                            f"repositories in {result.elapsed:.1f} s")  # fmt: skip
         if fmt is PruneFormat.json:
             emit(reporter.redact(to_json(result.as_dict())))
     if result.declined:

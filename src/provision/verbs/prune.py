@@ -215,7 +215,7 @@ def _resume(exc: ProvisionError, done: list[str]) -> ProvisionError:
 
 def scan(pruner: Pruner, request: PruneRequest, images: set[str], reporter: Reporter, start: float) -> list[RepoPlan]:
     repositories = sorted(pruner.repositories())
-    reporter.info(f"{len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'} under the prefix "
+    reporter.info(f"{len(repositories)} repositor{_ies(len(repositories))} under the prefix "
                   f"({time.monotonic() - start:.1f} s)")  # fmt: skip
     now = time.time()
 
@@ -227,6 +227,10 @@ def scan(pruner: Pruner, request: PruneRequest, images: set[str], reporter: Repo
 
     progress = Progress(reporter, "repositories scanned", len(repositories), start)
     return concurrently(repositories, plan, jobs=request.jobs, progress=progress)
+
+
+def _ies(count: int) -> str:
+    return "y" if count == 1 else "ies"
 
 
 def size_text(size: int) -> str:
@@ -250,8 +254,9 @@ def show(result: PruneResult, reporter: Reporter) -> None:
     sizes = [p.reclaimed for p in result.plans if p.delete]
     total = f", {size_text(sum(s or 0 for s in sizes))}" if sizes and None not in sizes else ""
     emptied = sum(p.delete_repository for p in result.plans)
-    reporter.always(f"  in all: {result.to_delete} tag(s) to delete in {sum(bool(p.delete) for p in result.plans)} "
-                    f"repositor{'ies'}{total}; {emptied} emptied repositor{'ies'} to delete")  # fmt: skip
+    touched = sum(bool(p.delete) for p in result.plans)
+    reporter.always(f"  in all: {result.to_delete} tag(s) to delete in {touched} repositor{_ies(touched)}{total}; "
+                    f"{emptied} emptied repositor{_ies(emptied)} to delete")  # fmt: skip
     for note in result.notes:
         reporter.always(f"  note: {note}")
 
