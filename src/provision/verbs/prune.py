@@ -267,9 +267,12 @@ def apply(pruner: Pruner, result: PruneResult, request: PruneRequest, reporter: 
     deletions = [(p.name, d.tag) for p in result.plans for d in p.delete]
     progress = Progress(reporter, "tags deleted", len(deletions), start)
 
+    counted = threading.Lock()
+
     def delete_tag(item: tuple[str, Any]) -> None:
         pruner.delete_tag(*item)
-        result.deleted_tags += 1  # under the GIL; read only after the pool is done
+        with counted:  # counted here, not as results arrive: a failure stops the loop before it sees them all
+            result.deleted_tags += 1
 
     emptied = [p.name for p in result.plans if p.delete_repository]
     try:
