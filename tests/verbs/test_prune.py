@@ -93,6 +93,15 @@ def test_wrong_password_fails_without_deleting(registry: DistributionRegistry, t
     assert tags_of(registry.url, "hubs/hub1-c", auth=AUTH) == ["x", "y"]
 
 
+def test_a_registry_without_deletion_says_how_to_enable_it(tmp_path: Path) -> None:
+    with DistributionRegistry(htpasswd=dict([AUTH]), delete_enabled=False) as registry:
+        push_image(registry.url, "hubs/hub1-a", ("old",), created_days_ago=60, content="old", auth=AUTH)
+        with pytest.raises(Exception, match="deletion is not enabled") as caught:
+            run(values(registry, tmp_path), Rules(older_than=30), registry_url=registry.url)
+        assert "storage.delete.enabled" in str(caught.value) and "same command" not in str(caught.value)
+        assert tags_of(registry.url, "hubs/hub1-a", auth=AUTH) == ["old"]
+
+
 @pytest.mark.parametrize(("image", "expected"), [
     ("quay.io/org/x:1", ("quay.io", "org/x", "1", None)),
     ("myorg/hub-x:abc", ("docker.io", "myorg/hub-x", "abc", None)),

@@ -32,7 +32,10 @@ T = TypeVar("T")
 DEFAULT_JOBS = 8  # repositories listed, and tags deleted, at once (the per-host limit bounds the requests)
 RESUME_HINT = "run the same command again: it lists the registry anew and deletes what is left"
 PROGRESS_EVERY = 2.0  # seconds between progress lines
-NO_RESUME = (401, 403, 405)  # a re-run fails the same way: the credential or the registry must change first
+# A re-run fails the same way: the credential or the registry must change first.
+NO_RESUME = (401, 403, 405)
+REBUILD_NOTE = ("BinderHub rebuilds a deleted image on its next launch; a repository that no longer builds cannot be "
+                "launched again")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -334,11 +337,14 @@ def run(
             plans = scan(pruner, request, images, reporter, start)
         except ProvisionError as exc:
             raise _resume(exc, []) from None
-        result = PruneResult(title, prefix, request.rules, plans, pruner.notes, dry_run=request.dry_run)
+        notes = (*pruner.notes, REBUILD_NOTE)
+        result = PruneResult(title, prefix, request.rules, plans, notes, dry_run=request.dry_run)
         show(result, reporter)
         nothing = result.to_delete == 0 and not any(p.delete_repository for p in plans)
         if not (request.dry_run or nothing):
-            question = f"delete {result.to_delete} tag(s) from {title} under {prefix}?"
+            emptied = sum(p.delete_repository for p in plans)
+            also = f" and {emptied} emptied repositor{_ies(emptied)}" if emptied else ""
+            question = f"delete {result.to_delete} tag(s){also} from {title} under {prefix}?"
             if request.yes or paused(clock, confirm)(question, None):
                 apply(pruner, result, request, reporter, start)
             else:
