@@ -33,6 +33,8 @@ from tests.servers.base import LoggedRequest as LoggedRequest
 from tests.servers.base import ResetAfter as ResetAfter
 from tests.servers.base import ResetBefore as ResetBefore
 from tests.servers.base import Status as Status
+from tests.servers.dockerhub_repos import ROUTES as REPOSITORY_ROUTES
+from tests.servers.dockerhub_repos import RepositoriesMixin, Repository
 
 PAT_SCOPES = ("repo:admin", "repo:write", "repo:read", "repo:public_read")  # createAccessTokenRequest
 RESOURCE_TYPES = ("TYPE_REPO", "TYPE_ORG")  # orgAccessTokenResource.type
@@ -67,6 +69,7 @@ _ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
     ("GET", _OAT, "get_oat"),
     ("PATCH", _OAT, "patch_oat"),
     ("DELETE", _OAT, "delete_oat"),
+    *REPOSITORY_ROUTES,
 )
 _PUBLIC = frozenset({"auth_token", "users_login"})  # "security: []": no bearer needed
 
@@ -140,6 +143,7 @@ class _Org:
 class _Bearer:
     subject: str  # user name, or org name for an OAT
     via: str  # "password", "pat" or "oat"
+    scopes: tuple[str, ...] = ()  # a PAT's scopes, an OAT's resources' scopes (repository routes check them)
 
 
 @dataclass(frozen=True)
@@ -242,8 +246,9 @@ def _validate_resources(value: object, *, required: bool) -> list[dict[str, Any]
 # --- the server -------------------------------------------------------------------------------------------
 
 
-class FakeDockerHub(FakeApi):
-    """Docker Hub API (login, PATs, OATs) with in-memory state under one lock, plus fault injection."""
+class FakeDockerHub(RepositoriesMixin, FakeApi):
+    """Docker Hub API (login, PATs, OATs, repositories and tags: tests/servers/dockerhub_repos.py) with in-memory
+    state under one lock, plus fault injection."""
 
     ROUTES: ClassVar[list[tuple[str, str]]] = [(method, template) for method, template, _ in _ROUTE_TABLE]
     # Docker Hub does not forbid two PATs with the same label. The 409 this switch enables is NOT documented: it
@@ -255,6 +260,7 @@ class FakeDockerHub(FakeApi):
         self._users: dict[str, _User] = {}
         self._orgs: dict[str, _Org] = {}
         self._bearers: dict[str, _Bearer] = {}  # access_token -> who and how
+        self._repos: dict[tuple[str, str], Repository] = {}  # (namespace, name) -> its tags
 
     # --- seeding state
 
@@ -435,14 +441,15 @@ class FakeDockerHub(FakeApi):
                 if secrets.compare_digest(pat.secret, secret) and _usable(pat.is_active, pat.expires_at):
                     if touch:
                         pat.last_used = _now()
-                    return _Bearer(identifier, "pat")
+                    return _Bearer(identifier, "pat", tuple(pat.scopes))
         org = self._orgs.get(identifier)
         if org is not None and allow_oat:
             for oat in org.oats.values():
                 if secrets.compare_digest(oat.secret, secret) and _usable(oat.is_active, oat.expires_at):
                     if touch:
                         oat.last_used_at = _now()
-                    return _Bearer(identifier, "oat")
+                    scopes = tuple(str(x) for r in oat.resources for x in r.get("scopes") or [])
+                    return _Bearer(identifier, "oat", scopes)
         return None
 
     def _issue(self, bearer: _Bearer) -> str:

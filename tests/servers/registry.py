@@ -80,12 +80,14 @@ class DistributionRegistry(LocalService):
         htpasswd: dict[str, str] | None = None,
         token: TokenIssuer | None = None,
         binary: str | None = None,
+        delete_enabled: bool = True,
     ) -> None:
         if htpasswd is not None and token is not None:
             raise ValueError("choose htpasswd or token auth, not both")
         self.htpasswd = htpasswd
         self.token = token
         self.binary = binary or os.environ.get("DOCKER_REGISTRY_BIN") or DEFAULT_BINARY
+        self.delete_enabled = delete_enabled  # storage.delete.enabled: manifests may be deleted by digest
         self._dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
@@ -164,7 +166,7 @@ class DistributionRegistry(LocalService):
             "log": {"level": "error", "accesslog": {"disabled": True}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self._dir / "storage")},
-                "delete": {"enabled": True},
+                "delete": {"enabled": self.delete_enabled},
                 "maintenance": {"uploadpurging": {"enabled": False}},  # a background job the tests do not need
             },
             # A fixed secret silences the "no secret configured" warning and keeps upload state valid.

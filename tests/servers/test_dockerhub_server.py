@@ -70,13 +70,14 @@ def oats_url(hub: FakeDockerHub, org: str = "acme") -> str:
 
 
 def test_routes_follow_the_reference_paths() -> None:
-    assert len(FakeDockerHub.ROUTES) == len(set(FakeDockerHub.ROUTES)) == 12
+    assert len(FakeDockerHub.ROUTES) == len(set(FakeDockerHub.ROUTES)) == 16
     assert ("POST", "/v2/auth/token") in FakeDockerHub.ROUTES
     assert ("PATCH", "/v2/orgs/{org_name}/access-tokens/{access_token_id}") in FakeDockerHub.ROUTES
 
 
 def test_every_route_is_dispatched_to_a_handler(hub: FakeDockerHub, http: requests.Session) -> None:
-    values = {"name": "acme", "org_name": "acme", "uuid": "x", "access_token_id": "x"}
+    values = {"name": "acme", "org_name": "acme", "uuid": "x", "access_token_id": "x", "namespace": "acme",
+              "repository": "r", "tag": "t"}
     for method, template in FakeDockerHub.ROUTES:
         response = http.request(method, hub.url + template.format(**values), json={})
         assert response.json() != {"message": "not found"}, (method, template)

@@ -20,6 +20,7 @@ from provision.cli.doctor import doctor
 from provision.cli.gcp import gcp
 from provision.cli.panels import PanelledCommand
 from provision.cli.profile import profile
+from provision.cli.prune import prune
 from provision.cli.quay import quay
 from provision.cli.remove import remove
 from provision.cli.verify import verify
@@ -38,6 +39,7 @@ app.command(cls=PanelledCommand)(dockerhub)
 app.command(cls=PanelledCommand)(profile)
 app.command(cls=PanelledCommand)(verify)
 app.command(cls=PanelledCommand)(doctor)
+app.command(cls=PanelledCommand)(prune)
 app.add_typer(remove)
 
 

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from provision.errors import ProvisionError
+from provision.registries.pruning import PruneAccess, Pruner, TagInfo
+
+__all__ = ["PruneAccess", "Pruner", "TagInfo"]  # a prune's types, for the verbs (registries/pruning.py)
 
 if TYPE_CHECKING:
     from provision.hostlimit import HostLimiter
@@ -173,6 +176,21 @@ class RegistryKind:
         """Appended to doctor's finding when the hub has no registry password at all: its likely cause."""
         return ""
 
+    # --- prune ---
+    # What `provision prune` asks a kind: a Pruner over the hub's repositories (None: the kind cannot prune yet).
+    # The default is any registry v2 server (deletion by digest, no dates but the image config's `created`).
+
+    def pruner(self, registry: HubRegistry, access: PruneAccess) -> Pruner | None:
+        """The hub's repositories at its registry, as `provision prune` lists and deletes them. A named kind gets
+        None until it overrides this: its registry's own API may answer v2 deletions differently (Quay's tags,
+        Artifact Registry's versions)."""
+        if self.name != RegistryKind.name:
+            return None
+        from provision.registries.v2prune import V2Pruner
+
+        url = access.registry_url or self.v2_url(registry)
+        return V2Pruner(registry, self.repository_path(registry), access, url=url)
+
 
 # --- doctor --- (what doctor tells a kind, and a kind's answer)
 
@@ -197,3 +215,4 @@ class Problem:
     severity: Literal["error", "warning"]
     code: str
     message: str
+

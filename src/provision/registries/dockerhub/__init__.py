@@ -9,6 +9,7 @@ from provision.registries.base import HubFacts, Problem, RegistryKind, host_of
 
 if TYPE_CHECKING:
     from provision.hubconfig import HubRegistry
+    from provision.registries.base import PruneAccess, Pruner
 
 V2_URL = "https://registry-1.docker.io"  # the push server's key (index.docker.io/v1/) is no v2 API
 
@@ -59,6 +60,13 @@ class DockerHub(RegistryKind):
                         f"{facts.prefix!r} as Docker Hub ones (it needs <namespace>/<name>, the namespace being "
                         f"{namespace}): it looks for built images elsewhere and rebuilds them on every launch; use "
                         "such a namespace")]  # fmt: skip
+
+    # --- prune ---
+
+    def pruner(self, registry: HubRegistry, access: PruneAccess) -> Pruner | None:
+        from provision.registries.dockerhub.prune import DockerHubPruner
+
+        return DockerHubPruner(registry, access)
 
 
 KIND = DockerHub()
