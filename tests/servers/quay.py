@@ -67,6 +67,9 @@ _ROUTE_TABLE: tuple[tuple[str, str, str], ...] = (
     # Repositories: {repository} is "namespace/name" (Quay's apirepopath converter keeps the slash).
     ("GET", "/api/v1/repository", "list_repositories"),
     ("DELETE", "/api/v1/repository/{repository}", "delete_repository"),
+    # Tags (issue 20, endpoints/api/tag.py): the live tags and, unless onlyActiveTags, the time machine's dead ones.
+    ("GET", "/api/v1/repository/{repository}/tag/", "list_tags"),
+    ("DELETE", "/api/v1/repository/{repository}/tag/{tag}", "delete_tag"),
 )
 
 
@@ -137,11 +140,27 @@ class _Team:
 
 
 @dataclass
+class _Tag:
+    """One row of Quay's tag table: live while `end_ts` is None (or to come); a deleted tag ends now and stays
+    listed (the time machine) unless the list asks for active tags only."""
+
+    name: str
+    start_ts: int  # push (or retag) time, epoch seconds
+    digest: str
+    size: int
+    end_ts: int | None = None
+
+    def alive(self, now: float) -> bool:
+        return self.end_ts is None or self.end_ts > now
+
+
+@dataclass
 class _Org:
     email: str | None
     robots: dict[str, _Robot] = field(default_factory=dict)
     teams: dict[str, _Team] = field(default_factory=dict)
     repositories: dict[str, bool] = field(default_factory=dict)  # name -> is_public, in creation order
+    tags: dict[str, list[_Tag]] = field(default_factory=dict)  # repository name -> its tag history
 
 
 @dataclass(frozen=True)
@@ -270,6 +289,33 @@ class FakeQuay(FakeApi):
         """A repository, as a push by the robot creates it (private unless `public`)."""
         with self._lock:
             self._seeded_org(org).repositories[name] = public
+
+    def add_tag(
+        self, org: str, repository: str, tag: str, *, pushed_days_ago: float, size: int = 1000,
+        digest: str | None = None,
+    ) -> None:  # fmt: skip
+        """A tag as a push makes it (the repository too, private, if it is new); pushing a tag again moves it: the
+        old row ends then (dead) and a new one starts."""
+        now = time.time()
+        with self._lock:
+            found = self._seeded_org(org)
+            found.repositories.setdefault(repository, False)
+            history = found.tags.setdefault(repository, [])
+            for old in history:
+                if old.name == tag and old.alive(now):
+                    old.end_ts = int(now)
+            pushed = int(now - pushed_days_ago * 86400)
+            history.append(_Tag(tag, pushed, digest or f"sha256:{uuid4().hex}{uuid4().hex}", size))
+
+    def live_tags(self, org: str) -> dict[str, list[str]]:
+        """Each repository of the organization and the names of its live tags, sorted."""
+        now = time.time()
+        with self._lock:
+            found = self._orgs.get(org)
+            if found is None:
+                return {}
+            history = found.tags
+            return {name: sorted(t.name for t in history.get(name, []) if t.alive(now)) for name in found.repositories}
 
     def reserve_name(self, name: str) -> None:
         with self._lock:
@@ -750,6 +796,53 @@ class FakeQuay(FakeApi):
         if name not in org.repositories:
             raise self._not_found()
         del org.repositories[name]
+        org.tags.pop(name, None)
+        return Response(204)
+
+    def _repository_for(self, call: _Call, *, write: bool) -> tuple[_Org, str]:
+        """require_repo_read / require_repo_write: the scope, then the permission (public repositories are
+        readable by all; org admins read and write every repository, other members read), then the lookup."""
+        namespace, _, name = call.params["repository"].partition("/")
+        scopes = {"repo:write", "repo:admin"} if write else {"repo:read", "repo:write", "repo:admin"}
+        org = self._orgs.get(namespace)
+        if call.user is not None and not call.scopes & scopes:
+            raise self._unauthorized(call)
+        role = self._role_in(call.user, namespace) if call.user and org is not None else None
+        public = org is not None and org.repositories.get(name) is True
+        allowed = role == "admin" if write else role is not None or public
+        if not allowed:
+            raise self._unauthorized(call)
+        if org is None or name not in org.repositories:
+            raise self._not_found()
+        return org, name
+
+    def _route_list_tags(self, call: _Call) -> Response:
+        # endpoints/api/tag.py ListRepositoryTags.get: limit (default 50, at most 100), page from 1, newest first;
+        # onlyActiveTags defaults to false: the full tag history, dead tags included.
+        org, name = self._repository_for(call, write=False)
+        try:
+            limit = min(100, max(1, int(call.query.get("limit") or 50)))
+            page = max(1, int(call.query.get("page") or 1))
+        except ValueError:
+            raise self._invalid("limit and page must be integers") from None
+        now = time.time()
+        history = org.tags.get(name, [])
+        if _truthy(call.query.get("onlyActiveTags", "false")):
+            history = [t for t in history if t.alive(now)]
+        ordered = sorted(history, key=lambda t: (-t.start_ts, t.name))
+        chunk = ordered[(page - 1) * limit : page * limit + 1]  # one more than a page tells has_additional
+        views = [_tag_view(tag) for tag in chunk[:limit]]
+        return json_response(200, {"tags": views, "page": page, "has_additional": len(chunk) > limit})
+
+    def _route_delete_tag(self, call: _Call) -> Response:
+        # RepositoryTag.delete: the live tag ends now (204); a missing or already dead tag is 404.
+        org, name = self._repository_for(call, write=True)
+        now = time.time()
+        live = [t for t in org.tags.get(name, []) if t.name == call.params["tag"] and t.alive(now)]
+        if not live:
+            raise self._not_found()
+        for tag in live:
+            tag.end_ts = int(now)
         return Response(204)
 
     # --- routes: auto-prune policies (issue 20; endpoints/api/policy.py and data/model/autoprune.py) -------------
@@ -828,6 +921,16 @@ class FakeQuay(FakeApi):
                 raise self._invalid("tag_pattern cannot be empty")
         return {"method": method, "value": value, "tagPattern": pattern,
                 "tagPatternMatches": bool(body.get("tagPatternMatches", True))}  # fmt: skip
+
+
+def _tag_view(tag: _Tag) -> dict[str, Any]:
+    """endpoints/api/tag.py _tag_dict: times in epoch seconds, last_modified and expiration as RFC 2822 dates."""
+    view: dict[str, Any] = {"name": tag.name, "reversion": False, "start_ts": tag.start_ts,
+                            "manifest_digest": tag.digest, "is_manifest_list": False, "size": tag.size,
+                            "last_modified": formatdate(tag.start_ts)}  # fmt: skip
+    if tag.end_ts is not None:
+        view.update(end_ts=tag.end_ts, expiration=formatdate(tag.end_ts))
+    return view
 
 
 def _same_policy(policy: dict[str, Any], config: dict[str, Any]) -> bool:

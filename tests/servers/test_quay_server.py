@@ -91,6 +91,7 @@ def test_every_route_is_dispatched_to_a_handler(quay: FakeQuay, http: requests.S
         "repository": "acme/repo",
         "username": "alice",
         "policy_uuid": "no-such-policy",
+        "tag": "latest",
     }
     for method, template in FakeQuay.ROUTES:
         response = http.request(method, quay.url + template.format(**values), json={"name": "x", "role": "admin"})
@@ -655,6 +656,76 @@ def test_repository_delete_needs_repo_admin_and_keeps_the_slash(quay: FakeQuay) 
     assert quay.repositories("acme") == []
     missing = requests.delete(quay.url + API + "/repository/acme/img", headers=bearer("tok-repo"))
     problem(missing, 404, "not_found", "Not Found")
+
+
+# --- tags (issue 20) ------------------------------------------------------------------------------------------
+
+TAGS = API + "/repository/acme/img/tag/"
+
+
+def test_tag_list_pages_newest_first_and_caps_the_limit(quay: FakeQuay) -> None:
+    quay.add_token("tok-read", user="alice", scopes={"repo:read"})
+    for i in range(105):
+        quay.add_tag("acme", "img", f"t{i:03}", pushed_days_ago=i, size=10 + i, digest=f"sha256:{i:064x}")
+    with requests.Session() as http:
+        http.headers.update(bearer("tok-read"))
+        first = http.get(quay.url + TAGS, params={"limit": "500", "onlyActiveTags": "true"}).json()
+        assert first["page"] == 1 and first["has_additional"] is True and len(first["tags"]) == 100
+        tag = first["tags"][0]
+        assert tag["name"] == "t000" and tag["size"] == 10 and tag["manifest_digest"] == f"sha256:{0:064x}"
+        assert abs(tag["start_ts"] - time.time()) < 5 and "end_ts" not in tag and "expiration" not in tag
+        assert parsedate_to_datetime(tag["last_modified"]).timestamp() == tag["start_ts"]
+        second = http.get(quay.url + TAGS, params={"limit": "100", "page": "2", "onlyActiveTags": "true"}).json()
+        assert [t["name"] for t in second["tags"]] == ["t100", "t101", "t102", "t103", "t104"]
+        assert second == {**second, "page": 2, "has_additional": False}
+        assert len(http.get(quay.url + TAGS).json()["tags"]) == 50  # the default limit
+
+
+def test_tag_delete_leaves_a_dead_tag_listed_unless_only_active(quay: FakeQuay) -> None:
+    quay.add_token("tok-write", user="alice", scopes={"repo:write"})
+    quay.add_tag("acme", "img", "old", pushed_days_ago=9)
+    quay.add_tag("acme", "img", "new", pushed_days_ago=1)
+    with requests.Session() as http:
+        http.headers.update(bearer("tok-write"))
+        deleted = http.delete(quay.url + TAGS + "old")
+        assert deleted.status_code == 204 and deleted.content == b""
+        problem(http.delete(quay.url + TAGS + "old"), 404, "not_found", "Not Found")  # already dead
+        problem(http.delete(quay.url + TAGS + "never"), 404, "not_found", "Not Found")
+        history = http.get(quay.url + TAGS).json()["tags"]
+        dead = next(t for t in history if t["name"] == "old")
+        assert dead["end_ts"] <= time.time() and dead["expiration"]
+        active = http.get(quay.url + TAGS, params={"onlyActiveTags": "true"}).json()["tags"]
+        assert [t["name"] for t in active] == ["new"]
+    assert quay.live_tags("acme") == {"img": ["new"]}
+    # The repository goes with its tags.
+    quay.add_token("tok-repo", user="alice", scopes={"repo:admin"})
+    assert requests.delete(quay.url + API + "/repository/acme/img", headers=bearer("tok-repo")).status_code == 204
+    assert quay.live_tags("acme") == {}
+
+
+def test_tag_routes_check_scope_permission_and_repository(quay: FakeQuay) -> None:
+    quay.add_token("tok-read", user="alice", scopes={"repo:read"})
+    quay.add_user("mallory")
+    quay.add_token("tok-other", user="mallory", scopes={"repo:admin"})
+    quay.add_tag("acme", "img", "v1", pushed_days_ago=1)
+    problem(requests.delete(quay.url + TAGS + "v1", headers=bearer("tok-read")), 403, "insufficient_scope",
+            "Unauthorized")  # fmt: skip
+    problem(requests.get(quay.url + TAGS, headers=bearer("tok-admin")), 403, "insufficient_scope", "Unauthorized")
+    problem(requests.get(quay.url + TAGS, headers=bearer("tok-other")), 403, "insufficient_scope", "Unauthorized")
+    problem(requests.get(quay.url + API + "/repository/acme/none/tag/", headers=bearer("tok-read")), 404,
+            "not_found", "Not Found")  # fmt: skip
+    anonymous = requests.delete(quay.url + TAGS + "v1", headers=bearer("unknown"))
+    assert anonymous.status_code == 403 and anonymous.json() == {"error": "CSRF token was invalid or missing."}
+    problem(requests.get(quay.url + TAGS), 401, "invalid_token", "Requires authentication")  # private repository
+    assert quay.live_tags("acme") == {"img": ["v1"]}
+
+
+def test_pushing_a_tag_again_ends_the_old_one(quay: FakeQuay, http: requests.Session) -> None:
+    quay.add_token("tok-read", user="alice", scopes={"repo:read"})
+    quay.add_tag("acme", "img", "latest", pushed_days_ago=5)
+    quay.add_tag("acme", "img", "latest", pushed_days_ago=0)
+    history = requests.get(quay.url + TAGS, headers=bearer("tok-read")).json()["tags"]
+    assert [("end_ts" in t) for t in history] == [False, True]
 
 
 # --- auto-prune policies (issue 20) -------------------------------------------------------------------------

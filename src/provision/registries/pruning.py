@@ -3,7 +3,7 @@ the verbs import): kept apart so that the default Pruner (registries/v2prune.py)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ class PruneAccess:
     deadline: Deadline
     registry_url: str | None = None  # registry v2 endpoint
     api_url: str | None = None  # a kind's own API (Docker Hub's hub.docker.com)
+    api_token: str | None = field(default=None, repr=False)  # that API's token where the kind needs one (Quay's)
 
 
 @dataclass(frozen=True)

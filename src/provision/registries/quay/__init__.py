@@ -8,6 +8,7 @@ from provision.registries.base import PermissionProbe, Problem, RegistryKind, Ve
 
 if TYPE_CHECKING:
     from provision.hubconfig import HubRegistry
+    from provision.registries.base import PruneAccess, Pruner
 
 
 class Quay(RegistryKind):
@@ -40,6 +41,15 @@ class Quay(RegistryKind):
         return Problem("error", "missing-image-pull-secret", "quay.io makes pushed repositories private, so user "
                        "pods cannot pull built images without jupyterhub.imagePullSecret (create: true, registry, "
                        "username, password)")  # fmt: skip
+
+    # --- prune ---
+
+    def pruner(self, registry: HubRegistry, access: PruneAccess) -> Pruner | None:
+        """Through Quay's API (a tag at a time, empty repositories deleted), with an OAuth token: the robot cannot
+        call the API. Raises UsageError, before any request, without a token."""
+        from provision.registries.quay.prune import QuayPruner, api_token
+
+        return QuayPruner(registry, access, token=api_token(access))
 
 
 KIND = Quay()
