@@ -312,7 +312,7 @@ def open_pruner(request: PruneRequest, reporter: Reporter, access: PruneAccess) 
     pruner = kind.pruner(hub, access)
     if pruner is None:
         raise UsageError(f"provision prune does not prune {kind.title} registries yet",
-                         hint="it prunes Docker Hub and plain registry v2 servers")  # fmt: skip
+                         hint="it prunes Docker Hub, Quay and plain registry v2 servers")  # fmt: skip
     if request.rules.unused_for is not None and not pruner.records_pulls:
         pruner.close()
         raise UsageError(f"--unused-for needs pull times, and {pruner.title} records none: use --older-than "

@@ -99,7 +99,8 @@ class QuayPruner:
 
         def fetch(url: str) -> tuple[list[Any], str | None]:
             body = self._get(url, f"list the tags of {repository}")
-            page = body.get("page") if isinstance(body.get("page"), int) else 1
+            page = body.get("page")
+            page = page if isinstance(page, int) and not isinstance(page, bool) else 1
             following = f"{base}&page={page + 1}" if body.get("has_additional") is True else None
             return [t for t in body.get("tags") or [] if isinstance(t, dict)], following
 
