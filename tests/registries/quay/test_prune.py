@@ -181,3 +181,21 @@ def test_an_organization_auto_prune_policy_is_noted_not_refused(quay: FakeQuay, 
     quay.auto_prune = False  # FEATURE_AUTO_PRUNE off: the route answers 404
     result = run(values(tmp_path), Rules(older_than=30), api_url=quay.url, dry_run=True)
     assert not any("policy" in note for note in result.notes) and result.to_delete == 5
+
+
+def test_cli_json_on_stdout_and_missing_token_is_exit_2(quay: FakeQuay, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from provision.cli import app
+
+    seed(quay)
+    args = ["prune", "--values-file", str(values(tmp_path)), "--older-than", "30", "--api-url", quay.url,
+            "--format", "json", "--yes"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["deleted"] == {"tags": 5, "repositories": 2}
+    assert API_TOKEN not in result.output and ROBOT_PASSWORD not in result.output
+    refused = CliRunner().invoke(app, args, env={"QUAY_TOKEN": ""})
+    assert refused.exit_code == 2 and refused.stdout == "" and "QUAY_TOKEN is not set" in refused.stderr
