@@ -17,7 +17,7 @@ LEAVES = {"files", "httpretry", "hostlimit", "childenv", "endpoints", "answers"}
 # module (or layer) -> provision modules it may import; "provision" (the root, __version__ only) is always allowed
 ALLOWED: dict[str, set[str]] = {
     "cli": {"cli", "verbs", "registries", "hubfiles", "doctor", "console", "errors", "names", "hubconfig", "plan",
-            "files"},
+            "files", "fleetconfig"},
     # the kind-independent verbs, driving the kinds through their interface
     "verbs": SYSTEM | PURE | LEAVES | {"console", "errors", "registries", "hubfiles"},
     # each registry kind's package: its client, flows and rules, over the libraries

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import handled, read_token
+from provision.cli.layout import Place, place, required
 from provision.cli.options import (
     DEFAULT_DEADLINE,
     REGISTRY,
@@ -40,14 +41,19 @@ from provision.cli.options import (
 
 
 def dockerhub(
+    where: Place = None,
     namespace: Annotated[
-        str,
-        typer.Option("--namespace", help="Docker ID or organization that holds the images.", rich_help_panel=REGISTRY),
-    ],
+        str | None,
+        typer.Option(
+            "--namespace",
+            help="Docker ID or organization that holds the images (default: dockerhub.namespace in provision.toml).",
+            rich_help_panel=REGISTRY,
+        ),
+    ] = None,
     hub: Annotated[
-        str,
+        str | None,
         typer.Option("--hub", help="Hub name: image prefix <namespace>/<cluster>-<hub>-.", rich_help_panel=REGISTRY),
-    ],
+    ] = None,
     cluster: Annotated[
         str | None,
         typer.Option("--cluster", help="Cluster name, for the prefix and label.", rich_help_panel=REGISTRY),
@@ -118,6 +124,11 @@ def dockerhub(
         from provision.registries.dockerhub.setup import DockerHubSetup
         from provision.verbs import create
 
+        placed = place(where, cluster=cluster, hub=hub, options=options, reporter=reporter)
+        options, cluster = placed.options, placed.cluster
+        hub = required(placed.hub, option="--hub (or CLUSTER HUB)")
+        namespace = required(namespace or placed.settings.dockerhub.namespace, option="--namespace",
+                             setting="dockerhub.namespace")  # fmt: skip
         request = DockerHubRequest(
             namespace=namespace, hub=hub, cluster=cluster, org=org, label=token_label, rotate=rotate,
             private=private, username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,

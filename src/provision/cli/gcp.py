@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from provision.cli.common import handled
+from provision.cli.layout import Place, place, required, setting_path
 from provision.cli.options import (
     LIMITS,
     REGISTRY,
@@ -49,6 +50,24 @@ Cluster = Annotated[
 Hub = Annotated[
     str,
     typer.Option("--hub", help="Hub name; also the repository name unless --repo is given.", rich_help_panel=REGISTRY),
+]
+# The same, for `provision gcp`, where [CLUSTER HUB] may give them (cli/layout.py) and provision.toml the folder.
+ClusterOrWord = Annotated[
+    str | None,
+    typer.Option("--cluster", help="Cluster name: the tfvars file and workspace default.", rich_help_panel=REGISTRY),
+]
+HubOrWord = Annotated[
+    str | None,
+    typer.Option("--hub", help="Hub name; also the repository name unless --repo is given.", rich_help_panel=REGISTRY),
+]
+TerraformDirOrSetting = Annotated[
+    Path | None,
+    typer.Option(
+        "--terraform-dir",
+        help="The terraform root module (default: gcp.terraform_dir in provision.toml, else terraform/gcp).",
+        file_okay=False,
+        rich_help_panel=REGISTRY,
+    ),
 ]
 Repo = Annotated[
     str | None,
@@ -138,10 +157,11 @@ def gcp_request(
 
 
 def gcp(
-    cluster: Cluster,
-    hub: Hub,
+    where: Place = None,
+    cluster: ClusterOrWord = None,
+    hub: HubOrWord = None,
     repo: Repo = None,
-    terraform_dir: TerraformDir = Path("terraform/gcp"),
+    terraform_dir: TerraformDirOrSetting = None,
     var_file: VarFile = None,
     workspace: Workspace = None,
     backend_config: BackendConfig = None,
@@ -204,8 +224,13 @@ def gcp(
         from provision.registries.artifact_registry.setup import GcpSetup
         from provision.verbs import create
 
+        placed = place(where, cluster=cluster, hub=hub, options=options, reporter=reporter)
+        options, fleet = placed.options, placed.settings.gcp
+        cluster = required(placed.cluster, option="--cluster (or CLUSTER HUB)")
+        hub = required(placed.hub, option="--hub (or CLUSTER HUB)")
+        folder = terraform_dir or setting_path(fleet.terraform_dir, placed.settings, "terraform/gcp")
         request = gcp_request(
-            cluster=cluster, hub=hub, repo=repo, terraform_dir=terraform_dir, var_file=var_file,
+            cluster=cluster, hub=hub, repo=repo, terraform_dir=folder, var_file=var_file,
             workspace=workspace, backend_config=backend_config, terraform_bin=terraform_bin,
             create_workspace=create_workspace, allow_unrelated_changes=allow_unrelated_changes,
             allow_binary_switch=allow_binary_switch, lock_timeout=lock_timeout, yes=yes, keep_tags=keep_tags,

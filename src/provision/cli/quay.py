@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from provision.cli.common import handled, read_token
+from provision.cli.layout import Place, place, required
 from provision.cli.options import (
     DEFAULT_DEADLINE,
     REGISTRY,
@@ -46,9 +47,15 @@ class QuayTeam(StrEnum):
 
 
 def quay(
+    where: Place = None,
     org: Annotated[
-        str, typer.Option("--org", help="Quay organization that holds the hub's images.", rich_help_panel=REGISTRY)
-    ],
+        str | None,
+        typer.Option(
+            "--org",
+            help="Quay organization that holds the hub's images (default: quay.org in provision.toml).",
+            rich_help_panel=REGISTRY,
+        ),
+    ] = None,
     robot: Annotated[
         str, typer.Option("--robot", help="Robot account short name.", rich_help_panel=REGISTRY)
     ] = "image_builder",
@@ -64,20 +71,28 @@ def quay(
         typer.Option("--member", help="Quay user to add to the owners team (repeatable).", rich_help_panel=REGISTRY),
     ] = None,
     team: Annotated[
-        QuayTeam,
+        QuayTeam | None,
         typer.Option(
             "--team",
-            help="Team for the robot: owners (admin) or creator (may only create and push repos).",
+            help="Team for the robot: owners (admin) or creator (may only create and push repos); default: "
+            "quay.team in provision.toml, else owners.",
             rich_help_panel=REGISTRY,
+            show_default=False,
         ),
-    ] = QuayTeam.owners,
+    ] = None,
     email: Annotated[
         str | None,
         typer.Option("--email", help="Organization e-mail (quay.io requires one).", rich_help_panel=REGISTRY),
     ] = None,
     api_url: Annotated[
-        str, typer.Option("--api-url", help="Quay server (any self-hosted Quay works).", rich_help_panel=REGISTRY)
-    ] = "https://quay.io",
+        str | None,
+        typer.Option(
+            "--api-url",
+            help="Quay server (any self-hosted Quay works); default: quay.api_url in provision.toml, else "
+            "https://quay.io.",
+            rich_help_panel=REGISTRY,
+        ),
+    ] = None,
     shared_org: Annotated[
         bool,
         typer.Option(
@@ -163,6 +178,8 @@ def quay(
     options = RegistryOptions.of(locals())
     reporter = options.reporter()
     with handled(reporter, debug=options.debug):
+        placed = place(where, cluster=cluster, hub=hub, options=options, reporter=reporter)
+        cluster, hub, options, fleet = placed.cluster, placed.hub, placed.options, placed.settings.quay
         from provision.console import emit
         from provision.registries.quay.create import QuayRequest
         from provision.registries.quay.retention import Retention
@@ -170,8 +187,11 @@ def quay(
         from provision.verbs import create
 
         request = QuayRequest(
-            org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, members=tuple(member or ()),
-            team=team.value, email=email, shared_org=shared_org, rotate=rotate or rotate_shared,
+            org=required(org or fleet.org, option="--org", setting="quay.org"),
+            api_url=api_url or fleet.api_url or "https://quay.io", robot=robot, cluster=cluster, hub=hub,
+            members=tuple(member or fleet.members),
+            team="creator" if (team.value if team else fleet.team) == "creator" else "owners",
+            email=email or fleet.email, shared_org=shared_org or bool(fleet.shared_org), rotate=rotate or rotate_shared,
             token=read_token("QUAY_TOKEN", token_file), allow_http=allow_http,
             retention=Retention(keep_tags, prune_older_than, whole_org=retention_for_whole_org),
         )  # fmt: skip
