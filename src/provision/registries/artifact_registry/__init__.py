@@ -91,7 +91,7 @@ class ArtifactRegistry(RegistryKind):
     # --- retention ---
 
     def retention_in_files(self, query: RetentionQuery) -> Retention | None:
-        """The hub's entry of `registry_retention` in the cluster's tfvars (registries/artifact_registry/retention.py)."""
+        """The hub's entry of `registry_retention` in its cluster's tfvars (artifact_registry/retention.py)."""
         from provision.registries.artifact_registry.retention import from_tfvars
 
         return from_tfvars(query.repository, query.cluster, query.hub)
