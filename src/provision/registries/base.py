@@ -248,7 +248,7 @@ class RetentionQuery:
     """What a kind may use to find a hub's retention: the hub's registry values, its names in the layout, the
     infrastructure repository (None: not found), an API token and URL, and the run's limits."""
 
-    registry: HubRegistry
+    registry: HubRegistry | None  # None: not readable (doctor, offline: the password is encrypted)
     cluster: str
     hub: str
     repository: Path | None = None

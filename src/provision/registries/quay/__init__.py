@@ -58,7 +58,7 @@ class Quay(RegistryKind):
 
     def retention(self, query: RetentionQuery) -> Retention:
         """The organization's auto-prune policies (registries/quay/autoprune.py); "unknown" without a token."""
-        if not query.token:
+        if not query.token or query.registry is None:
             return Retention("unknown", "reading the organization's auto-prune policy needs an org admin token "
                              "(QUAY_TOKEN)")  # fmt: skip
         from provision.registries.quay.policy_view import read_retention
