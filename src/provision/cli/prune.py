@@ -178,11 +178,11 @@ def _fleet(reporter: Reporter, path: Path, *, cluster: list[str] | None, hub: li
            dry_run: bool, fmt: PruneFormat) -> bool:  # fmt: skip
     """provision prune PATH; whether every hub went well (none failed, nothing declined)."""
     from provision.cli.remove import confirm
-    from provision.cli.verify import _registry_urls
+    from provision.cli.verify import registry_urls
     from provision.console import emit, to_json
     from provision.verbs import fleet_prune
 
-    urls = _registry_urls([registry_url] if registry_url else [])
+    urls = registry_urls([registry_url] if registry_url else [])
     if "" in urls:
         raise UsageError("with PATH, --registry-url takes HOST=URL: which registry host to reach elsewhere")
     request = fleet_prune.FleetPruneRequest(

@@ -195,7 +195,7 @@ def verify(
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug, on_interrupt=INTERRUPTED_READ_ONLY):
-        urls = _registry_urls(registry_url or [])
+        urls = registry_urls(registry_url or [])
         conflicts.check(RULES, {
             "PATH": path, "--cluster": cluster, "--hub": hub, "--values-file": values_file,
             "--secret-file": secret_file, "--secret-stdin": secret_stdin, "--server": server, "--username": username,
@@ -218,7 +218,7 @@ def verify(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _registry_urls(values: list[str]) -> dict[str, str]:
+def registry_urls(values: list[str]) -> dict[str, str]:
     """HOST=URL entries by registry host (Docker Hub's aliases as one); a bare URL under the key ""."""
     from provision.registries.base import host_of
 
@@ -235,7 +235,7 @@ def _registry_urls(values: list[str]) -> dict[str, str]:
 
 def _api_urls(values: list[str]) -> dict[str, str]:
     """--api-url HOST=URL entries by registry host."""
-    urls = _registry_urls(values)
+    urls = registry_urls(values)
     if "" in urls:
         raise UsageError("--api-url takes HOST=URL: which registry host's API to reach elsewhere")
     return urls

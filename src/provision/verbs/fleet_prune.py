@@ -127,11 +127,12 @@ def _hub_values(target: fleet.Target, secrets: Mapping[Path, fleet.Decrypted]) -
         raise UsageError(target.problem)
     merged: dict[Any, Any] = {}
     for path in target.files:
-        secret = secrets[path] if path in target.encrypted else None
-        if secret is not None and secret.doc is None:
+        doc = secrets[path].doc if path in target.encrypted else target.plain[path]
+        if doc is None:
+            secret = secrets[path]
             raise UsageError(f"{path.name}: " + ("the deadline passed while sops decrypted it" if secret.late
                                                  else secret.error or "sops could not decrypt it"))  # fmt: skip
-        merged = clusterfiles.merge(merged, secret.doc if secret is not None else target.plain[path])
+        merged = clusterfiles.merge(merged, doc)
     return fleet.hub_values(merged, target.chart)
 
 
