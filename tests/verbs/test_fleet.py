@@ -466,3 +466,19 @@ def test_require_retention_fails_none_and_keeps_unknown_a_could_not_check(fleet:
     code, stderr, _ = invoke_env(fleet, {"QUAY_TOKEN": None}, "--cluster", "c-self")
     assert code == 0, stderr  # without the option, "none" is reported, not failed
     assert "  c-self/basic1: none (client-side: provision prune)" in stderr.splitlines()
+
+
+@pytest.mark.parametrize(("auto_prune", "detail"), [(True, "hubs has no auto-prune policy"),
+                                                     (False, "this Quay has no auto-prune")])  # fmt: skip
+def test_quay_without_a_policy_is_none_and_fails_the_nightly_check(fleet: Fleet, auto_prune: bool, detail: str) -> None:
+    from tests.servers.quay import FakeQuay
+
+    with FakeQuay(auto_prune=auto_prune) as quay:
+        quay.add_admin(QUAY_ADMIN)
+        quay.add_org("hubs", admin="admin")
+        code, stderr, doc = invoke_env(fleet, {"QUAY_TOKEN": QUAY_ADMIN}, "--hub", "c-quay/staging", "--api-url",
+                                       f"quay.io={quay.url}", "--require-retention", "--format", "json")
+    assert code == 1, stderr
+    staging = by_hub(doc or {})["c-quay/staging"]
+    assert staging["retention"]["state"] == "none" and detail in staging["retention"]["detail"]
+    assert staging["result"] == "fail" and staging["reason"].startswith("image retention policy: none")
