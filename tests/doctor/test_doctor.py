@@ -99,6 +99,8 @@ error   incomplete-build-credentials   gcp-broken ar-no-key          enc-ar-no-k
 error   registry-shut-down             gcp-broken gcr                gcr.values.yaml
         binderhub-service.buildPodsRegistryCredentials.server
 info    jsonnet-not-evaluated          gcp-broken with-jsonnet       with-jsonnet.jsonnet           -
+# terraform/gcp/projects/gcp-broken.tfvars gives ar-no-key no registry_retention entry
+info    no-image-retention             gcp-broken ar-no-key          ../../../terraform/gcp/projects/gcp-broken.tfvars -
 error   missing-values-file            gcp-broken missing-file       cluster.yaml
         hubs[name=missing-file].helm_chart_values_files
 # config/clusters/templates holds Jinja, not YAML

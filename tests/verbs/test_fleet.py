@@ -396,3 +396,89 @@ def test_an_undecryptable_file_is_not_counted_as_decrypted(
     counts = json.loads(readable.stdout)
     assert (counts["decrypted_files"], counts["undecrypted_files"]) == (1, 0)
     assert "1 encrypted files decrypted (" in readable.stderr or "1 encrypted files decrypted;" in readable.stderr
+
+
+# --- retention (verbs/fleet_retention.py): each hub's policy, and --require-retention ----------------------------
+
+QUAY_ADMIN = "quay-admin-token-SECRET-9"
+
+
+def invoke_env(fleet: Fleet, env: dict[str, str | None], *extra: str) -> tuple[int, str, dict[str, Any] | None]:
+    result = CliRunner().invoke(app, fleet.args(*extra), env={**fleet.env, **env})
+    return result.exit_code, result.stderr, json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def retention_of(doc: dict[str, Any] | None) -> dict[str, str]:
+    assert doc is not None
+    return {name: h["retention"]["state"] for name, h in by_hub(doc).items()}
+
+
+def test_retention_without_token_or_tfvars(fleet: Fleet) -> None:
+    code, stderr, doc = invoke_env(fleet, {"QUAY_TOKEN": None}, "--hub", "c-quay/staging", "--hub", "ar1",
+                                   "--hub", "dh1", "--hub", "basic1", "--format", "json")  # fmt: skip
+    assert code == 0, stderr
+    assert retention_of(doc) == {"c-quay/staging": "unknown", "c-gcp/ar1": "unknown", "c-dh/dh1": "none",
+                                 "c-self/basic1": "none"}  # fmt: skip
+    hubs = by_hub(doc or {})
+    assert "QUAY_TOKEN" in hubs["c-quay/staging"]["retention"]["detail"]
+    assert "tfvars" in hubs["c-gcp/ar1"]["retention"]["detail"]
+    assert hubs["c-dh/dh1"]["retention"]["detail"] == "client-side: provision prune"
+    assert not any(c["check"] == "image retention policy" for h in hubs.values() for c in h["checks"])
+
+
+def test_retention_read_with_a_quay_token_and_from_tfvars(fleet: Fleet) -> None:
+    from tests.servers.quay import FakeQuay
+
+    tfvars = fleet.clusters.parent.parent / "terraform" / "gcp" / "projects" / "c-gcp.tfvars"
+    tfvars.parent.mkdir(parents=True, exist_ok=True)
+    tfvars.write_text('registry_retention = {\n  ar1 = { delete_older_than_days = 30 }\n}\n')
+    try:
+        with FakeQuay() as quay:
+            quay.add_admin(QUAY_ADMIN)
+            quay.add_org("hubs", admin="admin")
+            quay.add_prune_policy("hubs", "number_of_tags", 10)
+            code, stderr, doc = invoke_env(fleet, {"QUAY_TOKEN": QUAY_ADMIN}, "--hub", "c-quay/staging", "--hub",
+                                           "ar1", "--api-url", f"quay.io={quay.url}", "--require-retention")
+    finally:
+        tfvars.unlink()
+    assert code == 0, stderr
+    lines = stderr.splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("CLUSTER")):]
+    assert lines[0].split() == ["CLUSTER", "HUB", "REGISTRY", "RESULT", "RETENTION", "CHECK", "AND", "REASON"]
+    assert lines[2].split()[:5] == ["c-quay", "staging", "quay.io", "pass", "server-side"]  # cluster.yaml order
+    assert "  c-quay/staging: server-side (auto-prune of hubs: keep the 10 newest tags of each repository)" in lines
+    assert "  c-gcp/ar1: server-side (cleanup policies: delete versions older than 30 days)" in lines
+    assert QUAY_ADMIN not in stderr
+
+
+def test_require_retention_fails_none_and_keeps_unknown_a_could_not_check(fleet: Fleet) -> None:
+    code, stderr, doc = invoke_env(fleet, {"QUAY_TOKEN": None}, "--cluster", "c-self", "--require-retention",
+                                   "--format", "json")  # fmt: skip
+    assert code == 1, stderr
+    hubs = by_hub(doc or {})
+    assert {h["result"] for h in hubs.values()} == {"fail"}
+    assert hubs["c-self/basic1"]["reason"] == "image retention policy: none (client-side: provision prune)"
+    code, stderr, doc = invoke_env(fleet, {"QUAY_TOKEN": None}, "--hub", "c-quay/staging", "--require-retention",
+                                   "--format", "json")  # fmt: skip
+    assert code == 0, stderr
+    staging = by_hub(doc or {})["c-quay/staging"]
+    assert staging["result"] == "pass" and "image retention policy" in staging["reason"]  # "could not check: …"
+    code, stderr, _ = invoke_env(fleet, {"QUAY_TOKEN": None}, "--cluster", "c-self")
+    assert code == 0, stderr  # without the option, "none" is reported, not failed
+    assert "  c-self/basic1: none (client-side: provision prune)" in stderr.splitlines()
+
+
+@pytest.mark.parametrize(("auto_prune", "detail"), [(True, "hubs has no auto-prune policy"),
+                                                     (False, "this Quay has no auto-prune")])  # fmt: skip
+def test_quay_without_a_policy_is_none_and_fails_the_nightly_check(fleet: Fleet, auto_prune: bool, detail: str) -> None:
+    from tests.servers.quay import FakeQuay
+
+    with FakeQuay(auto_prune=auto_prune) as quay:
+        quay.add_admin(QUAY_ADMIN)
+        quay.add_org("hubs", admin="admin")
+        code, stderr, doc = invoke_env(fleet, {"QUAY_TOKEN": QUAY_ADMIN}, "--hub", "c-quay/staging", "--api-url",
+                                       f"quay.io={quay.url}", "--require-retention", "--format", "json")
+    assert code == 1, stderr
+    staging = by_hub(doc or {})["c-quay/staging"]
+    assert staging["retention"]["state"] == "none" and detail in staging["retention"]["detail"]
+    assert staging["result"] == "fail" and staging["reason"].startswith("image retention policy: none")

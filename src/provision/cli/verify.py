@@ -37,6 +37,8 @@ RULES = (
          refuse=("--registry-url URL",)),
     Rule("--cluster and --hub select hubs under PATH: give the folder too", unless=("PATH",),
          refuse=("--cluster", "--hub")),
+    Rule("{names} report each hub's retention under PATH: give the folder too", unless=("PATH",),
+         refuse=("--require-retention", "--api-url")),
     Rule("HOST=URL in --registry-url is for PATH; for one hub give the URL alone", unless=("PATH",),
          refuse=("--registry-url HOST=URL",)),
     Rule("--values-file and {names} are alternatives: give the hub's values or the flags", when=("--values-file",),
@@ -156,6 +158,17 @@ def verify(
             "--ar-endpoint", help="Artifact Registry API endpoint (default: Google's).", rich_help_panel=REGISTRY
         ),
     ] = None,
+    api_url: Annotated[
+        list[str] | None,
+        typer.Option("--api-url", metavar="HOST=URL", help="With PATH: the registry's own API (Quay's, read for "
+                     "retention) for the hubs on HOST, elsewhere (repeatable).", rich_help_panel=REGISTRY),
+    ] = None,
+    require_retention: Annotated[
+        bool,
+        typer.Option("--require-retention", help="With PATH: a hub whose image retention is 'none' fails (a "
+                     "nightly check); 'unknown' (e.g. Quay without QUAY_TOKEN) stays 'could not check'.",
+                     rich_help_panel=FOLDER_PANEL),
+    ] = False,
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="table on stderr, or JSON on stdout.", rich_help_panel=OUTPUT)
     ] = ReportFormat.table,
@@ -182,16 +195,18 @@ def verify(
     """
     reporter = make_reporter(quiet=quiet, verbose=verbose)
     with handled(reporter, debug=debug, on_interrupt=INTERRUPTED_READ_ONLY):
-        urls = _registry_urls(registry_url or [])
+        urls = registry_urls(registry_url or [])
         conflicts.check(RULES, {
             "PATH": path, "--cluster": cluster, "--hub": hub, "--values-file": values_file,
             "--secret-file": secret_file, "--secret-stdin": secret_stdin, "--server": server, "--username": username,
             "--password-file": password_file, "--image-prefix": image_prefix,
             "--registry-url URL": "" in urls, "--registry-url HOST=URL": bool(set(urls) - {""}),
+            "--api-url": api_url, "--require-retention": require_retention,
         })  # fmt: skip
         if path is not None:
             ok = _fleet(reporter, path, cluster=cluster, hub=hub, jobs=jobs, per_host=per_host, urls=urls,
-                        ar_endpoint=ar_endpoint, fmt=fmt, deadline=deadline or DEFAULT_FLEET_DEADLINE)  # fmt: skip
+                        ar_endpoint=ar_endpoint, fmt=fmt, deadline=deadline or DEFAULT_FLEET_DEADLINE,
+                        api_urls=_api_urls(api_url or []), require_retention=require_retention)  # fmt: skip
         else:
             request = _single_request(
                 values_files=values_file or [], secret_files=secret_file or [], secret_stdin=secret_stdin,
@@ -203,7 +218,7 @@ def verify(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _registry_urls(values: list[str]) -> dict[str, str]:
+def registry_urls(values: list[str]) -> dict[str, str]:
     """HOST=URL entries by registry host (Docker Hub's aliases as one); a bare URL under the key ""."""
     from provision.registries.base import host_of
 
@@ -215,6 +230,14 @@ def _registry_urls(values: list[str]) -> dict[str, str]:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"--registry-url {value!r}: the URL must start with http:// or https://")
         urls[host_of(host) if host else ""] = url
+    return urls
+
+
+def _api_urls(values: list[str]) -> dict[str, str]:
+    """--api-url HOST=URL entries by registry host."""
+    urls = registry_urls(values)
+    if "" in urls:
+        raise UsageError("--api-url takes HOST=URL: which registry host's API to reach elsewhere")
     return urls
 
 
@@ -299,6 +322,8 @@ def _fleet(
     ar_endpoint: str | None,
     fmt: ReportFormat,
     deadline: float,
+    api_urls: dict[str, str],
+    require_retention: bool,
 ) -> bool:
     import os
 
@@ -308,6 +333,7 @@ def _fleet(
     request = fleet.FleetRequest(
         path, frozenset(cluster or ()), frozenset(hub or ()), jobs=jobs, per_host=per_host, registry_urls=urls,
         ar_endpoint=ar_endpoint, sops_bin=os.environ.get("SOPS_BIN") or None, deadline=deadline,
+        api_urls=api_urls, environ=dict(os.environ), require_retention=require_retention,
     )  # fmt: skip
     result = fleet.run(request, reporter=reporter)
     for line in fleet_table(result):
@@ -319,11 +345,14 @@ def _fleet(
 
 
 def fleet_table(result: FleetResult) -> list[str]:
-    """One row per hub: cluster, hub, registry, result, and the failing check with its reason."""
-    header = ("CLUSTER", "HUB", "REGISTRY", "RESULT", "CHECK AND REASON")
-    rows = [(h.cluster, h.hub, h.registry, RESULT_LABELS[h.result], h.reason or "-") for h in result.hubs]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-    return [
-        "  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])), row[4]]).rstrip()
+    """One row per hub: cluster, hub, registry, result, retention, and the failing check with its reason; then
+    each hub's retention in words."""
+    header = ("CLUSTER", "HUB", "REGISTRY", "RESULT", "RETENTION", "CHECK AND REASON")
+    rows = [(h.cluster, h.hub, h.registry, RESULT_LABELS[h.result], h.retention.state if h.retention else "unknown",
+             h.reason or "-") for h in result.hubs]  # fmt: skip
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    table = [
+        "  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])), row[5]]).rstrip()
         for row in [header, *rows]
     ]
+    return [*table, "retention:", *(f"  {h.cluster}/{h.hub}: {h.retention_label}" for h in result.hubs)]

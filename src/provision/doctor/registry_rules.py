@@ -13,7 +13,7 @@ from provision import names, registries
 from provision.doctor.values import enc_type, string_problem, text
 from provision.doctor.view import HubView
 from provision.hubconfig import get_path
-from provision.registries.base import HubFacts, RegistryKind, host_of
+from provision.registries.base import HubFacts, RegistryKind, RetentionQuery, host_of, infrastructure_root
 
 # These charts' defaults set binderhub-service.config.BinderHub.use_registry: true (facts §2.1), so hubs may omit it.
 BASEHUB_CHARTS = ("basehub", "daskhub")
@@ -70,6 +70,18 @@ def check_registry(hub: HubView, prefix: Any) -> None:
     if facts.prefix is not None:
         check_prefix(hub, kind, facts, facts.prefix)
     check_pull_secrets(hub, push, kind, facts)
+    check_retention(hub, kind)
+
+
+def check_retention(hub: HubView, kind: RegistryKind) -> None:
+    """A hub whose retention the repository's files show to be none (the kind reads them: Artifact Registry's
+    tfvars): its images are never deleted. Info, as fleet verify's --require-retention is the place to insist."""
+    query = RetentionQuery(None, hub.cluster.name, hub.name, infrastructure_root(hub.cluster.folder))
+    found = kind.retention_in_files(query)
+    if found is not None and found.state == "none":
+        where = hub.rel(query.repository / found.source) if query.repository and found.source else hub.own()
+        hub.add("info", "no-image-retention", (), f"no image retention: {found.detail}; nothing deletes this hub's "
+                "old images", file=where, key="")  # fmt: skip
 
 
 def check_use_registry(hub: HubView) -> None:

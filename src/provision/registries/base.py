@@ -8,7 +8,9 @@ registry provision does not set up itself: `registry`), so a kind overrides only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -191,6 +193,23 @@ class RegistryKind:
         url = access.registry_url or self.v2_url(registry)
         return V2Pruner(registry, self.repository_path(registry), access, url=url)
 
+    # --- retention ---
+    # What fleet verify and doctor ask a kind about a hub's image retention. The default is a registry with no
+    # server-side policy a user can set (Docker Hub, registry v2): "none", pruned client-side by provision prune.
+
+    def retention_token(self, environ: Mapping[str, str]) -> str | None:
+        """The credential that may read the kind's retention policy, from the environment (None: none needed or
+        none given); the caller redacts it."""
+        return None
+
+    def retention_in_files(self, query: RetentionQuery) -> Retention | None:
+        """The hub's retention as the infrastructure repository's files say it, offline (None: they do not say)."""
+        return None
+
+    def retention(self, query: RetentionQuery) -> Retention:
+        """The hub's retention policy: read from files, or asked of the registry with query.token."""
+        return Retention("none", CLIENT_SIDE)
+
 
 # --- doctor --- (what doctor tells a kind, and a kind's answer)
 
@@ -216,3 +235,45 @@ class Problem:
     code: str
     message: str
 
+
+
+# --- retention --- (a hub's image retention, as fleet verify and doctor report it)
+
+RetentionState = Literal["server-side", "none", "unknown"]
+CLIENT_SIDE = "client-side: provision prune"
+
+
+@dataclass(frozen=True)
+class RetentionQuery:
+    """What a kind may use to find a hub's retention: the hub's registry values, its names in the layout, the
+    infrastructure repository (None: not found), an API token and URL, and the run's limits."""
+
+    registry: HubRegistry | None  # None: not readable (doctor, offline: the password is encrypted)
+    cluster: str
+    hub: str
+    repository: Path | None = None
+    token: str | None = None
+    api_url: str | None = None  # the kind's API (tests, a mirror)
+    limiter: HostLimiter | None = None
+    deadline: Deadline | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """A hub's retention: `server-side` (a policy the registry enforces, `detail` says which), `none` (nothing
+    deletes old images; `detail` says what can), or `unknown` (`detail` says why it could not be read)."""
+
+    state: RetentionState
+    detail: str = ""
+    source: str = field(default="", compare=False)  # where it was read (a file, an API), for messages
+
+    def label(self) -> str:
+        return f"{self.state} ({self.detail})" if self.detail else self.state
+
+
+def infrastructure_root(cluster_folder: Path) -> Path | None:
+    """The repository holding `config/clusters/<cluster>/` (2i2c-org/infrastructure's layout), or None."""
+    clusters = cluster_folder.resolve().parent
+    if clusters.name == "clusters" and clusters.parent.name == "config":
+        return clusters.parent.parent
+    return None

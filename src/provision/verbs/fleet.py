@@ -26,7 +26,8 @@ from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from provision.hubconfig import HubRegistry, get_path
 from provision.hubfiles import cluster as clusterfiles
-from provision.registries.base import host_of
+from provision.registries.base import Retention, host_of
+from provision.verbs import fleet_retention
 from provision.verbs import verify as single
 
 Result = Literal["pass", "fail", "could-not-check"]
@@ -52,6 +53,9 @@ class FleetRequest:
     ar_endpoint: str | None = None
     sops_bin: str | None = None
     deadline: float | None = None  # seconds for the whole run's registry checks (None: no limit)
+    api_urls: Mapping[str, str] = field(default_factory=dict)  # registry host -> its own API (Quay's) instead
+    environ: Mapping[str, str] = field(default_factory=dict)  # where kinds find retention tokens (QUAY_TOKEN)
+    require_retention: bool = False  # a hub whose retention is "none" fails
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class _Target:
     problem: str | None = None
     registry: str = "-"  # the host the public values name, shown even when the secrets cannot be read
     problem_check: str = FILES_CHECK  # the check `problem` fails
+    folder: Path | None = None  # the cluster's folder (config/clusters/<cluster>), to find the repository
 
 
 def _unlisted(cluster: str, hub: str, problem: str) -> _Target:
@@ -83,6 +88,11 @@ class HubResult:
     reason: str  # the failing check and its detail; for a pass, the checks that could not be made
     checks: tuple[single.Check, ...]
     seconds: float
+    retention: Retention | None = None  # None: not read (the values could not be, or the deadline passed)
+
+    @property
+    def retention_label(self) -> str:
+        return (self.retention or fleet_retention.UNKNOWN).label()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +101,7 @@ class HubResult:
             "registry": self.registry,
             "result": self.result,
             "reason": self.reason,
+            "retention": fleet_retention.as_dict(self.retention),
             "seconds": round(self.seconds, 3),
             "checks": [{"check": c.name, "status": c.status, "detail": c.detail} for c in self.checks],
         }
@@ -257,7 +268,7 @@ def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str],
     server = get_path(view, "binderhub-service", "buildPodsRegistryCredentials", "server")
     registry = host_of(server) if isinstance(server, str) and server.strip() else "-"
     return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), plain, "; ".join(problems) or None,
-                   registry)  # fmt: skip
+                   registry, folder=folder)  # fmt: skip
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -340,12 +351,14 @@ def _check_hub(
     reporter: Reporter,
     limiter: HostLimiter,
     deadline: httpretry.Deadline | None = None,
+    tokens: Mapping[str, str] | None = None,
 ) -> HubResult:
     start = time.monotonic()
 
-    def done(registry: str, result: Result, reason: str, checks: list[single.Check]) -> HubResult:
+    def done(registry: str, result: Result, reason: str, checks: list[single.Check],
+             retention: Retention | None = None) -> HubResult:  # fmt: skip
         return HubResult(target.cluster, target.hub, registry, result, reason, tuple(checks),
-                         time.monotonic() - start)  # fmt: skip
+                         time.monotonic() - start, retention)  # fmt: skip
 
     def late(pending: str, checks: Iterable[single.Check] = (), sep: str = ": ") -> HubResult:
         reason = f"{DEADLINE_REASON}{sep}{pending}"
@@ -392,12 +405,17 @@ def _check_hub(
     except single.DeadlinePassed as exc:
         left = f"; not checked: {', '.join(exc.not_made)}" if exc.not_made else ""
         return late(f"{exc.pending}{left}", [*checks, *exc.checks])
+    retention = fleet_retention.hub_retention(
+        reg, cluster=target.cluster, hub=target.hub, folder=target.folder, tokens=tokens or {},
+        api_urls=request.api_urls, limiter=limiter, deadline=deadline,
+    )  # fmt: skip
+    checks += fleet_retention.checks(retention, required=request.require_retention)
     registry = host_of(reg.server)
     failed = [c for c in checks if c.status == "fail"]
     if failed:
-        return done(registry, "fail", f"{failed[0].name}: {failed[0].detail}", checks)
+        return done(registry, "fail", f"{failed[0].name}: {failed[0].detail}", checks, retention)
     unmade = [c.name for c in checks if c.status == "could-not-check"]
-    return done(registry, "pass", f"could not check: {', '.join(unmade)}" if unmade else "", checks)
+    return done(registry, "pass", f"could not check: {', '.join(unmade)}" if unmade else "", checks, retention)
 
 
 def _safely(target: _Target, check: Callable[[], HubResult]) -> HubResult:
@@ -426,6 +444,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
     runner = sops.Sops(sops.find_binary(request.sops_bin)) if needed else None
     limiter = HostLimiter(request.per_host)
     deadline = httpretry.Deadline(request.deadline) if request.deadline else None
+    tokens = fleet_retention.tokens(request.environ, reporter)
     results: dict[int, HubResult] = {}  # by the target's position (two cluster folders may share a name)
     decrypted: dict[Path, Future[_Decrypted]] = {}
     if needed:
@@ -450,7 +469,8 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
 
             def check(target: _Target) -> HubResult:
                 return _safely(target, lambda: _check_hub(target, decrypted, request, reporter=reporter,
-                                                          limiter=limiter, deadline=deadline))  # fmt: skip
+                                                          limiter=limiter, deadline=deadline,
+                                                          tokens=tokens))  # fmt: skip
 
             futures: dict[Future[HubResult], int] = {pool.submit(check, t): i for i, t in enumerate(targets)}
             for index, future in enumerate(as_completed(futures), start=1):
@@ -469,3 +489,13 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
         str(request.path), ordered, tuple(skipped), read, dict(limiter.peak), dict(limiter.waits_429),
         time.monotonic() - start, request.deadline if passed else None, undecrypted_files=len(needed) - read,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# For the other fleet verbs (provision prune PATH): the same walking and decryption, not a copy of it
+
+Target = _Target
+Decrypted = _Decrypted
+decrypt_one = _decrypt_one
+secret_leaves = _secret_leaves
+hub_values = _view

@@ -13,6 +13,8 @@ from provision.registries.base import (
     PermissionProbe,
     Problem,
     RegistryKind,
+    Retention,
+    RetentionQuery,
     Verdict,
     host_of,
 )
@@ -85,6 +87,20 @@ class ArtifactRegistry(RegistryKind):
 
         return (". Neither password of this hub holds a service account's JSON key, which Artifact Registry takes "
                 "as password. " + key_policy_note())  # fmt: skip
+
+    # --- retention ---
+
+    def retention_in_files(self, query: RetentionQuery) -> Retention | None:
+        """The hub's entry of `registry_retention` in its cluster's tfvars (artifact_registry/retention.py)."""
+        from provision.registries.artifact_registry.retention import from_tfvars
+
+        return from_tfvars(query.repository, query.cluster, query.hub)
+
+    def retention(self, query: RetentionQuery) -> Retention:
+        found = self.retention_in_files(query)
+        if found is not None:
+            return found
+        return Retention("unknown", "no terraform/gcp/projects/<cluster>.tfvars to read the cleanup policies from")
 
 
 KIND = ArtifactRegistry()

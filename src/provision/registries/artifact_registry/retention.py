@@ -24,7 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.errors import UsageError
+from provision.errors import ProvisionError, UsageError
+from provision.registries.base import Retention as RetentionState
 
 VARIABLE = "registry_retention"
 DECLARED = re.compile(rf'^\s*variable\s+"?{VARIABLE}"?\s*\{{', re.MULTILINE)
@@ -86,3 +87,35 @@ def require_support(module: Path, shown: Path) -> None:
         'DELETE policy with condition { tag_state = "ANY", older_than = "<days*86400>s" }), as provision\'s '
         "terraform/gcp/registry.tf does; or run without these options"
     )
+
+
+def tfvars_path(repository: Path, cluster: str) -> Path:
+    """The cluster's tfvars in 2i2c-org/infrastructure's layout."""
+    return repository / "terraform" / "gcp" / "projects" / f"{cluster}.tfvars"
+
+
+def from_tfvars(repository: Path | None, cluster: str, hub: str) -> RetentionState | None:
+    """The hub's cleanup policies as its cluster's tfvars sets them (None: no such file to read). No entry in
+    `registry_retention` is "none": terraform gives the repository no cleanup policy."""
+    from provision.terraform.tfvars import read
+
+    path = None if repository is None else tfvars_path(repository, cluster)
+    if path is None or not path.is_file():
+        return None
+    shown = f"terraform/gcp/projects/{cluster}.tfvars"
+    try:
+        _, values = read(path)
+    except ProvisionError as exc:
+        return RetentionState("unknown", f"{shown} cannot be read: {exc.message}", shown)
+    table = values.get(VARIABLE)
+    entries = {str(k).strip('"'): v for k, v in table.items()} if isinstance(table, dict) else {}
+    entry = entries.get(hub)
+    if not isinstance(entry, dict):
+        return RetentionState("none", f"no {VARIABLE} entry for {hub} in {shown}: provision gcp --keep-tags or "
+                              "--prune-older-than sets one", shown)  # fmt: skip
+    keep, delete = entry.get("keep_recent"), entry.get("delete_older_than_days")
+    kept = Retention(int(keep) if isinstance(keep, int | float) else None,
+                     int(delete) if isinstance(delete, int | float) and delete else None)  # fmt: skip
+    if kept.keep_tags is None and kept.prune_older_than_days is None:
+        return RetentionState("none", f"the {VARIABLE} entry for {hub} in {shown} sets no policy", shown)
+    return RetentionState("server-side", f"cleanup policies: {kept.describe()}", shown)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from provision.registries.base import PermissionProbe, Problem, RegistryKind, Verdict
+from provision.registries.base import (
+    PermissionProbe,
+    Problem,
+    RegistryKind,
+    Retention,
+    RetentionQuery,
+    Verdict,
+    host_of,
+)
 
 if TYPE_CHECKING:
     from provision.hubconfig import HubRegistry
@@ -50,6 +59,22 @@ class Quay(RegistryKind):
         from provision.registries.quay.prune import QuayPruner, api_token
 
         return QuayPruner(registry, access, token=api_token(access))
+
+    # --- retention ---
+
+    def retention_token(self, environ: Mapping[str, str]) -> str | None:
+        """The organization's auto-prune policy is read with an org:admin token (QUAY_TOKEN, as provision quay)."""
+        return environ.get("QUAY_TOKEN") or None
+
+    def retention(self, query: RetentionQuery) -> Retention:
+        """The organization's auto-prune policies (registries/quay/autoprune.py); "unknown" without a token."""
+        if not query.token or query.registry is None:
+            return Retention("unknown", "reading the organization's auto-prune policy needs an org admin token "
+                             "(QUAY_TOKEN)")  # fmt: skip
+        from provision.registries.quay.policy_view import read_retention
+
+        api_url = query.api_url or f"https://{host_of(query.registry.server)}"
+        return read_retention(api_url, query.token, self.repository_path(query.registry).split("/")[0], query)
 
 
 KIND = Quay()
