@@ -263,7 +263,7 @@ def test_readme_example_for_our_module_as_written(tmp_path: Path, tofu: str, mon
     as written with --dry-run (options, paths, backend settings and the commands it would run)."""
     from tests.registries.artifact_registry.test_create_2i2c import readme_commands
 
-    section = (REPO / "README.md").read_text().split("## provision gcp\n", 1)[1]
+    section = (REPO / "docs" / "tutorials" / "first-hub-gcp.md").read_text()
     cp_line = next(line for line in section.splitlines() if line.startswith("cp terraform/gcp/"))
     shutil.copytree(REPO / "terraform" / "gcp", tmp_path / "terraform" / "gcp")
     subprocess.run(cp_line.split("#")[0], shell=True, cwd=tmp_path, check=True)

@@ -391,11 +391,11 @@ def test_terraform_state_with_only_tofu_installed_is_refused(env: Env) -> None:
 
 
 def readme_commands(marker: str) -> list[list[str]]:
-    """The `provision gcp …` commands (up to any `|`) of the README's gcp code block that contains `marker`."""
+    """The `provision gcp …` commands (up to any `|`) of the gcp tutorial's code block that contains `marker`."""
     import re
     import shlex
 
-    section = (REPO / "README.md").read_text().split("## provision gcp\n", 1)[1].split("\n## ", 1)[0]
+    section = (REPO / "docs" / "tutorials" / "first-hub-gcp.md").read_text()
     block = next(b for b in re.findall(r"```sh\n(.*?)```", section, re.S) if marker in b)
     lines = block.replace("\\\n", " ").splitlines()
     return [shlex.split(line.split("|")[0])[1:] for line in lines if line.startswith("provision gcp")]
