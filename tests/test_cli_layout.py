@@ -94,3 +94,15 @@ def test_outside_the_layout_the_words_are_refused_with_the_way_on(
     result = _run(repo, ["quay", "c1", "staging", "--hub", "prod", "--org", "hubs"], repo.root, monkeypatch)
     assert result.exit_code == 2 and "--hub 'prod' and the argument 'staging' disagree" in result.stderr
     assert quay.writes() == []
+
+
+def test_a_hub_provisioned_by_its_words_is_removed_by_them(
+    repo: Repo, quay: FakeQuay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _toml(repo, quay)
+    assert _run(repo, ["quay", "c1", "staging"], repo.root, monkeypatch).exit_code == 0
+    result = _run(repo, ["remove", "quay", "c1", "staging", "--api-url", quay.url, "--yes"], repo.root, monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    assert f"files: {repo.values}, {repo.secret}" in result.stderr
+    assert quay.robot_token("hubs", "image_builder") is None
+    assert "binderhub-service" not in yaml.safe_load(repo.values.read_text())

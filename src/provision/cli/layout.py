@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import typer
 
 from provision.errors import UsageError
 
 if TYPE_CHECKING:
-    from provision.cli.options import RegistryOptions
     from provision.console import Reporter
     from provision.fleetconfig import FleetConfig
 
@@ -33,13 +32,17 @@ Place = Annotated[
 ]
 
 
+# A command's options object: RegistryOptions or RemovalOptions (a dataclass with the three file fields).
+Options = TypeVar("Options", bound=Any)
+
+
 @dataclass(frozen=True)
-class Placed:
+class Placed(Generic[Options]):
     """The command's cluster, hub and options once the layout and the fleet's settings are applied."""
 
     cluster: str | None
     hub: str | None
-    options: RegistryOptions
+    options: Options
     settings: FleetConfig
 
 
@@ -48,9 +51,9 @@ def place(
     *,
     cluster: str | None,
     hub: str | None,
-    options: RegistryOptions,
+    options: Options,
     reporter: Reporter,
-) -> Placed:
+) -> Placed[Options]:
     """Apply `[CLUSTER HUB]` and provision.toml. Raises UsageError (two words needed, disagreeing options, no
     layout, an unknown cluster or hub, a bad provision.toml)."""
     from provision import fleetconfig

@@ -16,15 +16,16 @@ from provision.cli.gcp import (
     AllowBinarySwitch,
     AllowUnrelated,
     BackendConfig,
-    Cluster,
+    ClusterOrWord,
     LockTimeout,
     Repo,
     TerraformBin,
-    TerraformDir,
+    TerraformDirOrSetting,
     VarFile,
     Workspace,
     gcp_request,
 )
+from provision.cli.layout import Place, place, required, setting_path
 from provision.cli.options import (
     DEFAULT_DEADLINE,
     HUB_FILES,
@@ -142,10 +143,18 @@ class RemovalOptions:
 
 @remove.command("quay", cls=PanelledCommand)
 def remove_quay(
+    where: Place = None,
     org: Annotated[
-        str, typer.Option("--org", help="Quay organization that holds the hub's images.", rich_help_panel=REGISTRY)
-    ],
-    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.", rich_help_panel=REGISTRY)],
+        str | None,
+        typer.Option(
+            "--org",
+            help="Quay organization that holds the hub's images (default: quay.org in provision.toml).",
+            rich_help_panel=REGISTRY,
+        ),
+    ] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="The hub to decommission.", rich_help_panel=REGISTRY)
+    ] = None,
     cluster: Annotated[
         str | None,
         typer.Option("--cluster", help="Cluster name, as given when provisioning.", rich_help_panel=REGISTRY),
@@ -197,12 +206,16 @@ def remove_quay(
         from provision.registries.quay import remove as flow
         from provision.registries.quay.create import QuayRequest
 
+        placed = place(where, cluster=cluster, hub=hub, options=options, reporter=reporter)
+        fleet = placed.settings.quay
         quay = QuayRequest(
-            org=org, api_url=api_url, robot=robot, cluster=cluster, hub=hub, shared_org=shared_org,
-            token=read_token("QUAY_TOKEN", token_file), allow_http=allow_http,
+            org=required(org or fleet.org, option="--org", setting="quay.org"), api_url=api_url, robot=robot,
+            cluster=placed.cluster, hub=required(placed.hub, option="--hub (or CLUSTER HUB)"),
+            shared_org=shared_org or bool(fleet.shared_org), token=read_token("QUAY_TOKEN", token_file),
+            allow_http=allow_http,
         )  # fmt: skip
         request = flow.QuayRemoveRequest(
-            quay=quay, files=options.files(), delete_repositories=delete_repositories, yes=options.yes
+            quay=quay, files=placed.options.files(), delete_repositories=delete_repositories, yes=options.yes
         )
         return flow.remove_quay(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run,
                                 deadline=deadline)  # fmt: skip
@@ -271,15 +284,16 @@ def remove_dockerhub(
 
 @remove.command("gcp", cls=PanelledCommand)
 def remove_gcp(
-    cluster: Cluster,
+    where: Place = None,
+    cluster: ClusterOrWord = None,
     hub: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--hub", help="The hub to decommission; also the repository unless --repo.", rich_help_panel=REGISTRY
         ),
-    ],
+    ] = None,
     repo: Repo = None,
-    terraform_dir: TerraformDir = Path("terraform/gcp"),
+    terraform_dir: TerraformDirOrSetting = None,
     var_file: VarFile = None,
     workspace: Workspace = None,
     backend_config: BackendConfig = None,
@@ -309,13 +323,17 @@ def remove_gcp(
     def removal(reporter: Reporter) -> RemoveResult:
         from provision.registries.artifact_registry import remove as flow
 
+        placed = place(where, cluster=cluster, hub=hub, options=options, reporter=reporter)
+        folder = terraform_dir or setting_path(placed.settings.gcp.terraform_dir, placed.settings, "terraform/gcp")
         request = gcp_request(
-            cluster=cluster, hub=hub, repo=repo, terraform_dir=terraform_dir, var_file=var_file,
+            cluster=required(placed.cluster, option="--cluster (or CLUSTER HUB)"),
+            hub=required(placed.hub, option="--hub (or CLUSTER HUB)"), repo=repo, terraform_dir=folder,
+            var_file=var_file,
             workspace=workspace, backend_config=backend_config, terraform_bin=terraform_bin,
             allow_unrelated_changes=allow_unrelated_changes, allow_binary_switch=allow_binary_switch,
             lock_timeout=lock_timeout, yes=options.yes,
         )  # fmt: skip
-        removal_request = flow.GcpRemoveRequest(gcp=request, files=options.files())
+        removal_request = flow.GcpRemoveRequest(gcp=request, files=placed.options.files())
         return flow.remove_gcp(removal_request, reporter=reporter, confirm=confirm, dry_run=options.dry_run)
 
     options.run(removal)
