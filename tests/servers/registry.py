@@ -123,6 +123,18 @@ class DistributionRegistry(LocalService):
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
 
+    def storage_bytes(self) -> int:
+        """Bytes the registry's filesystem storage holds now (blobs, manifests, links)."""
+        assert self._dir is not None
+        return sum(p.stat().st_size for p in (self._dir / "storage").rglob("*") if p.is_file())
+
+    def garbage_collect(self) -> None:
+        """`docker-registry garbage-collect` on this registry's storage: blobs no manifest references any more are
+        deleted (the space a deletion by digest frees comes back only then)."""
+        assert self._dir is not None
+        subprocess.run([self.binary, "garbage-collect", "--delete-untagged", str(self._dir / "config.yml")],
+                       check=True, capture_output=True, timeout=60, env=_without_registry_env())  # fmt: skip
+
     def output(self) -> str:
         """What the registry wrote to stdout and stderr so far (errors only: ``log.level: error``)."""
         if self._dir is None or not (self._dir / "output.log").exists():
@@ -526,3 +538,8 @@ def _expect(response: requests.Response, status: int, what: str) -> None:
 def _expect_equal(actual: str | None, expected: str, what: str) -> None:
     if actual != expected:
         raise AssertionError(f"{what}: got {actual!r}, expected {expected!r}")
+
+
+def _without_registry_env() -> dict[str, str]:
+    """The environment without REGISTRY_* variables, which would override the config file."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("REGISTRY_")}

@@ -111,3 +111,19 @@ def test_a_registry_without_deletion_says_how_to_enable_it(tmp_path: Path) -> No
 ])  # fmt: skip
 def test_split_reference(image: str, expected: tuple[str, str, str | None, str | None]) -> None:
     assert split_reference(image) == expected
+
+
+def test_the_registrys_garbage_collection_then_frees_the_deleted_images_bytes(
+    registry: DistributionRegistry, tmp_path: Path
+) -> None:
+    """Issue 20: a deletion by digest frees nothing by itself; docker-registry's garbage-collect then deletes the
+    blobs no manifest references, and the storage shrinks by what the deleted images held."""
+    seed(registry)
+    registry.garbage_collect()  # nothing to free yet: every blob is referenced
+    before = registry.storage_bytes()
+    result = run(values(registry, tmp_path), Rules(older_than=30), registry_url=registry.url)
+    assert result.to_delete > 0
+    registry.garbage_collect()
+    after = registry.storage_bytes()
+    assert after < before, (before, after)
+    assert tags_of(registry.url, "hubs/hub2-a", auth=AUTH) == ["old"]  # another hub's image survives the collection
