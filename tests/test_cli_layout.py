@@ -106,3 +106,12 @@ def test_a_hub_provisioned_by_its_words_is_removed_by_them(
     assert f"files: {repo.values}, {repo.secret}" in result.stderr
     assert quay.robot_token("hubs", "image_builder") is None
     assert "binderhub-service" not in yaml.safe_load(repo.values.read_text())
+
+
+def test_profile_takes_the_words_too(repo: Repo, quay: FakeQuay, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = "pangeo=pangeo/pangeo-notebook:2024.04.08;Pangeo"
+    result = _run(repo, ["profile", "c1", "staging", "--image", image], repo.root, monkeypatch)
+    assert result.exit_code == 0, result.stderr
+    assert f"files: {repo.values}" in result.stderr and result.stdout == ""
+    profiles = yaml.safe_load(repo.values.read_text())["jupyterhub"]["singleuser"]["profileList"]
+    assert any("pangeo/pangeo-notebook:2024.04.08" in str(p) for p in profiles)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from provision.cli.common import handled, make_reporter
+from provision.cli.layout import Place, place
 from provision.cli.options import (
     HUB_FILES,
     ChartOption,
@@ -24,7 +27,18 @@ from provision.cli.options import (
 )
 
 
+@dataclass(frozen=True)
+class _Files:
+    """The file options of `profile`, as cli/layout.place reads and fills them (no secret file: a profile holds
+    no secret)."""
+
+    values_file: Path | None
+    cluster_config: Path | None
+    secret_file: Path | None = None
+
+
 def profile(
+    where: Place = None,
     hub: Annotated[
         str | None, typer.Option("--hub", help="Hub name (needed with --cluster-config).", rich_help_panel=HUB_FILES)
     ] = None,
@@ -51,6 +65,8 @@ def profile(
         from provision.hubfiles import write as hubfiles
         from provision.verbs.deliver import ProfileRequest, hub_options, profile_from
 
+        placed = place(where, cluster=None, hub=hub, options=_Files(values_file, cluster_config), reporter=reporter)
+        hub, values_file, cluster_config = placed.hub, placed.options.values_file, placed.options.cluster_config
         files = files_request(
             values_file=values_file,
             secret_file=None,

@@ -225,11 +225,18 @@ def remove_quay(
 
 @remove.command("dockerhub", cls=PanelledCommand)
 def remove_dockerhub(
+    where: Place = None,
     namespace: Annotated[
-        str,
-        typer.Option("--namespace", help="Docker ID or organization that holds the images.", rich_help_panel=REGISTRY),
-    ],
-    hub: Annotated[str, typer.Option("--hub", help="The hub to decommission.", rich_help_panel=REGISTRY)],
+        str | None,
+        typer.Option(
+            "--namespace",
+            help="Docker ID or organization that holds the images (default: dockerhub.namespace in provision.toml).",
+            rich_help_panel=REGISTRY,
+        ),
+    ] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="The hub to decommission.", rich_help_panel=REGISTRY)
+    ] = None,
     cluster: Annotated[
         str | None,
         typer.Option("--cluster", help="Cluster name, as given when provisioning.", rich_help_panel=REGISTRY),
@@ -270,12 +277,16 @@ def remove_dockerhub(
         from provision.registries.dockerhub import remove as flow
         from provision.registries.dockerhub.create import DockerHubRequest
 
+        placed = place(where, cluster=cluster, hub=hub, options=options, reporter=reporter)
         dockerhub = DockerHubRequest(
-            namespace=namespace, hub=hub, cluster=cluster, org=org, label=token_label, api_url=api_url,
+            namespace=required(namespace or placed.settings.dockerhub.namespace, option="--namespace",
+                               setting="dockerhub.namespace"),
+            hub=required(placed.hub, option="--hub (or CLUSTER HUB)"), cluster=placed.cluster, org=org,
+            label=token_label, api_url=api_url,
             username=os.environ.get("DOCKERHUB_USERNAME", "").strip() or None,
             secret=read_token("DOCKERHUB_TOKEN", token_file), allow_http=allow_http,
         )  # fmt: skip
-        request = flow.DockerHubRemoveRequest(dockerhub=dockerhub, files=options.files(), yes=options.yes)
+        request = flow.DockerHubRemoveRequest(dockerhub=dockerhub, files=placed.options.files(), yes=options.yes)
         return flow.remove_dockerhub(request, reporter=reporter, confirm=confirm, dry_run=options.dry_run,
                                      deadline=deadline)  # fmt: skip
 
