@@ -178,13 +178,11 @@ def cluster_hubs(cluster_config: Path) -> list[dict[str, Any]]:
     return [h for h in hubs or () if isinstance(h, dict)]
 
 
-def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str) -> list[str]:
-    """Other hubs of cluster.yaml whose plain values files push as `username` (a shared robot must stay)."""
-    if cluster_config is None or hub is None:
-        return []
+def other_hubs_values(cluster_config: Path, hub: str) -> Iterator[tuple[str, Any]]:
+    """(hub name, values) for each plain values file the other hubs of cluster.yaml list. Encrypted files cannot be
+    read here, and a broken one is passed over (doctor reports it): these answers only say what others use."""
     from ruamel.yaml import YAML
 
-    users: list[str] = []
     for entry in cluster_hubs(cluster_config):
         if entry.get("name") == hub:
             continue
@@ -194,11 +192,26 @@ def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str
                 continue
             try:
                 values = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-            except Exception:  # noqa: BLE001 - doctor reports broken files; here they just cannot share the robot
+            except Exception:  # noqa: BLE001 - doctor reports broken files; here they just tell nothing
                 continue
-            for root in (values, values.get("basehub") if isinstance(values, dict) else None):
-                bh = root.get("binderhub-service") if isinstance(root, dict) else None
-                creds = bh.get("buildPodsRegistryCredentials") if isinstance(bh, dict) else None
-                if isinstance(creds, dict) and creds.get("username") == username:
-                    users.append(str(entry.get("name")))
-    return sorted(set(users))
+            yield str(entry.get("name")), values
+
+
+def binderhub_sections(values: Any) -> list[dict[str, Any]]:
+    """A hub's binderhub-service values, at the top level and under daskhub's `basehub:`."""
+    roots = (values, values.get("basehub")) if isinstance(values, dict) else ()
+    sections = [root.get("binderhub-service") for root in roots if isinstance(root, dict)]
+    return [section for section in sections if isinstance(section, dict)]
+
+
+def other_hubs_using(cluster_config: Path | None, hub: str | None, username: str) -> list[str]:
+    """Other hubs of cluster.yaml whose plain values files push as `username` (a shared robot must stay)."""
+    if cluster_config is None or hub is None:
+        return []
+    users = {
+        name
+        for name, values in other_hubs_values(cluster_config, hub)
+        for section in binderhub_sections(values)
+        if isinstance(creds := section.get("buildPodsRegistryCredentials"), dict) and creds.get("username") == username
+    }
+    return sorted(users)

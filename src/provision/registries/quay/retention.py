@@ -98,33 +98,15 @@ def refuse_unannounced_sharing(
 
 def hubs_pushing_to(cluster_config: Path, hub: str, *, org: str, host: str) -> list[str]:
     """Other hubs of cluster.yaml whose plain values files push into `org`: by image_prefix or robot name."""
-    from ruamel.yaml import YAML
+    from provision.hubfiles.cluster import other_hubs_values
 
-    from provision.hubfiles.cluster import cluster_hubs
-
-    found: list[str] = []
-    for entry in cluster_hubs(cluster_config):
-        if entry.get("name") == hub:
-            continue
-        for name in entry.get("helm_chart_values_files") or ():
-            path = cluster_config.parent / str(name)
-            if Path(str(name)).name.startswith("enc-") or not path.is_file():
-                continue
-            try:
-                values = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-            except Exception:  # noqa: BLE001 - doctor reports broken files; here they just tell nothing
-                continue
-            if _pushes_to(values, org=org, host=host):
-                found.append(str(entry.get("name")))
-    return sorted(set(found))
+    return sorted({name for name, values in other_hubs_values(cluster_config, hub) if _pushes_to(values, org, host)})
 
 
-def _pushes_to(values: Any, *, org: str, host: str) -> bool:
-    roots = (values, values.get("basehub")) if isinstance(values, dict) else ()
-    for root in roots:
-        chart = root.get("binderhub-service") if isinstance(root, dict) else None
-        if not isinstance(chart, dict):
-            continue
+def _pushes_to(values: Any, org: str, host: str) -> bool:
+    from provision.hubfiles.cluster import binderhub_sections
+
+    for chart in binderhub_sections(values):
         config = chart.get("config")
         binderhub = config.get("BinderHub") if isinstance(config, dict) else None
         prefix = binderhub.get("image_prefix") if isinstance(binderhub, dict) else None
