@@ -2,7 +2,7 @@
 concurrently with bounded requests per registry host; nothing is created or changed.
 
 Hubs come from each `cluster.yaml` as `provision doctor` reads them: the listed values files merged in list order
-(Helm's merge, hubfiles/cluster.py), the `basehub:` wrapper of daskhub hubs removed. A hub is checked when its
+(Helm's merge; the walk is verbs/fleet_hubs.py), the `basehub:` wrapper of daskhub hubs removed. A hub is checked when its
 merged values enable binderhub-service. Its encrypted files (sops metadata, or `secret` in the name, as the 2i2c
 deployer decides) are decrypted with sops into memory, each file once however many hubs list it, then merged in
 their place, and the single-hub checks of verbs/verify.py run on the result.
@@ -11,7 +11,6 @@ their place, and the single-hub checks of verbs/verify.py run on the result.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -24,9 +23,10 @@ from provision import httpretry, registries, sops
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
-from provision.hubconfig import HubRegistry, get_path
+from provision.hubconfig import HubRegistry
 from provision.hubfiles import cluster as clusterfiles
 from provision.registries.base import Retention, host_of
+from provision.verbs import fleet_hubs as hubs
 from provision.verbs import fleet_retention
 from provision.verbs import verify as single
 
@@ -34,12 +34,8 @@ Result = Literal["pass", "fail", "could-not-check"]
 DEFAULT_JOBS = 16  # hubs checked at once: threads mostly waiting on the network (sops: one per core)
 VALUES_CHECK = "values name the registry and its credentials"
 DECRYPT_CHECK = "hub secrets decrypted"
-FILES_CHECK = "values files readable"
-CLUSTER_CHECK = "cluster.yaml lists the hubs"
-NO_HUB = "-"  # the hub column of a cluster.yaml problem that hides which hubs it holds
 DEADLINE_REASON = "deadline passed"
 # Keys whose decrypted values are credentials: redacted from every line, whatever check prints them.
-_SECRET_KEY = re.compile(r"password|token|secret|key", re.I)
 
 
 @dataclass(frozen=True)
@@ -56,27 +52,6 @@ class FleetRequest:
     api_urls: Mapping[str, str] = field(default_factory=dict)  # registry host -> its own API (Quay's) instead
     environ: Mapping[str, str] = field(default_factory=dict)  # where kinds find retention tokens (QUAY_TOKEN)
     require_retention: bool = False  # a hub whose retention is "none" fails
-
-
-@dataclass(frozen=True)
-class _Target:
-    """A hub to check: its listed files in order, which of them need sops, and what keeps it from being read."""
-
-    cluster: str
-    hub: str
-    chart: str
-    files: tuple[Path, ...]
-    encrypted: frozenset[Path]
-    plain: Mapping[Path, Mapping[Any, Any]]  # the unencrypted files as read when the hub was selected
-    problem: str | None = None
-    registry: str = "-"  # the host the public values name, shown even when the secrets cannot be read
-    problem_check: str = FILES_CHECK  # the check `problem` fails
-    folder: Path | None = None  # the cluster's folder (config/clusters/<cluster>), to find the repository
-
-
-def _unlisted(cluster: str, hub: str, problem: str) -> _Target:
-    """A cluster.yaml (or one of its `hubs` entries) the deployer cannot use: reported, never silently left out."""
-    return _Target(cluster, hub, "", (), frozenset(), {}, problem, problem_check=CLUSTER_CHECK)
 
 
 @dataclass(frozen=True)
@@ -159,181 +134,6 @@ class FleetResult:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Finding the hubs
-
-
-def _strip_sops(doc: Mapping[Any, Any]) -> dict[Any, Any]:
-    return {k: v for k, v in doc.items() if k != "sops"}
-
-
-def _view(merged: Mapping[Any, Any], chart: str) -> Mapping[Any, Any]:
-    view = merged.get("basehub") if chart == "daskhub" else merged
-    return view if isinstance(view, Mapping) else {}
-
-
-def find_hubs(request: FleetRequest) -> tuple[list[_Target], list[str]]:
-    """The hubs to check (in cluster.yaml order) and the `cluster/hub` names skipped for lacking binderhub-service.
-
-    Reads plain YAML only (encrypted files as they are, so nothing is decrypted for a hub that is skipped).
-    Raises UsageError when there is no cluster.yaml, or a --cluster/--hub filter matches nothing.
-    """
-    targets: list[_Target] = []
-    skipped: list[str] = []
-    seen_clusters: set[str] = set()
-    seen_hubs: set[str] = set()
-    root, configs = clusterfiles.cluster_configs(request.path)
-    for config in configs:
-        rel = _rel(config, root)
-        loaded = clusterfiles.load(config, rel)
-        folder = config.parent
-        if loaded.doc is None:
-            if loaded.template:
-                continue  # a Jinja template (config/clusters/templates), not a cluster
-            # Its hubs cannot be known: the whole cluster is "could not check", so the run cannot pass without it.
-            seen_clusters.add(folder.name)
-            maybe_here = {h for h in request.hubs if "/" not in h or h.startswith(f"{folder.name}/")}
-            if (request.clusters and folder.name not in request.clusters) or (request.hubs and not maybe_here):
-                continue
-            seen_hubs.update(maybe_here)
-            targets.append(_unlisted(folder.name, NO_HUB, f"{rel} {loaded.error}: none of this cluster's hubs "
-                                     "is checked (provision doctor shows the problem)"))  # fmt: skip
-            continue
-        cluster = str(loaded.doc.get("name") or folder.name)
-        seen_clusters.update({cluster, folder.name})
-        if request.clusters and not request.clusters & {cluster, folder.name}:
-            continue
-        entries = loaded.doc.get("hubs")
-        if entries is not None and not isinstance(entries, list) and not request.hubs:
-            targets.append(_unlisted(cluster, NO_HUB, f"{rel}: hubs {_layout(loaded.doc, 'hubs')}"))
-        for index, entry in enumerate(entries if isinstance(entries, list) else ()):
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
-                if not request.hubs:  # a hub without a name matches no --hub
-                    key = f"hubs[{index}]" + ("" if not isinstance(entry, Mapping) else ".name")
-                    targets.append(_unlisted(cluster, f"hubs[{index}]", f"{rel}: {key} {_layout(loaded.doc, key)}"))
-                continue
-            hub = entry["name"]
-            seen_hubs.update({hub, f"{cluster}/{hub}"})
-            if request.hubs and not request.hubs & {hub, f"{cluster}/{hub}"}:
-                continue
-            target = _target(cluster, hub, str(entry.get("helm_chart") or ""), folder, clusterfiles.listed(entry), root)
-            if target is None:
-                skipped.append(f"{cluster}/{hub}")
-            else:
-                targets.append(target)
-    unknown = sorted((request.clusters - seen_clusters) | (request.hubs - seen_hubs))
-    if unknown:
-        raise UsageError(f"no cluster or hub named {', '.join(unknown)} under {str(request.path)!r}")
-    if not targets:
-        what = "none of the selected hubs" if request.clusters or request.hubs else "no hub"
-        raise UsageError(
-            f"{what} under {str(request.path)!r} enables binderhub-service: nothing to verify",
-            hint="provision doctor lists the hubs and their image-building settings",
-        )
-    return targets, skipped
-
-
-def _layout(doc: Mapping[str, Any], key: str) -> str:
-    """clusterfiles' message for the part of cluster.yaml at `key` (the same words as provision doctor)."""
-    return next(message for path, message in clusterfiles.layout_problems(doc) if path == key)
-
-
-def _target(cluster: str, hub: str, chart: str, folder: Path, listed: list[str], root: Path) -> _Target | None:
-    """The hub's files, or None when its merged values do not enable binderhub-service."""
-    files: list[Path] = []
-    encrypted: set[Path] = set()
-    plain: dict[Path, Mapping[Any, Any]] = {}
-    merged: dict[Any, Any] = {}
-    problems: list[str] = []
-    for raw in listed:
-        path = clusterfiles.join(folder, raw)
-        rel = _rel(path, root)
-        if path.suffix == ".jsonnet":
-            continue  # rendered by the deployer; registry credentials are never set there
-        if not path.is_file():
-            problems.append(f"{rel} is listed in cluster.yaml but does not exist")
-            continue
-        loaded = clusterfiles.load(path, rel)
-        if loaded.doc is None:
-            problems.append(f"{rel} {loaded.error}")
-            continue
-        files.append(path)
-        if loaded.encrypted or loaded.secret_by_name:
-            encrypted.add(path)
-        else:
-            plain[path] = loaded.doc
-        merged = clusterfiles.merge(merged, _strip_sops(loaded.doc))
-    view = _view(merged, chart)
-    if get_path(view, "binderhub-service", "enabled") is not True and not problems:
-        return None  # (a missing file may hide the setting: such a hub is reported, not skipped)
-    server = get_path(view, "binderhub-service", "buildPodsRegistryCredentials", "server")
-    registry = host_of(server) if isinstance(server, str) and server.strip() else "-"
-    return _Target(cluster, hub, chart, tuple(files), frozenset(encrypted), plain, "; ".join(problems) or None,
-                   registry, folder=folder)  # fmt: skip
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Decrypting, each file once
-
-
-@dataclass(frozen=True)
-class _Decrypted:
-    doc: Mapping[Any, Any] | None
-    error: str | None = None  # sops's reason, for the table
-    hint: str | None = None  # what to do, for the JSON detail
-    late: bool = False  # the deadline passed before sops finished (or started)
-
-
-def _parse_secret(text: str) -> _Decrypted:
-    """Decrypted YAML as a mapping. Parse errors never quote the text: it is plaintext secrets."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    try:
-        doc = YAML(typ="safe", pure=True).load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        return _Decrypted(None, f"the decrypted text is not valid YAML (line {mark.line + 1})" if mark else None)
-    except YAMLError:
-        return _Decrypted(None, "the decrypted text is not valid YAML")
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, Mapping):
-        return _Decrypted(None, "the decrypted text is not a YAML mapping")
-    return _Decrypted(_strip_sops(doc))
-
-
-def _decrypt_one(runner: sops.Sops, path: Path, deadline: httpretry.Deadline | None = None) -> _Decrypted:
-    """Decrypt within the time left: a sops hung on its key service is killed at the deadline."""
-    timeout = None if deadline is None else deadline.remaining()
-    if timeout is not None and timeout <= 0:
-        return _Decrypted(None, late=True)
-    try:
-        return _parse_secret(runner.decrypt(path, timeout=timeout))
-    except sops.SopsTimeout:
-        return _Decrypted(None, late=True)
-    except ProvisionError as exc:
-        return _Decrypted(None, exc.message, exc.hint)
-
-
-def _secret_leaves(doc: Any, key: str = "") -> Iterable[str]:
-    if isinstance(doc, Mapping):
-        for k, v in doc.items():
-            yield from _secret_leaves(v, str(k))
-    elif isinstance(doc, list):
-        for item in doc:
-            yield from _secret_leaves(item, key)
-    elif isinstance(doc, str) and _SECRET_KEY.search(key) and len(doc) >= 4:
-        yield doc
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Checking
 
 
@@ -344,8 +144,8 @@ def _registry_url(reg: HubRegistry, request: FleetRequest) -> str | None:
 
 
 def _check_hub(
-    target: _Target,
-    decrypted: Mapping[Path, Future[_Decrypted]],
+    target: hubs.Target,
+    decrypted: Mapping[Path, Future[hubs.Decrypted]],
     request: FleetRequest,
     *,
     reporter: Reporter,
@@ -377,7 +177,7 @@ def _check_hub(
             try:  # decrypted once, by whichever hub's file came first
                 secret = decrypted[path].result(timeout=None if deadline is None else max(deadline.remaining(), 0))
             except FutureTimeout:
-                secret = _Decrypted(None, late=True)
+                secret = hubs.Decrypted(None, late=True)
             if secret.late:
                 return late(f"while sops decrypted {path.name}", sep=" ")
             if secret.doc is None:
@@ -387,17 +187,17 @@ def _check_hub(
                             [single.Check(DECRYPT_CHECK, "could-not-check", detail)])  # fmt: skip
             doc = secret.doc
         try:  # each file's keys of the wrong type, named with the file (after the merge, no file could be named)
-            single.hub_view(doc, where=_rel(path, Path.cwd()), wrapped=target.chart == "daskhub")
+            single.hub_view(doc, where=hubs.relative(path, Path.cwd()), wrapped=target.chart == "daskhub")
         except UsageError as exc:
             return done(target.registry, "could-not-check", exc.message,
                         [single.Check(VALUES_CHECK, "could-not-check", str(exc))])  # fmt: skip
         merged = clusterfiles.merge(merged, doc)
     try:
-        reg, pull = single.from_values(_view(merged, target.chart), {})
+        reg, pull = single.from_values(hubs.hub_values(merged, target.chart), {})
     except UsageError as exc:
         return done(target.registry, "fail", f"{VALUES_CHECK}: {exc.message}",
                     [single.Check(VALUES_CHECK, "fail", exc.message)])  # fmt: skip
-    lookup = single.lookup_from_values(_view(merged, target.chart), {})
+    lookup = single.lookup_from_values(hubs.hub_values(merged, target.chart), {})
     req = single.VerifyRequest(reg, pull, _registry_url(reg, request), request.ar_endpoint, lookup=lookup)
     checks = [single.Check(VALUES_CHECK, "pass", f"{reg.kind} registry {reg.server}, user {reg.username}")]
     try:
@@ -418,7 +218,7 @@ def _check_hub(
     return done(registry, "pass", f"could not check: {', '.join(unmade)}" if unmade else "", checks, retention)
 
 
-def _safely(target: _Target, check: Callable[[], HubResult]) -> HubResult:
+def _safely(target: hubs.Target, check: Callable[[], HubResult]) -> HubResult:
     """A bug in one hub's check is that hub's result, not the end of the run (its message is redacted later)."""
     try:
         return check()
@@ -439,14 +239,14 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
     if request.jobs < 1 or request.per_host < 1:
         raise UsageError("--jobs and --per-host must be at least 1")
     start = time.monotonic()
-    targets, skipped = find_hubs(request)
+    targets, skipped = hubs.find_hubs(request.path, clusters=request.clusters, hubs=request.hubs)
     needed = list(dict.fromkeys(p for t in targets if not t.problem for p in sorted(t.encrypted, key=t.files.index)))
     runner = sops.Sops(sops.find_binary(request.sops_bin)) if needed else None
     limiter = HostLimiter(request.per_host)
     deadline = httpretry.Deadline(request.deadline) if request.deadline else None
     tokens = fleet_retention.tokens(request.environ, reporter)
     results: dict[int, HubResult] = {}  # by the target's position (two cluster folders may share a name)
-    decrypted: dict[Path, Future[_Decrypted]] = {}
+    decrypted: dict[Path, Future[hubs.Decrypted]] = {}
     if needed:
         reporter.info(f"decrypting {len(needed)} encrypted files with sops, checking {len(targets)} hubs "
                       f"({request.jobs} at once, {request.per_host} requests per registry host)")  # fmt: skip
@@ -458,16 +258,16 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
         try:
             assert runner is not None or not needed
 
-            def decrypt(path: Path) -> _Decrypted:
+            def decrypt(path: Path) -> hubs.Decrypted:
                 assert runner is not None
-                secret = _decrypt_one(runner, path, deadline)
-                for value in _secret_leaves(secret.doc):
+                secret = hubs.decrypt_one(runner, path, deadline)
+                for value in hubs.secret_leaves(secret.doc):
                     reporter.add_secret(value)  # before any hub that uses the file can print anything
                 return secret
 
             decrypted = {path: sops_pool.submit(decrypt, path) for path in needed}
 
-            def check(target: _Target) -> HubResult:
+            def check(target: hubs.Target) -> HubResult:
                 return _safely(target, lambda: _check_hub(target, decrypted, request, reporter=reporter,
                                                           limiter=limiter, deadline=deadline,
                                                           tokens=tokens))  # fmt: skip
@@ -489,13 +289,3 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
         str(request.path), ordered, tuple(skipped), read, dict(limiter.peak), dict(limiter.waits_429),
         time.monotonic() - start, request.deadline if passed else None, undecrypted_files=len(needed) - read,
     )  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# For the other fleet verbs (provision prune PATH): the same walking and decryption, not a copy of it
-
-Target = _Target
-Decrypted = _Decrypted
-decrypt_one = _decrypt_one
-secret_leaves = _secret_leaves
-hub_values = _view

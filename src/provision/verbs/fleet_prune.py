@@ -1,7 +1,7 @@
 """provision prune PATH: client-side retention for every image-building hub under a folder of the 2i2c layout.
 
-The hubs are found as fleet verify finds them (verbs/fleet.find_hubs: cluster.yaml's files merged in order, the hubs
-that enable binderhub-service), each encrypted file decrypted once. Then, under one deadline and one per-host
+The hubs are found as fleet verify finds them (verbs/fleet_hubs.find_hubs: cluster.yaml's files merged in order,
+the hubs that enable binderhub-service), each encrypted file decrypted once. Then, under one deadline and one per-host
 limiter: every hub's repositories are listed and planned (verbs/prune.scan), the whole plan is shown (per hub and
 repository), asked about once, and applied hub by hub. A hub whose kind has no pruner, or whose registry has a
 server-side policy, is reported and left alone; a hub that fails is reported and the others go on.
@@ -23,7 +23,7 @@ from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import DEFAULT_PER_HOST, HostLimiter
 from provision.hubfiles import cluster as clusterfiles
 from provision.registries.base import PruneAccess, Pruner, host_of
-from provision.verbs import fleet, fleet_retention, prune
+from provision.verbs import fleet_hubs, fleet_retention, prune
 from provision.verbs import verify_values as values
 from provision.verbs.prune_rules import Rules
 from provision.verbs.remove import Confirm, paused
@@ -105,8 +105,8 @@ class FleetPruneResult:
 # --- opening each hub --------------------------------------------------------------------------------------------
 
 
-def _decrypt_all(targets: list[fleet.Target], request: FleetPruneRequest, reporter: Reporter,
-                 clock: httpretry.Deadline) -> dict[Path, fleet.Decrypted]:  # fmt: skip
+def _decrypt_all(targets: list[fleet_hubs.Target], request: FleetPruneRequest, reporter: Reporter,
+                 clock: httpretry.Deadline) -> dict[Path, fleet_hubs.Decrypted]:  # fmt: skip
     """Each encrypted file once, however many hubs list it; its secret values redacted from then on."""
     needed = list(dict.fromkeys(p for t in targets if not t.problem for p in sorted(t.encrypted, key=t.files.index)))
     if not needed:
@@ -114,14 +114,14 @@ def _decrypt_all(targets: list[fleet.Target], request: FleetPruneRequest, report
     runner = sops.Sops(sops.find_binary(request.sops_bin))
     reporter.info(f"decrypting {len(needed)} encrypted files with sops")
     with ThreadPoolExecutor(max_workers=max(1, min(len(needed), os.cpu_count() or 2))) as pool:
-        found = dict(zip(needed, pool.map(lambda p: fleet.decrypt_one(runner, p, clock), needed), strict=True))
+        found = dict(zip(needed, pool.map(lambda p: fleet_hubs.decrypt_one(runner, p, clock), needed), strict=True))
     for secret in found.values():
-        for value in fleet.secret_leaves(secret.doc):
+        for value in fleet_hubs.secret_leaves(secret.doc):
             reporter.add_secret(value)
     return found
 
 
-def _hub_values(target: fleet.Target, secrets: Mapping[Path, fleet.Decrypted]) -> Mapping[Any, Any]:
+def _hub_values(target: fleet_hubs.Target, secrets: Mapping[Path, fleet_hubs.Decrypted]) -> Mapping[Any, Any]:
     """The hub's merged values (its secrets in their place). Raises UsageError saying which file is missing."""
     if target.problem:
         raise UsageError(target.problem)
@@ -133,10 +133,10 @@ def _hub_values(target: fleet.Target, secrets: Mapping[Path, fleet.Decrypted]) -
             raise UsageError(f"{path.name}: " + ("the deadline passed while sops decrypted it" if secret.late
                                                  else secret.error or "sops could not decrypt it"))  # fmt: skip
         merged = clusterfiles.merge(merged, doc)
-    return fleet.hub_values(merged, target.chart)
+    return fleet_hubs.hub_values(merged, target.chart)
 
 
-def _open(target: fleet.Target, view: Mapping[Any, Any], request: FleetPruneRequest, access: PruneAccess,
+def _open(target: fleet_hubs.Target, view: Mapping[Any, Any], request: FleetPruneRequest, access: PruneAccess,
           tokens: Mapping[str, str], reporter: Reporter) -> HubPrune:  # fmt: skip
     """The hub's Pruner, or why it is not pruned: no pruner for its kind, or a server-side policy."""
     hub = HubPrune(target.cluster, target.hub, "planned")
@@ -163,7 +163,7 @@ def _open(target: fleet.Target, view: Mapping[Any, Any], request: FleetPruneRequ
     return hub
 
 
-def _failed(target: fleet.Target, exc: ProvisionError) -> HubPrune:
+def _failed(target: fleet_hubs.Target, exc: ProvisionError) -> HubPrune:
     return HubPrune(target.cluster, target.hub, "failed", str(exc))
 
 
@@ -212,7 +212,7 @@ def _emptied(result: prune.PruneResult) -> int:
 def run(request: FleetPruneRequest, *, reporter: Reporter, confirm: Confirm) -> FleetPruneResult:
     """Plan every hub, ask once, apply. Raises UsageError for bad input (before any request)."""
     prune.check_rules(request.rules)
-    targets, skipped = fleet.find_hubs(fleet.FleetRequest(request.path, request.clusters, request.hubs))
+    targets, skipped = fleet_hubs.find_hubs(request.path, clusters=request.clusters, hubs=request.hubs)
     clock = httpretry.Deadline(request.deadline)
     limiter = HostLimiter(request.per_host)
     access = PruneAccess(limiter, clock, None, request.api_url)
@@ -243,7 +243,7 @@ def run(request: FleetPruneRequest, *, reporter: Reporter, confirm: Confirm) -> 
     return result
 
 
-def _open_and_plan(target: fleet.Target, secrets: Mapping[Path, fleet.Decrypted], request: FleetPruneRequest,
+def _open_and_plan(target: fleet_hubs.Target, secrets: Mapping[Path, fleet_hubs.Decrypted], request: FleetPruneRequest,
                    one: prune.PruneRequest, access: PruneAccess, tokens: Mapping[str, str], reporter: Reporter,
                    start: float) -> HubPrune:  # fmt: skip
     if access.deadline is not None and access.deadline.remaining() <= 0:
