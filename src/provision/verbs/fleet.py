@@ -1,8 +1,8 @@
 """provision verify on a folder: every image-building hub of every cluster, its secrets decrypted in memory, checked
 concurrently with bounded requests per registry host; nothing is created or changed.
 
-Hubs come from each `cluster.yaml` as `provision doctor` reads them: the listed values files merged in list order
-(Helm's merge; the walk is verbs/fleet_hubs.py), the `basehub:` wrapper of daskhub hubs removed. A hub is checked when its
+Hubs come from each `cluster.yaml` as `provision doctor` reads them (verbs/fleet_hubs.py): the listed values files
+merged in list order (Helm's merge), the `basehub:` wrapper of daskhub hubs removed. A hub is checked when its
 merged values enable binderhub-service. Its encrypted files (sops metadata, or `secret` in the name, as the 2i2c
 deployer decides) are decrypted with sops into memory, each file once however many hubs list it, then merged in
 their place, and the single-hub checks of verbs/verify.py run on the result.
