@@ -183,13 +183,14 @@ def run_provision(kind: str, chart: str, dask: bool, folder: Path) -> tuple[Expe
     assert kind == "artifact-registry"
     from provision.console import Reporter
     from provision.hubconfig import HubOptions, ImageChoice, Profile
+    from provision.hubfiles import edits
     from provision.hubfiles import write as hubfiles
     from provision.registries.artifact_registry import create as gcp
 
     registry = gcp.registry_for(RELEASE, project_id="proj", region="us-central1", key=AR_KEY)
     profile = Profile(images=tuple(ImageChoice.parse(spec) for spec in IMAGES), default=DEFAULT_IMAGE)
     options = HubOptions(chart=chart, dask_gateway=dask or chart == "daskhub", profile=profile)  # type: ignore[arg-type]
-    request = hubfiles.FilesRequest(values_file=values_file)
+    request = edits.FilesRequest(values_file=values_file)
     hubfiles.check_profile(request, options)
     published = hubfiles.publish(
         registry, options, request, sops_binary=None, reporter=Reporter(stream=io.StringIO()), dry_run=False

@@ -449,9 +449,10 @@ def test_comment_only_file_is_encrypted_by_the_rule_and_keeps_its_comment(repo: 
 def test_an_edit_made_after_the_preflight_is_kept(repo: Repo) -> None:
     """Another run changed the file between our decrypt and our write: we merge into its version."""
     from provision.hubconfig import HubOptions, HubRegistry
+    from provision.hubfiles import edits
     from provision.hubfiles import write as hubfiles
 
-    req = hubfiles.FilesRequest(secret_file=repo.secret, sops_bin=repo.sops)
+    req = edits.FilesRequest(secret_file=repo.secret, sops_bin=repo.sops)
     env = repo.env()
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -739,7 +740,8 @@ def test_secret_file_of_a_daskhub_hub_without_cluster_config_gets_keys_the_chart
 def _chart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: str | None = None, **files: Path
 ) -> tuple[str, str]:
-    from provision.hubfiles.write import FilesRequest, chart_for
+    from provision.hubfiles.edits import FilesRequest
+    from provision.hubfiles.write import chart_for
 
     monkeypatch.chdir(tmp_path)
     stream = io.StringIO()

@@ -14,7 +14,7 @@ import yaml
 
 from provision import registries
 from provision.console import Reporter
-from provision.hubfiles.write import FilesRequest
+from provision.hubfiles.edits import FilesRequest
 from provision.verbs import create, remove, verify
 from provision.verbs.deliver import Delivery
 from provision.verbs.remove import HubFilesRequest

@@ -19,7 +19,7 @@ import typer
 if TYPE_CHECKING:
     # Imported inside the functions: `provision --help` and shell completion never need them.
     from provision.console import Reporter
-    from provision.hubfiles.write import FilesRequest
+    from provision.hubfiles.edits import FilesRequest
     from provision.verbs.deliver import Delivery
 
 # The --help panels (cli/panels.py prints them).
@@ -294,7 +294,7 @@ def files_request(
     hub: str | None,
     copy_shared_profiles: bool = False,
 ) -> FilesRequest:
-    from provision.hubfiles.write import FilesRequest
+    from provision.hubfiles.edits import FilesRequest
 
     return FilesRequest(
         values_file,

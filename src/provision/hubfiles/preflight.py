@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provision.files import check_writable
-from provision.hubfiles.write import FilesRequest
+from provision.hubfiles.edits import FilesRequest
 
 
 def check_hub_files(files: FilesRequest) -> None:

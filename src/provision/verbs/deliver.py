@@ -18,6 +18,7 @@ from provision.console import Reporter, to_json
 from provision.errors import ProvisionError, UsageError
 from provision.files import read_input
 from provision.hubconfig import Chart, HubOptions, HubRegistry, ImageChoice, Profile, images_from_yaml
+from provision.hubfiles import edits
 from provision.hubfiles import preflight as local_inputs
 from provision.hubfiles import write as hubfiles
 from provision.hubfiles.secret_file import SecretState
@@ -42,7 +43,7 @@ class Delivery:
     """Where a registry command delivers the hub's values (files, or stdout) and in what shape, and how it proves
     a rotated credential (`proof` None: --no-verify)."""
 
-    files: hubfiles.FilesRequest
+    files: edits.FilesRequest
     chart: Chart | None = None  # None: found from the cluster.yaml (hubfiles.chart_for)
     dask_gateway: bool = False
     profile: ProfileRequest = field(default_factory=ProfileRequest)
@@ -57,7 +58,7 @@ class Delivery:
 class HubFiles:
     """What a registry command will do with the values: the files to write, the values' shape, the sops binary."""
 
-    files: hubfiles.FilesRequest
+    files: edits.FilesRequest
     options: HubOptions
     sops_binary: str | None
     secret_state: SecretState | None = None  # the secret file as read before the first remote write
@@ -103,7 +104,7 @@ def profile_from(asked: ProfileRequest) -> Profile | None:
 
 
 def hub_options(
-    files: hubfiles.FilesRequest,
+    files: edits.FilesRequest,
     *,
     chart: Chart | None,
     dask_gateway: bool,

@@ -17,7 +17,7 @@ from urllib3.util.retry import Retry
 from provision.cli import app
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
-from provision.hubfiles.write import FilesRequest
+from provision.hubfiles.edits import FilesRequest
 from provision.registries.quay import autoprune
 from provision.registries.quay.create import QuayRequest, QuayResult, run
 from provision.registries.quay.retention import Retention

@@ -22,7 +22,7 @@ from provision.registries.quay.client import TOKEN_HINT, QuayClient, QuayError
 from provision.registries.quay.models import Organization, Robot, TeamMember
 
 if TYPE_CHECKING:
-    from provision.hubfiles.write import FilesRequest
+    from provision.hubfiles.edits import FilesRequest
 
 TeamChoice = Literal["owners", "creator"]
 # owners is Quay's built-in admin team; creator may create and push new repositories and nothing else.

@@ -2,7 +2,7 @@
 its new token into every such hub's secret file, then prove it for each hub.
 
 Every other hub's secret file is read, decrypted and checked before the first remote write (prepare); after the
-rotation each is changed only at its password keys with `sops set` (hubfiles.plan_files: every other key, byte and
+rotation each is changed only at its password keys with `sops set` (edits.plan_files: every other key, byte and
 recipient stays). A failure after the rotation names which hubs hold the new token and which do not.
 
 Docker Hub has no such option, by design: provision gives each hub its own token, labelled for that hub, and
@@ -23,7 +23,7 @@ from provision import clusterrepo, files, sops
 from provision.console import Reporter
 from provision.errors import EXIT_INTERRUPTED, ProvisionError, UsageError
 from provision.hubconfig import HubRegistry, get_path
-from provision.hubfiles import write as hubfiles
+from provision.hubfiles import edits
 from provision.hubfiles.cluster import cluster_hubs, other_hubs_using
 from provision.hubfiles.secret_file import SecretState, read_secret
 from provision.registries.base import Rotated
@@ -91,7 +91,7 @@ def validate(*, cluster_config: Path | None, hub: str | None) -> None:
 
 
 def prepare(
-    req: QuayRequest, own: hubfiles.FilesRequest, *, sops_binary: str | None, reporter: Reporter
+    req: QuayRequest, own: edits.FilesRequest, *, sops_binary: str | None, reporter: Reporter
 ) -> SharedRotation:
     """Find the other hubs of --cluster-config pushing as the robot and check every local input of each (its secret
     files exist, decrypt, hold the password, can be written, would keep the new token encrypted) before any remote
@@ -236,13 +236,13 @@ def write(shared: SharedRotation, token: str, *, rotated: Rotated, reporter: Rep
     ProvisionError naming the hubs that hold the new token and those that do not (after_rotation)."""
     written: list[Path] = []
     for target in shared.targets:
-        req = hubfiles.FilesRequest(secret_file=target.path)
+        req = edits.FilesRequest(secret_file=target.path)
         try:
             with files.locked(files.folders([target.path])):
-                plan = hubfiles.plan_files(
+                plan = edits.plan_files(
                     req, public={}, secret=target.secret(token), state=target.state, sops_binary=shared.sops_binary
                 )
-                hubfiles.apply_files(plan, reporter)
+                edits.apply_files(plan, reporter)
         except (ProvisionError, KeyboardInterrupt) as exc:
             raise after_rotation(exc, shared, rotated, written=written, own_written=True, failed=target.path) from None
         written.append(target.path)
