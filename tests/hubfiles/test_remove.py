@@ -9,7 +9,8 @@ import pytest
 
 from provision.errors import UsageError
 from provision.hubconfig import HubRegistry
-from provision.hubfiles.remove import RemovalTarget, plan_removal
+from provision.hubfiles.removal_target import RemovalTarget
+from provision.hubfiles.remove import plan_removal
 
 REGISTRY = HubRegistry(
     kind="quay", server="https://quay.io", username="org+bot", image_prefix="quay.io/org/c1-hub-",

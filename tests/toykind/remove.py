@@ -7,7 +7,7 @@ import requests
 from provision import httpretry
 from provision.console import Reporter
 from provision.hubconfig import Chart
-from provision.hubfiles.remove import RemovalTarget
+from provision.hubfiles.removal_target import RemovalTarget
 from provision.plan import Change
 from provision.verbs.remove import RemotePlan
 from tests.toykind.setup import ToyRequest, registry_for

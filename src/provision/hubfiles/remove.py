@@ -15,7 +15,6 @@ registry the files are refused as a whole, before anything is changed.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,46 +27,21 @@ from provision.errors import ProvisionError, UsageError
 from provision.files import FileEdit, read_text
 from provision.hubconfig import (
     Z2JH_RELEASES,
-    Chart,
-    HubOptions,
-    HubRegistry,
-    ImageChoice,
     Profile,
-    get_path,
-    public_values,
-    secret_values,
 )
-from provision.hubfiles import yaml_keys
+from provision.hubfiles import remove_secret, yaml_keys
 from provision.hubfiles.releases import release_base, release_file
-from provision.plan import Change
-
-KeyPath = tuple[str, ...]
-# Leaves that say which registry the values belong to: a different value means the files are another registry's.
-IDENTITY_LEAVES: tuple[KeyPath, ...] = (
-    ("binderhub-service", "config", "BinderHub", "image_prefix"),
-    ("binderhub-service", "config", "DockerRegistry", "url"),
-    ("binderhub-service", "config", "DockerRegistry", "username"),
-    ("binderhub-service", "buildPodsRegistryCredentials", "server"),
-    ("binderhub-service", "buildPodsRegistryCredentials", "username"),
+from provision.hubfiles.removal_target import (
+    IDENTITY_LEAVES,
+    KeyPath,
+    RemovalTarget,
+    check_identity,
+    get,
+    in_file,
+    owned_public,
+    release_view,
 )
-PULL_SECRET: KeyPath = ("jupyterhub", "imagePullSecret")
-
-
-@dataclass(frozen=True)
-class RemovalTarget:
-    """The registry whose keys leave the files. `username` empty: not known (any user name matches)."""
-
-    registry: HubRegistry
-    chart: Chart = "basehub"
-    pull_hosts: tuple[str, ...] = ()  # imagePullSecret.registry values that are this registry's
-
-    def wrap(self, path: KeyPath) -> KeyPath:
-        return ("basehub", *path) if self.chart == "daskhub" else path
-
-
-def _view(doc: Any, release: str | None) -> Any:
-    """A release file's document seen in the hub layout (its values under the release's key), for reading."""
-    return {release: doc} if release is not None else doc
+from provision.plan import Change
 
 
 @dataclass(frozen=True)
@@ -157,7 +131,7 @@ def plan_removal(
     secret_removed: list[str] = []
     secret_empty = False
     if secret_file is not None:
-        secret_unset, secret_removed, secret_empty, secret_notes = _plan_secret(
+        secret_unset, secret_removed, secret_empty, secret_notes = remove_secret.plan_secret(
             secret_file, target, sops_client, release
         )
         notes += secret_notes
@@ -241,17 +215,6 @@ def plan_hub_removal(target: RemovalTarget, given: HubFiles, *, sops_client: sop
     return HubFilesRemoval(tuple(parts))
 
 
-def owned_public(target: RemovalTarget) -> dict[str, Any]:
-    """Every public key provision may have written for this registry (profile and dask pull secret included)."""
-    # profileList entries are removed whole, by slug: the one image only makes the profile renderable.
-    profile = Profile(images=(ImageChoice("image", "image:tag"),))
-    options = HubOptions(chart=target.chart, dask_gateway=True, profile=profile)
-    registry = target.registry
-    if registry.pull_secret_registry is None and target.pull_hosts:
-        registry = replace(registry, pull_secret_registry=target.pull_hosts[0])
-    return public_values(registry, options)
-
-
 def _plan_values(
     path: Path, target: RemovalTarget, release: str | None
 ) -> tuple[FileEdit | None, list[str], bool, list[str]]:
@@ -265,7 +228,7 @@ def _plan_values(
             path=path,
             hint="remove the registry keys by hand (--dry-run lists them), or normalise the file's formatting first",
         )
-    _check_identity(_view(doc, release), target, path)
+    check_identity(release_view(doc, release), target, path)
     removed: list[str] = []
     kept: list[str] = []
     identity = {target.wrap(leaf) for leaf in IDENTITY_LEAVES}
@@ -276,23 +239,17 @@ def _plan_values(
         owned, prefix = owned.get(release) or {}, (release,)
     yaml_keys.remove_owned(doc, owned, prefix, identity, removed, kept, pending)
     yaml_keys.place_pending(doc, pending)
-    kept += _other_build_profiles(_view(doc, release), target)
-    removed, kept = _in_file(removed, release), _in_file(kept, release)
+    kept += _other_build_profiles(release_view(doc, release), target)
+    removed, kept = in_file(removed, release), in_file(kept, release)
     if not removed:
         return None, [], False, kept
     empty = len(doc) == 0
     return FileEdit(path, original, clusterrepo.dump(doc, style)), removed, empty, kept
 
 
-def _in_file(names: list[str], release: str | None) -> list[str]:
-    """Dotted key paths as the file has them: a z2jh release's file holds its values without the release's key."""
-    start = f"{release}."
-    return [name[len(start) :] if release is not None and name.startswith(start) else name for name in names]
-
-
 def _other_build_profiles(doc: Any, target: RemovalTarget) -> list[str]:
     """Profiles not written by provision that still offer image building (doctor would flag them)."""
-    profiles = _get(doc, target.wrap(("jupyterhub", "singleuser", "profileList")))
+    profiles = get(doc, target.wrap(("jupyterhub", "singleuser", "profileList")))
     found = []
     for entry in profiles if isinstance(profiles, list) else ():
         options = entry.get("profile_options") if isinstance(entry, Mapping) else None
@@ -301,131 +258,6 @@ def _other_build_profiles(doc: Any, target: RemovalTarget) -> list[str]:
             if entry.get("slug") != Profile().slug and isinstance(building, Mapping) and building.get("enabled"):
                 found.append(f"profile {entry.get('slug')!r} (option {name!r} builds images: edit it by hand)")
     return found
-
-
-def _check_identity(doc: Any, target: RemovalTarget, path: Path) -> None:
-    """Refuse files that name another registry than the one being removed (a wrong --org, --hub, --namespace...)."""
-    expected = public_values(target.registry, HubOptions(chart=target.chart))
-    conflicts = []
-    for leaf in IDENTITY_LEAVES:
-        keys = target.wrap(leaf)
-        found, want = _get(doc, keys), _get(expected, keys)
-        if found is None or want is None or (leaf[-1] == "username" and not target.registry.username):
-            continue
-        if str(found) != str(want):
-            conflicts.append(f"{'.'.join(keys)} is {str(found)!r}, not {str(want)!r}")
-    if conflicts:
-        raise UsageError(
-            f"{path} describes another registry than the one to remove: " + "; ".join(conflicts) + ". Nothing "
-            "was changed",
-            hint="check the options (organization, robot, cluster, hub, namespace), or pass the hub's own files",
-        )
-
-
-def _get(doc: Any, keys: Sequence[str]) -> Any:
-    return get_path(doc, *keys)
-
-
-def _plan_secret(
-    path: Path, target: RemovalTarget, client: sops.Sops | None, release: str | None
-) -> tuple[list[KeyPath], list[str], bool, list[str]]:
-    """Branches of the encrypted file to unset, read from its key names (sops leaves keys readable). A z2jh
-    release's file is read in the hub layout (under the release's key) and its branches given back without it."""
-    text = read_text(path)
-    if text is None:
-        return [], [], False, [f"{path}: does not exist"]
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        doc = YAML(typ="safe").load(text)
-    except YAMLError:
-        raise clusterrepo.ClusterRepoError("not valid YAML", path=path) from None
-    if not isinstance(doc, dict) or "sops" not in doc:
-        raise clusterrepo.ClusterRepoError(
-            "has no sops metadata: it is not encrypted",
-            path=path,
-            hint="if it was committed in plaintext, rotate the secrets it holds, then encrypt it with sops",
-        )
-    data = _view({k: v for k, v in doc.items() if k != "sops"}, release)
-    owned = secret_values(target.registry, HubOptions(chart=target.chart))
-    wanted: list[KeyPath] = []
-    for leaf in _leaf_paths(owned):
-        if leaf[: len(target.wrap(PULL_SECRET))] == target.wrap(PULL_SECRET):
-            continue
-        if _has(data, leaf):
-            wanted.append(leaf)
-    notes: list[str] = []
-    pull = target.wrap(PULL_SECRET)
-    if isinstance(_get(data, pull), Mapping):
-        assert client is not None, "the CLI finds the sops binary whenever a secret file is given"
-        plain = _view(YAML(typ="safe").load(client.decrypt(path)) or {}, release)
-        registry = _get(plain, (*pull, "registry"))
-        if str(registry) in target.pull_hosts:
-            wanted.append(pull)
-        else:
-            kept = _in_file([".".join(pull)], release)[0]
-            notes.append(f"{path.name}: kept {kept}: its registry is not this registry's")
-    if not wanted:
-        return [], [], False, notes
-    remaining = copy.deepcopy(data)
-    for leaf in wanted:
-        _pop(remaining, leaf)
-    # Unset the highest branch each removal empties: sops unset leaves empty parents behind.
-    branches = sorted({_emptied_branch(data, remaining, leaf) for leaf in wanted}, key=len)
-    minimal: list[KeyPath] = [b for b in branches if not any(b[: len(o)] == o and b != o for o in branches)]
-    removed = _in_file([".".join(leaf) for leaf in wanted], release)
-    if release is not None:
-        # (release,) itself: the file is left empty and deleted rather than unset.
-        minimal = [branch[1:] for branch in minimal if branch[1:]]
-    return minimal, removed, not _prune(remaining), notes
-
-
-def _leaf_paths(doc: Mapping[str, Any], prefix: KeyPath = ()) -> list[KeyPath]:
-    out: list[KeyPath] = []
-    for key, value in doc.items():
-        if isinstance(value, Mapping):
-            out += _leaf_paths(value, (*prefix, str(key)))
-        else:
-            out.append((*prefix, str(key)))
-    return out
-
-
-def _has(doc: Any, keys: Sequence[str]) -> bool:
-    parent = _get(doc, keys[:-1])
-    return isinstance(parent, Mapping) and keys[-1] in parent
-
-
-def _pop(doc: Any, keys: KeyPath) -> None:
-    parent = _get(doc, keys[:-1])
-    if isinstance(parent, dict):
-        parent.pop(keys[-1], None)
-
-
-def _emptied_branch(before: Any, after: Any, leaf: KeyPath) -> KeyPath:
-    """The highest ancestor of `leaf` that held something before and nothing after the removals."""
-    branch = leaf
-    for depth in range(len(leaf) - 1, 0, -1):
-        parent = leaf[:depth]
-        if _get(before, parent) and not _prune_copy(_get(after, parent)):
-            branch = parent
-        else:
-            break
-    return branch
-
-
-def _prune_copy(value: Any) -> Any:
-    return _prune(copy.deepcopy(value)) if isinstance(value, dict) else value
-
-
-def _prune(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document without mappings that hold nothing (in place; returns it)."""
-    for key in list(doc):
-        if isinstance(doc[key], dict):
-            _prune(doc[key])
-            if not doc[key]:
-                del doc[key]
-    return doc
 
 
 def _plan_unlisting(path: Path, hub: str, deletions: Sequence[Path]) -> FileEdit:

@@ -20,6 +20,7 @@ from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hubconfig import Chart
 from provision.hubfiles import remove as hubfiles_remove
+from provision.hubfiles.removal_target import RemovalTarget
 from provision.plan import Change, Plan
 
 RESUME_HINT = "re-run the same command: what is already removed is detected and skipped"
@@ -129,7 +130,7 @@ def local_input() -> Iterator[None]:
 
 
 def plan_files(
-    req: HubFilesRequest, target: hubfiles_remove.RemovalTarget, *, hub: str | None, sops_binary: str | None
+    req: HubFilesRequest, target: RemovalTarget, *, hub: str | None, sops_binary: str | None
 ) -> Context:
     client = sops.Sops(sops_binary) if sops_binary is not None else None
     given = hubfiles_remove.HubFiles(req.values_file, req.secret_file, req.cluster_config, hub)
@@ -241,7 +242,7 @@ class RemoteSide(Protocol):
 
     def validate(self) -> None: ...
 
-    def target(self, chart: Chart) -> hubfiles_remove.RemovalTarget: ...
+    def target(self, chart: Chart) -> RemovalTarget: ...
 
     def read(self, reporter: Reporter, *, clock: httpretry.Deadline, dry_run: bool) -> RemotePlan: ...
 

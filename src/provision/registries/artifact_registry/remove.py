@@ -18,7 +18,7 @@ from pathlib import Path
 from provision import files
 from provision.console import Reporter
 from provision.errors import ProvisionError
-from provision.hubfiles import remove as hubfiles_remove
+from provision.hubfiles.removal_target import RemovalTarget
 from provision.plan import Change, Plan
 from provision.registries.artifact_registry import create as gcp
 from provision.registries.artifact_registry.create import ATTRIBUTE, GcpRequest
@@ -63,7 +63,7 @@ def remove_gcp(req: GcpRemoveRequest, *, reporter: Reporter, confirm: Confirm, d
     project_id, region = gcp.project_and_region(edit)
     registry = gcp.registry_for(g.name, project_id=project_id, region=region, key="")
     with local_input():
-        target = hubfiles_remove.RemovalTarget(registry, chart_of(req.files, g.hub))
+        target = RemovalTarget(registry, chart_of(req.files, g.hub))
     ctx = plan_files(req.files, target, hub=g.hub, sops_binary=sops_binary)
     if dry_run:
         return _dry_run(g, edit, ctx, reporter, confirm)

@@ -12,7 +12,7 @@ from provision import httpretry
 from provision.console import Reporter
 from provision.errors import UsageError
 from provision.hubconfig import Chart
-from provision.hubfiles import remove as hubfiles_remove
+from provision.hubfiles.removal_target import RemovalTarget
 from provision.plan import Change
 from provision.registries.dockerhub.create import SERVER as DOCKERHUB_SERVER
 from provision.registries.dockerhub.create import DockerHubRequest
@@ -64,12 +64,12 @@ class DockerHubRemoval:
     def validate(self) -> None:
         validate_dockerhub(self.req.dockerhub)
 
-    def target(self, chart: Chart) -> hubfiles_remove.RemovalTarget:
+    def target(self, chart: Chart) -> RemovalTarget:
         d = self.req.dockerhub
         registry = dockerhub_registry(d, password="")
         if not d.org and d.username is None:
             registry = replace(registry, username="")  # unknown: any user name in the files matches
-        return hubfiles_remove.RemovalTarget(registry, chart, pull_hosts=DOCKERHUB_PULL_HOSTS)
+        return RemovalTarget(registry, chart, pull_hosts=DOCKERHUB_PULL_HOSTS)
 
     def read(self, reporter: Reporter, *, clock: httpretry.Deadline, dry_run: bool) -> RemotePlan:
         from provision.registries.dockerhub.client import DockerHubClient, DockerHubError

@@ -16,8 +16,8 @@ from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.hostlimit import HostLimiter, SlotTimeout
 from provision.hubconfig import Chart
-from provision.hubfiles import remove as hubfiles_remove
 from provision.hubfiles.cluster import cluster_hubs, other_hubs_using
+from provision.hubfiles.removal_target import RemovalTarget
 from provision.plan import Change
 from provision.registries.quay.create import QuayRequest
 from provision.registries.quay.create import registry_for as quay_registry
@@ -93,9 +93,9 @@ class QuayRemoval:
     def validate(self) -> None:
         validate_quay_removal(self.req)
 
-    def target(self, chart: Chart) -> hubfiles_remove.RemovalTarget:
+    def target(self, chart: Chart) -> RemovalTarget:
         q = self.req.quay
-        return hubfiles_remove.RemovalTarget(quay_registry(q, ""), chart, pull_hosts=(q.host,))
+        return RemovalTarget(quay_registry(q, ""), chart, pull_hosts=(q.host,))
 
     def read(self, reporter: Reporter, *, clock: httpretry.Deadline, dry_run: bool) -> RemotePlan:
         q = self.req.quay
