@@ -66,7 +66,7 @@ def remove_owned(
             if before and not current:
                 delete_key(target, key, pending)
         elif path in identity or clusterrepo.plain(current) == clusterrepo.plain(value):
-            # Hub-specific leaves were checked against the registry (removal_target.check_identity); the others must match.
+            # Hub-specific leaves were checked against the registry (removal_target.check_identity); others must match.
             removed.append(dotted)
             delete_key(target, key, pending)
         else:
