@@ -266,8 +266,8 @@ def test_an_interrupted_proof_names_the_live_credential_for_every_registry() -> 
     from provision.console import Reporter
     from provision.errors import EXIT_INTERRUPTED, ProvisionError
     from provision.hubconfig import HubRegistry
-    from provision.registries.dockerhub.create import DockerHubRequest
-    from provision.registries.dockerhub.create import rotated_credential as dockerhub_rotated
+    from provision.registries.dockerhub.request import DockerHubRequest
+    from provision.registries.dockerhub.request import rotated_credential as dockerhub_rotated
     from provision.verbs import rotate as rotation
 
     def interrupt(_seconds: float) -> None:

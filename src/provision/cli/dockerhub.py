@@ -120,7 +120,7 @@ def dockerhub(
     reporter = options.reporter()
     with handled(reporter, debug=options.debug):
         from provision.console import emit
-        from provision.registries.dockerhub.create import DockerHubRequest
+        from provision.registries.dockerhub.request import DockerHubRequest
         from provision.registries.dockerhub.setup import DockerHubSetup
         from provision.verbs import create
 

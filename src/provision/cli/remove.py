@@ -275,7 +275,7 @@ def remove_dockerhub(
 
     def removal(reporter: Reporter) -> RemoveResult:
         from provision.registries.dockerhub import remove as flow
-        from provision.registries.dockerhub.create import DockerHubRequest
+        from provision.registries.dockerhub.request import DockerHubRequest
 
         placed = place(where, cluster=cluster, hub=hub, options=options, reporter=reporter)
         dockerhub = DockerHubRequest(

@@ -19,7 +19,8 @@ from provision.cli import app
 from provision.console import Reporter
 from provision.errors import ProvisionError, UsageError
 from provision.registries.dockerhub.client import DockerHubError
-from provision.registries.dockerhub.create import DockerHubRequest, DockerHubResult, run
+from provision.registries.dockerhub.create import DockerHubResult, run
+from provision.registries.dockerhub.request import DockerHubRequest
 from tests.helpers import helm_merge, validate_hub_values
 from tests.registries.dockerhub.conftest import DOCKERHUB_PASSWORD
 from tests.servers.dockerhub import FakeDockerHub, RateLimited, ResetAfter, Status

@@ -24,7 +24,8 @@ from urllib3.util.retry import Retry
 from provision.cli import app
 from provision.console import Reporter
 from provision.errors import ProvisionError
-from provision.registries.dockerhub.create import DockerHubRequest, DockerHubResult, run
+from provision.registries.dockerhub.create import DockerHubResult, run
+from provision.registries.dockerhub.request import DockerHubRequest
 from tests.conftest import REPO
 from tests.registries.dockerhub.conftest import DOCKERHUB_PASSWORD
 from tests.servers.dockerhub import (

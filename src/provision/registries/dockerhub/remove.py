@@ -14,10 +14,10 @@ from provision.errors import UsageError
 from provision.hubconfig import Chart
 from provision.hubfiles.removal_target import RemovalTarget
 from provision.plan import Change
-from provision.registries.dockerhub.create import SERVER as DOCKERHUB_SERVER
-from provision.registries.dockerhub.create import DockerHubRequest
-from provision.registries.dockerhub.create import registry_for as dockerhub_registry
-from provision.registries.dockerhub.create import validate as validate_dockerhub
+from provision.registries.dockerhub.request import SERVER as DOCKERHUB_SERVER
+from provision.registries.dockerhub.request import DockerHubRequest
+from provision.registries.dockerhub.request import registry_for as dockerhub_registry
+from provision.registries.dockerhub.request import validate as validate_dockerhub
 from provision.verbs import remove
 from provision.verbs.remove import Confirm, HubFilesRequest, RemotePlan, RemoveResult
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from provision.console import Reporter
 from provision.registries.dockerhub import create as flow
+from provision.registries.dockerhub.request import DockerHubRequest, rotated_credential, validate
 from provision.verbs.create import Created, Handover
 from provision.verbs.deliver import HubFiles
 
@@ -12,12 +13,12 @@ from provision.verbs.deliver import HubFiles
 class DockerHubSetup:
     """Create (or rotate) the Docker Hub access token a hub pushes with."""
 
-    def __init__(self, request: flow.DockerHubRequest, *, deadline: float) -> None:
+    def __init__(self, request: DockerHubRequest, *, deadline: float) -> None:
         self.request, self.deadline = request, deadline
         self.cluster: str | None = request.cluster
 
     def validate(self) -> None:
-        flow.validate(self.request)
+        validate(self.request)
 
     def check(self, prepared: HubFiles, reporter: Reporter, *, dry_run: bool) -> None:
         """Nothing more: every local input was checked by the verb before the token exists."""
@@ -32,5 +33,5 @@ class DockerHubSetup:
         result = flow.run(self.request, reporter=reporter, dry_run=handover.dry_run, deliver=deliver_values,
                           deadline=self.deadline, delivered_to=handover.destination)  # fmt: skip
         rotates = any(c.kind == "rotate" for c in result.plan.changes)
-        rotated = flow.rotated_credential(self.request) if rotates else None
+        rotated = rotated_credential(self.request) if rotates else None
         return Created(result.registry, rotated=rotated, delivered=True)
