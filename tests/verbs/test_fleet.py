@@ -482,3 +482,20 @@ def test_quay_without_a_policy_is_none_and_fails_the_nightly_check(fleet: Fleet,
     staging = by_hub(doc or {})["c-quay/staging"]
     assert staging["retention"]["state"] == "none" and detail in staging["retention"]["detail"]
     assert staging["result"] == "fail" and staging["reason"].startswith("image retention policy: none")
+
+
+def test_hubs_sharing_a_quay_organization_read_its_policy_once(fleet: Fleet) -> None:
+    """The auto-prune policy is the organization's: a fleet run asks Quay for it once, not once per hub."""
+    from tests.servers.quay import FakeQuay
+
+    with FakeQuay() as quay:
+        quay.add_admin(QUAY_ADMIN)
+        quay.add_org("hubs", admin="admin")
+        quay.add_prune_policy("hubs", "number_of_tags", 10)
+        code, stderr, doc = invoke_env(fleet, {"QUAY_TOKEN": QUAY_ADMIN}, "--cluster", "c-quay", "--api-url",
+                                       f"quay.io={quay.url}", "--format", "json")  # fmt: skip
+        asked = [r for r in quay.requests if "autoprunepolicy" in r.path]
+    hubs = by_hub(doc or {})
+    assert len(hubs) >= 3, stderr
+    assert {h["retention"]["state"] for h in hubs.values()} == {"server-side"}
+    assert len(asked) == 1, [r.path for r in asked]

@@ -210,6 +210,11 @@ class RegistryKind:
         """The hub's retention policy: read from files, or asked of the registry with query.token."""
         return Retention("none", CLIENT_SIDE)
 
+    def retention_scope(self, registry: HubRegistry) -> str | None:
+        """What the hub's retention policy belongs to when other hubs share it (a run asks for it once); None: the
+        hub's own."""
+        return None
+
 
 # --- doctor --- (what doctor tells a kind, and a kind's answer)
 

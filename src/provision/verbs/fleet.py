@@ -151,7 +151,7 @@ def _check_hub(
     reporter: Reporter,
     limiter: HostLimiter,
     deadline: httpretry.Deadline | None = None,
-    tokens: Mapping[str, str] | None = None,
+    reader: fleet_retention.Reader | None = None,
 ) -> HubResult:
     start = time.monotonic()
 
@@ -205,10 +205,9 @@ def _check_hub(
     except single.DeadlinePassed as exc:
         left = f"; not checked: {', '.join(exc.not_made)}" if exc.not_made else ""
         return late(f"{exc.pending}{left}", [*checks, *exc.checks])
-    retention = fleet_retention.hub_retention(
-        reg, cluster=target.cluster, hub=target.hub, folder=target.folder, tokens=tokens or {},
-        api_urls=request.api_urls, limiter=limiter, deadline=deadline,
-    )  # fmt: skip
+    reader = reader or fleet_retention.Reader({}, reporter, request.api_urls)
+    retention = reader.of(reg, cluster=target.cluster, hub=target.hub, folder=target.folder, limiter=limiter,
+                          deadline=deadline)  # fmt: skip
     checks += fleet_retention.checks(retention, required=request.require_retention)
     registry = host_of(reg.server)
     failed = [c for c in checks if c.status == "fail"]
@@ -244,7 +243,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
     runner = sops.Sops(sops.find_binary(request.sops_bin)) if needed else None
     limiter = HostLimiter(request.per_host)
     deadline = httpretry.Deadline(request.deadline) if request.deadline else None
-    tokens = fleet_retention.tokens(request.environ, reporter)
+    reader = fleet_retention.Reader(request.environ, reporter, request.api_urls)
     results: dict[int, HubResult] = {}  # by the target's position (two cluster folders may share a name)
     decrypted: dict[Path, Future[hubs.Decrypted]] = {}
     if needed:
@@ -270,7 +269,7 @@ def run(request: FleetRequest, *, reporter: Reporter) -> FleetResult:
             def check(target: hubs.Target) -> HubResult:
                 return _safely(target, lambda: _check_hub(target, decrypted, request, reporter=reporter,
                                                           limiter=limiter, deadline=deadline,
-                                                          tokens=tokens))  # fmt: skip
+                                                          reader=reader))  # fmt: skip
 
             futures: dict[Future[HubResult], int] = {pool.submit(check, t): i for i, t in enumerate(targets)}
             for index, future in enumerate(as_completed(futures), start=1):

@@ -137,16 +137,15 @@ def _hub_values(target: fleet_hubs.Target, secrets: Mapping[Path, fleet_hubs.Dec
 
 
 def _open(target: fleet_hubs.Target, view: Mapping[Any, Any], request: FleetPruneRequest, access: PruneAccess,
-          tokens: Mapping[str, str], reporter: Reporter) -> HubPrune:  # fmt: skip
+          reader: fleet_retention.Reader, reporter: Reporter) -> HubPrune:  # fmt: skip
     """The hub's Pruner, or why it is not pruned: no pruner for its kind, or a server-side policy."""
     hub = HubPrune(target.cluster, target.hub, "planned")
     reg, _ = values.from_values(view, {})
     reporter.add_secret(reg.password)
     hub.prefix = reg.image_prefix
     kind = registries.named(reg.kind)
-    retention = fleet_retention.hub_retention(reg, cluster=target.cluster, hub=target.hub, folder=target.folder,
-                                              tokens=tokens, api_urls={}, limiter=access.limiter,
-                                              deadline=access.deadline)  # fmt: skip
+    retention = reader.of(reg, cluster=target.cluster, hub=target.hub, folder=target.folder, limiter=access.limiter,
+                          deadline=access.deadline)  # fmt: skip
     hub.retention = retention.label()
     if retention.state == "server-side":
         hub.status, hub.detail = "not-pruned", f"{kind.title} prunes it server-side"
@@ -216,14 +215,14 @@ def run(request: FleetPruneRequest, *, reporter: Reporter, confirm: Confirm) -> 
     clock = httpretry.Deadline(request.deadline)
     limiter = HostLimiter(request.per_host)
     access = PruneAccess(limiter, clock, None, request.api_url)
-    tokens = fleet_retention.tokens(request.environ, reporter)
+    reader = fleet_retention.Reader(request.environ, reporter)
     secrets = _decrypt_all(targets, request, reporter, clock)
     one = prune.PruneRequest((), request.rules, jobs=request.jobs, dry_run=request.dry_run)
     result = FleetPruneResult(str(request.path), [], tuple(skipped), dry_run=request.dry_run)
     start = time.monotonic()
     try:
         for target in targets:
-            result.hubs.append(_open_and_plan(target, secrets, request, one, access, tokens, reporter, start))
+            result.hubs.append(_open_and_plan(target, secrets, request, one, access, reader, reporter, start))
         _show(result, reporter)
         emptied = sum(_emptied(h.result) for h in result.hubs if h.result is not None)
         if not request.dry_run and (result.to_delete or emptied):
@@ -244,13 +243,13 @@ def run(request: FleetPruneRequest, *, reporter: Reporter, confirm: Confirm) -> 
 
 
 def _open_and_plan(target: fleet_hubs.Target, secrets: Mapping[Path, fleet_hubs.Decrypted], request: FleetPruneRequest,
-                   one: prune.PruneRequest, access: PruneAccess, tokens: Mapping[str, str], reporter: Reporter,
+                   one: prune.PruneRequest, access: PruneAccess, reader: fleet_retention.Reader, reporter: Reporter,
                    start: float) -> HubPrune:  # fmt: skip
     if access.deadline is not None and access.deadline.remaining() <= 0:
         return HubPrune(target.cluster, target.hub, "failed", LATE)
     try:
         view = _hub_values(target, secrets)
-        hub = _open(target, view, request, access, tokens, reporter)
+        hub = _open(target, view, request, access, reader, reporter)
     except ProvisionError as exc:
         return _failed(target, exc)
     if hub.pruner is not None:

@@ -7,6 +7,7 @@ stays a check that could not be made.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,34 @@ def tokens(environ: Mapping[str, str], reporter: Reporter) -> dict[str, str]:
             reporter.add_secret(token)
             found[kind.name] = token
     return found
+
+
+class Reader:
+    """The retention of a run's hubs: the kinds' tokens read once, and a policy that several hubs share (a Quay
+    organization's, keyed by RegistryKind.retention_scope) asked of the registry once, however many hubs use it."""
+
+    def __init__(self, environ: Mapping[str, str], reporter: Reporter, api_urls: Mapping[str, str] | None = None):
+        self.tokens = tokens(environ, reporter)
+        self.api_urls = dict(api_urls or {})
+        self._known: dict[tuple[str, str], Retention] = {}
+        self._lock = threading.Lock()
+
+    def of(
+        self, registry: HubRegistry, *, cluster: str, hub: str, folder: Path | None,
+        limiter: HostLimiter | None = None, deadline: httpretry.Deadline | None = None,
+    ) -> Retention:  # fmt: skip
+        kind = registries.named(registry.kind)
+        scope = kind.retention_scope(registry)
+        with self._lock:
+            known = self._known.get((kind.name, scope)) if scope is not None else None
+        if known is not None:
+            return known
+        found = hub_retention(registry, cluster=cluster, hub=hub, folder=folder, tokens=self.tokens,
+                              api_urls=self.api_urls, limiter=limiter, deadline=deadline)  # fmt: skip
+        if scope is not None and found.state != "unknown":  # an unknown answer may be the deadline's: ask again
+            with self._lock:
+                self._known[(kind.name, scope)] = found
+        return found
 
 
 def hub_retention(

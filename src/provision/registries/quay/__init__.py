@@ -76,5 +76,9 @@ class Quay(RegistryKind):
         api_url = query.api_url or f"https://{host_of(query.registry.server)}"
         return read_retention(api_url, query.token, self.repository_path(query.registry).split("/")[0], query)
 
+    def retention_scope(self, registry: HubRegistry) -> str | None:
+        """An auto-prune policy is the organization's: every hub pushing there shares it."""
+        return f"{host_of(registry.server)}/{self.repository_path(registry).split('/')[0]}"
+
 
 KIND = Quay()
