@@ -42,6 +42,7 @@ class Reader:
         self.tokens = tokens(environ, reporter)
         self.api_urls = dict(api_urls or {})
         self._known: dict[tuple[str, str], Retention] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def of(
@@ -50,16 +51,22 @@ class Reader:
     ) -> Retention:  # fmt: skip
         kind = registries.named(registry.kind)
         scope = kind.retention_scope(registry)
-        with self._lock:
-            known = self._known.get((kind.name, scope)) if scope is not None else None
-        if known is not None:
+
+        def ask() -> Retention:
+            return hub_retention(registry, cluster=cluster, hub=hub, folder=folder, tokens=self.tokens,
+                                 api_urls=self.api_urls, limiter=limiter, deadline=deadline)  # fmt: skip
+
+        if scope is None:
+            return ask()
+        with self._lock:  # one lock per shared policy: hubs checked at once wait for the first to ask
+            key_lock = self._locks.setdefault((kind.name, scope), threading.Lock())
+        with key_lock:
+            known = self._known.get((kind.name, scope))
+            if known is None:
+                known = ask()
+                if known.state != "unknown":  # an unknown answer may be the deadline's: the next hub asks again
+                    self._known[(kind.name, scope)] = known
             return known
-        found = hub_retention(registry, cluster=cluster, hub=hub, folder=folder, tokens=self.tokens,
-                              api_urls=self.api_urls, limiter=limiter, deadline=deadline)  # fmt: skip
-        if scope is not None and found.state != "unknown":  # an unknown answer may be the deadline's: ask again
-            with self._lock:
-                self._known[(kind.name, scope)] = found
-        return found
 
 
 def hub_retention(
